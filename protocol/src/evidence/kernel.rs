@@ -1,0 +1,49 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// /proc/net/snmp and /proc/net/netstat counters sampled at the start and end of the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CountersEvidence {
+    /// Interval between the two samples.
+    pub interval_ms: f64,
+    /// Counters that matter for diagnosis, keyed `Group.Name` (`Tcp.RetransSegs`,
+    /// `TcpExt.ListenOverflows`, `Udp.RcvbufErrors`...): value at the end and delta.
+    pub counters: BTreeMap<String, CounterValue>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterValue {
+    pub value: u64,
+    pub delta: u64,
+}
+
+/// Connection tracking table fill, as visible from the namespace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConntrackEvidence {
+    /// False when conntrack is not loaded or not visible: then the numbers are absent, not zero.
+    pub present: bool,
+    #[serde(default)]
+    pub count: Option<u64>,
+    #[serde(default)]
+    pub max: Option<u64>,
+    #[serde(default)]
+    pub fill_ratio: Option<f64>,
+    /// Insert failures / drops / early drops summed over CPUs, when /proc/net/stat/nf_conntrack
+    /// is readable.
+    #[serde(default)]
+    pub insert_failed: Option<u64>,
+    #[serde(default)]
+    pub drop: Option<u64>,
+    #[serde(default)]
+    pub early_drop: Option<u64>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Sysctls that change how traffic behaves, by full dotted name
+/// (`net.ipv4.conf.eth0.rp_filter`). A value the namespace cannot read is absent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SysctlsEvidence {
+    pub values: BTreeMap<String, String>,
+}

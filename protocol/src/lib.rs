@@ -1,0 +1,61 @@
+//! # The netdebug event protocol
+//!
+//! `netdebug-probe` writes one JSON object per line to stdout; `kubectl-netdebug` reads the same
+//! lines from the ephemeral container's log (or from a child process in `local` mode). This crate
+//! is the single definition of both sides of that contract and of the [`Plan`] the client hands
+//! to the probe. It does no I/O.
+//!
+//! ## Envelope
+//!
+//! Every line is an envelope:
+//!
+//! ```json
+//! {"v":1,"seq":0,"type":"hello","data":{ ... }}
+//! ```
+//!
+//! | field  | meaning |
+//! |--------|---------|
+//! | `v`    | protocol **major** version ([`PROTOCOL_MAJOR`]). A reader refuses a major it does not know. |
+//! | `seq`  | 0-based sequence number, +1 per line. Lets a reader resume a dropped log stream without loss or duplication. |
+//! | `type` | event type, one of the table below. A reader ignores types it does not know (same major). |
+//! | `data` | the event's payload; unknown fields are ignored by readers. |
+//!
+//! ## Event types
+//!
+//! | `type`           | payload | when |
+//! |------------------|---------|------|
+//! | `hello`          | [`Hello`]: probe version, protocol minor, netns id, uid, capabilities | first line, always |
+//! | `check_started`  | [`CheckStarted`] | a check begins |
+//! | `evidence`       | [`Evidence`], tagged by `kind` | zero or more per check |
+//! | `skipped`        | [`Skipped`]: check, reason, missing capability | a check that cannot run under the granted privileges or plan |
+//! | `pcap_chunk`     | [`PcapChunk`]: base64 of a piece of a pcap file | capture check, in order |
+//! | `check_finished` | [`CheckFinished`]: status and duration | a check ends (also after a deadline) |
+//! | `done`           | [`Done`]: totals and whether the deadline cut the run | last line, always (unless the probe was killed) |
+//!
+//! A stream that ends without `done` means the probe stopped early (killed, OOM, node lost); the
+//! client says so in its verdict.
+//!
+//! ## Versioning
+//!
+//! Adding an event type, an evidence kind, an optional field or an enum value is a **minor**
+//! change ([`PROTOCOL_MINOR`]); readers of the same major cope. Renaming or removing anything, or
+//! changing a field's meaning, is a **major** change.
+//!
+//! Golden fixtures of every event live in `protocol/tests/fixtures/`; the contract test checks
+//! that they decode, re-encode identically, and that unknown types and fields are tolerated.
+
+pub mod envelope;
+pub mod evidence;
+pub mod plan;
+
+pub use envelope::{
+    decode_line, encode_line, CheckFinished, CheckStarted, CheckStatus, DecodeError, Decoded,
+    Done, Envelope, Event, Hello, PcapChunk, Skipped,
+};
+pub use evidence::*;
+pub use plan::*;
+
+/// Protocol major version. Readers refuse any other major.
+pub const PROTOCOL_MAJOR: u32 = 1;
+/// Protocol minor version: bumped for backwards-compatible additions.
+pub const PROTOCOL_MINOR: u32 = 0;

@@ -1,0 +1,390 @@
+//! The plan: what the client asks the probe to do. Passed as one JSON argument (or a file).
+
+use serde::{Deserialize, Serialize};
+
+/// Every check the probe knows. The `snake_case` name is used in events and on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckKind {
+    Links,
+    Route,
+    Dns,
+    Tcp,
+    Sockets,
+    Counters,
+    Conntrack,
+    Sysctls,
+    Mtu,
+    Capture,
+}
+
+impl CheckKind {
+    pub const ALL: [CheckKind; 10] = [
+        CheckKind::Links,
+        CheckKind::Route,
+        CheckKind::Dns,
+        CheckKind::Tcp,
+        CheckKind::Sockets,
+        CheckKind::Counters,
+        CheckKind::Conntrack,
+        CheckKind::Sysctls,
+        CheckKind::Mtu,
+        CheckKind::Capture,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckKind::Links => "links",
+            CheckKind::Route => "route",
+            CheckKind::Dns => "dns",
+            CheckKind::Tcp => "tcp",
+            CheckKind::Sockets => "sockets",
+            CheckKind::Counters => "counters",
+            CheckKind::Conntrack => "conntrack",
+            CheckKind::Sysctls => "sysctls",
+            CheckKind::Mtu => "mtu",
+            CheckKind::Capture => "capture",
+        }
+    }
+}
+
+impl std::fmt::Display for CheckKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for CheckKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CheckKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = CheckKind::ALL.iter().map(|k| k.as_str()).collect();
+                format!("unknown check `{s}` (known: {})", names.join(", "))
+            })
+    }
+}
+
+/// What a target stands for, so the verdict can tell a ClusterIP from an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetRole {
+    /// An address or host name given directly.
+    #[default]
+    Direct,
+    /// A Service's ClusterIP (a DNAT done by kube-proxy or the CNI, not an interface address).
+    ClusterIp,
+    /// One endpoint of a Service (a pod IP and the resolved targetPort).
+    Endpoint,
+    /// A pod's IP.
+    Pod,
+}
+
+/// One destination to examine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// Stable name used in every evidence line about this target, e.g. `svc/payments:443`
+    /// or `10.244.2.37:8443`.
+    pub label: String,
+    /// An IP address literal or a DNS name. A name is resolved by the probe's own resolver
+    /// (resolv.conf + search/ndots), never by libc.
+    pub host: String,
+    /// TCP port; `None` means route/MTU-only (no connect).
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub role: TargetRole,
+}
+
+/// DNS check options.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsPlan {
+    /// Names to resolve as the pod's resolver would (search list and ndots applied).
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// resolv.conf to read. Default `/etc/resolv.conf` (in a pod: the target container's view
+    /// is the pod's, since ephemeral containers share it through the kubelet's mount).
+    #[serde(default = "default_resolv_conf")]
+    pub resolv_conf: String,
+    /// Query over TCP as well as UDP (TCP is always used when a UDP answer is truncated).
+    #[serde(default)]
+    pub tcp: bool,
+    /// Per-query timeout; `None` uses resolv.conf's `timeout` option (default 5 s), capped by
+    /// the run deadline.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Also query AAAA (default true).
+    #[serde(default = "yes")]
+    pub aaaa: bool,
+}
+
+impl Default for DnsPlan {
+    fn default() -> Self {
+        DnsPlan {
+            names: Vec::new(),
+            resolv_conf: default_resolv_conf(),
+            tcp: false,
+            timeout_ms: None,
+            aaaa: true,
+        }
+    }
+}
+
+fn default_resolv_conf() -> String {
+    "/etc/resolv.conf".to_string()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Capture options (check `capture`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapturePlan {
+    /// Interface name; `None` captures on all interfaces.
+    #[serde(default)]
+    pub interface: Option<String>,
+    /// tcpdump-style filter expression; `None` = traffic to/from the targets and DNS to the
+    /// nameservers.
+    #[serde(default)]
+    pub filter: Option<String>,
+    pub max_duration_ms: u64,
+    pub max_packets: u64,
+    pub max_bytes: u64,
+    /// Bytes kept per packet. Headers only by default.
+    #[serde(default = "default_snaplen")]
+    pub snaplen: u32,
+    /// Emit pcap_chunk events (the client writes them to a file).
+    #[serde(default = "yes")]
+    pub pcap: bool,
+}
+
+fn default_snaplen() -> u32 {
+    128
+}
+
+impl Default for CapturePlan {
+    fn default() -> Self {
+        CapturePlan {
+            interface: None,
+            filter: None,
+            max_duration_ms: 5_000,
+            max_packets: 10_000,
+            max_bytes: 16 << 20,
+            snaplen: default_snaplen(),
+            pcap: true,
+        }
+    }
+}
+
+/// MTU search options (check `mtu`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MtuPlan {
+    /// Largest IP packet size to try; default: the route MTU.
+    #[serde(default)]
+    pub max_size: Option<u32>,
+    /// Smallest size to try (IPv4 minimum MTU is 576 per RFC 791 practice, 1280 for IPv6).
+    #[serde(default)]
+    pub min_size: Option<u32>,
+    /// Per-probe wait for an answer.
+    #[serde(default = "default_mtu_wait")]
+    pub wait_ms: u64,
+}
+
+fn default_mtu_wait() -> u64 {
+    1_000
+}
+
+impl Default for MtuPlan {
+    fn default() -> Self {
+        MtuPlan {
+            max_size: None,
+            min_size: None,
+            wait_ms: default_mtu_wait(),
+        }
+    }
+}
+
+/// Everything the probe is asked to do in one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Protocol major the plan was written for; the probe refuses another.
+    pub v: u32,
+    #[serde(default)]
+    pub targets: Vec<Target>,
+    /// Checks to run. Empty means the default set for the targets given.
+    #[serde(default)]
+    pub checks: Vec<CheckKind>,
+    /// Hard deadline for the whole run; the probe never outlives it.
+    #[serde(default = "default_deadline")]
+    pub deadline_ms: u64,
+    /// Per-target TCP connect timeout.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_ms: u64,
+    #[serde(default)]
+    pub dns: DnsPlan,
+    #[serde(default)]
+    pub capture: Option<CapturePlan>,
+    #[serde(default)]
+    pub mtu: Option<MtuPlan>,
+    /// How many peers/listeners to list in socket evidence.
+    #[serde(default = "default_top")]
+    pub sockets_top: u32,
+}
+
+fn default_deadline() -> u64 {
+    15_000
+}
+fn default_connect_timeout() -> u64 {
+    3_000
+}
+fn default_top() -> u32 {
+    10
+}
+
+/// The checks that run when a plan names none.
+pub const DEFAULT_CHECKS: &[CheckKind] = &[
+    CheckKind::Links,
+    CheckKind::Route,
+    CheckKind::Dns,
+    CheckKind::Tcp,
+    CheckKind::Sockets,
+    CheckKind::Counters,
+    CheckKind::Conntrack,
+    CheckKind::Sysctls,
+];
+
+impl Plan {
+    pub fn new(targets: Vec<Target>) -> Self {
+        Plan {
+            v: crate::PROTOCOL_MAJOR,
+            targets,
+            checks: Vec::new(),
+            deadline_ms: default_deadline(),
+            connect_timeout_ms: default_connect_timeout(),
+            dns: DnsPlan::default(),
+            capture: None,
+            mtu: None,
+            sockets_top: default_top(),
+        }
+    }
+
+    /// The checks this plan runs, in a stable order.
+    pub fn effective_checks(&self) -> Vec<CheckKind> {
+        let mut checks: Vec<CheckKind> = if self.checks.is_empty() {
+            let mut c = DEFAULT_CHECKS.to_vec();
+            if self.capture.is_some() {
+                c.push(CheckKind::Capture);
+            }
+            if self.mtu.is_some() {
+                c.push(CheckKind::Mtu);
+            }
+            c
+        } else {
+            self.checks.clone()
+        };
+        checks.sort();
+        checks.dedup();
+        checks
+    }
+
+    /// Parse and validate a plan. Errors name the field at fault.
+    pub fn from_json(json: &str) -> Result<Plan, PlanError> {
+        let plan: Plan =
+            serde_json::from_str(json).map_err(|e| PlanError::Parse(e.to_string()))?;
+        plan.validate()?;
+        Ok(plan)
+    }
+
+    pub fn validate(&self) -> Result<(), PlanError> {
+        if self.v != crate::PROTOCOL_MAJOR {
+            return Err(PlanError::Version(self.v));
+        }
+        if self.deadline_ms == 0 || self.deadline_ms > 600_000 {
+            return Err(PlanError::Invalid(format!(
+                "deadline_ms {} out of range (1..=600000)",
+                self.deadline_ms
+            )));
+        }
+        if self.connect_timeout_ms == 0 {
+            return Err(PlanError::Invalid("connect_timeout_ms must be > 0".into()));
+        }
+        for t in &self.targets {
+            validate_host(&t.host).map_err(|why| {
+                PlanError::Invalid(format!("target `{}`: host `{}` {why}", t.label, t.host))
+            })?;
+            if t.port == Some(0) {
+                return Err(PlanError::Invalid(format!(
+                    "target `{}`: port 0 is not a port",
+                    t.label
+                )));
+            }
+        }
+        for n in &self.dns.names {
+            if n.parse::<std::net::IpAddr>().is_ok() {
+                return Err(PlanError::Invalid(format!(
+                    "dns name `{n}` is an IP address, not a name"
+                )));
+            }
+            validate_host(n)
+                .map_err(|why| PlanError::Invalid(format!("dns name `{n}` {why}")))?;
+        }
+        if let Some(c) = &self.capture {
+            if c.max_duration_ms == 0 || c.max_packets == 0 || c.max_bytes == 0 {
+                return Err(PlanError::Invalid(
+                    "capture limits must be greater than zero".into(),
+                ));
+            }
+            if c.max_duration_ms > 600_000 || c.max_packets > 10_000_000 || c.max_bytes > 1 << 30
+            {
+                return Err(PlanError::Invalid(
+                    "capture limits too large (at most 600 s, 10,000,000 packets, 1 GiB)".into(),
+                ));
+            }
+            if c.snaplen < 64 || c.snaplen > 262_144 {
+                return Err(PlanError::Invalid(format!(
+                    "capture snaplen {} out of range (64..=262144)",
+                    c.snaplen
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A host is an IP literal or a syntactically valid DNS name (RFC 1123 labels, optional
+/// trailing dot).
+pub fn validate_host(host: &str) -> Result<(), &'static str> {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if name.is_empty() || name.len() > 253 {
+        return Err("is not an IP address or a DNS name");
+    }
+    for label in name.split('.') {
+        let ok = !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !label.starts_with('-')
+            && !label.ends_with('-');
+        if !ok {
+            return Err("is not an IP address or a DNS name");
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    #[error("plan does not parse: {0}")]
+    Parse(String),
+    #[error("plan is for protocol version {0}, this probe speaks version 1")]
+    Version(u32),
+    #[error("invalid plan: {0}")]
+    Invalid(String),
+}

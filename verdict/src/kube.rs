@@ -1,0 +1,164 @@
+//! Kubernetes-level evidence, gathered by the client before the probe runs (resolution of the
+//! source pod, the destination Service/EndpointSlices/pods, NetworkPolicies, preflight). Pure
+//! data: the client fills it, the verdict engine reads it, `-o json` prints it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KubeEvidence {
+    pub source: Option<SourceInfo>,
+    pub destination: Option<DestinationInfo>,
+    /// The security profile the probe ran under, and why it was chosen.
+    pub profile: Option<ProfileInfo>,
+    /// Everything Kubernetes-level worth saying, good or bad.
+    #[serde(default)]
+    pub findings: Vec<KubeFinding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceInfo {
+    pub namespace: String,
+    pub pod: String,
+    /// `deploy/checkout` when the pod was picked from a workload.
+    #[serde(default)]
+    pub picked_from: Option<String>,
+    #[serde(default)]
+    pub container: Option<String>,
+    #[serde(default)]
+    pub node: Option<String>,
+    #[serde(default)]
+    pub pod_ip: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DestinationInfo {
+    Service(ServiceInfo),
+    Pod(PodDestination),
+    /// An IP or host name given directly, with its port.
+    Address { host: String, port: Option<u16> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PodDestination {
+    pub namespace: String,
+    pub name: String,
+    #[serde(default)]
+    pub ip: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub ready: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    pub namespace: String,
+    pub name: String,
+    /// `ClusterIP`, `NodePort`, `LoadBalancer`, `ExternalName`.
+    pub service_type: String,
+    /// None for headless (`None`) and ExternalName Services.
+    #[serde(default)]
+    pub cluster_ip: Option<String>,
+    pub headless: bool,
+    #[serde(default)]
+    pub external_name: Option<String>,
+    /// Empty when the Service has no selector (endpoints managed by hand).
+    #[serde(default)]
+    pub selector: BTreeMap<String, String>,
+    /// Ports examined (the one asked for, or all).
+    #[serde(default)]
+    pub ports: Vec<ServicePortInfo>,
+    #[serde(default)]
+    pub endpoints: Vec<EndpointInfo>,
+    /// `NAME.NS.svc.<cluster domain>`.
+    pub dns_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServicePortInfo {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub port: u16,
+    pub protocol: String,
+    /// As written in the Service: a number or a port name.
+    pub target_port: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointInfo {
+    pub ip: String,
+    /// Resolved port for the Service port examined.
+    #[serde(default)]
+    pub port: Option<u16>,
+    pub ready: bool,
+    pub serving: bool,
+    pub terminating: bool,
+    #[serde(default)]
+    pub pod: Option<String>,
+    #[serde(default)]
+    pub node: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileInfo {
+    /// `restricted`, `baseline` or `netadmin`.
+    pub name: String,
+    /// Why: `namespace enforces restricted`, `--profile netadmin`...
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Failure,
+}
+
+/// One Kubernetes-level fact with a stable code the verdict rules match on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KubeFinding {
+    pub code: KubeFindingCode,
+    pub severity: Severity,
+    /// The object the finding is about: `svc/payments`, `networkpolicy/shop/deny-all`.
+    pub object: String,
+    /// One sentence, with the numbers or names that prove it.
+    pub message: String,
+    /// Structured details (selector, closest labels, ports...), stable keys.
+    #[serde(default)]
+    pub details: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KubeFindingCode {
+    /// The Service has no selector (and so endpoints only if managed by hand).
+    ServiceWithoutSelector,
+    /// The selector matches no pod in the namespace; details carry `selector` and
+    /// `closest_labels`.
+    SelectorMatchesNoPod,
+    /// No endpoints at all.
+    NoEndpoints,
+    /// Some or all endpoints are not ready; details carry the counts and readiness reasons.
+    EndpointsNotReady,
+    /// The targetPort (named or numeric) is not exposed by any container of the endpoint pods.
+    TargetPortNotExposed,
+    /// The Service is headless: the name resolves to pod IPs, there is no ClusterIP DNAT.
+    HeadlessService,
+    /// ExternalName: the name is a CNAME to `external_name`.
+    ExternalNameService,
+    /// A NetworkPolicy is predicted to deny this peer and port; details carry `policy`,
+    /// `direction` (ingress/egress).
+    NetworkPolicyDenies,
+    /// NetworkPolicies select the pods and admit this peer and port.
+    NetworkPolicyAdmits,
+    /// All endpoints ready and the port resolves: the Kubernetes side looks right.
+    ServiceHealthy,
+    /// The destination pod is not Ready.
+    DestinationPodNotReady,
+}
