@@ -1,1 +1,63 @@
-fn main() {}
+//! `netdebug-probe`: gathers network evidence from inside one network namespace and writes it as
+//! JSON lines (see the `netdebug-protocol` crate) to stdout, then exits. It never writes to the
+//! filesystem and never outlives the plan's deadline.
+
+mod caps;
+mod checks;
+mod cli;
+mod context;
+mod dns;
+mod emit;
+mod netns;
+mod platform;
+mod runner;
+
+use std::process::ExitCode;
+
+/// Exit code when the probe itself could not work (bad plan, namespace not enterable...).
+const EXIT_PROBE_FAILED: u8 = 2;
+
+fn main() -> ExitCode {
+    let args = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(cli::Command::Run(args)) => args,
+        Ok(cli::Command::Help) => {
+            print!("{}", cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Ok(cli::Command::Version) => {
+            println!("netdebug-probe {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("netdebug-probe: {e}");
+            return ExitCode::from(EXIT_PROBE_FAILED);
+        }
+    };
+    // setns(CLONE_NEWNET) only moves the calling thread, so it must happen while this is the
+    // only thread: before the async runtime (and its blocking pool) exists. Threads created
+    // later inherit the namespace.
+    if let Some(target) = &args.netns {
+        if let Err(e) = netns::enter(target) {
+            eprintln!("netdebug-probe: {e}");
+            return ExitCode::from(EXIT_PROBE_FAILED);
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("netdebug-probe: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_PROBE_FAILED);
+        }
+    };
+    let emitter = emit::Emitter::stdout();
+    match runtime.block_on(runner::run(args.plan, emitter)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("netdebug-probe: {e}");
+            ExitCode::from(EXIT_PROBE_FAILED)
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Command line of the probe. Hand-parsed on purpose: five flags do not justify clap's size in
+//! a binary that is injected into every pod we debug.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use protocol::Plan;
+
+use crate::netns::NetnsTarget;
+
+pub const USAGE: &str = "\
+netdebug-probe: network evidence from inside a network namespace, as JSON lines on stdout
+
+usage: netdebug-probe [--netns PATH|NAME | --pid PID] (PLAN_JSON | --plan-file FILE)
+       netdebug-probe --version
+
+  PLAN_JSON          the plan as one JSON argument (see the netdebug-protocol crate)
+  --plan-file FILE   read the plan from FILE ('-' for stdin)
+  --netns PATH|NAME  enter this network namespace first (a path, or a name under /run/netns)
+  --pid PID          enter the network namespace of process PID first
+exit: 0 the probe ran (the evidence may show failures), 2 the probe itself failed
+";
+
+#[derive(Debug)]
+pub enum Command {
+    Run(RunArgs),
+    Help,
+    Version,
+}
+
+#[derive(Debug)]
+pub struct RunArgs {
+    pub plan: Plan,
+    pub netns: Option<NetnsTarget>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CliError {
+    #[error("{0} (see --help)")]
+    Usage(String),
+    #[error("cannot read plan file {path}: {message}")]
+    PlanFile { path: String, message: String },
+    #[error(transparent)]
+    Plan(#[from] protocol::PlanError),
+}
+
+pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliError> {
+    let mut plan_json: Option<String> = None;
+    let mut plan_file: Option<PathBuf> = None;
+    let mut netns: Option<NetnsTarget> = None;
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let arg = arg
+            .into_string()
+            .map_err(|a| CliError::Usage(format!("argument {a:?} is not valid UTF-8")))?;
+        let mut value = |flag: &str| -> Result<String, CliError> {
+            it.next()
+                .ok_or_else(|| CliError::Usage(format!("{flag} needs a value")))?
+                .into_string()
+                .map_err(|a| CliError::Usage(format!("{flag} value {a:?} is not valid UTF-8")))
+        };
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "-V" | "--version" => return Ok(Command::Version),
+            "--netns" => {
+                let v = value("--netns")?;
+                set_once(&mut netns, NetnsTarget::from_arg(&v), "--netns/--pid")?;
+            }
+            "--pid" => {
+                let v = value("--pid")?;
+                let pid: u32 = v
+                    .parse()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| CliError::Usage(format!("--pid `{v}` is not a process id")))?;
+                set_once(&mut netns, NetnsTarget::Pid(pid), "--netns/--pid")?;
+            }
+            "--plan-file" => {
+                let v = value("--plan-file")?;
+                set_once(&mut plan_file, PathBuf::from(v), "--plan-file")?;
+            }
+            s if s.starts_with('-') && s != "-" => {
+                return Err(CliError::Usage(format!("unknown flag `{s}`")))
+            }
+            _ => set_once(&mut plan_json, arg, "the plan argument")?,
+        }
+    }
+    let json = match (plan_json, plan_file) {
+        (Some(_), Some(_)) => {
+            return Err(CliError::Usage(
+                "give the plan either as an argument or with --plan-file, not both".into(),
+            ))
+        }
+        (Some(j), None) => j,
+        (None, Some(path)) => read_plan_file(&path)?,
+        (None, None) => return Err(CliError::Usage("no plan given".into())),
+    };
+    let plan = Plan::from_json(&json)?;
+    Ok(Command::Run(RunArgs { plan, netns }))
+}
+
+fn set_once<T>(slot: &mut Option<T>, value: T, what: &str) -> Result<(), CliError> {
+    if slot.is_some() {
+        return Err(CliError::Usage(format!("{what} given more than once")));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+fn read_plan_file(path: &PathBuf) -> Result<String, CliError> {
+    let result = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    };
+    result.map_err(|e| CliError::PlanFile {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<OsString> {
+        a.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn plan_argument_parses() {
+        let cmd = parse(args(&[r#"{"v":1,"targets":[{"label":"a","host":"127.0.0.1","port":80}]}"#]))
+            .unwrap();
+        let Command::Run(run) = cmd else { panic!("expected run") };
+        assert_eq!(run.plan.targets[0].port, Some(80));
+        assert!(run.netns.is_none());
+    }
+
+    #[test]
+    fn malformed_plan_is_a_plan_error() {
+        let err = parse(args(&["{not json"])).unwrap_err();
+        assert!(matches!(err, CliError::Plan(protocol::PlanError::Parse(_))), "{err}");
+    }
+
+    #[test]
+    fn target_that_is_not_an_address_is_refused() {
+        let err = parse(args(&[r#"{"v":1,"targets":[{"label":"a","host":"not an address!","port":80}]}"#]))
+            .unwrap_err();
+        assert!(err.to_string().contains("not an IP address or a DNS name"), "{err}");
+    }
+
+    #[test]
+    fn netns_and_pid_are_exclusive() {
+        let err = parse(args(&["--netns", "a", "--pid", "1", "{}"])).unwrap_err();
+        assert!(err.to_string().contains("more than once"), "{err}");
+    }
+
+    #[test]
+    fn bad_pid_and_unknown_flags_are_refused() {
+        assert!(parse(args(&["--pid", "x", "{}"])).unwrap_err().to_string().contains("not a process id"));
+        assert!(parse(args(&["--bogus"])).unwrap_err().to_string().contains("unknown flag `--bogus`"));
+        assert!(parse(args(&[])).unwrap_err().to_string().contains("no plan given"));
+        assert!(parse(args(&["--plan-file", "/nonexistent/plan.json"]))
+            .unwrap_err()
+            .to_string()
+            .contains("cannot read plan file /nonexistent/plan.json"));
+    }
+}

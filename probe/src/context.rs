@@ -1,0 +1,124 @@
+//! What every check gets: the plan, the event sink, the privileges, the deadline, and the
+//! shared pieces checks coordinate through (name resolution, "traffic done", "capture ready").
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use protocol::{DnsConfigEvidence, DnsLookupEvidence, Event, Evidence, Plan, Skipped, Target};
+use tokio::sync::{watch, OnceCell};
+use tokio::time::Instant;
+
+use crate::caps::Privileges;
+use crate::dns;
+use crate::emit::Emitter;
+
+pub struct Ctx {
+    pub plan: Plan,
+    pub privileges: Privileges,
+    /// The run's hard deadline; checks must return before it.
+    pub deadline: Instant,
+    pub started: Instant,
+    emitter: Emitter,
+    resolver: dns::ResolverConfig,
+    resolver_evidence: DnsConfigEvidence,
+    /// One lookup per name, shared: the dns check reports it, tcp/route/mtu use its addresses.
+    lookups: Mutex<HashMap<String, Arc<OnceCell<Arc<DnsLookupEvidence>>>>>,
+    traffic_done: watch::Sender<bool>,
+    capture_ready: watch::Sender<bool>,
+}
+
+impl Ctx {
+    pub fn new(plan: Plan, emitter: Emitter, privileges: Privileges, started: Instant) -> Ctx {
+        let deadline = started + Duration::from_millis(plan.deadline_ms);
+        let (resolver, resolver_evidence) = dns::load_config(&plan.dns.resolv_conf);
+        Ctx {
+            plan,
+            privileges,
+            deadline,
+            started,
+            emitter,
+            resolver,
+            resolver_evidence,
+            lookups: Mutex::new(HashMap::new()),
+            traffic_done: watch::channel(false).0,
+            capture_ready: watch::channel(false).0,
+        }
+    }
+
+    pub fn emit(&self, evidence: Evidence) {
+        self.emitter.emit(Event::Evidence(evidence));
+    }
+
+    /// A part of a check that cannot run (the check itself goes on).
+    pub fn emit_skipped(&self, skipped: Skipped) {
+        self.emitter.emit(Event::Skipped(skipped));
+    }
+
+    pub fn emitter(&self) -> &Emitter {
+        &self.emitter
+    }
+
+    /// Time left before the hard deadline (zero when past it).
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    pub fn resolver(&self) -> &dns::ResolverConfig {
+        &self.resolver
+    }
+
+    pub fn resolver_evidence(&self) -> &DnsConfigEvidence {
+        &self.resolver_evidence
+    }
+
+    /// Resolve a name the way the pod's libc would (search list, ndots), once per run.
+    pub async fn lookup(&self, name: &str) -> Arc<DnsLookupEvidence> {
+        let cell = {
+            let mut map = self.lookups.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(name.to_string()).or_default().clone()
+        };
+        cell.get_or_init(|| async {
+            Arc::new(dns::lookup(&self.resolver, name, &self.plan.dns, self.deadline).await)
+        })
+        .await
+        .clone()
+    }
+
+    /// The addresses a target stands for: the literal, or what the name resolves to.
+    pub async fn resolve_target(&self, target: &Target) -> Result<Vec<IpAddr>, String> {
+        if let Ok(ip) = target.host.parse::<IpAddr>() {
+            return Ok(vec![ip]);
+        }
+        let lookup = self.lookup(&target.host).await;
+        if lookup.addresses.is_empty() {
+            Err(format!("`{}` did not resolve", target.host))
+        } else {
+            Ok(lookup.addresses.clone())
+        }
+    }
+
+    /// Signalled by the runner when every traffic-generating check has finished; checks that
+    /// observe the run (counters, capture) wait for it.
+    pub async fn wait_traffic_done(&self) {
+        let mut rx = self.traffic_done.subscribe();
+        let _ = tokio::time::timeout_at(self.deadline, rx.wait_for(|done| *done)).await;
+    }
+
+    pub fn mark_traffic_done(&self) {
+        self.traffic_done.send_replace(true);
+    }
+
+    /// The capture check calls this once its socket is bound and filtering, so traffic checks
+    /// start only when their packets will be seen.
+    pub fn mark_capture_ready(&self) {
+        self.capture_ready.send_replace(true);
+    }
+
+    /// Wait (bounded) for the capture to be ready.
+    pub async fn wait_capture_ready(&self, limit: Duration) {
+        let mut rx = self.capture_ready.subscribe();
+        let _ = tokio::time::timeout(limit.min(self.remaining()), rx.wait_for(|r| *r)).await;
+    }
+}

@@ -1,0 +1,163 @@
+//! Runs the plan's checks concurrently under one hard deadline and frames them with `hello`,
+//! `check_started`/`check_finished` and `done`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use protocol::{
+    CheckFinished, CheckKind, CheckStarted, CheckStatus, Done, Event, Hello, Plan, Skipped,
+    PROTOCOL_MINOR,
+};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::caps::Privileges;
+use crate::checks::{self, Outcome};
+use crate::context::Ctx;
+use crate::emit::Emitter;
+
+/// Extra time after the deadline before the watchdog ends the process no matter what (a
+/// blocking call the runtime cannot cancel).
+const WATCHDOG_GRACE: Duration = Duration::from_millis(1500);
+/// How long traffic checks wait for the capture socket to be ready.
+const CAPTURE_READY_LIMIT: Duration = Duration::from_millis(1000);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("a check task panicked: {0}")]
+    Panicked(String),
+}
+
+pub async fn run(plan: Plan, emitter: Emitter) -> Result<(), RunError> {
+    let started = Instant::now();
+    let privileges = Privileges::current();
+    emitter.emit(Event::Hello(hello(&plan, &privileges)));
+    let checks = plan.effective_checks();
+    let ctx = Arc::new(Ctx::new(plan, emitter.clone(), privileges, started));
+    arm_watchdog(emitter.clone(), ctx.plan.deadline_ms, started);
+
+    let mut observers = JoinSet::new();
+    let mut traffic = JoinSet::new();
+    // Observers (capture, counters) start first so they see the traffic the others make.
+    for kind in checks.iter().copied().filter(|k| is_observer(*k)) {
+        observers.spawn(run_one(kind, ctx.clone()));
+    }
+    if checks.contains(&CheckKind::Capture) {
+        ctx.wait_capture_ready(CAPTURE_READY_LIMIT).await;
+    }
+    for kind in checks.iter().copied().filter(|k| !is_observer(*k)) {
+        traffic.spawn(run_one(kind, ctx.clone()));
+    }
+
+    let mut statuses = Vec::new();
+    while let Some(res) = traffic.join_next().await {
+        statuses.push(res.map_err(|e| RunError::Panicked(e.to_string()))?);
+    }
+    ctx.mark_traffic_done();
+    while let Some(res) = observers.join_next().await {
+        statuses.push(res.map_err(|e| RunError::Panicked(e.to_string()))?);
+    }
+
+    let count = |s: CheckStatus| statuses.iter().filter(|x| **x == s).count() as u32;
+    emitter.emit(Event::Done(Done {
+        elapsed_ms: ms(started.elapsed()),
+        checks_completed: count(CheckStatus::Completed),
+        checks_failed: count(CheckStatus::Error),
+        checks_skipped: count(CheckStatus::Skipped),
+        deadline_exceeded: count(CheckStatus::DeadlineExceeded) > 0,
+    }));
+    Ok(())
+}
+
+fn is_observer(kind: CheckKind) -> bool {
+    matches!(kind, CheckKind::Capture | CheckKind::Counters)
+}
+
+async fn run_one(kind: CheckKind, ctx: Arc<Ctx>) -> CheckStatus {
+    let emitter = ctx.emitter().clone();
+    emitter.emit(Event::CheckStarted(CheckStarted {
+        check: kind,
+        variant: None,
+    }));
+    let t0 = Instant::now();
+    let deadline = ctx.deadline;
+    let (status, error) = match tokio::time::timeout_at(deadline, checks::run(kind, ctx)).await {
+        Ok(Outcome::Completed) => (CheckStatus::Completed, None),
+        Ok(Outcome::Failed(message)) => (CheckStatus::Error, Some(message)),
+        Ok(Outcome::Skipped {
+            reason,
+            missing_capability,
+        }) => {
+            emitter.emit(Event::Skipped(Skipped {
+                check: kind,
+                reason,
+                missing_capability,
+            }));
+            (CheckStatus::Skipped, None)
+        }
+        Err(_) => (
+            CheckStatus::DeadlineExceeded,
+            Some("the run's deadline was reached before the check finished".to_string()),
+        ),
+    };
+    emitter.emit(Event::CheckFinished(CheckFinished {
+        check: kind,
+        status,
+        elapsed_ms: ms(t0.elapsed()),
+        error,
+    }));
+    status
+}
+
+fn hello(plan: &Plan, privileges: &Privileges) -> Hello {
+    Hello {
+        probe_version: env!("CARGO_PKG_VERSION").to_string(),
+        protocol_minor: PROTOCOL_MINOR,
+        netns_inode: netns_inode(),
+        hostname: nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok()),
+        kernel: nix::sys::utsname::uname()
+            .ok()
+            .map(|u| u.release().to_string_lossy().into_owned()),
+        uid: privileges.uid,
+        euid: privileges.euid,
+        capabilities: privileges.capabilities.clone(),
+        deadline_ms: plan.deadline_ms,
+    }
+}
+
+fn netns_inode() -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/thread-self/ns/net")
+        .or_else(|_| std::fs::metadata("/proc/self/ns/net"))
+        .ok()
+        .map(|m| m.ino())
+}
+
+/// The probe never outlives its deadline: if the runtime is stuck in something it cannot
+/// cancel, this thread closes the stream with `done` and ends the process.
+fn arm_watchdog(emitter: Emitter, deadline_ms: u64, started: Instant) {
+    let limit = Duration::from_millis(deadline_ms) + WATCHDOG_GRACE;
+    let spawned = std::thread::Builder::new()
+        .name("watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(limit.saturating_sub(started.elapsed()));
+            emitter.emit(Event::Done(Done {
+                elapsed_ms: ms(started.elapsed()),
+                checks_completed: 0,
+                checks_failed: 0,
+                checks_skipped: 0,
+                deadline_exceeded: true,
+            }));
+            std::process::exit(0);
+        });
+    if let Err(e) = spawned {
+        // Without a watchdog the per-check timeouts still bound the run.
+        eprintln!("netdebug-probe: cannot start the watchdog thread: {e}");
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
+}
