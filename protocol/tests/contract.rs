@@ -1,0 +1,426 @@
+//! Contract test: every event type and evidence kind has a golden line in
+//! `fixtures/events.jsonl`. Each line must decode to the sample value below and re-encode to the
+//! same bytes, so a renamed field or changed enum spelling breaks here, not in production.
+//! Regenerate after a deliberate protocol change with `NETDEBUG_BLESS=1 cargo test -p
+//! netdebug-protocol --test contract` and review the diff.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use protocol::*;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+fn sa(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn samples() -> Vec<Event> {
+    vec![
+        Event::Hello(Hello {
+            probe_version: "0.1.0".into(),
+            protocol_minor: 0,
+            netns_inode: Some(4026532281),
+            hostname: Some("checkout-7d9".into()),
+            kernel: Some("6.1.0".into()),
+            uid: 65534,
+            euid: 65534,
+            capabilities: vec![],
+            deadline_ms: 15000,
+        }),
+        Event::CheckStarted(CheckStarted {
+            check: CheckKind::Tcp,
+            variant: None,
+        }),
+        Event::Evidence(Evidence::Links(LinksEvidence {
+            links: vec![Link {
+                index: 2,
+                name: "eth0".into(),
+                kind: Some("veth".into()),
+                oper_state: "up".into(),
+                admin_up: true,
+                lower_up: true,
+                loopback: false,
+                mtu: 1450,
+                mac: Some("02:42:0a:f4:00:0d".into()),
+                addresses: vec![InterfaceAddress {
+                    address: ip("10.244.0.13"),
+                    prefix_len: 24,
+                    scope: "global".into(),
+                }],
+                stats: LinkStats {
+                    rx_packets: 10,
+                    tx_packets: 12,
+                    rx_bytes: 1000,
+                    tx_bytes: 1200,
+                    rx_errors: 0,
+                    tx_errors: 0,
+                    rx_dropped: 1,
+                    tx_dropped: 0,
+                },
+            }],
+        })),
+        Event::Evidence(Evidence::Route(RouteEvidence {
+            target: "svc/payments:443".into(),
+            destination: ip("10.96.12.34"),
+            outcome: RouteOutcome::Found(RouteInfo {
+                table: 254,
+                route_type: "unicast".into(),
+                dev: Some("eth0".into()),
+                gateway: Some(ip("10.244.0.1")),
+                prefsrc: Some(ip("10.244.0.13")),
+                mtu: None,
+                neighbor: Some(Neighbor {
+                    address: ip("10.244.0.1"),
+                    state: "REACHABLE".into(),
+                    lladdr: Some("aa:bb:cc:dd:ee:ff".into()),
+                }),
+            }),
+        })),
+        Event::Evidence(Evidence::Route(RouteEvidence {
+            target: "10.199.9.9:80".into(),
+            destination: ip("10.199.9.9"),
+            outcome: RouteOutcome::NoRoute {
+                reason: "network_unreachable".into(),
+                message: "Network is unreachable".into(),
+            },
+        })),
+        Event::Evidence(Evidence::Rules(RulesEvidence {
+            rules: vec![Rule {
+                family: "inet".into(),
+                priority: 100,
+                selector: "to 10.199.2.0/24".into(),
+                action: "lookup".into(),
+                table: Some(100),
+            }],
+        })),
+        Event::Evidence(Evidence::DnsConfig(DnsConfigEvidence {
+            path: "/etc/resolv.conf".into(),
+            nameservers: vec![ip("10.96.0.10")],
+            search: vec!["shop.svc.cluster.local".into(), "svc.cluster.local".into()],
+            ndots: 5,
+            timeout_s: 5,
+            attempts: 2,
+            options: vec![],
+            error: None,
+        })),
+        Event::Evidence(Evidence::DnsLookup(DnsLookupEvidence {
+            name: "payments".into(),
+            candidates: vec!["payments.shop.svc.cluster.local.".into(), "payments.".into()],
+            queries: vec![
+                DnsQuery {
+                    candidate: "payments.shop.svc.cluster.local.".into(),
+                    qtype: "A".into(),
+                    nameserver: sa("10.96.0.10:53"),
+                    transport: "udp".into(),
+                    outcome: DnsOutcome::Response {
+                        rcode: "NOERROR".into(),
+                        answers: vec![DnsRecord {
+                            name: "payments.shop.svc.cluster.local.".into(),
+                            rtype: "A".into(),
+                            ttl: 5,
+                            data: "10.96.12.34".into(),
+                        }],
+                        truncated: false,
+                        authoritative: true,
+                    },
+                    latency_ms: 1.25,
+                },
+                DnsQuery {
+                    candidate: "payments.shop.svc.cluster.local.".into(),
+                    qtype: "AAAA".into(),
+                    nameserver: sa("10.96.0.10:53"),
+                    transport: "udp".into(),
+                    outcome: DnsOutcome::Timeout,
+                    latency_ms: 5000.0,
+                },
+            ],
+            answered_by: Some("payments.shop.svc.cluster.local.".into()),
+            addresses: vec![ip("10.96.12.34")],
+            wasted_queries: 0,
+            elapsed_ms: 1.25,
+        })),
+        Event::Evidence(Evidence::Tcp(TcpEvidence {
+            target: "svc/payments:443".into(),
+            address: sa("10.96.12.34:443"),
+            outcome: TcpOutcome::Timeout,
+            latency_ms: 3000.0,
+            local: Some(sa("10.244.0.13:40312")),
+            errno: Some(110),
+            message: Some("connection timed out".into()),
+        })),
+        Event::Evidence(Evidence::Sockets(SocketsEvidence {
+            states: BTreeMap::from([("ESTAB".to_string(), 3), ("TIME-WAIT".to_string(), 1)]),
+            total: 4,
+            local_port_range: Some((32768, 60999)),
+            time_wait_ratio: Some(0.0000353),
+            time_wait_top_peer: Some(PeerCount {
+                peer: sa("10.96.12.34:443"),
+                count: 1,
+            }),
+            close_wait_by_peer: vec![],
+            syn_sent_to_targets: vec![],
+            listeners: vec![Listener {
+                local: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
+                recv_q: 0,
+                send_q: 4096,
+            }],
+        })),
+        Event::Evidence(Evidence::Counters(CountersEvidence {
+            interval_ms: 3012.5,
+            counters: BTreeMap::from([(
+                "Tcp.RetransSegs".to_string(),
+                CounterValue { value: 17, delta: 4 },
+            )]),
+        })),
+        Event::Evidence(Evidence::Conntrack(ConntrackEvidence {
+            present: true,
+            count: Some(120),
+            max: Some(262144),
+            fill_ratio: Some(0.000457763671875),
+            insert_failed: Some(0),
+            drop: Some(0),
+            early_drop: Some(0),
+            note: None,
+        })),
+        Event::Evidence(Evidence::Sysctls(SysctlsEvidence {
+            values: BTreeMap::from([(
+                "net.ipv4.conf.all.rp_filter".to_string(),
+                "1".to_string(),
+            )]),
+        })),
+        Event::Evidence(Evidence::Mtu(MtuEvidence {
+            target: "10.199.3.2:80".into(),
+            destination: ip("10.199.3.2"),
+            variant: "icmp".into(),
+            interface_mtu: Some(1500),
+            route_mtu: None,
+            largest_ok: Some(1280),
+            smallest_lost: Some(1281),
+            frag_needed_seen: false,
+            learned_pmtu: None,
+            blackhole: true,
+            probes: vec![MtuProbe {
+                size: 1500,
+                result: "lost".into(),
+                rtt_ms: None,
+            }],
+        })),
+        Event::Evidence(Evidence::CaptureSummary(CaptureSummary {
+            interface: "any".into(),
+            filter: "host 10.96.12.34 and tcp port 443".into(),
+            snaplen: 128,
+            packets_captured: 3,
+            bytes_captured: 222,
+            kernel_drops: 0,
+            stopped_by: "duration".into(),
+            tcp_flows: vec![TcpFlow {
+                client: sa("10.244.0.13:40312"),
+                server: sa("10.96.12.34:443"),
+                handshake: "unanswered".into(),
+                syn_count: 3,
+                retransmits: 2,
+                rst_after_data: false,
+                packets: 3,
+                bytes: 222,
+            }],
+            icmp_errors: vec![],
+            dns: vec![],
+        })),
+        Event::Skipped(Skipped {
+            check: CheckKind::Capture,
+            reason: "capture needs CAP_NET_RAW, which the restricted profile drops".into(),
+            missing_capability: Some("net_raw".into()),
+        }),
+        Event::PcapChunk(PcapChunk {
+            index: 0,
+            packets: 0,
+            data: "1MOyoQIABAAAAAAAAAAAAIAAAAABAAAA".into(),
+        }),
+        Event::CheckFinished(CheckFinished {
+            check: CheckKind::Tcp,
+            status: CheckStatus::Completed,
+            elapsed_ms: 3001.5,
+            error: None,
+        }),
+        Event::Done(Done {
+            elapsed_ms: 3020.0,
+            checks_completed: 8,
+            checks_failed: 0,
+            checks_skipped: 1,
+            deadline_exceeded: false,
+        }),
+    ]
+}
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/events.jsonl");
+
+fn expected_lines() -> Vec<String> {
+    samples()
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| {
+            encode_line(&Envelope {
+                v: PROTOCOL_MAJOR,
+                seq: i as u64,
+                event,
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn golden_fixture_matches_the_types() {
+    let expected = expected_lines();
+    if std::env::var_os("NETDEBUG_BLESS").is_some() {
+        std::fs::write(FIXTURE, expected.join("\n") + "\n").unwrap();
+    }
+    let golden = std::fs::read_to_string(FIXTURE).unwrap();
+    let golden: Vec<&str> = golden.lines().collect();
+    assert_eq!(golden.len(), expected.len(), "one golden line per sample");
+    for (i, (g, e)) in golden.iter().zip(&expected).enumerate() {
+        assert_eq!(g, e, "line {i} differs: the wire format changed");
+        let Decoded::Event(env) = decode_line(g).unwrap() else {
+            panic!("line {i} decoded as unknown")
+        };
+        assert_eq!(env.seq, i as u64);
+        assert_eq!(env.event, samples()[i], "line {i} decodes to its sample");
+    }
+}
+
+#[test]
+fn every_event_type_and_evidence_kind_has_a_golden_line() {
+    let golden = std::fs::read_to_string(FIXTURE).unwrap();
+    let mut types = std::collections::BTreeSet::new();
+    let mut kinds = std::collections::BTreeSet::new();
+    for line in golden.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        types.insert(v["type"].as_str().unwrap().to_string());
+        if let Some(k) = v["data"]["kind"].as_str() {
+            kinds.insert(k.to_string());
+        }
+    }
+    for t in [
+        "hello",
+        "check_started",
+        "evidence",
+        "skipped",
+        "pcap_chunk",
+        "check_finished",
+        "done",
+    ] {
+        assert!(types.contains(t), "no golden line of type {t}");
+    }
+    for k in KNOWN_KINDS {
+        assert!(kinds.contains(*k), "no golden line of evidence kind {k}");
+    }
+}
+
+#[test]
+fn unknown_event_type_of_known_major_is_ignored() {
+    let d = decode_line(r#"{"v":1,"seq":7,"type":"flow_sample","data":{"x":1}}"#).unwrap();
+    assert_eq!(
+        d,
+        Decoded::Unknown {
+            seq: 7,
+            event_type: "flow_sample".into()
+        }
+    );
+}
+
+#[test]
+fn unknown_evidence_kind_is_ignored() {
+    let d = decode_line(r#"{"v":1,"seq":3,"type":"evidence","data":{"kind":"quic","rtt":1}}"#)
+        .unwrap();
+    assert_eq!(d.seq(), 3);
+    assert!(matches!(d, Decoded::Unknown { event_type, .. } if event_type == "evidence/quic"));
+}
+
+#[test]
+fn unknown_fields_from_a_newer_probe_are_ignored() {
+    let line = r#"{"v":1,"seq":9,"type":"evidence","data":{"kind":"tcp","target":"t","address":"10.1.2.3:80","outcome":"ok","latency_ms":1.5,"tcp_fastopen":true},"trace_id":"abc"}"#;
+    let Decoded::Event(env) = decode_line(line).unwrap() else {
+        panic!("should decode")
+    };
+    let Event::Evidence(Evidence::Tcp(t)) = env.event else {
+        panic!("tcp evidence")
+    };
+    assert_eq!(t.outcome, TcpOutcome::Ok);
+    assert_eq!(t.local, None);
+}
+
+#[test]
+fn unknown_major_is_a_clear_error() {
+    let err = decode_line(r#"{"v":2,"seq":0,"type":"hello","data":{}}"#).unwrap_err();
+    assert!(matches!(
+        err,
+        DecodeError::UnsupportedMajor {
+            found: 2,
+            expected: 1
+        }
+    ));
+    assert!(err.to_string().contains("protocol version 2"), "{err}");
+}
+
+#[test]
+fn garbage_and_half_lines_are_errors_not_panics() {
+    assert!(matches!(
+        decode_line("Error: container not found"),
+        Err(DecodeError::NotJson(_))
+    ));
+    assert!(matches!(
+        decode_line(r#"{"v":1,"seq":0,"type":"hel"#),
+        Err(DecodeError::NotJson(_))
+    ));
+    assert!(matches!(
+        decode_line(r#"{"seq":0,"type":"hello"}"#),
+        Err(DecodeError::MissingField("v"))
+    ));
+    let err = decode_line(r#"{"v":1,"seq":4,"type":"done","data":{"elapsed_ms":"soon"}}"#)
+        .unwrap_err();
+    assert!(matches!(err, DecodeError::Malformed { seq: 4, .. }), "{err}");
+}
+
+#[test]
+fn plan_round_trips_and_defaults_apply() {
+    let plan = Plan::from_json(r#"{"v":1,"targets":[{"label":"db","host":"db.shop","port":5432}]}"#)
+        .unwrap();
+    assert_eq!(plan.deadline_ms, 15_000);
+    assert_eq!(plan.dns.resolv_conf, "/etc/resolv.conf");
+    assert_eq!(plan.targets[0].role, TargetRole::Direct);
+    assert!(plan.effective_checks().contains(&CheckKind::Tcp));
+    assert!(!plan.effective_checks().contains(&CheckKind::Capture));
+    let again = Plan::from_json(&serde_json::to_string(&plan).unwrap()).unwrap();
+    assert_eq!(plan, again);
+}
+
+#[test]
+fn bad_plans_name_the_fault() {
+    let cases = [
+        (r#"{"v":2}"#, "protocol version 2"),
+        (r#"{"v":1,"deadline_ms":0}"#, "deadline_ms 0"),
+        (
+            r#"{"v":1,"targets":[{"label":"x","host":"a b","port":1}]}"#,
+            "host `a b` is not an IP address or a DNS name",
+        ),
+        (
+            r#"{"v":1,"targets":[{"label":"x","host":"10.0.0.1","port":0}]}"#,
+            "port 0",
+        ),
+        (
+            r#"{"v":1,"capture":{"max_duration_ms":0,"max_packets":1,"max_bytes":1}}"#,
+            "greater than zero",
+        ),
+        (
+            r#"{"v":1,"capture":{"max_duration_ms":1,"max_packets":1,"max_bytes":1,"snaplen":1}}"#,
+            "snaplen 1",
+        ),
+        (r#"{"v":1,"dns":{"names":["10.0.0.1"]}}"#, "is an IP address"),
+        (r#"{"v":1,"checks":["tcpp"]}"#, "unknown variant `tcpp`"),
+    ];
+    for (json, needle) in cases {
+        let err = Plan::from_json(json).unwrap_err().to_string();
+        assert!(err.contains(needle), "{json}: {err}");
+    }
+}
