@@ -1,0 +1,180 @@
+//! Helpers for the e2e suite: a throw-away namespace per test, manifests applied with kubectl,
+//! bounded waits, and the plugin run the way a user runs it (`kubectl netdebug ...`, found by
+//! kubectl's plugin discovery on PATH).
+//!
+//! Every test is `#[ignore]`d so `cargo test --workspace` stays cluster-free; `e2e/run.sh` runs
+//! them with `--ignored` once it has found a reachable cluster and loaded the probe image.
+
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The probe image the suite injects (loaded into the cluster by e2e/run.sh).
+pub fn probe_image() -> String {
+    std::env::var("NETDEBUG_E2E_IMAGE")
+        .unwrap_or_else(|_| "ghcr.io/netdebug/netdebug-probe:e2e".to_string())
+}
+
+/// The workload image the scenarios run (busybox with httpd, nc, sleep).
+pub fn workload_image() -> String {
+    std::env::var("NETDEBUG_E2E_WORKLOAD_IMAGE").unwrap_or_else(|_| "local/busybox:1".to_string())
+}
+
+pub fn kubectl(args: &[&str]) -> Output {
+    Command::new("kubectl")
+        .args(args)
+        .output()
+        .expect("kubectl must be on PATH")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = kubectl(args);
+    assert!(
+        out.status.success(),
+        "kubectl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A namespace that exists for one test and is deleted (without waiting) when dropped.
+pub struct TestNamespace {
+    pub name: String,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl TestNamespace {
+    pub fn new(tag: &str) -> TestNamespace {
+        let name = format!(
+            "ndt-e2e-{tag}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        ok(&["create", "namespace", &name]);
+        // Pods need the default ServiceAccount, which the controller creates asynchronously.
+        wait_until(Duration::from_secs(30), "default serviceaccount", || {
+            kubectl(&["-n", &name, "get", "serviceaccount", "default"])
+                .status
+                .success()
+        });
+        TestNamespace { name }
+    }
+
+    pub fn label(&self, label: &str) {
+        ok(&["label", "namespace", &self.name, label, "--overwrite"]);
+    }
+
+    /// Apply a manifest (YAML). `{image}` is replaced by the workload image.
+    pub fn apply(&self, yaml: &str) {
+        let yaml = yaml.replace("{image}", &workload_image());
+        let mut child = Command::new("kubectl")
+            .args(["-n", &self.name, "apply", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(yaml.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "kubectl apply: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn wait_running(&self, pod: &str) {
+        wait_until(Duration::from_secs(90), &format!("pod {pod} Running"), || {
+            let out = kubectl(&[
+                "-n",
+                &self.name,
+                "get",
+                "pod",
+                pod,
+                "-o",
+                "jsonpath={.status.phase}",
+            ]);
+            String::from_utf8_lossy(&out.stdout) == "Running"
+        });
+    }
+
+    pub fn wait_ready(&self, pod: &str) {
+        ok(&[
+            "-n",
+            &self.name,
+            "wait",
+            "--for=condition=Ready",
+            &format!("pod/{pod}"),
+            "--timeout=90s",
+        ]);
+    }
+
+    /// Run the plugin as a user would: `kubectl netdebug ARGS -n NS`.
+    pub fn netdebug(&self, args: &[&str]) -> Run {
+        let mut full = vec!["netdebug"];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&["-n", &self.name]);
+        let started = Instant::now();
+        let out = kubectl(&full);
+        Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let _ = kubectl(&["delete", "namespace", &self.name, "--wait=false"]);
+    }
+}
+
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "output is not JSON ({e}); exit {:?}\nstdout:\n{}\nstderr:\n{}",
+                self.code, self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?} after {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.elapsed, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Poll `cond` every 500 ms until it holds or `limit` passes (then panic naming `what`).
+pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("timed out after {limit:?} waiting for {what}");
+}
