@@ -2,12 +2,14 @@
 //! JSON lines (see the `netdebug-protocol` crate) to stdout, then exits. It never writes to the
 //! filesystem and never outlives the plan's deadline.
 
+mod capture;
 mod caps;
 mod checks;
 mod cli;
 mod context;
 mod dns;
 mod emit;
+mod netlink;
 mod netns;
 mod platform;
 mod runner;

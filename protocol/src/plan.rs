@@ -159,6 +159,11 @@ pub struct CapturePlan {
     /// Emit pcap_chunk events (the client writes them to a file).
     #[serde(default = "yes")]
     pub pcap: bool,
+    /// When the plan also runs traffic checks (dns, tcp, mtu), stop ~300 ms after they have
+    /// all finished instead of waiting out `max_duration_ms` (default true). Set it to false
+    /// when the user asked for an explicit capture duration, or to watch other traffic.
+    #[serde(default = "yes")]
+    pub stop_after_traffic: bool,
 }
 
 fn default_snaplen() -> u32 {
@@ -175,6 +180,7 @@ impl Default for CapturePlan {
             max_bytes: 16 << 20,
             snaplen: default_snaplen(),
             pcap: true,
+            stop_after_traffic: true,
         }
     }
 }

@@ -15,6 +15,14 @@ pub struct KubeEvidence {
     /// Everything Kubernetes-level worth saying, good or bad.
     #[serde(default)]
     pub findings: Vec<KubeFinding>,
+    /// The cluster DNS Service IP (`kube-system/kube-dns` ClusterIP, e.g. `10.96.0.10`), when
+    /// the client could read it. The DNS rules compare it with the pod's resolv.conf.
+    #[serde(default)]
+    pub cluster_dns: Option<String>,
+    /// The cluster domain (`cluster.local`), when known (from the Service DNS name or the
+    /// kubelet configuration).
+    #[serde(default)]
+    pub cluster_domain: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,7 +48,10 @@ pub enum DestinationInfo {
     Service(ServiceInfo),
     Pod(PodDestination),
     /// An IP or host name given directly, with its port.
-    Address { host: String, port: Option<u16> },
+    Address {
+        host: String,
+        port: Option<u16>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

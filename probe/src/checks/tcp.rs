@@ -1,10 +1,190 @@
-//! Check `tcp`: being implemented.
+//! Check `tcp`: one non-blocking connect per target address, all at once, each bounded by
+//! the plan's connect timeout (and the run's deadline), classified by the kernel's errno.
+//! A connection that succeeds is closed at once without sending data.
 
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
+
+use protocol::{Evidence, Target, TcpEvidence, TcpOutcome};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::time::Instant;
 
 use super::Outcome;
 use crate::context::Ctx;
 
-pub async fn run(_ctx: Arc<Ctx>) -> Outcome {
-    Outcome::Failed("the tcp check is not implemented in this build".into())
+pub async fn run(ctx: Arc<Ctx>) -> Outcome {
+    let per_target = ctx
+        .plan
+        .targets
+        .iter()
+        .filter_map(|t| t.port.map(|port| (t, port)))
+        .map(|(target, port)| probe_target(&ctx, target, port));
+    for evidence in futures::future::join_all(per_target)
+        .await
+        .into_iter()
+        .flatten()
+    {
+        ctx.emit(Evidence::Tcp(evidence));
+    }
+    Outcome::Completed
+}
+
+async fn probe_target(ctx: &Ctx, target: &Target, port: u16) -> Vec<TcpEvidence> {
+    let addresses = match ctx.resolve_target(target).await {
+        Ok(addresses) => addresses,
+        Err(why) => {
+            return vec![TcpEvidence {
+                target: target.label.clone(),
+                // No address to show: the unspecified one with the target's port.
+                address: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+                outcome: TcpOutcome::Unresolved,
+                latency_ms: 0.0,
+                local: None,
+                errno: None,
+                message: Some(why),
+            }];
+        }
+    };
+    let connects = addresses.into_iter().map(|ip| {
+        let timeout = Duration::from_millis(ctx.plan.connect_timeout_ms).min(ctx.remaining());
+        connect(&target.label, SocketAddr::new(ip, port), timeout)
+    });
+    futures::future::join_all(connects).await
+}
+
+/// Connect to `address`, waiting at most `timeout` for the handshake's outcome.
+pub async fn connect(label: &str, address: SocketAddr, timeout: Duration) -> TcpEvidence {
+    let started = Instant::now();
+    let mut evidence = TcpEvidence {
+        target: label.to_string(),
+        address,
+        outcome: TcpOutcome::Error,
+        latency_ms: 0.0,
+        local: None,
+        errno: None,
+        message: None,
+    };
+    let result = handshake(address, timeout, &mut evidence.local).await;
+    evidence.latency_ms = ms(started.elapsed());
+    match result {
+        Ok(Some(stream)) => {
+            evidence.outcome = TcpOutcome::Ok;
+            // Dropping the stream closes it: a FIN, no data.
+            drop(stream);
+        }
+        Ok(None) => {
+            evidence.outcome = TcpOutcome::Timeout;
+            evidence.message = Some(format!(
+                "no SYN-ACK, RST or ICMP error within {} ms",
+                timeout.as_millis()
+            ));
+        }
+        Err(e) => {
+            evidence.outcome = classify(&e);
+            evidence.errno = e.raw_os_error();
+            evidence.message = Some(e.to_string());
+        }
+    }
+    evidence
+}
+
+/// `Ok(None)` is a timeout. `local` is filled as soon as the kernel picked a source.
+async fn handshake(
+    address: SocketAddr,
+    timeout: Duration,
+    local: &mut Option<SocketAddr>,
+) -> io::Result<Option<tokio::net::TcpStream>> {
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_nonblocking(true)?;
+    let connected_now = match socket.connect(&address.into()) {
+        Ok(()) => true,
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => false,
+        Err(e) => {
+            *local = bound_address(&socket);
+            return Err(e);
+        }
+    };
+    *local = bound_address(&socket);
+    let stream = tokio::net::TcpStream::from_std(std::net::TcpStream::from(socket))?;
+    if !connected_now {
+        match tokio::time::timeout(timeout, stream.writable()).await {
+            Err(_) => return Ok(None),
+            Ok(ready) => ready?,
+        }
+        if let Some(e) = stream.take_error()? {
+            return Err(e);
+        }
+        // Writable without a pending error but not connected would be odd; peer_addr says.
+        stream.peer_addr()?;
+    }
+    Ok(Some(stream))
+}
+
+fn bound_address(socket: &Socket) -> Option<SocketAddr> {
+    socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .filter(|a| a.port() != 0)
+}
+
+/// The kernel's errno, by what it means for the path. ICMP host-unreachable and
+/// admin-prohibited both arrive as EHOSTUNREACH; ICMP port-unreachable as ECONNREFUSED.
+pub fn classify(e: &io::Error) -> TcpOutcome {
+    match e.raw_os_error() {
+        Some(libc::ECONNREFUSED) => TcpOutcome::Refused,
+        Some(libc::ETIMEDOUT) => TcpOutcome::Timeout,
+        Some(libc::EHOSTUNREACH) => TcpOutcome::HostUnreachable,
+        Some(libc::ENETUNREACH) => TcpOutcome::NetworkUnreachable,
+        Some(libc::EADDRNOTAVAIL) => TcpOutcome::AddressNotAvailable,
+        Some(libc::EPERM) | Some(libc::EACCES) => TcpOutcome::PermissionDenied,
+        _ => TcpOutcome::Error,
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errnos_are_classified() {
+        let c = |n| classify(&io::Error::from_raw_os_error(n));
+        assert_eq!(c(libc::ECONNREFUSED), TcpOutcome::Refused);
+        assert_eq!(c(libc::EHOSTUNREACH), TcpOutcome::HostUnreachable);
+        assert_eq!(c(libc::ENETUNREACH), TcpOutcome::NetworkUnreachable);
+        assert_eq!(c(libc::EADDRNOTAVAIL), TcpOutcome::AddressNotAvailable);
+        assert_eq!(c(libc::EPERM), TcpOutcome::PermissionDenied);
+        assert_eq!(c(libc::EACCES), TcpOutcome::PermissionDenied);
+        assert_eq!(c(libc::ETIMEDOUT), TcpOutcome::Timeout);
+        assert_eq!(c(libc::EPROTO), TcpOutcome::Error);
+    }
+
+    #[tokio::test]
+    async fn loopback_listener_and_closed_port() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = listener.local_addr().unwrap();
+        let ok = connect("t", open, Duration::from_secs(2)).await;
+        assert_eq!(ok.outcome, TcpOutcome::Ok, "{ok:?}");
+        assert_eq!(ok.local.unwrap().ip(), open.ip());
+        let (_conn, peer) = listener.accept().unwrap();
+        assert_eq!(
+            Some(peer),
+            ok.local,
+            "the listener saw the local address we report"
+        );
+        drop(listener);
+        let refused = connect("t", open, Duration::from_secs(2)).await;
+        assert_eq!(refused.outcome, TcpOutcome::Refused, "{refused:?}");
+        assert_eq!(refused.errno, Some(libc::ECONNREFUSED));
+    }
 }

@@ -9,12 +9,17 @@ pub struct CaptureSummary {
     pub interface: String,
     /// The filter expression used (the default one spelled out).
     pub filter: String,
+    /// Bytes kept per packet, from the network header on (the pcap records add the 16-byte
+    /// LINUX_SLL header).
     pub snaplen: u32,
+    /// Packets read and recorded (in the pcap when pcap output is on).
     pub packets_captured: u64,
+    /// Bytes recorded (the kept part of each packet).
     pub bytes_captured: u64,
     /// PACKET_STATISTICS: packets the kernel dropped because we did not read fast enough.
     pub kernel_drops: u64,
-    /// Which limit ended the capture: `duration`, `packets`, `bytes`, `deadline`.
+    /// Which limit ended the capture: `duration`, `packets`, `bytes`, `deadline`, or
+    /// `traffic_done` (the plan's traffic checks had finished and a short linger passed).
     pub stopped_by: String,
     #[serde(default)]
     pub tcp_flows: Vec<TcpFlow>,
@@ -22,6 +27,14 @@ pub struct CaptureSummary {
     pub icmp_errors: Vec<IcmpError>,
     #[serde(default)]
     pub dns: Vec<DnsExchange>,
+    /// PACKET_STATISTICS: packets that passed the filter in the kernel (captured + dropped +
+    /// still queued at the end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_received: Option<u64>,
+    /// What a reader should know about this capture (targets left out of the default filter,
+    /// a flow table that filled up...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,10 +46,20 @@ pub struct TcpFlow {
     pub handshake: String,
     /// SYNs sent, counting retransmissions.
     pub syn_count: u32,
+    /// Retransmitted segments in either direction: repeated SYNs and SYN-ACKs, and data
+    /// segments that carry no byte beyond what that direction had already sent.
     pub retransmits: u32,
+    /// A RST came after payload had flowed (a reset connection, not a refused one).
     pub rst_after_data: bool,
     pub packets: u64,
+    /// Bytes on the wire from the network header on (original lengths, not the kept part).
     pub bytes: u64,
+    /// Time from the first SYN to the SYN-ACK (established) or the RST (refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake_ms: Option<f64>,
+    /// Who sent the first RST: `client` or `server`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rst_from: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,7 +69,7 @@ pub struct IcmpError {
     /// `frag_needed`, `packet_too_big`, `port_unreachable`, `host_unreachable`,
     /// `net_unreachable`, `admin_prohibited`, `time_exceeded`, or `type/code`.
     pub kind: String,
-    /// The flow the error is about, from the quoted header.
+    /// The flow the error is about, from the quoted header: `tcp 10.0.0.1:40000 > 10.0.0.2:80`.
     #[serde(default)]
     pub about: Option<String>,
     /// Next-hop MTU for frag-needed / packet-too-big.
@@ -64,6 +87,13 @@ pub struct DnsExchange {
     /// Response code, or `None` when no answer was seen.
     #[serde(default)]
     pub rcode: Option<String>,
+    /// From the first query to the first response.
     #[serde(default)]
     pub latency_ms: Option<f64>,
+    /// Records in the response's answer section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answers: Option<u32>,
+    /// Times the query (same id, name and type) was sent; more than 1 means retransmitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queries: Option<u32>,
 }

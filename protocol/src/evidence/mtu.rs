@@ -35,7 +35,9 @@ pub struct MtuEvidence {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MtuProbe {
     pub size: u32,
-    /// `ok`, `lost`, `frag_needed`, `too_big_locally` (EMSGSIZE before sending).
+    /// `ok`, `lost`, `frag_needed` (an ICMP frag-needed / packet-too-big came back),
+    /// `too_big_locally` (EMSGSIZE before sending: above the interface MTU or a learned path
+    /// MTU), `capped` (the peer's MSS keeps TCP segments below this size), `failed`.
     pub result: String,
     #[serde(default)]
     pub rtt_ms: Option<f64>,

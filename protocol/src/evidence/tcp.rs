@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TcpEvidence {
     pub target: String,
+    /// The address connected to; for `unresolved`, the unspecified address with the port.
     pub address: SocketAddr,
     pub outcome: TcpOutcome,
     /// Time until the outcome was known (the timeout itself for `timeout`).
@@ -27,15 +28,19 @@ pub enum TcpOutcome {
     Ok,
     /// RST received (ECONNREFUSED): reachable, nothing listening or a REJECT with tcp-reset.
     Refused,
-    /// No answer before the timeout: silent drop somewhere.
+    /// No answer before the timeout: silent drop somewhere (`errno` unset: the probe's own
+    /// timer), or the kernel gave up (ETIMEDOUT).
     Timeout,
-    /// ICMP host unreachable / admin prohibited (EHOSTUNREACH).
+    /// EHOSTUNREACH: ICMP host unreachable or administratively prohibited (a REJECT on the
+    /// path, local or remote), an `unreachable` route, or the next hop never answered ARP/ND.
     HostUnreachable,
-    /// ICMP net unreachable or no route (ENETUNREACH).
+    /// ENETUNREACH: no route to the destination, or ICMP net unreachable.
     NetworkUnreachable,
     /// EADDRNOTAVAIL: no local address/port available (ephemeral port exhaustion, bad source).
     AddressNotAvailable,
-    /// EPERM/EACCES: a local firewall or LSM refused the send.
+    /// EPERM/EACCES: the connect was refused locally: a `prohibit` route, an LSM or a cgroup
+    /// BPF hook. (An iptables OUTPUT DROP is not seen by connect: TCP retries the SYN, which
+    /// shows as `timeout`; an OUTPUT REJECT shows as `refused` or `host_unreachable`.)
     PermissionDenied,
     /// The name could not be resolved to an address (host targets only).
     Unresolved,

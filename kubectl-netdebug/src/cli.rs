@@ -1,0 +1,341 @@
+//! The command line. `kubectl` does not forward its own connection flags to plugins, so the ones
+//! a kubectl user types out of habit (`-n`, `--context`, `--kubeconfig`...) are declared here too.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::duration::parse_duration;
+use crate::image::DEFAULT_PROBE_IMAGE;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubectl-netdebug",
+    bin_name = "kubectl netdebug",
+    version,
+    about = "From 'the network is broken' to a layered, evidence-backed verdict.",
+    long_about = "Injects a small probe into a pod's network namespace (as an ephemeral \
+                  container), runs DNS, route, TCP and socket checks toward a destination, and \
+                  ends with a verdict: which layer failed, the evidence, and the next command.",
+    after_help = "Examples:\n  \
+        kubectl netdebug pod/checkout-7d9 --to svc/payments -n shop\n  \
+        kubectl netdebug deploy/checkout --to svc/payments:443\n  \
+        kubectl netdebug pod/x --dns api.example.com\n  \
+        kubectl netdebug pod/x --to svc/y --capture -w trace.pcap\n  \
+        kubectl-netdebug local --to 127.0.0.1:8080 --netns blue",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the probe on this Linux host (or in a network namespace of it): no Kubernetes.
+    Local(LocalArgs),
+    /// Print the client version, the protocol version and the default probe image.
+    Version,
+}
+
+/// `kubectl netdebug SOURCE ...`
+#[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("what")
+        .args(["to", "dns", "sockets"])
+        .required(true)
+        .multiple(true)
+))]
+pub struct RunArgs {
+    /// The pod to probe from: pod/NAME, NAME, or deploy|sts|ds|rs|job/NAME (a Ready pod is picked).
+    #[arg(value_name = "SOURCE", required = true)]
+    pub source: Option<String>,
+
+    /// Destination: svc/NAME[.NS][:PORT|:PORTNAME], pod/NAME[.NS][:PORT], IP:PORT or HOST:PORT.
+    #[arg(long, value_name = "DEST")]
+    pub to: Option<String>,
+
+    /// Also resolve NAME as the pod's resolver would (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub dns: Vec<String>,
+
+    /// Capture packets (bounded) during the run; needs NET_RAW (profile netadmin).
+    #[arg(long)]
+    pub capture: bool,
+
+    /// Write the capture as pcap to FILE (`-` for stdout; implies --capture).
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub write: Option<String>,
+
+    /// Report socket health of the pod (states, TIME-WAIT, CLOSE-WAIT, listen queues).
+    #[arg(long)]
+    pub sockets: bool,
+
+    /// Search the path MTU toward the destination (ICMP needs NET_RAW; TCP variant otherwise).
+    #[arg(long)]
+    pub mtu: bool,
+
+    #[command(flatten)]
+    pub kube: KubeArgs,
+
+    /// Container whose network view to share (targetContainerName); default: the pod's first.
+    #[arg(short = 'c', long, value_name = "NAME")]
+    pub container: Option<String>,
+
+    /// Probe image to inject.
+    #[arg(long, value_name = "IMAGE", default_value = DEFAULT_PROBE_IMAGE)]
+    pub image: String,
+
+    /// Image pull policy of the probe container.
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub image_pull_policy: Option<PullPolicy>,
+
+    /// Security profile of the probe; `auto` follows the namespace's Pod Security level.
+    #[arg(long, value_enum, default_value_t = ProfileChoice::Auto)]
+    pub profile: ProfileChoice,
+
+    /// Overall time limit for the whole run (Go duration: 30s, 1m30s).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// kubectl's connection flags.
+#[derive(Debug, Args, Clone, Default)]
+pub struct KubeArgs {
+    /// Namespace of SOURCE (default: the context's namespace, else `default`).
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Kubeconfig context to use.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// Kubeconfig cluster to use.
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+
+    /// Kubeconfig user to use.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// Path to the kubeconfig file (default: $KUBECONFIG, which may list several files, else
+    /// ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+
+    /// Time limit for a single API request (`0` = none), as in kubectl.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub request_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct OutputArgs {
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+
+    /// Never colour the output (NO_COLOR is honoured too).
+    #[arg(long)]
+    pub no_color: bool,
+}
+
+/// `kubectl-netdebug local ...`
+#[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("what")
+        .args(["to", "dns", "sockets"])
+        .required(true)
+        .multiple(true)
+))]
+pub struct LocalArgs {
+    /// Destination HOST:PORT ([v6]:PORT for IPv6 literals); repeatable.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub to: Vec<String>,
+
+    /// Resolve NAME as this host's resolver would (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub dns: Vec<String>,
+
+    /// Report socket health (states, TIME-WAIT, CLOSE-WAIT, listen queues).
+    #[arg(long)]
+    pub sockets: bool,
+
+    /// Search the path MTU toward the destinations.
+    #[arg(long)]
+    pub mtu: bool,
+
+    /// Capture packets (bounded) during the run; needs CAP_NET_RAW.
+    #[arg(long)]
+    pub capture: bool,
+
+    /// Write the capture as pcap to FILE (`-` for stdout; implies --capture).
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub write: Option<String>,
+
+    /// Enter this network namespace first (a name under /var/run/netns, or a path).
+    #[arg(long, value_name = "NAME", conflicts_with = "pid")]
+    pub netns: Option<String>,
+
+    /// Enter the network namespace of this process first.
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
+
+    /// Time limit for the probe run (Go duration).
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProfileChoice {
+    Auto,
+    Restricted,
+    Baseline,
+    Netadmin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PullPolicy {
+    #[value(name = "Always")]
+    Always,
+    #[value(name = "IfNotPresent")]
+    IfNotPresent,
+    #[value(name = "Never")]
+    Never,
+}
+
+impl PullPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Always => "Always",
+            PullPolicy::IfNotPresent => "IfNotPresent",
+            PullPolicy::Never => "Never",
+        }
+    }
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("kubectl-netdebug").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn full_run_line() {
+        let cli = parse(&[
+            "pod/x",
+            "--to",
+            "svc/y:443",
+            "-n",
+            "shop",
+            "--context",
+            "kind",
+            "--dns",
+            "a.example",
+            "--dns",
+            "b.example",
+            "--profile",
+            "restricted",
+            "-o",
+            "json",
+            "--timeout",
+            "1m",
+            "--request-timeout",
+            "5s",
+            "--image-pull-policy",
+            "IfNotPresent",
+        ])
+        .unwrap();
+        assert!(cli.command.is_none());
+        let r = cli.run;
+        assert_eq!(r.source.as_deref(), Some("pod/x"));
+        assert_eq!(r.to.as_deref(), Some("svc/y:443"));
+        assert_eq!(r.dns, ["a.example", "b.example"]);
+        assert_eq!(r.kube.namespace.as_deref(), Some("shop"));
+        assert_eq!(r.kube.context.as_deref(), Some("kind"));
+        assert_eq!(r.kube.request_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(r.profile, ProfileChoice::Restricted);
+        assert_eq!(r.output.format, OutputFormat::Json);
+        assert_eq!(r.timeout, Duration::from_secs(60));
+        assert_eq!(r.image, DEFAULT_PROBE_IMAGE);
+        assert_eq!(r.image_pull_policy, Some(PullPolicy::IfNotPresent));
+    }
+
+    #[test]
+    fn nothing_to_check_is_a_usage_error() {
+        let err = parse(&["pod/x"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn local_subcommand() {
+        let cli = parse(&[
+            "local",
+            "--to",
+            "127.0.0.1:80",
+            "--netns",
+            "blue",
+            "-o",
+            "json",
+        ])
+        .unwrap();
+        match cli.command {
+            Some(Command::Local(l)) => {
+                assert_eq!(l.to, ["127.0.0.1:80"]);
+                assert_eq!(l.netns.as_deref(), Some("blue"));
+                assert_eq!(l.output.format, OutputFormat::Json);
+            }
+            other => panic!("expected local, got {other:?}"),
+        }
+        let err = parse(&[
+            "local",
+            "--to",
+            "127.0.0.1:80",
+            "--netns",
+            "a",
+            "--pid",
+            "1",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        assert!(parse(&["pod/x", "--to", "a:1", "--timeout", "soon"]).is_err());
+        assert!(parse(&["pod/x", "--to", "a:1", "--timeout", "0"]).is_err());
+        assert!(parse(&["pod/x", "--to", "a:1", "--profile", "root"]).is_err());
+        assert!(parse(&["pod/x", "--to", "a:1", "-o", "yaml"]).is_err());
+    }
+}

@@ -1,0 +1,21 @@
+//! kubectl-netdebug: resolve Kubernetes objects, inject the probe as an ephemeral container,
+//! stream its events and render the verdict. `main.rs` is the thin binary edge.
+
+// The verdict crate is published as `netdebug-verdict`; inside this crate it is `verdict`.
+extern crate netdebug_verdict as verdict;
+
+pub mod cli;
+pub mod connect;
+pub mod duration;
+pub mod error;
+pub mod events;
+pub mod image;
+pub mod inject;
+pub mod local;
+pub mod output;
+pub mod pcap;
+pub mod plan;
+pub mod preflight;
+pub mod profile;
+pub mod stream;
+pub mod wait;

@@ -1,0 +1,292 @@
+//! `kubectl-netdebug local`: run `netdebug-probe` on this Linux host (optionally entering a
+//! network namespace by name or through a process), read its stdout with the same event reader
+//! the Kubernetes path uses on the pod log, and render the same verdict. No Kubernetes.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::LocalArgs;
+use crate::error::{Error, Result};
+
+/// Name of the probe binary.
+pub const PROBE_BINARY: &str = "netdebug-probe";
+
+/// Environment variable naming the probe binary explicitly (tests, unusual installs).
+pub const PROBE_ENV: &str = "NETDEBUG_PROBE";
+
+/// Find the probe: `$NETDEBUG_PROBE`, else beside this executable (how release archives ship
+/// both), else on `PATH`. Hand-written (not the `which` crate): it is three lookups.
+pub fn find_probe() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os(PROBE_ENV).filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(Error::Local(format!(
+                "{PROBE_ENV}={} does not name a file",
+                p.display()
+            )))
+        };
+    }
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join(PROBE_BINARY)));
+    let on_path = std::env::var_os("PATH")
+        .map(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(PROBE_BINARY))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    beside
+        .into_iter()
+        .chain(on_path)
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::Local(format!(
+                "cannot find {PROBE_BINARY} beside this program or on PATH (or set {PROBE_ENV})"
+            ))
+        })
+}
+
+/// The header line's source: `local`, `netns/blue`, `pid/1234`.
+pub fn source_label(args: &LocalArgs) -> String {
+    match (&args.netns, args.pid) {
+        (Some(n), _) => format!("netns/{n}"),
+        (None, Some(pid)) => format!("pid/{pid}"),
+        _ => "local".into(),
+    }
+}
+
+/// The header line's destination: the `--to` list, else the DNS names.
+pub fn destination_label(args: &LocalArgs) -> Option<String> {
+    if !args.to.is_empty() {
+        Some(args.to.join(", "))
+    } else if !args.dns.is_empty() {
+        Some(format!("dns {}", args.dns.join(", ")))
+    } else {
+        None
+    }
+}
+
+/// The probe's command line (after the program name).
+pub fn probe_args(args: &LocalArgs, plan_json: &str) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Some(n) = &args.netns {
+        v.push("--netns".to_string());
+        v.push(n.clone());
+    }
+    if let Some(pid) = args.pid {
+        v.push("--pid".to_string());
+        v.push(pid.to_string());
+    }
+    v.push(plan_json.to_string());
+    v
+}
+
+#[cfg(not(target_os = "linux"))]
+pub async fn run(_args: LocalArgs) -> Result<i32> {
+    Err(Error::Local(
+        "local mode runs the probe in a Linux network namespace and works only on Linux; \
+         on this system use `kubectl netdebug POD --to DEST` against a cluster"
+            .into(),
+    ))
+}
+
+#[cfg(target_os = "linux")]
+pub async fn run(args: LocalArgs) -> Result<i32> {
+    imp::run(args).await
+}
+
+#[cfg(target_os = "linux")]
+mod imp {
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    use tokio::io::AsyncReadExt;
+    use tokio_util::compat::TokioAsyncReadCompatExt;
+
+    use super::*;
+    use crate::events::{EventReader, ReadError};
+    use crate::output::Session;
+    use crate::plan::{build_plan, parse_host_port, PlanOptions};
+
+    /// Time the probe gets beyond its own deadline to write `done` and exit.
+    const GRACE: Duration = Duration::from_secs(5);
+
+    pub async fn run(args: LocalArgs) -> Result<i32> {
+        let targets = args
+            .to
+            .iter()
+            .map(|t| parse_host_port(t))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(Error::Local)?;
+        let options = PlanOptions {
+            dns_names: args.dns.clone(),
+            capture: args.capture,
+            write_pcap: args.write.is_some(),
+            mtu: args.mtu,
+            deadline: args.timeout,
+        };
+        let plan = build_plan(targets, &options);
+        plan.validate().map_err(|e| Error::Local(format!("{e}")))?;
+        if let Some(n) = &args.netns {
+            check_netns_exists(n)?;
+        }
+        let probe = find_probe()?;
+        let plan_json = serde_json::to_string(&plan).expect("a plan always serialises");
+
+        let title = verdict::Title {
+            source: source_label(&args),
+            destination: destination_label(&args),
+            namespace: None,
+        };
+        let mut session = Session::new(
+            &args.output,
+            title,
+            verdict::kube::KubeEvidence::default(),
+            args.write.as_deref(),
+        )?;
+
+        let mut child = tokio::process::Command::new(&probe)
+            .args(probe_args(&args, &plan_json))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| Error::Local(format!("cannot start {}: {e}", probe.display())))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        // Collect stderr concurrently so a chatty probe never blocks on a full pipe.
+        let stderr_task = tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut buf).await;
+            // Drain the rest without keeping it.
+            let _ = tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await;
+            String::from_utf8_lossy(&buf).into_owned()
+        });
+
+        let deadline = tokio::time::Instant::now() + args.timeout + GRACE;
+        let mut reader = EventReader::new();
+        let input = futures::io::BufReader::new(stdout.compat());
+        let read = reader.read_from(input, |item| session.accept(item));
+        let read_result = tokio::time::timeout_at(deadline, read).await;
+        let timed_out = read_result.is_err();
+        if let Ok(Err(e)) = read_result {
+            let _ = child.kill().await;
+            return Err(match e {
+                ReadError::Protocol(p) => Error::Local(format!("{}: {p}", probe.display())),
+                other => Error::Local(other.to_string()),
+            });
+        }
+        let status = match tokio::time::timeout_at(deadline, child.wait()).await {
+            Ok(Ok(status)) => Some(status),
+            Ok(Err(e)) => return Err(Error::Local(format!("waiting for the probe: {e}"))),
+            Err(_) => {
+                let _ = child.kill().await;
+                None
+            }
+        };
+        let stderr_text = stderr_task.await.unwrap_or_default();
+        let last_stderr = stderr_text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+            .to_string();
+
+        if !reader.saw_done() {
+            let code = status.and_then(|s| s.code());
+            // Exit 2 before any event: the probe refused to run (bad netns, no permission to
+            // setns, a plan it rejects). That is the tool failing, with the probe's own words.
+            if code == Some(2) && reader.last_seq().is_none() {
+                return Err(Error::Local(if last_stderr.is_empty() {
+                    format!("{} failed (exit code 2) without a message", probe.display())
+                } else if last_stderr.starts_with(PROBE_BINARY) {
+                    last_stderr
+                } else {
+                    format!("{PROBE_BINARY}: {last_stderr}")
+                }));
+            }
+            let how = if timed_out || status.is_none() {
+                format!(
+                    "the probe did not finish within {} s and was stopped",
+                    (args.timeout + GRACE).as_secs()
+                )
+            } else {
+                match status.and_then(|s| s.code()) {
+                    Some(c) => format!("the probe exited with code {c} before finishing"),
+                    None => "the probe was killed by a signal before finishing".into(),
+                }
+            };
+            let mut reason = how;
+            if !last_stderr.is_empty() {
+                reason.push_str(&format!(": {last_stderr}"));
+            }
+            session.end_early(reason);
+        } else if let Some(code) = status.and_then(|s| s.code()).filter(|c| *c != 0) {
+            session.warn(format!(
+                "the probe finished its run but exited with code {code}{}",
+                if last_stderr.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {last_stderr}")
+                }
+            ));
+        }
+        for m in reader.malformed().to_vec() {
+            session.warn(format!("the probe sent a malformed event: {m}"));
+        }
+        session.finish()
+    }
+
+    /// A name (not a path) must exist under /var/run/netns, as `ip netns` keeps them; saying
+    /// so here gives a better message than the probe's setns error.
+    fn check_netns_exists(name: &str) -> Result<()> {
+        if name.contains('/') {
+            return Ok(()); // a path: the probe opens it and reports
+        }
+        let p = Path::new("/var/run/netns").join(name);
+        if p.exists() {
+            Ok(())
+        } else {
+            Err(Error::Local(format!(
+                "network namespace `{name}` does not exist ({} not found; see `ip netns list`)",
+                p.display()
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn local(args: &[&str]) -> LocalArgs {
+        let cli = crate::cli::Cli::try_parse_from(
+            ["kubectl-netdebug", "local"]
+                .iter()
+                .chain(args.iter())
+                .copied(),
+        )
+        .unwrap();
+        match cli.command {
+            Some(crate::cli::Command::Local(l)) => l,
+            _ => unreachable!("parsed as local"),
+        }
+    }
+
+    #[test]
+    fn labels_and_probe_arguments() {
+        let a = local(&["--to", "10.199.0.2:80", "--netns", "blue"]);
+        assert_eq!(source_label(&a), "netns/blue");
+        assert_eq!(destination_label(&a).as_deref(), Some("10.199.0.2:80"));
+        assert_eq!(probe_args(&a, "{}"), ["--netns", "blue", "{}"]);
+        let a = local(&["--dns", "example.test", "--pid", "42"]);
+        assert_eq!(source_label(&a), "pid/42");
+        assert_eq!(destination_label(&a).as_deref(), Some("dns example.test"));
+        assert_eq!(probe_args(&a, "{}"), ["--pid", "42", "{}"]);
+    }
+}

@@ -1,0 +1,142 @@
+//! One run's output: every probe event goes into the verdict's inputs and, on a terminal, a
+//! progress line; pcap chunks go to the pcap file; at the end the verdict is rendered in the
+//! chosen format. Shared by the Kubernetes path and local mode.
+
+use std::io::{IsTerminal, Write};
+
+use verdict::{Inputs, Renderer, Title};
+
+use crate::cli::{OutputArgs, OutputFormat};
+use crate::error::{Error, Result};
+use crate::events::Item;
+use crate::pcap::PcapWriter;
+
+pub struct Session {
+    inputs: Inputs,
+    renderer: Box<dyn Renderer>,
+    /// Print progress lines (stderr, only when it is a terminal).
+    progress: bool,
+    pcap: Option<PcapWriter>,
+    pcap_error: Option<Error>,
+    /// The final output goes to stderr when stdout carries the pcap (`-w -`).
+    final_to_stderr: bool,
+    warnings: Vec<String>,
+}
+
+/// Colour only on a terminal, and never with `--no-color` or `NO_COLOR` set (no-color.org).
+pub fn use_color(args: &OutputArgs, to_stderr: bool) -> bool {
+    let terminal = if to_stderr {
+        std::io::stderr().is_terminal()
+    } else {
+        std::io::stdout().is_terminal()
+    };
+    let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    terminal && !args.no_color && !no_color_env
+}
+
+impl Session {
+    pub fn new(
+        output: &OutputArgs,
+        title: Title,
+        kube: verdict::kube::KubeEvidence,
+        pcap_path: Option<&str>,
+    ) -> Result<Session> {
+        let final_to_stderr = pcap_path == Some("-");
+        let renderer: Box<dyn Renderer> = match output.format {
+            OutputFormat::Text => Box::new(verdict::TextRenderer::new(use_color(
+                output,
+                final_to_stderr,
+            ))),
+            OutputFormat::Markdown => Box::new(verdict::MarkdownRenderer::new()),
+            OutputFormat::Json => Box::new(verdict::JsonRenderer::new()),
+        };
+        let pcap = pcap_path.map(PcapWriter::create).transpose()?;
+        Ok(Session {
+            inputs: Inputs::new(title, kube),
+            renderer,
+            progress: output.format == OutputFormat::Text && std::io::stderr().is_terminal(),
+            pcap,
+            pcap_error: None,
+            final_to_stderr,
+            warnings: Vec::new(),
+        })
+    }
+
+    /// Take one item from the event reader.
+    pub fn accept(&mut self, item: Item) {
+        match item {
+            Item::Gap { from, to } => {
+                let w = if from == to {
+                    format!("event {from} of the probe's stream was lost; the verdict lacks it")
+                } else {
+                    format!("events {from}..{to} of the probe's stream were lost; the verdict lacks them")
+                };
+                self.warn(w);
+            }
+            Item::Event(protocol::Decoded::Event(envelope)) => {
+                if let protocol::Event::PcapChunk(chunk) = &envelope.event {
+                    if let (Some(w), None) = (self.pcap.as_mut(), &self.pcap_error) {
+                        if let Err(e) = w.write_chunk(chunk) {
+                            self.pcap_error = Some(e);
+                        }
+                    }
+                    // Written to the file; the verdict only needs the PcapInfo.
+                    return;
+                }
+                if self.progress {
+                    if let Some(line) = self.renderer.progress(&envelope.event) {
+                        eprintln!("{line}");
+                    }
+                }
+                self.inputs.record(protocol::Decoded::Event(envelope));
+            }
+            Item::Event(unknown) => self.inputs.record(unknown),
+        }
+    }
+
+    /// A problem of the run worth telling now (stderr) without stopping it.
+    pub fn warn(&mut self, message: String) {
+        eprintln!("warning: {message}");
+        self.warnings.push(message);
+    }
+
+    /// The stream ended without `done`, for this reason.
+    pub fn end_early(&mut self, reason: impl Into<String>) {
+        self.inputs.end_stream(reason);
+    }
+
+    pub fn inputs(&self) -> &Inputs {
+        &self.inputs
+    }
+
+    /// Evaluate, render, print; returns the exit code (0 healthy, 1 problem, 2 inconclusive).
+    pub fn finish(mut self) -> Result<i32> {
+        if let Some(e) = self.pcap_error.take() {
+            return Err(e);
+        }
+        if let Some(w) = self.pcap.take() {
+            let path = w.path().to_string();
+            self.inputs.pcap = w.finish()?;
+            if self.inputs.pcap.is_none() {
+                self.warn(format!(
+                    "the probe sent no capture data (see the capture line), so {path} was not written"
+                ));
+            }
+        }
+        let verdict = verdict::evaluate(&self.inputs);
+        let text = self.renderer.finish(&self.inputs, &verdict);
+        let written = if self.final_to_stderr {
+            std::io::stderr().write_all(text.as_bytes())
+        } else {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes()).and_then(|_| out.flush())
+        };
+        if let Err(e) = written {
+            // A closed pipe (`| head`) is not the tool failing.
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                return Err(Error::Output(format!("writing the output: {e}")));
+            }
+        }
+        Ok(verdict.exit_code())
+    }
+}

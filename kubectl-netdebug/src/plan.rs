@@ -1,0 +1,165 @@
+//! Building the probe's plan from what was resolved and the flags given, and parsing the
+//! `HOST:PORT` destinations of local mode.
+
+use std::time::Duration;
+
+use protocol::{CapturePlan, MtuPlan, Plan, Target, TargetRole};
+
+/// The probe's own deadline when the overall timeout leaves room for it.
+pub const DEFAULT_PROBE_DEADLINE: Duration = Duration::from_secs(15);
+
+/// What the flags ask the probe to do besides the targets.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    pub dns_names: Vec<String>,
+    pub capture: bool,
+    /// Ask for pcap chunks (only when they will be written: `-w`).
+    pub write_pcap: bool,
+    pub mtu: bool,
+    pub deadline: Duration,
+}
+
+pub fn build_plan(targets: Vec<Target>, options: &PlanOptions) -> Plan {
+    let mut plan = Plan::new(targets);
+    let mut names: Vec<String> = Vec::new();
+    for n in &options.dns_names {
+        if !names.contains(n) {
+            names.push(n.clone());
+        }
+    }
+    plan.dns.names = names;
+    plan.deadline_ms = options.deadline.as_millis().clamp(1, 600_000) as u64;
+    // A connect attempt must finish well inside the run.
+    plan.connect_timeout_ms = plan.connect_timeout_ms.min((plan.deadline_ms / 3).max(1));
+    if options.capture || options.write_pcap {
+        let mut capture = CapturePlan {
+            pcap: options.write_pcap,
+            ..CapturePlan::default()
+        };
+        capture.max_duration_ms = capture.max_duration_ms.min(plan.deadline_ms);
+        plan.capture = Some(capture);
+    }
+    if options.mtu {
+        plan.mtu = Some(MtuPlan::default());
+    }
+    plan
+}
+
+/// The probe deadline for a run limited to `overall`: at most 15 s, and at most half of the
+/// overall time so that injection, image start and log streaming fit in the rest.
+pub fn probe_deadline(overall: Duration) -> Duration {
+    DEFAULT_PROBE_DEADLINE
+        .min(overall / 2)
+        .max(Duration::from_secs(1))
+}
+
+/// Parse `HOST:PORT` (`[v6]:PORT` for IPv6 literals) into a direct target.
+pub fn parse_host_port(input: &str) -> Result<Target, String> {
+    let bad = |why: &str| {
+        format!("--to {input}: {why} (expected HOST:PORT, e.g. 10.0.0.5:8080 or [fd00::1]:80)")
+    };
+    let (host, port) = if let Some(rest) = input.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(|| bad("missing `]`"))?;
+        let port = after
+            .strip_prefix(':')
+            .ok_or_else(|| bad("missing `:PORT` after the address"))?;
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(bad("not an IPv6 address inside [ ]"));
+        }
+        (host, port)
+    } else {
+        let (host, port) = input
+            .rsplit_once(':')
+            .ok_or_else(|| bad("missing `:PORT`"))?;
+        if host.contains(':') {
+            return Err(bad("IPv6 addresses go in brackets"));
+        }
+        (host, port)
+    };
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| bad("the port must be a number from 1 to 65535"))?;
+    protocol::validate_host(host).map_err(|why| bad(&format!("`{host}` {why}")))?;
+    Ok(Target {
+        label: input.to_string(),
+        host: host.to_string(),
+        port: Some(port),
+        role: TargetRole::Direct,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_forms() {
+        let t = parse_host_port("127.0.0.1:8080").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", Some(8080)));
+        let t = parse_host_port("[::1]:443").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("::1", Some(443)));
+        let t = parse_host_port("db.example.com:5432").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("db.example.com", Some(5432)));
+        assert_eq!(t.role, TargetRole::Direct);
+        for bad in [
+            "127.0.0.1",
+            "127.0.0.1:0",
+            "127.0.0.1:99999",
+            "::1:80",
+            "[::1]80",
+            "bad host:1",
+            ":80",
+            "[1.2.3.4]:80",
+        ] {
+            let err = parse_host_port(bad).unwrap_err();
+            assert!(err.starts_with(&format!("--to {bad}: ")), "{err}");
+        }
+    }
+
+    #[test]
+    fn plan_from_flags() {
+        let t = parse_host_port("127.0.0.1:80").unwrap();
+        let plan = build_plan(
+            vec![t],
+            &PlanOptions {
+                dns_names: vec!["a.example".into(), "a.example".into(), "b.example".into()],
+                capture: true,
+                write_pcap: false,
+                mtu: true,
+                deadline: Duration::from_secs(6),
+            },
+        );
+        plan.validate().unwrap();
+        assert_eq!(plan.dns.names, ["a.example", "b.example"]);
+        assert_eq!(plan.deadline_ms, 6000);
+        assert_eq!(plan.connect_timeout_ms, 2000);
+        let capture = plan.capture.clone().unwrap();
+        assert!(!capture.pcap);
+        assert_eq!(capture.max_duration_ms, 5000);
+        assert!(plan.mtu.is_some());
+        let checks = plan.effective_checks();
+        assert!(checks.contains(&protocol::CheckKind::Capture));
+        assert!(checks.contains(&protocol::CheckKind::Mtu));
+        // Round trip through the one JSON argument the probe receives.
+        let json = serde_json::to_string(&plan).unwrap();
+        assert_eq!(Plan::from_json(&json).unwrap(), plan);
+    }
+
+    #[test]
+    fn probe_deadline_leaves_room() {
+        assert_eq!(
+            probe_deadline(Duration::from_secs(60)),
+            Duration::from_secs(15)
+        );
+        assert_eq!(
+            probe_deadline(Duration::from_secs(10)),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            probe_deadline(Duration::from_millis(500)),
+            Duration::from_secs(1)
+        );
+    }
+}

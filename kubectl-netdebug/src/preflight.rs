@@ -1,0 +1,384 @@
+//! Preflight: everything that must hold before a probe is injected, each failure a specific
+//! sentence (server too old, which permission is missing, pod not running, Windows node).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::api::{Api, PostParams};
+
+use crate::connect::ApiTarget;
+use crate::error::{api_status, Error, Result};
+
+/// First release with the `ephemeralcontainers` subresource enabled by default (beta, 1.23).
+pub const MIN_SERVER_MINOR: u32 = 23;
+
+/// The node label that names the node's operating system.
+pub const NODE_OS_LABEL: &str = "kubernetes.io/os";
+
+/// `major.minor` of the API server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ServerVersion {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl std::fmt::Display for ServerVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// Parse `/version`'s `major`/`minor`, which managed clusters decorate (`"23+"`).
+pub fn parse_server_version(major: &str, minor: &str) -> Option<ServerVersion> {
+    let digits = |s: &str| -> Option<u32> {
+        let d: String = s.chars().take_while(char::is_ascii_digit).collect();
+        d.parse().ok()
+    };
+    Some(ServerVersion {
+        major: digits(major)?,
+        minor: digits(minor)?,
+    })
+}
+
+/// GET /version and refuse servers without ephemeral containers.
+pub async fn check_server_version(
+    client: &kube::Client,
+    target: &ApiTarget,
+) -> Result<ServerVersion> {
+    let info = client
+        .apiserver_version()
+        .await
+        .map_err(|e| Error::from_kube("get /version", e, target))?;
+    let version = parse_server_version(&info.major, &info.minor).ok_or_else(|| Error::Api {
+        what: "get /version".into(),
+        detail: format!(
+            "unrecognised server version major={:?} minor={:?} ({})",
+            info.major, info.minor, info.git_version
+        ),
+    })?;
+    if version
+        < (ServerVersion {
+            major: 1,
+            minor: MIN_SERVER_MINOR,
+        })
+    {
+        return Err(Error::ServerTooOld {
+            version: info.git_version.clone(),
+        });
+    }
+    Ok(version)
+}
+
+/// One permission the run needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access {
+    pub verb: &'static str,
+    pub group: &'static str,
+    pub resource: &'static str,
+    pub subresource: Option<&'static str>,
+    pub why: &'static str,
+}
+
+impl Access {
+    /// `pods/ephemeralcontainers`, `endpointslices.discovery.k8s.io`: as `kubectl auth can-i`
+    /// spells it.
+    pub fn resource_name(&self) -> String {
+        let mut s = self.resource.to_string();
+        if !self.group.is_empty() {
+            s = format!("{s}.{}", self.group);
+        }
+        if let Some(sub) = self.subresource {
+            s = format!("{s}/{sub}");
+        }
+        s
+    }
+}
+
+/// The namespaced permissions every run needs, checked with SelfSubjectAccessReview.
+pub const POD_ACCESS: &[Access] = &[
+    Access {
+        verb: "get",
+        group: "",
+        resource: "pods",
+        subresource: None,
+        why: "to read the source pod",
+    },
+    Access {
+        verb: "patch",
+        group: "",
+        resource: "pods",
+        subresource: Some("ephemeralcontainers"),
+        why: "to inject the probe as an ephemeral container",
+    },
+    Access {
+        verb: "watch",
+        group: "",
+        resource: "pods",
+        subresource: None,
+        why: "to wait for the probe to start",
+    },
+    Access {
+        verb: "get",
+        group: "",
+        resource: "pods",
+        subresource: Some("log"),
+        why: "to stream the probe's output",
+    },
+];
+
+/// Also needed when the destination is a Service.
+pub const SERVICE_ACCESS: &[Access] = &[
+    Access {
+        verb: "get",
+        group: "",
+        resource: "services",
+        subresource: None,
+        why: "to resolve a Service destination",
+    },
+    Access {
+        verb: "list",
+        group: "discovery.k8s.io",
+        resource: "endpointslices",
+        subresource: None,
+        why: "to find a Service's endpoints",
+    },
+];
+
+pub fn access_review(access: &Access, namespace: &str) -> SelfSubjectAccessReview {
+    SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(namespace.to_string()),
+                verb: Some(access.verb.to_string()),
+                group: Some(access.group.to_string()),
+                resource: Some(access.resource.to_string()),
+                subresource: access.subresource.map(str::to_string),
+                ..Default::default()
+            }),
+            non_resource_attributes: None,
+        },
+        ..Default::default()
+    }
+}
+
+/// The permissions a run needs: always those on pods, and those on Services and
+/// EndpointSlices when the destination is a Service.
+pub fn required_access(service_destination: bool) -> Vec<Access> {
+    let mut v = POD_ACCESS.to_vec();
+    if service_destination {
+        v.extend_from_slice(SERVICE_ACCESS);
+    }
+    v
+}
+
+/// Ask the API server, for each permission in `needed`, whether the current user has it. All
+/// missing permissions are named in one error.
+pub async fn check_rbac(
+    client: &kube::Client,
+    target: &ApiTarget,
+    namespace: &str,
+    needed: &[Access],
+) -> Result<()> {
+    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let reviews = needed.iter().map(|access| {
+        let api = api.clone();
+        async move {
+            let answer = api
+                .create(&PostParams::default(), &access_review(access, namespace))
+                .await
+                .map_err(|e| Error::from_kube("create selfsubjectaccessreview", e, target))?;
+            let status = answer.status.unwrap_or_default();
+            Ok::<_, Error>((access, status.allowed, status.reason))
+        }
+    });
+    let answers = futures::future::try_join_all(reviews).await?;
+    let missing: Vec<String> = answers
+        .into_iter()
+        .filter(|(_, allowed, _)| !allowed)
+        .map(|(a, _, reason)| {
+            let mut s = format!("{} {} ({})", a.verb, a.resource_name(), a.why);
+            if let Some(r) = reason.filter(|r| !r.is_empty()) {
+                s.push_str(&format!(": {r}"));
+            }
+            s
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::RbacDenied(format!(
+        "RBAC: you may not {} in namespace {namespace} (context {}); ask for a Role granting it",
+        missing.join("; nor "),
+        target.context
+    )))
+}
+
+/// Read the namespace: unknown namespace is an error; a namespace we may not read yields
+/// `None` (its Pod Security labels are then unknown).
+pub async fn namespace_labels(
+    client: &kube::Client,
+    target: &ApiTarget,
+    namespace: &str,
+) -> Result<Option<BTreeMap<String, String>>> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    match api.get(namespace).await {
+        Ok(ns) => Ok(Some(ns.metadata.labels.unwrap_or_default())),
+        Err(e) if api_status(&e) == Some(404) => Err(Error::NamespaceNotFound(namespace.into())),
+        Err(e) if api_status(&e) == Some(403) => Ok(None),
+        Err(e) => Err(Error::from_kube(
+            format!("get namespace {namespace}"),
+            e,
+            target,
+        )),
+    }
+}
+
+/// The source pod must be Running: an ephemeral container joins a live network namespace.
+pub fn check_pod_running(pod: &Pod) -> Result<()> {
+    let status = pod.status.clone().unwrap_or_default();
+    let phase = status.phase.clone().unwrap_or_else(|| "Unknown".into());
+    if phase == "Running" {
+        return Ok(());
+    }
+    let mut reason = String::new();
+    if let Some(r) = status.reason.as_deref().filter(|r| !r.is_empty()) {
+        reason = format!(", reason {r}");
+        if let Some(m) = status.message.as_deref().filter(|m| !m.is_empty()) {
+            reason.push_str(&format!(": {m}"));
+        }
+    } else {
+        // Pending pods say why in their containers' waiting states or their conditions.
+        let waiting = status
+            .container_statuses
+            .iter()
+            .flatten()
+            .chain(status.init_container_statuses.iter().flatten())
+            .find_map(|cs| {
+                let w = cs.state.as_ref()?.waiting.as_ref()?;
+                Some((cs.name.clone(), w.reason.clone()?, w.message.clone()))
+            });
+        if let Some((container, r, m)) = waiting {
+            reason = format!(", container {container} waiting: {r}");
+            if let Some(m) = m.filter(|m| !m.is_empty()) {
+                reason.push_str(&format!(": {m}"));
+            }
+        } else if let Some(c) = status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.status == "False" && c.reason.as_deref().is_some_and(|r| !r.is_empty()))
+        {
+            reason = format!(
+                ", {} {}: {}",
+                c.type_,
+                c.reason.as_deref().unwrap_or_default(),
+                c.message.as_deref().unwrap_or_default()
+            );
+        }
+    }
+    Err(Error::PodNotRunning {
+        namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+        pod: pod.metadata.name.clone().unwrap_or_default(),
+        phase,
+        reason,
+    })
+}
+
+/// The pod's node must run Linux. Reads the node's `kubernetes.io/os` label; when nodes may not
+/// be read (common for namespace-scoped users), falls back to what the pod itself says
+/// (`spec.os.name`, a `kubernetes.io/os` nodeSelector), else assumes Linux.
+pub async fn check_linux_node(client: &kube::Client, target: &ApiTarget, pod: &Pod) -> Result<()> {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let Some(node_name) = spec.node_name.clone() else {
+        return Ok(()); // not scheduled: check_pod_running already refused it
+    };
+    let api: Api<Node> = Api::all(client.clone());
+    let os = match api.get(&node_name).await {
+        Ok(node) => node
+            .metadata
+            .labels
+            .and_then(|l| l.get(NODE_OS_LABEL).cloned()),
+        Err(e) if matches!(api_status(&e), Some(403) | Some(404)) => None,
+        Err(e) => return Err(Error::from_kube(format!("get node {node_name}"), e, target)),
+    };
+    let os = os
+        .or_else(|| spec.os.as_ref().map(|o| o.name.clone()))
+        .or_else(|| {
+            spec.node_selector
+                .as_ref()
+                .and_then(|s| s.get(NODE_OS_LABEL).cloned())
+        });
+    match os.as_deref() {
+        None | Some("linux") => Ok(()),
+        Some(other) => Err(Error::NotLinuxNode {
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            pod: pod.metadata.name.clone().unwrap_or_default(),
+            node: node_name,
+            os: other.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_parsing() {
+        assert_eq!(
+            parse_server_version("1", "23+"),
+            Some(ServerVersion {
+                major: 1,
+                minor: 23
+            })
+        );
+        assert_eq!(
+            parse_server_version("1", "33"),
+            Some(ServerVersion {
+                major: 1,
+                minor: 33
+            })
+        );
+        assert_eq!(parse_server_version("", "33"), None);
+    }
+
+    #[test]
+    fn resource_names_as_kubectl_spells_them() {
+        let names: Vec<String> = required_access(true)
+            .iter()
+            .map(Access::resource_name)
+            .collect();
+        assert!(names.contains(&"pods/ephemeralcontainers".to_string()));
+        assert!(names.contains(&"pods/log".to_string()));
+        assert!(names.contains(&"endpointslices.discovery.k8s.io".to_string()));
+    }
+
+    #[test]
+    fn pending_pod_names_the_waiting_reason() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "shop"},
+            "status": {"phase": "Pending", "containerStatuses": [{
+                "name": "app", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"x\""}}
+            }]}
+        }))
+        .unwrap();
+        let err = check_pod_running(&pod).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "pod shop/web is not running (phase Pending, container app waiting: ImagePullBackOff: Back-off pulling image \"x\")"
+        );
+        let evicted: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "shop"},
+            "status": {"phase": "Failed", "reason": "Evicted", "message": "low on memory"}
+        }))
+        .unwrap();
+        assert_eq!(
+            check_pod_running(&evicted).unwrap_err().to_string(),
+            "pod shop/web is not running (phase Failed, reason Evicted: low on memory)"
+        );
+    }
+}

@@ -1,0 +1,247 @@
+//! The Kubernetes path, end to end: parse -> connect -> preflight -> resolve -> inject -> wait
+//! -> stream -> verdict. Every step is bounded by the overall `--timeout`.
+
+use std::io::IsTerminal;
+
+use tokio::time::Instant;
+
+use crate::cli::{OutputFormat, RunArgs};
+use crate::connect::{connect, Cluster};
+use crate::error::{Error, Result};
+use crate::events::EventReader;
+use crate::inject::{inject, random_container_name, ProbeContainer};
+use crate::output::Session;
+use crate::plan::{build_plan, probe_deadline, PlanOptions};
+use crate::resolve;
+use crate::stream::{stream_events, LogSource};
+use crate::wait::{wait_for_start, Started, WaitFor};
+use crate::{preflight, profile};
+
+/// Run `kubectl netdebug SOURCE ...`; returns the exit code (0 healthy, 1 problem found,
+/// 2 inconclusive), or an error (exit 2).
+pub async fn run(args: RunArgs) -> Result<i32> {
+    // Bad input first, before any network traffic.
+    let parsed = parse_input(&args)?;
+    let cluster = connect(&args.kube).await?;
+    run_with(cluster, &args, parsed).await
+}
+
+/// SOURCE, --to and --dns, checked.
+pub struct ParsedInput {
+    source: resolve::SourceSpec,
+    destination: Option<resolve::DestSpec>,
+}
+
+pub fn parse_input(args: &RunArgs) -> Result<ParsedInput> {
+    let source_text = args.source.as_deref().unwrap_or_default();
+    let source = resolve::parse_source(source_text).map_err(|e| Error::Resolve(e.to_string()))?;
+    let destination = args
+        .to
+        .as_deref()
+        .map(resolve::parse_destination)
+        .transpose()
+        .map_err(|e| Error::Resolve(e.to_string()))?;
+    for name in &args.dns {
+        protocol::validate_host(name)
+            .map_err(|why| Error::Resolve(format!("--dns {name}: {why}")))?;
+    }
+    Ok(ParsedInput {
+        source,
+        destination,
+    })
+}
+
+/// The run against an already built client (tests pass a mocked one), bounded by `--timeout`.
+pub async fn run_with(cluster: Cluster, args: &RunArgs, parsed: ParsedInput) -> Result<i32> {
+    let deadline = Instant::now() + args.timeout;
+    // The steps end themselves at `deadline` (streaming with a partial verdict); the outer
+    // limit, a little later, only catches a step that failed to.
+    let hard_stop = deadline + std::time::Duration::from_secs(2);
+    match tokio::time::timeout_at(hard_stop, run_until(cluster, args, parsed, deadline)).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Deadline(format!(
+            "the run did not finish within --timeout {} s",
+            args.timeout.as_secs_f64()
+        ))),
+    }
+}
+
+async fn run_until(
+    cluster: Cluster,
+    args: &RunArgs,
+    parsed: ParsedInput,
+    deadline: Instant,
+) -> Result<i32> {
+    let overall = args.timeout;
+    let ParsedInput {
+        source: source_spec,
+        destination: dest_spec,
+    } = parsed;
+    let Cluster {
+        client,
+        namespace,
+        target,
+    } = cluster;
+
+    preflight::check_server_version(&client, &target).await?;
+    let ns_labels = preflight::namespace_labels(&client, &target, &namespace).await?;
+    let service_destination = args.to.as_deref().is_some_and(names_a_service);
+    preflight::check_rbac(
+        &client,
+        &target,
+        &namespace,
+        &preflight::required_access(service_destination),
+    )
+    .await?;
+
+    let source =
+        resolve::resolve_source(&client, &namespace, &source_spec, args.container.as_deref())
+            .await
+            .map_err(|e| Error::Resolve(e.to_string()))?;
+    preflight::check_pod_running(&source.pod)?;
+    preflight::check_linux_node(&client, &target, &source.pod).await?;
+    let pod_name = source.pod.metadata.name.clone().unwrap_or_default();
+    let pod_namespace = source
+        .pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| namespace.clone());
+
+    let mut kube = verdict::kube::KubeEvidence {
+        source: Some(source.info.clone()),
+        ..Default::default()
+    };
+    let mut targets = Vec::new();
+    let mut dns_names = Vec::new();
+    if let Some(spec) = &dest_spec {
+        let dest = resolve::resolve_destination(&client, &namespace, spec, &source)
+            .await
+            .map_err(|e| Error::Resolve(e.to_string()))?;
+        kube.destination = Some(dest.info);
+        kube.findings = dest.findings;
+        targets = dest.targets;
+        dns_names = dest.dns_names;
+    }
+    dns_names.extend(args.dns.iter().cloned());
+
+    let (probe_profile, profile_info) =
+        profile::choose(args.profile, &pod_namespace, ns_labels.as_ref());
+    kube.profile = Some(profile_info);
+
+    let plan = build_plan(
+        targets,
+        &PlanOptions {
+            dns_names,
+            capture: args.capture,
+            write_pcap: args.write.is_some(),
+            mtu: args.mtu,
+            deadline: probe_deadline(overall),
+        },
+    );
+    plan.validate()
+        .map_err(|e| Error::Resolve(format!("cannot build the probe plan: {e}")))?;
+    let probe_run = std::time::Duration::from_millis(plan.deadline_ms);
+
+    let container = ProbeContainer {
+        name: random_container_name(),
+        target_container: source.target_container.clone(),
+        image: args.image.clone(),
+        pull_policy: args.image_pull_policy.map(|p| p.as_str().to_string()),
+        profile: probe_profile,
+        plan,
+    };
+    let title = verdict::Title {
+        source: match &source.info.picked_from {
+            Some(from) => format!("{from} (pod/{pod_name})"),
+            None => format!("pod/{pod_name}"),
+        },
+        destination: args
+            .to
+            .clone()
+            .or_else(|| (!args.dns.is_empty()).then(|| format!("dns {}", args.dns.join(", ")))),
+        namespace: Some(pod_namespace.clone()),
+    };
+    let mut session = Session::new(&args.output, title, kube, args.write.as_deref())?;
+    let chatty = args.output.format == OutputFormat::Text && std::io::stderr().is_terminal();
+    if chatty {
+        if let Some(from) = &source.info.picked_from {
+            eprintln!("using pod {pod_namespace}/{pod_name} (a Ready pod of {from})");
+        }
+    }
+
+    let injected = inject(&client, &target, &pod_namespace, &pod_name, &container).await?;
+    let version = injected
+        .metadata
+        .resource_version
+        .clone()
+        .unwrap_or_default();
+    let what = WaitFor {
+        namespace: &pod_namespace,
+        pod: &pod_name,
+        container: &container.name,
+        image: &container.image,
+    };
+    // Starting may take at most what is left after the probe's own run and a moment to
+    // collect its output.
+    let start_deadline = deadline
+        .checked_sub(probe_run + std::time::Duration::from_secs(3))
+        .filter(|d| *d > Instant::now())
+        .unwrap_or(deadline);
+    let started = wait_for_start(&client, &target, &what, &version, start_deadline).await?;
+    if let Started::Terminated {
+        exit_code: 2,
+        message,
+        ..
+    } = &started
+    {
+        // The probe refused to run at all; its last words are the termination message.
+        if let Some(m) = message.as_deref().and_then(|m| m.lines().last()) {
+            if !m.contains("\"v\"") {
+                return Err(Error::Stream(format!("netdebug-probe failed: {m}")));
+            }
+        }
+    }
+
+    let mut reader = EventReader::new();
+    let source_log = LogSource {
+        client: &client,
+        target: &target,
+        namespace: &pod_namespace,
+        pod: &pod_name,
+        container: &container.name,
+    };
+    let outcome = stream_events(&source_log, &mut reader, deadline, |item| {
+        session.accept(item)
+    })
+    .await?;
+    if let Some(reason) = &outcome.ended_early {
+        let mut reason = reason.clone();
+        if let Some(line) = reader.other_lines().last() {
+            reason.push_str(&format!("; its last output: {line}"));
+        }
+        session.end_early(reason);
+    } else if let Some(code) = outcome.exit_code.filter(|c| *c != 0) {
+        session.warn(format!(
+            "the probe finished its run but exited with code {code}"
+        ));
+    }
+    for m in reader.malformed().to_vec() {
+        session.warn(format!("the probe sent a malformed event: {m}"));
+    }
+    if chatty && outcome.reconnects > 0 {
+        eprintln!(
+            "(the log stream was resumed {} time(s); {} repeated event(s) skipped)",
+            outcome.reconnects,
+            reader.duplicates_skipped()
+        );
+    }
+    session.finish()
+}
+
+/// Whether `--to` names a Service (the kinds kubectl accepts for Services).
+fn names_a_service(to: &str) -> bool {
+    ["svc/", "service/", "services/"]
+        .iter()
+        .any(|p| to.starts_with(p))
+}

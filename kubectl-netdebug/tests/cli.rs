@@ -1,0 +1,158 @@
+//! The built binary with bad input: malformed flags are clap's usage errors (exit 2), bad
+//! values get one specific line (exit 2), never a panic.
+
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_kubectl-netdebug"))
+        .args(args)
+        // Never read a developer's real kubeconfig.
+        .env("KUBECONFIG", dir.path().join("no-kubeconfig"))
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_usage_error(args: &[&str], expected: &str) {
+    let o = run(args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    assert!(
+        err.contains(expected),
+        "{args:?}: expected {expected:?} in:\n{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn no_arguments() {
+    assert_usage_error(&[], "the following required arguments were not provided");
+}
+
+#[test]
+fn nothing_to_check() {
+    assert_usage_error(&["pod/x"], "<--to <DEST>|--dns <NAME>|--sockets>");
+}
+
+#[test]
+fn bad_duration() {
+    assert_usage_error(
+        &["pod/x", "--to", "10.96.0.10:53", "--timeout", "soon"],
+        "invalid value 'soon' for '--timeout <DURATION>': invalid duration `soon`",
+    );
+    assert_usage_error(
+        &["pod/x", "--to", "10.96.0.10:53", "--request-timeout", "5x"],
+        "invalid value '5x' for '--request-timeout <DURATION>'",
+    );
+}
+
+#[test]
+fn bad_enums() {
+    assert_usage_error(
+        &["pod/x", "--to", "a:1", "-o", "yaml"],
+        "invalid value 'yaml' for '--output <FORMAT>'",
+    );
+    assert_usage_error(
+        &["pod/x", "--to", "a:1", "--profile", "root"],
+        "invalid value 'root' for '--profile <PROFILE>'",
+    );
+    assert_usage_error(
+        &["pod/x", "--to", "a:1", "--image-pull-policy", "sometimes"],
+        "invalid value 'sometimes'",
+    );
+}
+
+#[test]
+fn unknown_flag() {
+    assert_usage_error(
+        &["pod/x", "--to", "a:1", "--bogus"],
+        "unexpected argument '--bogus'",
+    );
+}
+
+#[test]
+fn local_netns_and_pid_conflict() {
+    assert_usage_error(
+        &[
+            "local",
+            "--to",
+            "127.0.0.1:80",
+            "--netns",
+            "a",
+            "--pid",
+            "1",
+        ],
+        "cannot be used with",
+    );
+}
+
+#[test]
+fn version_subcommand() {
+    let o = run(&["version"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.starts_with(&format!("kubectl-netdebug {}\n", env!("CARGO_PKG_VERSION"))),
+        "{out}"
+    );
+    assert!(out.contains("protocol 1."), "{out}");
+    assert!(
+        out.contains("default probe image ghcr.io/netdebug/netdebug-probe:v"),
+        "{out}"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn local_malformed_to() {
+    for (to, why) in [
+        ("127.0.0.1", "missing `:PORT`"),
+        ("127.0.0.1:0", "the port must be a number from 1 to 65535"),
+        ("::1:80", "IPv6 addresses go in brackets"),
+        (
+            "bad host:80",
+            "`bad host` is not an IP address or a DNS name",
+        ),
+    ] {
+        let o = run(&["local", "--to", to]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{to}: {err}");
+        assert_eq!(
+            err.trim_end(),
+            format!(
+                "error: --to {to}: {why} (expected HOST:PORT, e.g. 10.0.0.5:8080 or [fd00::1]:80)"
+            )
+        );
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn local_unknown_netns() {
+    let o = run(&[
+        "local",
+        "--to",
+        "127.0.0.1:80",
+        "--netns",
+        "ndt-no-such-namespace",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o).trim_end(),
+        "error: network namespace `ndt-no-such-namespace` does not exist (/var/run/netns/ndt-no-such-namespace not found; see `ip netns list`)"
+    );
+}
+
+#[cfg(not(target_os = "linux"))]
+#[test]
+fn local_is_linux_only() {
+    let o = run(&["local", "--to", "127.0.0.1:80"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("works only on Linux"));
+}

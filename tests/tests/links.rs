@@ -1,0 +1,414 @@
+//! The links check against `ip -j -s -d link` and `ip -j addr` in namespaces this test makes.
+
+use std::collections::BTreeSet;
+
+use protocol::{Evidence, Link, LinksEvidence};
+use serde_json::Value;
+
+fn links(ns: &ns::Ns) -> LinksEvidence {
+    let events = ns.probe(&serde_json::json!({"v": 1, "checks": ["links"]}));
+    ns::evidence(&events)
+        .into_iter()
+        .find_map(|e| match e {
+            Evidence::Links(l) => Some(l),
+            _ => None,
+        })
+        .expect("links evidence")
+}
+
+fn find<'a>(ev: &'a LinksEvidence, name: &str) -> &'a Link {
+    ev.links
+        .iter()
+        .find(|l| l.name == name)
+        .unwrap_or_else(|| panic!("no link {name} in {ev:?}"))
+}
+
+fn has_flag(link: &Value, flag: &str) -> bool {
+    link["flags"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|x| x == flag))
+}
+
+/// Every link the probe saw agrees with `ip` (read after the probe, so packet counts may
+/// only have grown; errors and drops in these quiet namespaces are equal).
+fn assert_matches_ip(ns: &ns::Ns, ev: &LinksEvidence) {
+    let ip_links = ns.ip_json("-s -d link show");
+    let ip_links = ip_links.as_array().expect("ip link array");
+    assert_eq!(ip_links.len(), ev.links.len(), "same number of links");
+    let ip_addrs = ns.ip_json("addr show");
+    for il in ip_links {
+        let name = il["ifname"].as_str().unwrap();
+        let l = find(ev, name);
+        assert_eq!(
+            u64::from(l.index),
+            il["ifindex"].as_u64().unwrap(),
+            "{name} index"
+        );
+        assert_eq!(u64::from(l.mtu), il["mtu"].as_u64().unwrap(), "{name} mtu");
+        assert_eq!(
+            l.oper_state,
+            il["operstate"].as_str().unwrap().to_ascii_lowercase(),
+            "{name} oper state"
+        );
+        assert_eq!(l.admin_up, has_flag(il, "UP"), "{name} admin up");
+        assert_eq!(l.lower_up, has_flag(il, "LOWER_UP"), "{name} lower up");
+        assert_eq!(l.loopback, has_flag(il, "LOOPBACK"), "{name} loopback");
+        assert_eq!(l.mac.as_deref(), il["address"].as_str(), "{name} mac");
+        assert_eq!(
+            l.kind.as_deref(),
+            il["linkinfo"]["info_kind"].as_str(),
+            "{name} kind"
+        );
+        let s = &il["stats64"];
+        let n = |v: &Value| v.as_u64().unwrap();
+        assert_eq!(l.stats.rx_errors, n(&s["rx"]["errors"]), "{name} rx errors");
+        assert_eq!(l.stats.tx_errors, n(&s["tx"]["errors"]), "{name} tx errors");
+        assert_eq!(
+            l.stats.rx_dropped,
+            n(&s["rx"]["dropped"]),
+            "{name} rx dropped"
+        );
+        assert_eq!(
+            l.stats.tx_dropped,
+            n(&s["tx"]["dropped"]),
+            "{name} tx dropped"
+        );
+        assert!(
+            l.stats.rx_packets <= n(&s["rx"]["packets"]),
+            "{name} rx packets"
+        );
+        assert!(
+            l.stats.tx_packets <= n(&s["tx"]["packets"]),
+            "{name} tx packets"
+        );
+        assert!(l.stats.rx_bytes <= n(&s["rx"]["bytes"]), "{name} rx bytes");
+        assert!(l.stats.tx_bytes <= n(&s["tx"]["bytes"]), "{name} tx bytes");
+
+        let ia = ip_addrs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["ifname"] == name)
+            .expect("ip addr entry");
+        let want: BTreeSet<(String, u64, String)> = ia["addr_info"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["local"].as_str().unwrap().to_string(),
+                    a["prefixlen"].as_u64().unwrap(),
+                    a["scope"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let got: BTreeSet<(String, u64, String)> = l
+            .addresses
+            .iter()
+            .map(|a| {
+                (
+                    a.address.to_string(),
+                    u64::from(a.prefix_len),
+                    a.scope.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "{name} addresses");
+    }
+}
+
+#[test]
+fn links_agree_with_ip_and_show_drops_and_down_links() {
+    let a = ns::Ns::new("lk");
+    let b = ns::Ns::new("lk");
+    ns::veth(&a, "v0", &b, "v1");
+    a.sh(
+        "ip link set v0 mtu 1400 && ip addr add 10.199.10.1/24 dev v0 \
+         && ip addr add fd00:199::1/64 dev v0 nodad \
+         && ip link add d0 type veth peer name d1 && ip link set d0 up \
+         && ip addr add 10.199.11.1/24 dev d1",
+    );
+    b.sh("ip link set v1 mtu 1280 && ip addr add 10.199.10.2/24 dev v1");
+    // Datagrams larger than the peer's MTU: the veth drops them (tx_dropped on v0).
+    a.sh("for i in 1 2 3; do head -c 1350 /dev/zero > /dev/udp/10.199.10.2/9; done");
+
+    let ev = links(&a);
+    assert_matches_ip(&a, &ev);
+    let v0 = find(&ev, "v0");
+    assert_eq!((v0.mtu, v0.kind.as_deref()), (1400, Some("veth")));
+    assert!(v0.admin_up && v0.lower_up && v0.oper_state == "up");
+    assert_eq!(v0.stats.tx_dropped, 3, "three oversize datagrams dropped");
+    assert!(v0
+        .addresses
+        .iter()
+        .any(|x| x.address.to_string() == "fd00:199::1" && x.prefix_len == 64));
+    let lo = find(&ev, "lo");
+    assert!(lo.loopback && lo.admin_up);
+    let d1 = find(&ev, "d1");
+    assert!(!d1.admin_up && !d1.lower_up, "d1 was never set up: {d1:?}");
+    assert_eq!(d1.oper_state, "down");
+    let d0 = find(&ev, "d0");
+    assert!(
+        d0.admin_up && !d0.lower_up,
+        "d0 is up but its peer is not: {d0:?}"
+    );
+
+    // The peer goes down: v0 loses its carrier; v1 is administratively down.
+    b.sh("ip link set v1 down");
+    // The oper state follows the carrier asynchronously (linkwatch): wait for `ip` to see it.
+    let settled = (0..50).any(|_| {
+        let v = a.ip_json("link show v0");
+        if v[0]["operstate"] != "UP" {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        false
+    });
+    assert!(settled, "v0 still reported UP 5 s after its peer went down");
+    let ev = links(&a);
+    assert_matches_ip(&a, &ev);
+    let v0 = find(&ev, "v0");
+    assert!(v0.admin_up && !v0.lower_up, "{v0:?}");
+    assert_ne!(v0.oper_state, "up");
+    let ev_b = links(&b);
+    assert_matches_ip(&b, &ev_b);
+    let v1 = find(&ev_b, "v1");
+    assert!(!v1.admin_up && v1.oper_state == "down", "{v1:?}");
+    assert_eq!(
+        v1.stats.rx_dropped, 3,
+        "the peer counts the same drops on receive"
+    );
+}
+
+/// Minimal namespace helper private to this file (the shared harness in tests/src was not
+/// available when these tests were written).
+#[allow(dead_code)]
+mod ns {
+    use std::path::PathBuf;
+    use std::process::{Command, Output, Stdio};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use protocol::{decode_line, Decoded, Envelope, Event, Evidence, Skipped};
+
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+
+    /// Fails (never skips) when not root: CI runs these as root.
+    pub fn require_root() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let uid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().next().map(str::to_string))
+            .unwrap_or_default();
+        assert_eq!(
+            uid, "0",
+            "these tests create network namespaces and must run as root (uid 0)"
+        );
+    }
+
+    /// A network namespace named `ndt-<tag>-<pid>-<n>`, deleted (with its processes' sockets
+    /// and interfaces) on drop.
+    pub struct Ns {
+        pub name: String,
+        children: Vec<std::process::Child>,
+    }
+
+    impl Ns {
+        pub fn new(tag: &str) -> Ns {
+            require_root();
+            let name = format!(
+                "ndt-{tag}-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::SeqCst)
+            );
+            run(Command::new("ip").args(["netns", "add", &name]));
+            let ns = Ns {
+                name,
+                children: Vec::new(),
+            };
+            ns.sh("ip link set lo up");
+            ns
+        }
+
+        /// Run a shell script inside the namespace; panics with its stderr on failure.
+        pub fn sh(&self, script: &str) -> String {
+            let out = self.sh_output(script);
+            assert!(
+                out.status.success(),
+                "in {}: `{script}` failed: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+
+        pub fn sh_output(&self, script: &str) -> Output {
+            Command::new("ip")
+                .args(["netns", "exec", &self.name, "bash", "-c", script])
+                .output()
+                .expect("run ip netns exec")
+        }
+
+        /// `ip -j ...` inside the namespace, parsed.
+        pub fn ip_json(&self, args: &str) -> serde_json::Value {
+            let out = self.sh(&format!("ip -j {args}"));
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("ip -j {args}: {e}: {out}"))
+        }
+
+        /// Start a long-running process in the namespace; killed on drop.
+        pub fn spawn(&mut self, program: &str, args: &[&str]) {
+            let child = Command::new("ip")
+                .args(["netns", "exec", &self.name, program])
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn in namespace");
+            self.children.push(child);
+        }
+
+        /// Run the probe in this namespace with `plan`; returns every event.
+        pub fn probe(&self, plan: &serde_json::Value) -> Vec<Event> {
+            let out = Command::new(probe_path())
+                .args(["--netns", &self.name, &plan.to_string()])
+                .output()
+                .expect("run the probe");
+            assert!(
+                out.status.success(),
+                "probe failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            parse_events(&String::from_utf8_lossy(&out.stdout))
+        }
+
+        /// Run the probe in this namespace as uid/gid 65534 with no capabilities.
+        pub fn probe_unprivileged(&self, plan: &serde_json::Value) -> Vec<Event> {
+            let probe = probe_path();
+            let out = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &self.name,
+                    "setpriv",
+                    "--reuid",
+                    "65534",
+                    "--regid",
+                    "65534",
+                    "--clear-groups",
+                    "--",
+                ])
+                .arg(&probe)
+                .arg(plan.to_string())
+                .output()
+                .expect("run the probe unprivileged");
+            assert!(
+                out.status.success(),
+                "probe failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            parse_events(&String::from_utf8_lossy(&out.stdout))
+        }
+
+        /// Start the probe without waiting; read its events with `finish_probe`.
+        pub fn start_probe(&self, plan: &serde_json::Value) -> std::process::Child {
+            Command::new(probe_path())
+                .args(["--netns", &self.name, &plan.to_string()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start the probe")
+        }
+    }
+
+    impl Drop for Ns {
+        fn drop(&mut self) {
+            for c in &mut self.children {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.name])
+                .output();
+        }
+    }
+
+    pub fn finish_probe(child: std::process::Child) -> Vec<Event> {
+        let out = child.wait_with_output().expect("wait for the probe");
+        assert!(
+            out.status.success(),
+            "probe failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        parse_events(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// A veth pair `a_if` (in `a`) <-> `b_if` (in `b`), both up.
+    pub fn veth(a: &Ns, a_if: &str, b: &Ns, b_if: &str) {
+        run(Command::new("ip").args([
+            "link", "add", a_if, "netns", &a.name, "type", "veth", "peer", "name", b_if, "netns",
+            &b.name,
+        ]));
+        a.sh(&format!("ip link set {a_if} up"));
+        b.sh(&format!("ip link set {b_if} up"));
+    }
+
+    fn run(cmd: &mut Command) {
+        let out = cmd.output().expect("run command");
+        assert!(
+            out.status.success(),
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn probe_path() -> PathBuf {
+        if let Ok(p) = std::env::var("NETDEBUG_PROBE") {
+            return PathBuf::from(p);
+        }
+        // target/debug/deps/<test> -> target/debug/netdebug-probe
+        let exe = std::env::current_exe().expect("test executable path");
+        let path = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .map(|dir| dir.join("netdebug-probe"))
+            .expect("target directory");
+        assert!(
+            path.exists(),
+            "{} not found: run `cargo build -p probe` first or set NETDEBUG_PROBE",
+            path.display()
+        );
+        path
+    }
+
+    pub fn parse_events(stdout: &str) -> Vec<Event> {
+        stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .filter_map(|l| match decode_line(l).expect("probe line decodes") {
+                Decoded::Event(e) => Some(Envelope::clone(&e).event),
+                Decoded::Unknown { .. } => None,
+            })
+            .collect()
+    }
+
+    pub fn evidence(events: &[Event]) -> Vec<Evidence> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Evidence(ev) => Some(ev.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn skipped(events: &[Event]) -> Vec<Skipped> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Skipped(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,370 @@
+//! The tcp check's classification against real listeners, iptables REJECT/DROP rules and
+//! routes in namespaces, each cross-checked with bash's /dev/tcp connect (the kernel's
+//! error text for the same connect), ss, and the server's own log. Needs root:
+//! `cargo build -p probe && cargo test -p netdebug-scenarios --test tcp`.
+
+mod dnstcp_lab;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use dnstcp_lab::{Lab, CLI, CLI6, SRV, SRV6};
+use protocol::{Evidence, TcpEvidence, TcpOutcome};
+use serde_json::json;
+
+/// A TCP server that accepts, reads until EOF and logs `peer bytes-received` per connection.
+const LISTENER: &str = r#"
+import socket, sys, threading
+addr, port, log = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((addr, port))
+s.listen(128)
+def serve(c, peer):
+    n = 0
+    while True:
+        d = c.recv(4096)
+        if not d:
+            break
+        n += len(d)
+    with open(log, "a") as f:
+        f.write("%s:%d %d\n" % (peer[0], peer[1], n))
+while True:
+    c, peer = s.accept()
+    threading.Thread(target=serve, args=(c, peer), daemon=True).start()
+"#;
+
+fn start_listener(lab: &mut Lab, addr: &str, port: u16) -> std::path::PathBuf {
+    let log = lab.file(&format!("listener-{port}.log"));
+    let port_s = port.to_string();
+    lab.spawn_srv(&[
+        "python3",
+        "-c",
+        LISTENER,
+        addr,
+        &port_s,
+        log.to_str().unwrap(),
+    ]);
+    lab.wait_listening("tcp", addr, port);
+    log
+}
+
+fn probe_tcp(lab: &Lab, targets: &[(&str, u16)], timeout_ms: u64) -> BTreeMap<String, TcpEvidence> {
+    let targets: Vec<_> = targets
+        .iter()
+        .map(|(host, port)| json!({"label": format!("{host}:{port}"), "host": host, "port": port}))
+        .collect();
+    let plan =
+        json!({"v": 1, "checks": ["tcp"], "connect_timeout_ms": timeout_ms, "targets": targets});
+    lab.probe(&plan)
+        .into_iter()
+        .map(
+            |d| match serde_json::from_value::<Evidence>(d).expect("typed evidence") {
+                Evidence::Tcp(t) => (t.target.clone(), t),
+                other => panic!("unexpected evidence from the tcp check: {other:?}"),
+            },
+        )
+        .collect()
+}
+
+/// The kernel's answer to the same connect, through bash: its error text, or "connected".
+fn bash_connect(lab: &Lab, host: &str, port: u16) -> String {
+    let script = format!("exec 3<>/dev/tcp/{host}/{port} && echo connected");
+    let out = lab.in_cli_any(&["timeout", "2", "bash", "-c", &script]);
+    if out.status.code() == Some(124) {
+        return "timed out".into();
+    }
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn server_side_outcomes_are_told_apart() {
+    let mut lab = Lab::new();
+    let log = start_listener(&mut lab, SRV, 8080);
+    let reject = |port: &str, with: &str| {
+        lab.in_srv(&[
+            "iptables",
+            "-A",
+            "INPUT",
+            "-p",
+            "tcp",
+            "--dport",
+            port,
+            "-j",
+            "REJECT",
+            "--reject-with",
+            with,
+        ]);
+    };
+    reject("8082", "tcp-reset");
+    reject("8084", "icmp-host-unreachable");
+    reject("8085", "icmp-admin-prohibited");
+    reject("8086", "icmp-net-unreachable");
+    lab.in_srv(&[
+        "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "8083", "-j", "DROP",
+    ]);
+
+    let ports = [8080, 8081, 8082, 8083, 8084, 8085, 8086];
+    let targets: Vec<(&str, u16)> = ports.iter().map(|p| (SRV, *p)).collect();
+    let started = Instant::now();
+    let ev = probe_tcp(&lab, &targets, 800);
+    let wall = started.elapsed();
+    let get = |port: u16| &ev[&format!("{SRV}:{port}")];
+    let expected = [
+        (8080, TcpOutcome::Ok, None, "connected"),
+        (8081, TcpOutcome::Refused, Some(111), "Connection refused"),
+        (8082, TcpOutcome::Refused, Some(111), "Connection refused"),
+        (8083, TcpOutcome::Timeout, None, "timed out"),
+        (
+            8084,
+            TcpOutcome::HostUnreachable,
+            Some(113),
+            "No route to host",
+        ),
+        (
+            8085,
+            TcpOutcome::HostUnreachable,
+            Some(113),
+            "No route to host",
+        ),
+        (
+            8086,
+            TcpOutcome::NetworkUnreachable,
+            Some(101),
+            "Network is unreachable",
+        ),
+    ];
+    for (port, outcome, errno, bash_says) in expected {
+        let e = get(port);
+        assert_eq!(e.outcome, outcome, "port {port}: {e:?}");
+        assert_eq!(e.errno, errno, "port {port}: {e:?}");
+        assert_eq!(e.address.to_string(), format!("{SRV}:{port}"));
+        assert_eq!(
+            e.local.map(|l| l.ip().to_string()).as_deref(),
+            Some(CLI),
+            "{e:?}"
+        );
+        let oracle = bash_connect(&lab, SRV, port);
+        assert!(
+            oracle.contains(bash_says),
+            "port {port}: bash says {oracle:?}"
+        );
+    }
+    // The timeout was honoured: not shorter, not much longer.
+    let dropped = get(8083);
+    assert!((800.0..1800.0).contains(&dropped.latency_ms), "{dropped:?}");
+    // All targets were tried at once: seven connects took about one timeout, not the sum.
+    assert!(
+        wall < Duration::from_millis(800 * 3),
+        "connects ran concurrently: {wall:?}"
+    );
+
+    // The ok connection was closed without data: the server logged 0 bytes from that port.
+    let ok = get(8080);
+    assert!(ok.latency_ms > 0.0);
+    let local = ok.local.unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.starts_with(&format!("{local} "))) {
+            assert_eq!(line, format!("{local} 0"), "no data sent before the close");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the listener never saw {local} close: {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn client_side_firewall_and_routes() {
+    let mut lab = Lab::new();
+    start_listener(&mut lab, SRV, 8080);
+    let out = |args: &[&str]| {
+        let mut full = vec!["iptables", "-A", "OUTPUT", "-p", "tcp"];
+        full.extend_from_slice(args);
+        lab.in_cli(&full);
+    };
+    out(&["--dport", "9001", "-j", "REJECT"]);
+    out(&[
+        "--dport",
+        "9002",
+        "-j",
+        "REJECT",
+        "--reject-with",
+        "icmp-admin-prohibited",
+    ]);
+    out(&["--dport", "9003", "-j", "DROP"]);
+    for (kind, net) in [
+        ("prohibit", "10.199.71.0/24"),
+        ("unreachable", "10.199.73.0/24"),
+        ("blackhole", "10.199.72.0/24"),
+    ] {
+        lab.in_cli(&["ip", "route", "add", kind, net]);
+    }
+    let targets = [
+        (SRV, 9001),
+        (SRV, 9002),
+        (SRV, 9003),
+        ("10.199.71.1", 80),
+        ("10.199.73.1", 80),
+        ("10.199.72.1", 80),
+        // Not covered by any route in the client namespace.
+        ("10.199.74.1", 80),
+    ];
+    let ev = probe_tcp(&lab, &targets, 700);
+    let expected = [
+        // OUTPUT REJECT's default ICMP port-unreachable reaches the socket as ECONNREFUSED.
+        (
+            SRV,
+            9001,
+            TcpOutcome::Refused,
+            Some(111),
+            "Connection refused",
+        ),
+        (
+            SRV,
+            9002,
+            TcpOutcome::HostUnreachable,
+            Some(113),
+            "No route to host",
+        ),
+        // A local OUTPUT DROP is invisible to connect: TCP retries the SYN, as for a remote drop.
+        (SRV, 9003, TcpOutcome::Timeout, None, "timed out"),
+        (
+            "10.199.71.1",
+            80,
+            TcpOutcome::PermissionDenied,
+            Some(13),
+            "Permission denied",
+        ),
+        (
+            "10.199.73.1",
+            80,
+            TcpOutcome::HostUnreachable,
+            Some(113),
+            "No route to host",
+        ),
+        (
+            "10.199.72.1",
+            80,
+            TcpOutcome::Error,
+            Some(22),
+            "Invalid argument",
+        ),
+        (
+            "10.199.74.1",
+            80,
+            TcpOutcome::NetworkUnreachable,
+            Some(101),
+            "Network is unreachable",
+        ),
+    ];
+    for (host, port, outcome, errno, bash_says) in expected {
+        let e = &ev[&format!("{host}:{port}")];
+        assert_eq!((e.outcome, e.errno), (outcome, errno), "{e:?}");
+        let oracle = bash_connect(&lab, host, port);
+        assert!(
+            oracle.contains(bash_says),
+            "{host}:{port}: bash says {oracle:?}"
+        );
+    }
+    // The route check's oracle agrees on the routes that failed before any packet left.
+    let route = lab.in_cli_any(&["ip", "route", "get", "10.199.71.1"]);
+    assert!(String::from_utf8_lossy(&route.stderr).contains("Permission denied"));
+}
+
+#[test]
+fn ephemeral_port_exhaustion_is_address_not_available() {
+    let mut lab = Lab::new();
+    start_listener(&mut lab, SRV, 8080);
+    lab.in_cli(&[
+        "sysctl",
+        "-q",
+        "-w",
+        "net.ipv4.ip_local_port_range=40000 40001",
+    ]);
+    // Two connections hold both ports toward the same destination.
+    let hold =
+        format!("exec 3<>/dev/tcp/{SRV}/8080 && exec 4<>/dev/tcp/{SRV}/8080 && exec sleep 60");
+    lab.spawn_cli(&["bash", "-c", &hold]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let held = loop {
+        let ss = lab.in_cli(&["ss", "-H", "-tn", "state", "established", "dst", SRV]);
+        let text = String::from_utf8_lossy(&ss.stdout).to_string();
+        if text.lines().count() == 2 {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the two holding connections never came up: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(held.contains(":40000") && held.contains(":40001"), "{held}");
+
+    let ev = probe_tcp(&lab, &[(SRV, 8080)], 1000);
+    let e = &ev[&format!("{SRV}:8080")];
+    assert_eq!(e.outcome, TcpOutcome::AddressNotAvailable, "{e:?}");
+    assert_eq!(e.errno, Some(99));
+    let oracle = bash_connect(&lab, SRV, 8080);
+    assert!(
+        oracle.contains("Cannot assign requested address"),
+        "bash says {oracle:?}"
+    );
+}
+
+#[test]
+fn unresolvable_name_is_reported_as_unresolved() {
+    let lab = Lab::new();
+    // The only nameserver is an address in the server namespace where nothing listens.
+    let conf = lab.write(
+        "resolv.conf",
+        &format!("nameserver {SRV}\noptions timeout:1\n"),
+    );
+    let plan = json!({
+        "v": 1,
+        "checks": ["tcp"],
+        "targets": [{"label": "db", "host": "db.corp.test", "port": 5432}],
+        "dns": {"resolv_conf": conf.to_str().unwrap()},
+    });
+    let ev: Vec<Evidence> = lab
+        .probe(&plan)
+        .into_iter()
+        .map(|d| serde_json::from_value(d).unwrap())
+        .collect();
+    let [Evidence::Tcp(t)] = ev.as_slice() else {
+        panic!("one tcp evidence expected: {ev:?}")
+    };
+    assert_eq!(t.outcome, TcpOutcome::Unresolved);
+    assert_eq!(t.address.port(), 5432);
+    assert!(
+        t.message.as_deref().unwrap().contains("db.corp.test"),
+        "{t:?}"
+    );
+}
+
+#[test]
+fn ipv6_targets_are_connected_too() {
+    let mut lab = Lab::new();
+    lab.enable_v6();
+    start_listener(&mut lab, SRV6, 8080);
+    let ev = probe_tcp(&lab, &[(SRV6, 8080), (SRV6, 8081)], 1000);
+    let ok = &ev[&format!("{SRV6}:8080")];
+    assert_eq!(ok.outcome, TcpOutcome::Ok, "{ok:?}");
+    assert_eq!(ok.address.to_string(), format!("[{SRV6}]:8080"));
+    assert_eq!(ok.local.unwrap().ip().to_string(), CLI6);
+    let refused = &ev[&format!("{SRV6}:8081")];
+    assert_eq!(refused.outcome, TcpOutcome::Refused, "{refused:?}");
+    let oracle = bash_connect(&lab, SRV6, 8081);
+    assert!(
+        oracle.contains("Connection refused"),
+        "bash says {oracle:?}"
+    );
+}

@@ -1,0 +1,175 @@
+//! `evaluate`: run the rules in layer order and turn their report into a verdict.
+
+use crate::facts::Facts;
+use crate::model::{Inputs, Layer, Mark, RuleCode, Severity, Status, Verdict};
+use crate::rules::{self, Report};
+
+/// Judge all evidence. Pure: the same inputs always give the same verdict.
+pub fn evaluate(inputs: &Inputs) -> Verdict {
+    let facts = Facts::gather(inputs);
+    let mut report = Report::default();
+
+    rules::probe::stopped_early(inputs, &facts, &mut report);
+    rules::dns::apply(&facts, &mut report);
+    rules::service::apply(&facts, &mut report);
+    rules::network::apply(&facts, &mut report);
+    rules::transport::apply(&facts, &mut report);
+    rules::policy::apply(&facts, &mut report);
+    rules::path::apply(&facts, &mut report);
+    rules::state::apply(&facts, &mut report);
+    let unchecked = rules::probe::check_failures(&facts, &mut report);
+
+    // A destination was asked about, but no check said anything about it: a healthy
+    // verdict would rest on nothing (e.g. the DNS check ended without a lookup).
+    let about_destination = !facts.tcp.is_empty()
+        || !facts.dns_lookups.is_empty()
+        || !facts.routes.is_empty()
+        || !facts.mtu.is_empty();
+    let nothing_about_destination = inputs.title.destination.is_some() && !about_destination;
+    if report.findings.is_empty() && (report.proven.is_empty() || nothing_about_destination) {
+        let why = if nothing_about_destination {
+            "the probe produced no evidence about the destination (no DNS lookup, route or TCP \
+             result), so nothing about it is proven"
+        } else {
+            "no check produced a result that proves or disproves the path"
+        };
+        report
+            .finding(
+                RuleCode::NothingProven,
+                Layer::Probe,
+                Severity::Inconclusive,
+                "nothing proven",
+                why,
+            )
+            .add();
+    }
+
+    // Most important first: inconclusive stream end, then failures by layer, then
+    // inconclusive checks, then warnings by layer. Rule order breaks ties (catalog order).
+    let rank = |s: Severity, rule: RuleCode| -> u8 {
+        match (s, rule) {
+            (Severity::Inconclusive, RuleCode::ProbeStoppedEarly) => 0,
+            (Severity::Failure, _) => 1,
+            (Severity::Inconclusive, _) => 2,
+            (Severity::Warning, _) => 3,
+        }
+    };
+    report
+        .findings
+        .sort_by_key(|x| (rank(x.severity, x.rule), x.layer, x.rule));
+
+    let primary = report.findings.first();
+    let status = match primary.map(|p| p.severity) {
+        None => Status::Healthy,
+        Some(Severity::Failure) => Status::Failed,
+        Some(Severity::Inconclusive) => Status::Inconclusive,
+        Some(Severity::Warning) => Status::Degraded,
+    };
+    let layer = primary
+        .filter(|p| p.layer != Layer::Probe && status != Status::Inconclusive)
+        .map(|p| p.layer);
+    let headline = match primary {
+        Some(p) => p.headline.clone(),
+        None => healthy_headline(&facts),
+    };
+    let cause = primary.map(|p| p.cause.clone());
+    let mut next: Vec<String> = primary.map(|p| p.next.clone()).unwrap_or_default();
+    if next.is_empty() {
+        if let Some(second) = report.findings.iter().skip(1).find(|x| !x.next.is_empty()) {
+            next.extend(second.next.iter().cloned());
+        }
+    }
+    if status == Status::Healthy {
+        next.push(capture_command(inputs));
+    }
+    next.truncate(2);
+
+    let mut notes = report.notes;
+    if let Some(p) = inputs.kube.profile.as_ref() {
+        notes.push(format!("profile {}: {}", p.name, p.reason));
+    }
+    if let Some(p) = inputs.pcap.as_ref() {
+        notes.push(format!(
+            "capture written to {} ({} packets)",
+            if p.path == "-" {
+                "stdout"
+            } else {
+                p.path.as_str()
+            },
+            p.packets
+        ));
+    }
+    if !inputs.ignored_events.is_empty() {
+        let mut kinds = inputs.ignored_events.clone();
+        kinds.sort();
+        kinds.dedup();
+        notes.push(format!(
+            "ignored {} event(s) of a newer probe this version does not know: {}",
+            inputs.ignored_events.len(),
+            kinds.join(", ")
+        ));
+    }
+
+    // Evidence block in layer order; failing lines after the proven ones of the same layer.
+    let mut evidence = report.lines;
+    let mark_rank = |m: Mark| match m {
+        Mark::Ok => 0,
+        Mark::Info => 1,
+        Mark::Warn => 2,
+        Mark::Fail => 3,
+        Mark::Skip => 4,
+    };
+    evidence.sort_by_key(|l| (l.layer, mark_rank(l.mark)));
+
+    let mut rules_fired: Vec<RuleCode> = report.findings.iter().map(|x| x.rule).collect();
+    rules_fired.sort();
+    rules_fired.dedup();
+
+    Verdict {
+        status,
+        layer,
+        headline,
+        cause,
+        evidence,
+        proven: report.proven,
+        unchecked,
+        next,
+        findings: report.findings,
+        rules_fired,
+        notes,
+    }
+}
+
+fn healthy_headline(f: &Facts) -> String {
+    let ok_tcp = f.tcp.iter().filter(|t| t.outcome.is_ok()).count();
+    if ok_tcp > 0 {
+        format!("reachable ({ok_tcp}/{} connects ok)", f.tcp.len())
+    } else if !f.dns_lookups.is_empty() {
+        "resolves".into()
+    } else {
+        "no problem found".into()
+    }
+}
+
+/// The command that looks further when everything checked was fine.
+fn capture_command(inputs: &Inputs) -> String {
+    let t = &inputs.title;
+    let ns = t
+        .namespace
+        .as_deref()
+        .map(|n| format!(" -n {n}"))
+        .unwrap_or_default();
+    match t.destination.as_deref() {
+        Some(d) if !t.source.starts_with("local") && !t.source.starts_with("netns") => format!(
+            "kubectl netdebug {} --to {d}{ns} --capture -w trace.pcap   # if the app still fails",
+            t.source
+        ),
+        Some(d) => format!(
+            "kubectl-netdebug local --to {d} --capture -w trace.pcap   # if the app still fails"
+        ),
+        None => format!(
+            "kubectl netdebug {}{ns} --sockets   # socket-table health of the pod",
+            t.source
+        ),
+    }
+}

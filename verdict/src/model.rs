@@ -1,0 +1,332 @@
+//! The engine's input (everything the client gathered) and output (the verdict). Plain data,
+//! serialisable: `-o json` prints both (see `verdict/OUTPUT.md`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::kube::KubeEvidence;
+
+/// Everything the verdict rests on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inputs {
+    /// Kubernetes-level evidence gathered by the client.
+    pub kube: KubeEvidence,
+    /// Probe events in stream order (`pcap_chunk` events may be left out by the client once
+    /// written to the file: the verdict only needs [`PcapInfo`]).
+    pub events: Vec<protocol::Event>,
+    /// How the probe's stream ended.
+    pub stream_end: StreamEnd,
+    /// What was asked: used for the header line.
+    pub title: Title,
+    /// The pcap file written from the capture, if one was asked for (`-w`).
+    pub pcap: Option<PcapInfo>,
+    /// Event types (or `evidence/<kind>`) from a newer probe that this version ignored,
+    /// one entry per line. Mentioned in the verdict so nobody wonders where they went.
+    #[serde(default)]
+    pub ignored_events: Vec<String>,
+}
+
+impl Inputs {
+    /// Empty inputs for a run about to start: no events yet, and a stream that has not (yet)
+    /// ended with `done`.
+    pub fn new(title: Title, kube: KubeEvidence) -> Inputs {
+        Inputs {
+            kube,
+            events: Vec::new(),
+            stream_end: StreamEnd::EndedEarly {
+                reason: "the probe's stream has not ended yet".into(),
+            },
+            title,
+            pcap: None,
+            ignored_events: Vec::new(),
+        }
+    }
+
+    /// Add one decoded line: events are kept, a `done` event marks the stream complete,
+    /// unknown event types are counted in [`Inputs::ignored_events`].
+    pub fn record(&mut self, decoded: protocol::Decoded) {
+        match decoded {
+            protocol::Decoded::Event(envelope) => {
+                if matches!(envelope.event, protocol::Event::Done(_)) {
+                    self.stream_end = StreamEnd::Done;
+                }
+                self.events.push(envelope.event);
+            }
+            protocol::Decoded::Unknown { event_type, .. } => self.ignored_events.push(event_type),
+        }
+    }
+
+    /// Mark the stream as ended without `done`, unless a `done` event was seen.
+    /// `reason` says how the client knows (`container terminated: OOMKilled (exit 137)`,
+    /// `log stream closed after seq 41`).
+    pub fn end_stream(&mut self, reason: impl Into<String>) {
+        if self.stream_end != StreamEnd::Done {
+            self.stream_end = StreamEnd::EndedEarly {
+                reason: reason.into(),
+            };
+        }
+    }
+}
+
+/// How the probe's event stream ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum StreamEnd {
+    /// The last event was `done`.
+    Done,
+    /// The stream ended without `done`; `reason` is how the client knows (exit status,
+    /// log closed, deadline of the client itself).
+    EndedEarly { reason: String },
+}
+
+/// The header: `pod/checkout-7d9 (shop) -> svc/payments:443`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Title {
+    /// `pod/checkout-7d9`, `deploy/checkout (pod/checkout-7d9-abc)`, `local`, `netns/blue`.
+    pub source: String,
+    /// `svc/payments:443`, `10.244.2.37:5432`, `dns api.example.com`; None for `--sockets`.
+    pub destination: Option<String>,
+    pub namespace: Option<String>,
+}
+
+/// The pcap file the client wrote from `pcap_chunk` events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PcapInfo {
+    /// File path, or `-` for stdout.
+    pub path: String,
+    pub packets: u64,
+}
+
+/// Overall result. Exit codes: see [`Verdict::exit_code`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Every check that ran found the path working, and something was proven.
+    Healthy,
+    /// Traffic gets through, but something is wrong enough to matter (a bad endpoint among
+    /// good ones, slow DNS expansion, conntrack near full, retransmissions...).
+    Degraded,
+    /// The path is broken at [`Verdict::layer`].
+    Failed,
+    /// The tool could not establish enough to judge (probe stopped early, checks errored).
+    Inconclusive,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Healthy => "healthy",
+            Status::Degraded => "degraded",
+            Status::Failed => "failed",
+            Status::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// Layers in the order a packet's journey depends on them; the verdict names the first one
+/// that failed. `Policy` lines explain transport failures (NetworkPolicy predictions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    Dns,
+    Service,
+    /// Route, neighbor, interfaces, rp_filter.
+    Network,
+    /// TCP connect, listeners, sockets toward the targets.
+    Transport,
+    /// NetworkPolicy predictions (Kubernetes-level).
+    Policy,
+    /// Path MTU.
+    Path,
+    /// Conntrack and socket-table pressure of the namespace.
+    State,
+    /// The tool itself (probe stopped early, a check failed): not a network layer.
+    Probe,
+}
+
+impl Layer {
+    /// Short label used in text and markdown (`DNS`, `Service`, `Route`, `TCP`, `Policy`,
+    /// `MTU`, `State`, `Probe`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Layer::Dns => "DNS",
+            Layer::Service => "Service",
+            Layer::Network => "Route",
+            Layer::Transport => "TCP",
+            Layer::Policy => "Policy",
+            Layer::Path => "MTU",
+            Layer::State => "State",
+            Layer::Probe => "Probe",
+        }
+    }
+}
+
+/// How one evidence line reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mark {
+    /// Proven working.
+    Ok,
+    /// Worth attention, not breaking.
+    Warn,
+    /// Broken.
+    Fail,
+    /// Not checked (see `unchecked`).
+    Skip,
+    /// Context, neither good nor bad.
+    Info,
+}
+
+impl Mark {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mark::Ok => "ok",
+            Mark::Warn => "WARN",
+            Mark::Fail => "FAIL",
+            Mark::Skip => "skip",
+            Mark::Info => "info",
+        }
+    }
+}
+
+/// One line of the layered evidence block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceLine {
+    pub layer: Layer,
+    pub mark: Mark,
+    pub text: String,
+    /// The rule that produced the line, for failures and warnings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<RuleCode>,
+}
+
+/// A check that did not run or did not finish, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unchecked {
+    /// The check (`mtu`, `capture`...), or `kubernetes` for client-side gaps.
+    pub check: String,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_capability: Option<String>,
+}
+
+/// Severity of a finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Degrades but does not break the path.
+    Warning,
+    /// Breaks the path.
+    Failure,
+    /// The tool could not do its job.
+    Inconclusive,
+}
+
+/// What one rule concluded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub rule: RuleCode,
+    pub layer: Layer,
+    pub severity: Severity,
+    /// Short words for the header: `L4 timeout`, `DNS NXDOMAIN`, `MTU blackhole`.
+    pub headline: String,
+    /// One sentence naming the object or number that proves it.
+    pub cause: String,
+    /// Evidence lines the finding rests on (shown under its layer).
+    pub evidence: Vec<String>,
+    /// One or two commands to run next.
+    pub next: Vec<String>,
+}
+
+/// Every rule of the diagnosis catalog, by a stable code (tests and `-o json` use it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleCode {
+    // DNS (a misconfigured resolv.conf explains what follows from it, so it comes first)
+    DnsNotClusterDns,
+    DnsServerUnreachable,
+    DnsNxdomain,
+    DnsServfail,
+    DnsSearchExpansion,
+    /// A target name the probe could not resolve, with no other DNS evidence.
+    DnsUnresolved,
+    // Service
+    ServiceNoEndpoints,
+    ServiceEndpointsNotReady,
+    ServiceTargetPortNotExposed,
+    ServiceDataplane,
+    ServiceBadEndpoint,
+    DestinationPodNotReady,
+    // Network
+    NoRoute,
+    InterfaceDown,
+    WrongSourceInterface,
+    NeighborUnreachable,
+    InterfaceErrors,
+    RpFilterAsymmetric,
+    // Transport
+    TcpRefusedNoListener,
+    TcpListenerLoopbackOnly,
+    TcpTimeout,
+    TcpTimeoutNetworkPolicy,
+    TcpRejected,
+    /// A connect error that is none of the above (see errno).
+    TcpError,
+    EphemeralPortExhaustion,
+    CloseWaitAccumulation,
+    ListenQueueOverflow,
+    TcpRetransmissions,
+    /// A NetworkPolicy is predicted to deny, yet the connect succeeded.
+    NetworkPolicyNotEnforced,
+    // Path
+    MtuBlackhole,
+    // State
+    ConntrackNearMax,
+    // The tool itself
+    ProbeStoppedEarly,
+    CheckFailed,
+    NothingProven,
+}
+
+/// The outcome of [`crate::evaluate`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub status: Status,
+    /// The first failing layer (for `failed`), or the layer of the first warning (for
+    /// `degraded`).
+    pub layer: Option<Layer>,
+    /// Short words for the header line: `L4 timeout`, `all checks passed`.
+    pub headline: String,
+    /// One sentence naming the object or number that proves it.
+    pub cause: Option<String>,
+    /// The layered evidence block, in layer order.
+    pub evidence: Vec<EvidenceLine>,
+    /// What was proven working.
+    pub proven: Vec<String>,
+    /// What could not be checked, and why.
+    pub unchecked: Vec<Unchecked>,
+    /// One or two commands to run next.
+    pub next: Vec<String>,
+    /// Every finding, most important first.
+    pub findings: Vec<Finding>,
+    /// Codes of the rules that fired, sorted (for tests and scripts).
+    pub rules_fired: Vec<RuleCode>,
+    /// Things worth knowing that are not evidence lines (conflicting evidence, the profile,
+    /// the pcap file, ignored events of a newer probe).
+    pub notes: Vec<String>,
+}
+
+impl Verdict {
+    /// 0 healthy, 1 a problem was found (degraded or failed), 2 the tool could not do its
+    /// job (inconclusive).
+    pub fn exit_code(&self) -> i32 {
+        match self.status {
+            Status::Healthy => 0,
+            Status::Degraded | Status::Failed => 1,
+            Status::Inconclusive => 2,
+        }
+    }
+
+    pub fn fired(&self, rule: RuleCode) -> bool {
+        self.rules_fired.contains(&rule)
+    }
+}

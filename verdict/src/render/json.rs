@@ -1,0 +1,91 @@
+//! `-o json`: the verdict and all the evidence it rests on, as one pretty-printed JSON
+//! document. Field names are stable; the format is documented in `verdict/OUTPUT.md`.
+
+use protocol::Event;
+use serde::Serialize;
+
+use super::Renderer;
+use crate::kube::KubeEvidence;
+use crate::model::{Inputs, PcapInfo, StreamEnd, Title, Verdict};
+
+/// Format identifier and version of the JSON document (bumped on incompatible changes).
+pub const JSON_FORMAT: &str = "kubectl-netdebug/verdict";
+pub const JSON_VERSION: u32 = 1;
+
+#[derive(Debug, Default)]
+pub struct JsonRenderer;
+
+impl JsonRenderer {
+    pub fn new() -> JsonRenderer {
+        JsonRenderer
+    }
+}
+
+#[derive(Serialize)]
+struct Document<'a> {
+    format: &'static str,
+    version: u32,
+    title: &'a Title,
+    status: crate::Status,
+    exit_code: i32,
+    verdict: &'a Verdict,
+    kube: &'a KubeEvidence,
+    probe: Probe<'a>,
+    pcap: Option<&'a PcapInfo>,
+}
+
+#[derive(Serialize)]
+struct Probe<'a> {
+    stream_end: &'a StreamEnd,
+    /// Every event except `pcap_chunk` (the bytes are in the pcap file).
+    events: Vec<&'a Event>,
+    pcap_chunks: usize,
+    ignored_events: &'a [String],
+}
+
+fn build<'a>(inputs: &'a Inputs, verdict: &'a Verdict) -> Document<'a> {
+    Document {
+        format: JSON_FORMAT,
+        version: JSON_VERSION,
+        title: &inputs.title,
+        status: verdict.status,
+        exit_code: verdict.exit_code(),
+        verdict,
+        kube: &inputs.kube,
+        probe: Probe {
+            stream_end: &inputs.stream_end,
+            events: inputs
+                .events
+                .iter()
+                .filter(|e| !matches!(e, Event::PcapChunk(_)))
+                .collect(),
+            pcap_chunks: inputs
+                .events
+                .iter()
+                .filter(|e| matches!(e, Event::PcapChunk(_)))
+                .count(),
+            ignored_events: &inputs.ignored_events,
+        },
+        pcap: inputs.pcap.as_ref(),
+    }
+}
+
+/// The JSON document as a value (for callers that embed it).
+pub fn document(inputs: &Inputs, verdict: &Verdict) -> serde_json::Value {
+    // Our own plain-data types always serialise (string keys only, no fallible impls).
+    serde_json::to_value(build(inputs, verdict)).unwrap_or(serde_json::Value::Null)
+}
+
+impl Renderer for JsonRenderer {
+    fn progress(&mut self, _event: &Event) -> Option<String> {
+        None
+    }
+
+    fn finish(&mut self, inputs: &Inputs, verdict: &Verdict) -> String {
+        // Serialised from the struct, not a Value, so fields keep their documented order.
+        let mut s = serde_json::to_string_pretty(&build(inputs, verdict))
+            .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+        s.push('\n');
+        s
+    }
+}

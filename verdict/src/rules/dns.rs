@@ -1,0 +1,494 @@
+//! DNS: name does not exist, cluster DNS unreachable, slow external names through search-list
+//! expansion, resolv.conf not pointing at cluster DNS, SERVFAIL upstream.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use protocol::{DnsLookupEvidence, DnsOutcome, TcpOutcome};
+
+use crate::facts::{ms, plural, Facts};
+use crate::model::{Layer, RuleCode, Severity};
+use crate::rules::{list, Report};
+
+/// Wasted queries before an external name answers that make the expansion worth reporting
+/// (one wasted A+AAAA pair is normal for `svc.ns` names; two or more candidates is not).
+const WASTED_QUERIES_WORTH_REPORTING: u32 = 4;
+
+pub fn apply(f: &Facts, r: &mut Report) {
+    not_cluster_dns(f, r);
+    unreachable_nameservers(f, r);
+    for lookup in &f.dns_lookups {
+        lookup_rules(f, lookup, r);
+    }
+    unresolved_targets(f, r);
+}
+
+fn rcode(q: &protocol::DnsQuery) -> Option<&str> {
+    match &q.outcome {
+        DnsOutcome::Response { rcode, .. } => Some(rcode.as_str()),
+        _ => None,
+    }
+}
+
+fn is_cluster_name(f: &Facts, name: &str) -> bool {
+    let domain = f
+        .kube
+        .and_then(|k| k.cluster_domain.clone())
+        .unwrap_or_else(|| "cluster.local".to_string());
+    let name = name.trim_end_matches('.');
+    name.ends_with(&format!(".svc.{domain}"))
+        || f.service()
+            .is_some_and(|s| s.dns_name.trim_end_matches('.') == name)
+}
+
+fn lookup_rules(f: &Facts, l: &DnsLookupEvidence, r: &mut Report) {
+    let nameservers: Vec<String> = {
+        let mut ns: Vec<String> = l
+            .queries
+            .iter()
+            .map(|q| q.nameserver.ip().to_string())
+            .collect();
+        ns.dedup();
+        ns
+    };
+    let ns_text = list(&nameservers, 2);
+    let answered = l.answered_by.is_some() && !l.addresses.is_empty();
+    if answered {
+        let addrs: Vec<String> = l.addresses.iter().map(|a| a.to_string()).collect();
+        let shown = l
+            .answered_by
+            .as_deref()
+            .unwrap_or(&l.name)
+            .trim_end_matches('.');
+        let line = format!(
+            "{shown} -> {}  ({}, {})",
+            list(&addrs, 3),
+            plural(l.queries.len() as u64, "query", "queries"),
+            ms(l.elapsed_ms)
+        );
+        let last = l.candidates.last().map(|c| c.trim_end_matches('.'));
+        let external_via_expansion = l.candidates.len() > 1
+            && last == l.answered_by.as_deref().map(|a| a.trim_end_matches('.'))
+            && l.wasted_queries >= WASTED_QUERIES_WORTH_REPORTING;
+        if external_via_expansion {
+            let ndots = f.dns_config.map(|c| c.ndots).unwrap_or(1);
+            let dots = l.name.trim_end_matches('.').matches('.').count();
+            let suggested = dots + 1;
+            r.finding(
+                RuleCode::DnsSearchExpansion,
+                Layer::Dns,
+                Severity::Warning,
+                "slow DNS (search expansion)",
+                format!(
+                    "{} has {dots} dot{} (fewer than ndots:{ndots}), so {} search-list \
+                     candidates were tried first: {} wasted queries before the answer ({})",
+                    l.name,
+                    if dots == 1 { "" } else { "s" },
+                    l.candidates.len() - 1,
+                    l.wasted_queries,
+                    ms(l.elapsed_ms)
+                ),
+            )
+            .line(line)
+            .line(format!(
+                "{} wasted on {}",
+                plural(u64::from(l.wasted_queries), "query", "queries"),
+                list(
+                    &l.candidates[..l.candidates.len() - 1]
+                        .iter()
+                        .map(|c| c.trim_end_matches('.').to_string())
+                        .collect::<Vec<_>>(),
+                    3
+                )
+            ))
+            .next(format!(
+                "use the fully-qualified name with a trailing dot: {}.",
+                l.name.trim_end_matches('.')
+            ))
+            .next(format!(
+                "or set spec.dnsConfig.options [{{name: ndots, value: \"{suggested}\"}}] on the pod"
+            ))
+            .add();
+        } else {
+            r.ok(Layer::Dns, line);
+        }
+        return;
+    }
+
+    // No answer. Classify what came back.
+    let total = l.queries.len();
+    let timeouts = l
+        .queries
+        .iter()
+        .filter(|q| matches!(q.outcome, DnsOutcome::Timeout | DnsOutcome::Error { .. }))
+        .count();
+    let servfail = l
+        .queries
+        .iter()
+        .filter(|q| matches!(rcode(q), Some("SERVFAIL") | Some("REFUSED")))
+        .count();
+    let nx_or_nodata = l
+        .queries
+        .iter()
+        .filter(|q| matches!(rcode(q), Some("NXDOMAIN") | Some("NOERROR")))
+        .count();
+    if total == 0 {
+        r.finding(
+            RuleCode::DnsServerUnreachable,
+            Layer::Dns,
+            Severity::Failure,
+            "DNS not configured",
+            format!(
+                "{} could not be looked up: no query was sent (no nameserver in resolv.conf?)",
+                l.name
+            ),
+        )
+        .line(format!("{}: no query sent", l.name))
+        .next("cat /etc/resolv.conf   # in the pod: kubectl exec POD -- cat /etc/resolv.conf")
+        .add();
+    } else if timeouts == total {
+        // Reported per nameserver by `unreachable_nameservers`; add the name's line there.
+        r.info(
+            Layer::Dns,
+            format!(
+                "{}: no answer to any of {} ({} elapsed)",
+                l.name,
+                plural(total as u64, "query", "queries"),
+                ms(l.elapsed_ms)
+            ),
+        );
+    } else if servfail > 0 && nx_or_nodata < total - timeouts {
+        let Some(q) = l
+            .queries
+            .iter()
+            .find(|q| matches!(rcode(q), Some("SERVFAIL") | Some("REFUSED")))
+        else {
+            return;
+        };
+        let cand = q.candidate.trim_end_matches('.');
+        let code = rcode(q).unwrap_or("SERVFAIL");
+        let ns = q.nameserver.ip();
+        r.finding(
+            RuleCode::DnsServfail,
+            Layer::Dns,
+            Severity::Failure,
+            format!("DNS {code}"),
+            format!(
+                "nameserver {ns} answered {code} for {cand} ({servfail} of {total} queries): it \
+                 could not get an answer from upstream"
+            ),
+        )
+        .line(format!(
+            "{}: {code} from {ns_text} ({servfail}/{total} queries), no address",
+            l.name
+        ))
+        .next("kubectl -n kube-system logs -l k8s-app=kube-dns --tail=50")
+        .next(format!("dig @{ns} {cand}"))
+        .add();
+    } else {
+        let nx = l
+            .queries
+            .iter()
+            .filter(|q| rcode(q) == Some("NXDOMAIN"))
+            .count();
+        let cands: Vec<String> = l
+            .candidates
+            .iter()
+            .map(|c| c.trim_end_matches('.').to_string())
+            .collect();
+        let mut cause = format!(
+            "{} does not exist: {} for all {} ({}) from {ns_text}",
+            l.name,
+            if nx == nx_or_nodata {
+                "NXDOMAIN"
+            } else {
+                "NXDOMAIN or no address"
+            },
+            plural(cands.len() as u64, "candidate", "candidates"),
+            list(&cands, 3),
+        );
+        let mut next = Vec::new();
+        let short = l.name.trim_end_matches('.');
+        let first_label = short.split('.').next().unwrap_or(short);
+        if r.has(RuleCode::DnsNotClusterDns) {
+            cause.push_str(", which is not the cluster DNS");
+        } else if let Some(svc) = f.service() {
+            if is_cluster_name(f, &l.name)
+                || short.starts_with(&format!("{}.", svc.name))
+                || short == svc.name
+            {
+                cause.push_str(&format!(
+                    "; yet svc/{} exists in namespace {} (cluster DNS does not serve it)",
+                    svc.name, svc.namespace
+                ));
+                next.push("kubectl -n kube-system logs -l k8s-app=kube-dns --tail=50".to_string());
+            }
+        } else if short.matches('.').count() <= 1 && !l.name.ends_with('.') {
+            let own_ns = f
+                .kube
+                .and_then(|k| k.source.as_ref())
+                .map(|s| s.namespace.clone())
+                .or_else(|| {
+                    f.dns_config
+                        .and_then(|c| c.search.first())
+                        .and_then(|s| s.split('.').next().map(str::to_string))
+                });
+            if let Some(ns) = own_ns {
+                cause.push_str(&format!(
+                    "; a short name resolves in the pod's namespace ({ns}) only: wrong namespace?"
+                ));
+            }
+            next.push(format!(
+                "kubectl get svc -A --field-selector metadata.name={first_label}"
+            ));
+        }
+        if next.is_empty() {
+            next.push(format!("dig {short}"));
+        }
+        let mut b = r
+            .finding(
+                RuleCode::DnsNxdomain,
+                Layer::Dns,
+                Severity::Failure,
+                "DNS NXDOMAIN",
+                cause,
+            )
+            .line(format!(
+                "{}: NXDOMAIN on every candidate ({}, {})",
+                l.name,
+                plural(total as u64, "query", "queries"),
+                ms(l.elapsed_ms)
+            ));
+        for n in next.into_iter().take(2) {
+            b = b.next(n);
+        }
+        b.add();
+    }
+}
+
+/// A nameserver that answered none of its queries, across all lookups.
+fn unreachable_nameservers(f: &Facts, r: &mut Report) {
+    #[derive(Default)]
+    struct Tally {
+        sent: usize,
+        silent: usize,
+        refused: usize,
+        max_latency: f64,
+        /// Largest gap between a query and its retry (same candidate and type).
+        retry_gap: f64,
+    }
+    let mut by_ns: BTreeMap<SocketAddr, Tally> = BTreeMap::new();
+    for l in &f.dns_lookups {
+        for q in &l.queries {
+            let t = by_ns.entry(q.nameserver).or_default();
+            t.sent += 1;
+            match &q.outcome {
+                DnsOutcome::Timeout => {
+                    t.silent += 1;
+                    t.max_latency = t.max_latency.max(q.latency_ms);
+                }
+                DnsOutcome::Error { .. } => {
+                    t.silent += 1;
+                    t.refused += 1;
+                }
+                DnsOutcome::Response { .. } => {}
+            }
+            if q.attempt > 1 {
+                let earlier = l.queries.iter().find(|p| {
+                    p.attempt + 1 == q.attempt
+                        && p.candidate == q.candidate
+                        && p.qtype == q.qtype
+                        && p.nameserver == q.nameserver
+                });
+                if let Some(p) = earlier {
+                    t.retry_gap = t.retry_gap.max(q.sent_ms - p.sent_ms);
+                }
+            }
+        }
+    }
+    let slowest = f
+        .dns_lookups
+        .iter()
+        .filter(|l| l.addresses.is_empty())
+        .map(|l| (l.name.as_str(), l.elapsed_ms))
+        .fold(None, |acc: Option<(&str, f64)>, x| match acc {
+            Some(a) if a.1 >= x.1 => Some(a),
+            _ => Some(x),
+        });
+    let any_answered = f
+        .dns_lookups
+        .iter()
+        .any(|l| l.answered_by.is_some() && !l.addresses.is_empty());
+    for (ns, t) in by_ns {
+        if t.sent == 0 || t.silent < t.sent {
+            continue;
+        }
+        let cluster = f.kube.and_then(|k| k.cluster_dns.as_deref()) == Some(&ns.ip().to_string());
+        let who = if cluster {
+            format!("cluster DNS {}", ns.ip())
+        } else {
+            format!("nameserver {}", ns.ip())
+        };
+        let how = if t.refused == t.silent {
+            "each failed (ICMP port unreachable: nothing listens on port 53)".to_string()
+        } else {
+            let mut how = format!("each timed out after {}", ms(t.max_latency));
+            if t.retry_gap > 0.0 {
+                how.push_str(&format!(", retries {} apart", ms(t.retry_gap)));
+            }
+            if let Some((name, elapsed)) = slowest {
+                how.push_str(&format!("; {name} gave up after {}", ms(elapsed)));
+            }
+            how
+        };
+        let severity = if any_answered {
+            Severity::Warning
+        } else {
+            Severity::Failure
+        };
+        r.finding(
+            RuleCode::DnsServerUnreachable,
+            Layer::Dns,
+            severity,
+            "DNS unreachable",
+            format!(
+                "{who} answered none of {}: {how}{}",
+                plural(t.sent as u64, "query", "queries"),
+                if any_answered {
+                    "; another nameserver answered, after that wait"
+                } else {
+                    ""
+                }
+            ),
+        )
+        .line(format!(
+            "{who}:{}: 0 of {} answered ({how})",
+            ns.port(),
+            t.sent
+        ))
+        .next(
+            if cluster || f.kube.and_then(|k| k.source.as_ref()).is_some() {
+                "kubectl -n kube-system get pods,endpointslices -l k8s-app=kube-dns -o wide"
+                    .to_string()
+            } else {
+                format!(
+                    "dig @{} +time=2 +tries=1 kubernetes.default.svc.cluster.local",
+                    ns.ip()
+                )
+            },
+        )
+        .add();
+    }
+}
+
+/// resolv.conf lists no cluster DNS: Service names cannot resolve.
+fn not_cluster_dns(f: &Facts, r: &mut Report) {
+    let (Some(kube), Some(cfg)) = (f.kube, f.dns_config) else {
+        return;
+    };
+    let Some(cluster_dns) = kube.cluster_dns.as_deref() else {
+        return;
+    };
+    if cfg.nameservers.iter().any(|n| n.to_string() == cluster_dns) {
+        let domain = kube.cluster_domain.as_deref().unwrap_or("cluster.local");
+        r.ok(
+            Layer::Dns,
+            format!(
+                "{} points at cluster DNS {cluster_dns}; search {}, ndots:{}",
+                cfg.path,
+                if cfg.search.iter().any(|s| s.ends_with(domain)) {
+                    cfg.search.first().cloned().unwrap_or_default()
+                } else {
+                    "(no cluster domain)".into()
+                },
+                cfg.ndots
+            ),
+        );
+        return;
+    }
+    let listed: Vec<String> = cfg.nameservers.iter().map(|n| n.to_string()).collect();
+    let cluster_lookup_failed = f.dns_lookups.iter().any(|l| {
+        // A single-label name is a Service name in the pod's namespace.
+        let short = !l.name.trim_end_matches('.').contains('.');
+        (is_cluster_name(f, &l.name) || short) && l.addresses.is_empty()
+    });
+    let severity = if cluster_lookup_failed {
+        Severity::Failure
+    } else {
+        Severity::Warning
+    };
+    let pod = kube
+        .source
+        .as_ref()
+        .map(|s| format!("pod {} -n {}", s.pod, s.namespace))
+        .unwrap_or_else(|| "pod POD".into());
+    r.finding(
+        RuleCode::DnsNotClusterDns,
+        Layer::Dns,
+        severity,
+        "resolv.conf bypasses cluster DNS",
+        format!(
+            "{} lists nameserver {} but the cluster DNS is {cluster_dns}: Service names will not \
+             resolve (dnsPolicy or dnsConfig overrides it)",
+            cfg.path,
+            if listed.is_empty() {
+                "(none)".to_string()
+            } else {
+                listed.join(", ")
+            }
+        ),
+    )
+    .line(format!(
+        "{}: nameserver {}; cluster DNS {cluster_dns} not listed",
+        cfg.path,
+        if listed.is_empty() {
+            "(none)".to_string()
+        } else {
+            listed.join(", ")
+        }
+    ))
+    .next(format!(
+        "kubectl get {pod} -o jsonpath='{{.spec.dnsPolicy}} {{.spec.dnsConfig}}'"
+    ))
+    .add();
+}
+
+/// TCP targets given as names that the probe could not resolve, when no DNS rule explains it.
+fn unresolved_targets(f: &Facts, r: &mut Report) {
+    let unresolved: Vec<&protocol::TcpEvidence> = f
+        .tcp
+        .iter()
+        .copied()
+        .filter(|t| t.outcome == TcpOutcome::Unresolved)
+        .collect();
+    if unresolved.is_empty() {
+        return;
+    }
+    let dns_explains = r
+        .findings
+        .iter()
+        .any(|x| x.layer == Layer::Dns && x.severity == Severity::Failure);
+    for t in unresolved {
+        r.explained.insert(t.address);
+        if dns_explains {
+            continue;
+        }
+        r.finding(
+            RuleCode::DnsUnresolved,
+            Layer::Dns,
+            Severity::Failure,
+            "name not resolved",
+            format!(
+                "{} could not be resolved by the probe: {}",
+                t.target,
+                t.message.as_deref().unwrap_or("no address")
+            ),
+        )
+        .line(format!("{}: unresolved", t.target))
+        .next(format!(
+            "dig {}",
+            t.target.split(':').next().unwrap_or(&t.target)
+        ))
+        .add();
+    }
+}
