@@ -20,9 +20,9 @@ pub enum Error {
     ServerTooOld { version: String },
     #[error("{0}")]
     RbacDenied(String),
-    #[error("namespace {0} not found")]
+    #[error("namespace \"{0}\" not found")]
     NamespaceNotFound(String),
-    #[error("pod {namespace}/{pod} is not running (phase {phase}{reason})")]
+    #[error("pod \"{pod}\" in namespace \"{namespace}\" is not running (phase {phase}{reason})")]
     PodNotRunning {
         namespace: String,
         pod: String,
@@ -31,8 +31,8 @@ pub enum Error {
         reason: String,
     },
     #[error(
-        "pod {namespace}/{pod} runs on {os} node {node}; the probe needs a Linux node \
-         (ephemeral containers share the pod's Linux network namespace)"
+        "pod \"{pod}\" in namespace \"{namespace}\" runs on {os} node {node}; the probe needs \
+         a Linux node (ephemeral containers share the pod's Linux network namespace)"
     )]
     NotLinuxNode {
         namespace: String,

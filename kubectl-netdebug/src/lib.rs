@@ -17,5 +17,6 @@ pub mod pcap;
 pub mod plan;
 pub mod preflight;
 pub mod profile;
+pub mod resolve;
 pub mod stream;
 pub mod wait;

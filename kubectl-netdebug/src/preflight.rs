@@ -369,7 +369,7 @@ mod tests {
         let err = check_pod_running(&pod).unwrap_err().to_string();
         assert_eq!(
             err,
-            "pod shop/web is not running (phase Pending, container app waiting: ImagePullBackOff: Back-off pulling image \"x\")"
+            "pod \"web\" in namespace \"shop\" is not running (phase Pending, container app waiting: ImagePullBackOff: Back-off pulling image \"x\")"
         );
         let evicted: Pod = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "web", "namespace": "shop"},
@@ -378,7 +378,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             check_pod_running(&evicted).unwrap_err().to_string(),
-            "pod shop/web is not running (phase Failed, reason Evicted: low on memory)"
+            "pod \"web\" in namespace \"shop\" is not running (phase Failed, reason Evicted: low on memory)"
         );
     }
 }

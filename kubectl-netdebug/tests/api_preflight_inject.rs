@@ -167,7 +167,7 @@ async fn namespace_labels_found_missing_and_forbidden() {
     let err = preflight::namespace_labels(&client, &t, "nope")
         .await
         .unwrap_err();
-    assert_eq!(err.to_string(), "namespace nope not found");
+    assert_eq!(err.to_string(), "namespace \"nope\" not found");
     assert_eq!(
         preflight::namespace_labels(&client, &t, "locked")
             .await
@@ -199,7 +199,7 @@ async fn windows_node_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.starts_with("pod shop/web runs on windows node win-1; the probe needs a Linux node"),
+        err.starts_with("pod \"web\" in namespace \"shop\" runs on windows node win-1; the probe needs a Linux node"),
         "{err}"
     );
     let mut selected = running_pod("shop", "web", "win-1");

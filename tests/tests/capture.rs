@@ -149,7 +149,9 @@ fn flows_and_pcap_match_the_traffic() {
     assert_eq!(answered.rcode.as_deref(), Some("NOERROR"));
     assert_eq!(answered.answers, Some(1));
     assert!(
-        answered.latency_ms.is_some_and(|l| l >= 0.0 && l < 1000.0),
+        answered
+            .latency_ms
+            .is_some_and(|l| (0.0..1000.0).contains(&l)),
         "{answered:?}"
     );
     assert_eq!(dns("missing.test.", SRV).rcode.as_deref(), Some("NXDOMAIN"));
@@ -202,6 +204,57 @@ fn flows_and_pcap_match_the_traffic() {
     // tcpdump applies the flow's own filter to the file and finds every packet of it.
     let flow_lines = tcpdump_read(&pcap, Some(&format!("tcp port {}", dropped.client.port())));
     assert_eq!(flow_lines.len() as u64, dropped.packets);
+}
+
+#[test]
+fn a_name_target_is_resolved_while_capturing() {
+    let mut lab = Lab::new();
+    lab.spawn_srv(&["python3", "-c", LISTENER, SRV, "8080"]);
+    lab.wait_listening(SRV, 8080);
+    lab.dnsmasq(SRV, &["--address=/capture.test/10.199.1.1"]);
+    let resolv = lab.write("resolv.conf", &format!("nameserver {SRV}\n"));
+    let plan = json!({
+        "v": 1,
+        "checks": ["tcp", "capture"],
+        "targets": [{"label": "web", "host": "web.capture.test", "port": 8080}],
+        "deadline_ms": 8000,
+        "dns": {"resolv_conf": resolv.to_str().unwrap(), "aaaa": false},
+        "capture": {"max_duration_ms": 5000, "max_packets": 1000, "max_bytes": 1000000},
+    });
+    let run = lab.probe(&plan);
+    let summary = run.capture_summary();
+    assert!(
+        summary.filter.starts_with(&format!(
+            "(host {SRV} and tcp port 8080) or (host {SRV} and port 53)"
+        )),
+        "{}",
+        summary.filter
+    );
+    // The lookup the probe made for the target is in the capture, and so is the connect.
+    let query = summary
+        .dns
+        .iter()
+        .find(|d| d.name == "web.capture.test.")
+        .expect("the target's lookup");
+    assert_eq!(
+        (query.qtype.as_str(), query.rcode.as_deref()),
+        ("A", Some("NOERROR"))
+    );
+    assert_eq!(summary.tcp_flows.len(), 1, "{:#?}", summary.tcp_flows);
+    assert_eq!(summary.tcp_flows[0].handshake, "established");
+    let pcap = lab.dir.join("name.pcap");
+    run.write_pcap(&pcap);
+    let lines = tcpdump_read(&pcap, None);
+    assert!(
+        lines.iter().any(|l| l.contains("A? web.capture.test.")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("> {SRV}.8080: Flags [S],"))),
+        "{lines:#?}"
+    );
 }
 
 #[test]

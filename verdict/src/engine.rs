@@ -72,7 +72,23 @@ pub fn evaluate(inputs: &Inputs) -> Verdict {
         Some(p) => p.headline.clone(),
         None => healthy_headline(&facts),
     };
-    let cause = primary.map(|p| p.cause.clone());
+    let mut cause = primary.map(|p| p.cause.clone());
+    // Stopped early: say what the partial evidence already showed, without concluding.
+    if primary.is_some_and(|p| p.rule == RuleCode::ProbeStoppedEarly) {
+        if let (Some(c), Some(f)) = (
+            cause.as_mut(),
+            report
+                .findings
+                .iter()
+                .find(|x| x.severity == Severity::Failure),
+        ) {
+            c.push_str(&format!(
+                "; the partial evidence already shows {} ({})",
+                f.headline,
+                f.layer.label()
+            ));
+        }
+    }
     let mut next: Vec<String> = primary.map(|p| p.next.clone()).unwrap_or_default();
     if next.is_empty() {
         if let Some(second) = report.findings.iter().skip(1).find(|x| !x.next.is_empty()) {
@@ -85,6 +101,7 @@ pub fn evaluate(inputs: &Inputs) -> Verdict {
     next.truncate(2);
 
     let mut notes = report.notes;
+    notes.extend(inputs.client_notes.iter().cloned());
     if let Some(p) = inputs.kube.profile.as_ref() {
         notes.push(format!("profile {}: {}", p.name, p.reason));
     }

@@ -23,6 +23,10 @@ pub struct Inputs {
     /// one entry per line. Mentioned in the verdict so nobody wonders where they went.
     #[serde(default)]
     pub ignored_events: Vec<String>,
+    /// What the client noticed about the run that the verdict should repeat (events lost
+    /// from the stream, a log reconnect): shown as notes.
+    #[serde(default)]
+    pub client_notes: Vec<String>,
 }
 
 impl Inputs {
@@ -38,6 +42,7 @@ impl Inputs {
             title,
             pcap: None,
             ignored_events: Vec::new(),
+            client_notes: Vec::new(),
         }
     }
 

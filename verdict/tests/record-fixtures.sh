@@ -165,7 +165,8 @@ scenario_tcp_timeout() {
     base; resolv 10.199.96.53
     http_server 0.0.0.0 8080
     in_s iptables -A INPUT -p tcp --dport 8080 -j DROP
-    record tcp_timeout "$(plan "$(target 10.199.70.2:8080 10.199.70.2 8080 direct)")"
+    record tcp_timeout "$(plan "$(target 10.199.70.2:8080 10.199.70.2 8080 direct)" \
+        ',"capture":{"max_duration_ms":2500,"max_packets":200,"max_bytes":200000}')"
 }
 
 scenario_tcp_rejected() {

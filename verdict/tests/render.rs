@@ -101,7 +101,11 @@ fn cases() -> Vec<(&'static str, Inputs)> {
         ),
         (
             "dns_nxdomain",
-            load("dns_nxdomain", netns("dns web.other"), KubeEvidence::default()),
+            load(
+                "dns_nxdomain",
+                netns("dns web.other"),
+                KubeEvidence::default(),
+            ),
         ),
         (
             "dns_search_expansion",
@@ -220,9 +224,17 @@ fn json_has_the_documented_fields() {
     assert!(doc["verdict"]["next"].is_array());
     assert_eq!(doc["kube"]["findings"][0]["code"], "network_policy_denies");
     assert_eq!(doc["probe"]["stream_end"]["state"], "done");
+    // pcap_chunk events are counted, their bytes are not repeated (they are in the file).
+    let chunks = inputs
+        .events
+        .iter()
+        .filter(|e| matches!(e, protocol::Event::PcapChunk(_)))
+        .count();
+    assert_eq!(chunks, 1);
+    assert_eq!(doc["probe"]["pcap_chunks"], 1);
     assert_eq!(
         doc["probe"]["events"].as_array().unwrap().len(),
-        inputs.events.len()
+        inputs.events.len() - chunks
     );
     assert_eq!(doc["probe"]["events"][0]["type"], "hello");
 }
@@ -276,7 +288,11 @@ fn progress_lines_on_text_only() {
         "{lines:#?}"
     );
     for l in lines.iter().flat_map(|l| l.lines()) {
-        assert!(l.chars().count() <= 100, "{} columns: {l}", l.chars().count());
+        assert!(
+            l.chars().count() <= 100,
+            "{} columns: {l}",
+            l.chars().count()
+        );
     }
     for e in &inputs.events {
         assert_eq!(MarkdownRenderer::new().progress(e), None);

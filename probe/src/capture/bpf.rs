@@ -31,8 +31,9 @@ pub const SKF_AD_OFF: u32 = 0xffff_f000;
 /// Ancillary load: the packet's link-layer protocol (ethertype), in host order.
 pub const SKF_AD_PROTOCOL: u32 = 0;
 /// Ancillary load: the packet type (PACKET_HOST, PACKET_OUTGOING...).
-#[cfg(test)]
 pub const SKF_AD_PKTTYPE: u32 = 4;
+/// Ancillary load: the index of the interface the packet is on.
+pub const SKF_AD_IFINDEX: u32 = 8;
 
 /// Most instructions the kernel accepts in one program (BPF_MAXINSNS).
 pub const MAX_INSNS: usize = 4096;
@@ -90,6 +91,7 @@ fn describe(insn: &Insn, at: usize) -> String {
             match k - SKF_AD_OFF {
                 SKF_AD_PROTOCOL => "proto".to_string(),
                 SKF_AD_PKTTYPE => "type".to_string(),
+                SKF_AD_IFINDEX => "ifidx".to_string(),
                 other => format!("ad+{other}"),
             }
         } else {
@@ -128,12 +130,13 @@ fn describe(insn: &Insn, at: usize) -> String {
 /// network header, ancillary loads give the link protocol and packet type, and an
 /// out-of-bounds load rejects the packet.
 #[cfg(test)]
-pub fn run(prog: &[Insn], packet: &[u8], protocol: u16, pkttype: u16) -> u32 {
+pub fn run(prog: &[Insn], packet: &[u8], protocol: u16, pkttype: u16, ifindex: u32) -> u32 {
     let load = |offset: u32, code: u16| -> Option<u32> {
         if offset >= SKF_AD_OFF {
             return match offset - SKF_AD_OFF {
                 SKF_AD_PROTOCOL => Some(u32::from(protocol)),
                 SKF_AD_PKTTYPE => Some(u32::from(pkttype)),
+                SKF_AD_IFINDEX => Some(ifindex),
                 _ => None,
             };
         }

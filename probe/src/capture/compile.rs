@@ -37,8 +37,12 @@ pub enum CompileError {
 }
 
 /// Compile `expr` to a program that keeps `snaplen` bytes of each matching packet.
+///
+/// The program also drops the outgoing copy of every loopback packet (loopback is ifindex 1 in
+/// every namespace): a packet sent over `lo` is seen leaving and arriving, and libpcap keeps
+/// only the arriving one, so tcpdump and the probe see the same packets (at half the work).
 pub fn compile(expr: &Expr, snaplen: u32) -> Result<Vec<Insn>, CompileError> {
-    let tree = lower(expr);
+    let tree = and(not(loopback_outgoing()), lower(expr));
     let mut gen = Gen::default();
     let (t, f) = (gen.label(), gen.label());
     gen.emit_node(&tree, t, f);
@@ -97,6 +101,24 @@ fn test(loads: Vec<Insn>, jump: u16, k: u32) -> Node {
 
 fn eq_abs(size: u16, offset: u32, k: u32) -> Node {
     test(vec![load_abs(size, offset)], bpf::JEQ, k)
+}
+
+/// PACKET_OUTGOING on the loopback interface.
+fn loopback_outgoing() -> Node {
+    const PACKET_OUTGOING: u32 = 4;
+    const LOOPBACK_IFINDEX: u32 = 1;
+    and(
+        eq_abs(
+            bpf::B,
+            bpf::SKF_AD_OFF + bpf::SKF_AD_PKTTYPE,
+            PACKET_OUTGOING,
+        ),
+        eq_abs(
+            bpf::W,
+            bpf::SKF_AD_OFF + bpf::SKF_AD_IFINDEX,
+            LOOPBACK_IFINDEX,
+        ),
+    )
 }
 
 fn ethertype(t: u32) -> Node {
@@ -387,23 +409,46 @@ enum Op {
 #[derive(Default)]
 struct Gen {
     ops: Vec<Op>,
-    labels: usize,
-    /// What the accumulator and X hold since the last label (so repeated loads are skipped).
-    a_holds: Option<Vec<Insn>>,
-    x_holds: Option<Insn>,
+    /// Per label, what the registers hold on every jump to it (None: not known to agree).
+    label_states: Vec<Option<Registers>>,
+    /// What the accumulator and X hold here, so a repeated load can be skipped.
+    regs: Registers,
+}
+
+/// The load sequence whose result is in A, and the X load in effect.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Registers {
+    a: Option<Vec<Insn>>,
+    x: Option<Insn>,
 }
 
 impl Gen {
     fn label(&mut self) -> usize {
-        self.labels += 1;
-        self.labels - 1
+        self.label_states.push(None);
+        self.label_states.len() - 1
     }
 
+    /// Record the registers on a jump to `label`; different states meet as "unknown".
+    fn note_jump(&mut self, label: usize) {
+        let here = self.regs.clone();
+        match &mut self.label_states[label] {
+            slot @ None => *slot = Some(here),
+            Some(known) => {
+                if known.a != here.a {
+                    known.a = None;
+                }
+                if known.x != here.x {
+                    known.x = None;
+                }
+            }
+        }
+    }
+
+    /// Code at a label is reached only by jumps (no instruction falls through into it), all
+    /// of them emitted already: the registers hold what every one of them agrees on.
     fn place(&mut self, label: usize) {
         self.ops.push(Op::Place(label));
-        // Control arrives here from elsewhere: nothing is known about the registers.
-        self.a_holds = None;
-        self.x_holds = None;
+        self.regs = self.label_states[label].clone().unwrap_or_default();
     }
 
     fn stmt(&mut self, insn: Insn) {
@@ -411,34 +456,21 @@ impl Gen {
     }
 
     fn emit_loads(&mut self, loads: &[Insn]) {
-        if self.a_holds.as_deref() == Some(loads) {
+        if self.regs.a.as_deref() == Some(loads) {
             return;
         }
-        let mut a_sequence = Vec::new();
         for insn in loads {
             if insn.class() == bpf::LDX {
-                if self.x_holds == Some(*insn) {
+                // X only ever holds the IPv4 header length; sequences that read through it
+                // carry the X load, so equal sequences mean equal values.
+                if self.regs.x == Some(*insn) {
                     continue;
                 }
-                self.x_holds = Some(*insn);
-                // A value loaded through X is stale once X changes.
-                if self
-                    .a_holds
-                    .as_ref()
-                    .is_some_and(|l| l.iter().any(|i| i.code & 0xe0 == bpf::IND))
-                {
-                    self.a_holds = None;
-                }
-            } else {
-                a_sequence.push(*insn);
+                self.regs.x = Some(*insn);
             }
             self.stmt(*insn);
         }
-        self.a_holds = Some(a_sequence);
-        // Keep the X load in the key so a later identical sequence is recognised.
-        if loads.iter().any(|i| i.class() == bpf::LDX) {
-            self.a_holds = Some(loads.to_vec());
-        }
+        self.regs.a = Some(loads.to_vec());
     }
 
     fn emit_node(&mut self, node: &Node, t: usize, f: usize) {
@@ -458,6 +490,8 @@ impl Gen {
             Node::Not(a) => self.emit_node(a, f, t),
             Node::Test { loads, jump, k } => {
                 self.emit_loads(loads);
+                self.note_jump(t);
+                self.note_jump(f);
                 self.ops.push(Op::Cond {
                     jump: *jump,
                     k: *k,
@@ -471,7 +505,7 @@ impl Gen {
     /// Resolve labels. Without trampolines, returns None if a conditional jump is too far.
     fn assemble(&self, trampolines: bool) -> Option<Vec<Insn>> {
         let cond_len = if trampolines { 3 } else { 1 };
-        let mut positions = vec![0usize; self.labels];
+        let mut positions = vec![0usize; self.label_states.len()];
         let mut at = 0;
         for op in &self.ops {
             match op {
@@ -535,12 +569,30 @@ mod tests {
 
     #[test]
     fn repeated_loads_are_not_reemitted() {
-        // One ethertype load serves both comparisons of `ip or ip6`... after a label the
-        // accumulator is unknown, so it is reloaded: count the loads in `host ::1`, where the
-        // four word loads of each direction are distinct.
+        // `ip6 and icmp6`: the protocol is loaded once for `ip6` and, after a label, once more
+        // for `icmp6`'s own test; the next-header byte is loaded once for both comparisons
+        // (58, then 44) that follow each other without a label in between.
         let p = program("ip6 and icmp6");
-        let proto_loads = p.iter().filter(|i| i.k == bpf::SKF_AD_OFF).count();
+        let proto_loads = p
+            .iter()
+            .filter(|i| i.k == bpf::SKF_AD_OFF + bpf::SKF_AD_PROTOCOL)
+            .count();
         assert!(proto_loads <= 2, "{}", bpf::Listing(&p));
+        let next_header_loads = p
+            .iter()
+            .filter(|i| i.code == bpf::LD | bpf::B | bpf::ABS && i.k == 6)
+            .count();
+        assert_eq!(next_header_loads, 1, "{}", bpf::Listing(&p));
+    }
+
+    #[test]
+    fn the_outgoing_copy_of_loopback_packets_is_dropped() {
+        let p = program("ip");
+        let packet = [0x45u8, 0, 0, 20];
+        // (pkttype, ifindex): outgoing on lo is dropped; incoming on lo and outgoing elsewhere kept.
+        assert_eq!(bpf::run(&p, &packet, 0x0800, 4, 1), 0);
+        assert_eq!(bpf::run(&p, &packet, 0x0800, 0, 1), 128);
+        assert_eq!(bpf::run(&p, &packet, 0x0800, 4, 2), 128);
     }
 
     #[test]

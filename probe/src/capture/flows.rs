@@ -219,7 +219,12 @@ impl FlowTable {
             _ => None,
         };
         let Some(p) = packet else { return };
-        if self.echoes.is_copy(signature(&p), at, origin) {
+        let summarised = match p.proto {
+            6 | 1 | 58 => true,
+            17 => be16(p.transport, 0) == Some(53) || be16(p.transport, 2) == Some(53),
+            _ => false,
+        };
+        if !summarised || self.echoes.is_copy(signature(&p), at, origin) {
             return;
         }
         match p.proto {

@@ -46,7 +46,22 @@ pub enum OpenError {
 
 /// A filtering, bound capture socket.
 pub struct Capture {
-    socket: PacketSocket,
+    socket: Arc<PacketSocket>,
+}
+
+/// Replaces the filter of a running capture (SO_ATTACH_FILTER swaps it atomically).
+pub struct FilterHandle(Arc<PacketSocket>);
+
+impl FilterHandle {
+    pub fn replace(&self, program: &[bpf::Insn]) -> Result<(), String> {
+        self.0
+            .attach_filter(&raw_program(program))
+            .map_err(|e| format!("the kernel refused the filter program: {e}"))
+    }
+}
+
+fn raw_program(program: &[bpf::Insn]) -> Vec<(u16, u8, u8, u32)> {
+    program.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect()
 }
 
 impl Capture {
@@ -58,9 +73,8 @@ impl Capture {
             Some(libc::EPERM) | Some(libc::EACCES) => OpenError::NotPermitted(e),
             _ => OpenError::Other(format!("cannot open an AF_PACKET socket: {e}")),
         })?;
-        let raw: Vec<_> = program.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect();
         socket
-            .attach_filter(&raw)
+            .attach_filter(&raw_program(program))
             .map_err(|e| OpenError::Other(format!("the kernel refused the filter program: {e}")))?;
         // Without a kernel timestamp the reader's clock is used instead.
         let _ = socket.enable_timestamps();
@@ -71,7 +85,13 @@ impl Capture {
         socket
             .bind(ifindex)
             .map_err(|e| OpenError::Other(format!("cannot bind the capture socket: {e}")))?;
-        Ok(Capture { socket })
+        Ok(Capture {
+            socket: Arc::new(socket),
+        })
+    }
+
+    pub fn filter_handle(&self) -> FilterHandle {
+        FilterHandle(self.socket.clone())
     }
 }
 

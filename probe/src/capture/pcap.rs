@@ -27,6 +27,8 @@ pub struct PcapStream {
     buf: Arc<Mutex<Vec<u8>>>,
     packets_in_buf: u32,
     chunk_size: usize,
+    /// One record (SLL header + packet), reused.
+    scratch: Vec<u8>,
 }
 
 /// One piece of the stream, ready to emit.
@@ -76,6 +78,7 @@ impl PcapStream {
             buf,
             packets_in_buf: 0,
             chunk_size,
+            scratch: Vec::with_capacity(SLL_HEADER_LEN + snaplen as usize),
         }
     }
 
@@ -88,14 +91,15 @@ impl PcapStream {
         data: &[u8],
         orig_len: usize,
     ) -> Option<Chunk> {
-        let mut record = Vec::with_capacity(SLL_HEADER_LEN + data.len());
+        let record = &mut self.scratch;
+        record.clear();
         record.extend_from_slice(&u16::from(link.pkttype).to_be_bytes());
         record.extend_from_slice(&link.hatype.to_be_bytes());
         record.extend_from_slice(&u16::from(link.addr_len).to_be_bytes());
         record.extend_from_slice(&link.addr);
         record.extend_from_slice(&link.protocol.to_be_bytes());
         record.extend_from_slice(data);
-        let packet = PcapPacket::new(timestamp, (orig_len + SLL_HEADER_LEN) as u32, &record);
+        let packet = PcapPacket::new(timestamp, (orig_len + SLL_HEADER_LEN) as u32, record);
         // Only a record longer than the snaplen can fail, and the kernel never returns more
         // than the filter's snap length.
         if self.writer.write_packet(&packet).is_ok() {

@@ -5,6 +5,13 @@
 //! Filter: the user's tcpdump-style expression, or by default the traffic to and from the
 //! plan's targets (their addresses, and their ports when they have one), DNS to the
 //! resolv.conf nameservers, and ICMP errors (which can come from any router on the path).
+//! Target names are resolved once the socket is capturing, so their DNS queries are in the
+//! capture; until they resolve the filter takes any host on the target's port, then it is
+//! replaced by one naming the addresses they resolved to.
+//!
+//! The socket is opened with the filter already attached and only then bound; the traffic
+//! checks start once it is bound (`mark_capture_ready`), or at once when the capture cannot
+//! run. Kernel drops (PACKET_STATISTICS) are reported in the summary and in a note.
 //!
 //! Duration: at most `max_duration_ms`, and never past the run's deadline. When the plan also
 //! runs traffic checks (dns, tcp, mtu) and `stop_after_traffic` is on (the default), the
@@ -12,12 +19,13 @@
 //! land, and a run does not sit out the whole duration once there is nothing more to see. A
 //! plan with an explicit duration the user wants honoured sets `stop_after_traffic: false`.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use protocol::{CaptureSummary, CheckKind, Evidence};
+use protocol::{CaptureSummary, CheckKind, Evidence, Target};
 
 use super::Outcome;
 use crate::capture::{self, compile, filter, Capture, Limits, OpenError};
@@ -31,9 +39,6 @@ const KERNEL_ACCEPT: u32 = 262_144;
 const LINGER: Duration = Duration::from_millis(300);
 /// Time kept before the run's deadline to emit the summary.
 const SUMMARY_MARGIN: Duration = Duration::from_millis(250);
-/// How long target names may take to resolve for the default filter (traffic checks wait for
-/// the capture to be ready for about a second).
-const RESOLVE_LIMIT: Duration = Duration::from_millis(800);
 
 pub async fn run(ctx: Arc<Ctx>) -> Outcome {
     let outcome = capture(&ctx).await;
@@ -64,14 +69,22 @@ async fn capture(ctx: &Arc<Ctx>) -> Outcome {
         }
     };
     let mut notes = Vec::new();
-    let expression = match &plan.filter {
-        Some(f) => f.clone(),
-        None => default_filter(ctx, &mut notes).await,
+    // Target names are resolved after the socket is open (so their DNS queries are captured),
+    // then the filter is widened to their addresses.
+    let names: Vec<&Target> = match plan.filter {
+        Some(_) => Vec::new(),
+        None => ctx
+            .plan
+            .targets
+            .iter()
+            .filter(|t| t.host.parse::<IpAddr>().is_err())
+            .collect(),
     };
-    let program = match filter::parse(&expression)
-        .map_err(|e| e.to_string())
-        .and_then(|expr| compile::compile(&expr, KERNEL_ACCEPT).map_err(|e| e.to_string()))
-    {
+    let mut expression = match &plan.filter {
+        Some(f) => f.clone(),
+        None => default_filter(ctx, None),
+    };
+    let program = match build(&expression) {
         Ok(p) => p,
         Err(message) => return Outcome::Failed(message),
     };
@@ -89,20 +102,34 @@ async fn capture(ctx: &Arc<Ctx>) -> Outcome {
     ctx.mark_capture_ready();
 
     let now = std::time::Instant::now();
+    let duration = Duration::from_millis(plan.max_duration_ms);
     let limits = Limits {
         snaplen: plan.snaplen,
         max_packets: plan.max_packets,
         max_bytes: plan.max_bytes,
-        duration_end: now + Duration::from_millis(plan.max_duration_ms),
+        duration_end: now + duration,
         deadline_end: now + ctx.remaining().saturating_sub(SUMMARY_MARGIN),
         pcap: plan.pcap,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let emitter = ctx.emitter().clone();
+    let filter_handle = capture.filter_handle();
     let reader = {
         let stop = stop.clone();
         tokio::task::spawn_blocking(move || capture::run(capture, limits, stop, emitter))
     };
+    if !names.is_empty() {
+        let limit = duration.min(ctx.remaining().saturating_sub(SUMMARY_MARGIN));
+        let resolved = resolve_names(ctx, &names, limit, &mut notes).await;
+        let resolved_filter = default_filter(ctx, Some(&resolved));
+        match build(&resolved_filter).and_then(|p| filter_handle.replace(&p)) {
+            Ok(()) => expression = resolved_filter,
+            Err(why) => notes.push(format!(
+                "the filter could not be set to the resolved targets: {why}"
+            )),
+        }
+    }
+    drop(filter_handle);
     let follows_traffic = plan.stop_after_traffic
         && ctx
             .plan
@@ -148,9 +175,47 @@ async fn capture(ctx: &Arc<Ctx>) -> Outcome {
     Outcome::Completed
 }
 
-/// The targets' traffic, DNS to the nameservers, and ICMP errors, as a filter expression (so
-/// the evidence shows exactly what was captured).
-async fn default_filter(ctx: &Ctx, notes: &mut Vec<String>) -> String {
+fn build(expression: &str) -> Result<Vec<capture::bpf::Insn>, String> {
+    let expr = filter::parse(expression).map_err(|e| e.to_string())?;
+    compile::compile(&expr, KERNEL_ACCEPT).map_err(|e| e.to_string())
+}
+
+/// Resolve the name targets (each once, concurrently), within `limit`.
+async fn resolve_names(
+    ctx: &Ctx,
+    names: &[&Target],
+    limit: Duration,
+    notes: &mut Vec<String>,
+) -> HashMap<String, Vec<IpAddr>> {
+    let lookups = names
+        .iter()
+        .map(|t| async move { (*t, tokio::time::timeout(limit, ctx.resolve_target(t)).await) });
+    let mut resolved = HashMap::new();
+    for (target, result) in futures::future::join_all(lookups).await {
+        match result {
+            Ok(Ok(addresses)) => {
+                resolved.insert(target.host.clone(), addresses);
+            }
+            Ok(Err(why)) => notes.push(format!(
+                "target {} left out of the filter: {why}",
+                target.label
+            )),
+            Err(_) => notes.push(format!(
+                "target {} left out of the filter: `{}` did not resolve within {} ms",
+                target.label,
+                target.host,
+                limit.as_millis()
+            )),
+        }
+    }
+    resolved
+}
+
+/// The targets' traffic, DNS to the nameservers, and ICMP errors, as a filter expression, so
+/// the evidence shows exactly what was captured. Name targets: their addresses once
+/// `resolved`; before that (None), any host on their port, so a connect that follows the
+/// lookup at once is not missed while the filter is being widened.
+fn default_filter(ctx: &Ctx, resolved: Option<&HashMap<String, Vec<IpAddr>>>) -> String {
     let mut clauses: Vec<String> = Vec::new();
     let mut push = |clause: String| {
         if !clauses.contains(&clause) {
@@ -158,27 +223,13 @@ async fn default_filter(ctx: &Ctx, notes: &mut Vec<String>) -> String {
         }
     };
     for target in &ctx.plan.targets {
-        let resolved = tokio::time::timeout(
-            RESOLVE_LIMIT.min(ctx.remaining()),
-            ctx.resolve_target(target),
-        )
-        .await;
-        let addresses: Vec<IpAddr> = match resolved {
-            Ok(Ok(a)) => a,
-            Ok(Err(why)) => {
-                notes.push(format!(
-                    "target {} left out of the filter: {why}",
-                    target.label
-                ));
-                continue;
-            }
-            Err(_) => {
-                notes.push(format!(
-                    "target {} left out of the filter: `{}` did not resolve within {} ms",
-                    target.label,
-                    target.host,
-                    RESOLVE_LIMIT.as_millis()
-                ));
+        let addresses = match (target.host.parse::<IpAddr>(), resolved) {
+            (Ok(ip), _) => vec![ip],
+            (Err(_), Some(resolved)) => resolved.get(&target.host).cloned().unwrap_or_default(),
+            (Err(_), None) => {
+                if let Some(port) = target.port {
+                    push(format!("tcp port {port}"));
+                }
                 continue;
             }
         };

@@ -96,7 +96,8 @@ pub fn no_route_for_errno(errno: i32) -> RouteOutcome {
         libc::EACCES => "prohibited".to_string(),
         // A blackhole route answers lookups with EINVAL.
         libc::EINVAL => "blackhole".to_string(),
-        other => Errno::from_raw(other).to_string(),
+        // The errno name (`ENOENT`), as the evidence documents.
+        other => format!("{:?}", Errno::from_raw(other)),
     };
     RouteOutcome::NoRoute {
         reason,
@@ -357,6 +358,7 @@ mod tests {
         assert_eq!(reason(libc::EHOSTUNREACH), "host_unreachable");
         assert_eq!(reason(libc::EACCES), "prohibited");
         assert_eq!(reason(libc::EINVAL), "blackhole");
+        assert_eq!(reason(libc::ENOENT), "ENOENT");
         match no_route_for_errno(libc::ENETUNREACH) {
             RouteOutcome::NoRoute { message, .. } => assert_eq!(message, "Network is unreachable"),
             _ => unreachable!(),

@@ -31,6 +31,7 @@ struct Document<'a> {
     verdict: &'a Verdict,
     kube: &'a KubeEvidence,
     probe: Probe<'a>,
+    client_notes: &'a [String],
     pcap: Option<&'a PcapInfo>,
 }
 
@@ -66,6 +67,7 @@ fn build<'a>(inputs: &'a Inputs, verdict: &'a Verdict) -> Document<'a> {
                 .count(),
             ignored_events: &inputs.ignored_events,
         },
+        client_notes: &inputs.client_notes,
         pcap: inputs.pcap.as_ref(),
     }
 }

@@ -8,7 +8,8 @@ pub fn wrap(text: &str, first_width: usize, rest_width: usize) -> Vec<String> {
     let mut lines = Vec::new();
     let mut current = String::new();
     let mut width = first_width.max(10);
-    for word in text.split(' ') {
+    for word in glue_units(text) {
+        let word = word.as_str();
         let cur_len = current.chars().count();
         let word_len = word.chars().count();
         if cur_len > 0 && cur_len + 1 + word_len > width {
@@ -22,6 +23,22 @@ pub fn wrap(text: &str, first_width: usize, rest_width: usize) -> Vec<String> {
     }
     lines.push(current);
     lines
+}
+
+/// Words, with a unit kept on the number before it (`1.5 s`, `38 ms` never split).
+fn glue_units(text: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    for w in text.split(' ') {
+        let is_unit = matches!(w, "s" | "s," | "s;" | "s)" | "ms" | "ms," | "ms;" | "ms)");
+        match words.last_mut() {
+            Some(prev) if is_unit && prev.ends_with(|c: char| c.is_ascii_digit()) => {
+                prev.push(' ');
+                prev.push_str(w);
+            }
+            _ => words.push(w.to_string()),
+        }
+    }
+    words
 }
 
 #[cfg(test)]
@@ -39,6 +56,12 @@ mod tests {
         let long = "x".repeat(30);
         let lines = wrap(&format!("a {long} b"), 12, 12);
         assert_eq!(lines, vec!["a".to_string(), long, "b".to_string()]);
+    }
+
+    #[test]
+    fn numbers_keep_their_unit() {
+        let lines = wrap("timed out after 1.5 s", 19, 19);
+        assert_eq!(lines, vec!["timed out after", "1.5 s"]);
     }
 
     #[test]

@@ -73,7 +73,9 @@ fn lookup_rules(f: &Facts, l: &DnsLookupEvidence, r: &mut Report) {
         if external_via_expansion {
             let ndots = f.dns_config.map(|c| c.ndots).unwrap_or(1);
             let dots = l.name.trim_end_matches('.').matches('.').count();
-            let suggested = dots + 1;
+            // glibc tries a name as-is first once it has at least ndots dots.
+            let suggested = dots.max(1);
+            let fqdn = format!("{}.", l.name.trim_end_matches('.'));
             r.finding(
                 RuleCode::DnsSearchExpansion,
                 Layer::Dns,
@@ -81,7 +83,8 @@ fn lookup_rules(f: &Facts, l: &DnsLookupEvidence, r: &mut Report) {
                 "slow DNS (search expansion)",
                 format!(
                     "{} has {dots} dot{} (fewer than ndots:{ndots}), so {} search-list \
-                     candidates were tried first: {} wasted queries before the answer ({})",
+                     candidates were tried first: {} wasted queries before the answer ({}); \
+                     use {fqdn} (trailing dot) or ndots:{suggested}",
                     l.name,
                     if dots == 1 { "" } else { "s" },
                     l.candidates.len() - 1,
@@ -102,12 +105,16 @@ fn lookup_rules(f: &Facts, l: &DnsLookupEvidence, r: &mut Report) {
                 )
             ))
             .next(format!(
-                "use the fully-qualified name with a trailing dot: {}.",
-                l.name.trim_end_matches('.')
+                "getent hosts {fqdn}   # with the trailing dot: no search-list queries"
             ))
-            .next(format!(
-                "or set spec.dnsConfig.options [{{name: ndots, value: \"{suggested}\"}}] on the pod"
-            ))
+            .next(match f.kube.and_then(|k| k.source.as_ref()) {
+                Some(src) => format!(
+                    "kubectl get pod -n {} {} -o jsonpath='{{.spec.dnsConfig}}'   # set \
+                     options ndots:{suggested}",
+                    src.namespace, src.pod
+                ),
+                None => format!("grep ndots /etc/resolv.conf   # ndots:{suggested} would do"),
+            })
             .add();
         } else {
             r.ok(Layer::Dns, line);
@@ -237,6 +244,10 @@ fn lookup_rules(f: &Facts, l: &DnsLookupEvidence, r: &mut Report) {
                 cause.push_str(&format!(
                     "; a short name resolves in the pod's namespace ({ns}) only: wrong namespace?"
                 ));
+            }
+            let labels: Vec<&str> = short.split('.').collect();
+            if let [svc, ns] = labels.as_slice() {
+                next.push(format!("kubectl get svc -n {ns} {svc}"));
             }
             next.push(format!(
                 "kubectl get svc -A --field-selector metadata.name={first_label}"
