@@ -81,7 +81,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub kube: KubeArgs,
 
-    /// Container whose network view to share (targetContainerName); default: the pod's first.
+    /// Container to attach the probe to (targetContainerName); default: the pod's
+    /// kubectl.kubernetes.io/default-container annotation, else its first container.
     #[arg(short = 'c', long, value_name = "NAME")]
     pub container: Option<String>,
 

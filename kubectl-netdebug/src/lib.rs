@@ -18,5 +18,6 @@ pub mod plan;
 pub mod preflight;
 pub mod profile;
 pub mod resolve;
+pub mod run;
 pub mod stream;
 pub mod wait;

@@ -2,7 +2,7 @@
 //! network namespace by name or through a process), read its stdout with the same event reader
 //! the Kubernetes path uses on the pod log, and render the same verdict. No Kubernetes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::cli::LocalArgs;
 use crate::error::{Error, Result};
@@ -99,6 +99,7 @@ pub async fn run(args: LocalArgs) -> Result<i32> {
 
 #[cfg(target_os = "linux")]
 mod imp {
+    use std::path::Path;
     use std::process::Stdio;
     use std::time::Duration;
 

@@ -38,9 +38,8 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run_cluster(_args: kubectl_netdebug::cli::RunArgs) -> anyhow::Result<i32> {
-    // TEMPORARY until src/resolve lands: run.rs needs it.
-    anyhow::bail!("the Kubernetes path is not wired yet")
+async fn run_cluster(args: kubectl_netdebug::cli::RunArgs) -> anyhow::Result<i32> {
+    Ok(kubectl_netdebug::run::run(args).await?)
 }
 
 fn print_version() {

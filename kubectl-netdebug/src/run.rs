@@ -10,6 +10,7 @@ use crate::connect::{connect, Cluster};
 use crate::error::{Error, Result};
 use crate::events::EventReader;
 use crate::inject::{inject, random_container_name, ProbeContainer};
+use crate::local::PROBE_BINARY;
 use crate::output::Session;
 use crate::plan::{build_plan, probe_deadline, PlanOptions};
 use crate::resolve;
@@ -42,6 +43,11 @@ pub fn parse_input(args: &RunArgs) -> Result<ParsedInput> {
         .transpose()
         .map_err(|e| Error::Resolve(e.to_string()))?;
     for name in &args.dns {
+        if name.parse::<std::net::IpAddr>().is_ok() {
+            return Err(Error::Resolve(format!(
+                "--dns {name}: an IP address, not a name (use --to {name}:PORT to test an address)"
+            )));
+        }
         protocol::validate_host(name)
             .map_err(|why| Error::Resolve(format!("--dns {name}: {why}")))?;
     }
@@ -85,14 +91,21 @@ async fn run_until(
 
     preflight::check_server_version(&client, &target).await?;
     let ns_labels = preflight::namespace_labels(&client, &target, &namespace).await?;
-    let service_destination = args.to.as_deref().is_some_and(names_a_service);
-    preflight::check_rbac(
-        &client,
-        &target,
-        &namespace,
-        &preflight::required_access(service_destination),
-    )
-    .await?;
+    preflight::check_rbac(&client, &target, &namespace, preflight::POD_ACCESS).await?;
+    if let Some(resolve::DestSpec::Service {
+        namespace: service_namespace,
+        ..
+    }) = &dest_spec
+    {
+        let service_namespace = service_namespace.as_deref().unwrap_or(&namespace);
+        preflight::check_rbac(
+            &client,
+            &target,
+            service_namespace,
+            preflight::SERVICE_ACCESS,
+        )
+        .await?;
+    }
 
     let source =
         resolve::resolve_source(&client, &namespace, &source_spec, args.container.as_deref())
@@ -168,6 +181,12 @@ async fn run_until(
         if let Some(from) = &source.info.picked_from {
             eprintln!("using pod {pod_namespace}/{pod_name} (a Ready pod of {from})");
         }
+        if let Some(p) = &session.inputs().kube.profile {
+            eprintln!(
+                "injecting {} as {} (profile {}: {})",
+                container.image, container.name, p.name, p.reason
+            );
+        }
     }
 
     let injected = inject(&client, &target, &pod_namespace, &pod_name, &container).await?;
@@ -198,7 +217,12 @@ async fn run_until(
         // The probe refused to run at all; its last words are the termination message.
         if let Some(m) = message.as_deref().and_then(|m| m.lines().last()) {
             if !m.contains("\"v\"") {
-                return Err(Error::Stream(format!("netdebug-probe failed: {m}")));
+                let m = m.trim();
+                return Err(Error::Stream(if m.starts_with(PROBE_BINARY) {
+                    m.to_string()
+                } else {
+                    format!("{PROBE_BINARY}: {m}")
+                }));
             }
         }
     }
@@ -237,11 +261,4 @@ async fn run_until(
         );
     }
     session.finish()
-}
-
-/// Whether `--to` names a Service (the kinds kubectl accepts for Services).
-fn names_a_service(to: &str) -> bool {
-    ["svc/", "service/", "services/"]
-        .iter()
-        .any(|p| to.starts_with(p))
 }

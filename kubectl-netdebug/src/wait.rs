@@ -148,11 +148,19 @@ async fn watch_until_started(
             .map_err(|e| Error::from_kube(format!("watch pod {}", what.pod), e, target))?;
         let mut stream = stream.boxed();
         let mut resync = false;
-        while let Some(event) = stream
-            .try_next()
-            .await
-            .map_err(|e| Error::from_kube(format!("watch pod {}", what.pod), e, target))?
-        {
+        loop {
+            let event = match stream.try_next().await {
+                Ok(Some(event)) => event,
+                Ok(None) => break,
+                // A watch interrupted mid-way (a read timeout from --request-timeout, a proxy
+                // closing idle connections) is not a failure: watch again from the last
+                // version seen, after a pause so a broken connection cannot spin. The
+                // caller's deadline bounds the retries.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    break;
+                }
+            };
             let pod = match event {
                 WatchEvent::Added(p) | WatchEvent::Modified(p) => p,
                 WatchEvent::Deleted(_) => {

@@ -156,3 +156,86 @@ fn local_is_linux_only() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("works only on Linux"));
 }
+
+fn run_with_kubeconfig(args: &[&str], kubeconfig: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kubectl-netdebug"))
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .expect("the binary runs")
+}
+
+#[test]
+fn malformed_destination_fails_before_any_api_call() {
+    // The kubeconfig does not exist: the error must be about --to, found first.
+    for (to, expected) in [
+        ("svc/", "error: invalid --to `svc/`: "),
+        ("10.0.0.1", "error: invalid --to `10.0.0.1`: "),
+    ] {
+        let o = run(&["pod/x", "--to", to]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.starts_with(expected), "{to}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
+
+#[test]
+fn missing_kubeconfig_is_named() {
+    let o = run(&["pod/x", "--to", "10.96.0.10:53"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("error: cannot read the kubeconfig: "),
+        "{err}"
+    );
+    assert!(err.contains("no-kubeconfig"), "{err}");
+}
+
+/// Traffic: one connection attempt to 127.0.0.1 port 1, where nothing listens.
+#[test]
+fn unreachable_api_server_names_server_and_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config");
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Config\ncurrent-context: lab\n\
+         clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1', insecure-skip-tls-verify: true}}]\n\
+         contexts: [{name: lab, context: {cluster: c, user: u}}]\n\
+         users: [{name: u, user: {token: t}}]\n",
+    )
+    .unwrap();
+    let o = run_with_kubeconfig(&["pod/x", "--to", "10.96.0.10:53"], &path);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with(
+            "error: cannot reach the API server at https://127.0.0.1:1 (context lab): "
+        ),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let o = run_with_kubeconfig(
+        &["pod/x", "--to", "10.96.0.10:53", "--context", "nope"],
+        &path,
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("error: cannot use kubeconfig context nope: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_dns_names_fail_before_any_api_call() {
+    for (name, expected) in [
+        ("10.96.0.10", "error: --dns 10.96.0.10: an IP address, not a name (use --to 10.96.0.10:PORT to test an address)"),
+        ("bad name", "error: --dns bad name: is not an IP address or a DNS name"),
+    ] {
+        let o = run(&["pod/x", "--dns", name]);
+        assert_eq!(o.status.code(), Some(2));
+        assert_eq!(stderr(&o).trim_end(), expected);
+    }
+}

@@ -54,14 +54,20 @@ fn main() {
         .unwrap_or(200_000);
     let probe = probe_path();
     println!("probe: {}", probe.display());
-    println!("flood: {count} UDP packets of {PAYLOAD} bytes to 127.0.0.1:{PORT} (seen twice on lo: out and in)");
+    println!("flood: {count} UDP packets of {PAYLOAD} bytes to 127.0.0.1:{PORT}; both keep only the incoming copy on lo");
     println!("| flood | sender rate | probe seen | probe kernel drops | tcpdump seen | tcpdump kernel drops | probe peak RSS |");
     println!("|---|---|---|---|---|---|---|");
-    for pps in [0u64, 100_000] {
-        let r = one_run(&probe, count, pps);
+    // The third run reads the probe's output slowly (a stalled log reader): the probe blocks
+    // on stdout, its ring overflows, and the kernel's drop count must account for the rest.
+    for (pps, slow_reader) in [(0u64, false), (100_000, false), (0, true)] {
+        let r = one_run(&probe, count, pps, slow_reader);
+        let how = match (pps, slow_reader) {
+            (_, true) => "unpaced, slow reader",
+            (0, false) => "unpaced",
+            _ => "paced",
+        };
         println!(
-            "| {count} pkts {} | {:.0} pkt/s | {} | {} | {} | {} | {:.1} MiB |",
-            if pps == 0 { "unpaced" } else { "paced" },
+            "| {count} pkts {how} | {:.0} pkt/s | {} | {} | {} | {} | {:.1} MiB |",
             r.send_rate,
             r.probe_seen,
             r.probe_drops,
@@ -81,7 +87,7 @@ struct Result {
     probe_hwm_kib: u64,
 }
 
-fn one_run(probe: &Path, count: u64, pps: u64) -> Result {
+fn one_run(probe: &Path, count: u64, pps: u64, slow_reader: bool) -> Result {
     let ns = format!("ndt-bcap{:x}", std::process::id());
     let _ = Command::new("ip").args(["netns", "del", &ns]).output();
     ok(Command::new("ip").args(["netns", "add", &ns]).output());
@@ -146,6 +152,10 @@ fn one_run(probe: &Path, count: u64, pps: u64) -> Result {
                 }
                 if line.contains("\"capture_summary\"") {
                     summary = serde_json::from_str::<Value>(&line).unwrap()["data"].clone();
+                }
+                if slow_reader && line.contains("\"pcap_chunk\"") {
+                    // About 4 MB/s of pcap.
+                    std::thread::sleep(Duration::from_millis(8));
                 }
             }
             summary

@@ -10,41 +10,29 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use protocol::{CaptureSummary, Evidence, TcpFlow};
+use netdebug_scenarios::{probe_path, run_probe, Dnsmasq, Link, Netns, ProbeRun, TcpServer};
+use protocol::{CaptureSummary, CheckKind, CheckStatus, Event, Plan, TcpFlow};
 use serde_json::{json, Value};
 
 const SRV: &str = "10.199.1.1";
 /// A second server address whose DNS queries iptables drops.
 const SRV_SILENT: &str = "10.199.1.3";
 const CLI: &str = "10.199.1.2";
-
-/// A TCP listener that accepts and holds connections until the peer closes.
-const LISTENER: &str = r#"
-import socket, sys, threading
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], int(sys.argv[2])))
-s.listen(64)
-def serve(c):
-    while c.recv(4096):
-        pass
-while True:
-    c, _ = s.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
-"#;
+const SRV6: &str = "fd00:199::1";
+const CLI6: &str = "fd00:199::2";
+/// The client's end of the veth pair.
+const CLI_DEV: &str = "c0";
 
 #[test]
 fn flows_and_pcap_match_the_traffic() {
     let mut lab = Lab::new();
-    lab.spawn_srv(&["python3", "-c", LISTENER, SRV, "8080"]);
-    lab.wait_listening(SRV, 8080);
-    // 8081: nothing listens (the kernel resets); 8082: REJECT tcp-reset; 8083: DROP.
-    lab.in_srv(&[
-        "iptables",
+    lab.listen(8080);
+    // 8081: nothing listens (the kernel resets); 8082: REJECT tcp-reset; 8083: DROP;
+    // 8084: REJECT with an ICMP port unreachable.
+    lab.srv.iptables(&[
         "-A",
         "INPUT",
         "-p",
@@ -56,26 +44,37 @@ fn flows_and_pcap_match_the_traffic() {
         "--reject-with",
         "tcp-reset",
     ]);
-    lab.in_srv(&[
-        "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "8083", "-j", "DROP",
+    lab.srv
+        .iptables(&["-A", "INPUT", "-p", "tcp", "--dport", "8083", "-j", "DROP"]);
+    lab.srv.iptables(&[
+        "-A",
+        "INPUT",
+        "-p",
+        "tcp",
+        "--dport",
+        "8084",
+        "-j",
+        "REJECT",
+        "--reject-with",
+        "icmp-port-unreachable",
     ]);
-    lab.in_srv(&[
-        "iptables", "-A", "INPUT", "-d", SRV_SILENT, "-p", "udp", "--dport", "53", "-j", "DROP",
+    lab.srv.iptables(&[
+        "-A", "INPUT", "-d", SRV_SILENT, "-p", "udp", "--dport", "53", "-j", "DROP",
     ]);
-    lab.dnsmasq(
-        SRV,
-        &["--address=/capture.test/10.199.1.1", "--local=/test/"],
-    );
+    // Names without a record are NXDOMAIN.
+    lab.dnsmasq(&[("capture.test", SRV)]);
     // The silent nameserver first: its query goes unanswered, then dnsmasq answers.
     let resolv = lab.write(
         "resolv.conf",
         &format!("nameserver {SRV_SILENT}\nnameserver {SRV}\noptions timeout:1 attempts:1\n"),
     );
 
-    let targets: Vec<Value> = [8080, 8081, 8082, 8083]
+    let mut targets: Vec<Value> = [8080, 8081, 8082, 8083, 8084]
         .iter()
         .map(|p| json!({"label": format!("{SRV}:{p}"), "host": SRV, "port": p}))
         .collect();
+    // IPv6: nothing listens on 8085.
+    targets.push(json!({"label": format!("[{SRV6}]:8085"), "host": SRV6, "port": 8085}));
     let plan = json!({
         "v": 1,
         "checks": ["tcp", "dns", "capture"],
@@ -87,9 +86,9 @@ fn flows_and_pcap_match_the_traffic() {
         "capture": {"max_duration_ms": 10000, "max_packets": 10000, "max_bytes": 1000000},
     });
     let started = Instant::now();
-    let run = lab.probe(&plan);
+    let run = lab.probe(plan);
     let elapsed = started.elapsed();
-    let summary = run.capture_summary();
+    let summary = summary(&run);
 
     // The capture followed the traffic checks instead of sitting out its 10 s.
     assert_eq!(summary.stopped_by, "traffic_done", "{summary:#?}");
@@ -99,7 +98,7 @@ fn flows_and_pcap_match_the_traffic() {
     assert!(
         summary
             .filter
-            .contains(&format!("(host {SRV} and tcp port 8083)")),
+            .contains(&format!("(ip host {SRV} and tcp port 8083)")),
         "{}",
         summary.filter
     );
@@ -116,10 +115,17 @@ fn flows_and_pcap_match_the_traffic() {
         .iter()
         .map(|f| (f.server.port(), f))
         .collect();
-    let cli_ip: std::net::IpAddr = CLI.parse().unwrap();
+    let (cli4, cli6): (std::net::IpAddr, std::net::IpAddr) =
+        (CLI.parse().unwrap(), CLI6.parse().unwrap());
     for f in flows.values() {
-        assert_eq!(f.client.ip(), cli_ip, "{f:?}");
+        assert!(f.client.ip() == cli4 || f.client.ip() == cli6, "{f:?}");
     }
+    let v6 = flows[&8085];
+    assert_eq!(
+        (v6.client.ip(), v6.handshake.as_str()),
+        (cli6, "refused"),
+        "{v6:?}"
+    );
     assert_eq!(flows[&8080].handshake, "established", "{:?}", flows[&8080]);
     assert!(flows[&8080].handshake_ms.is_some());
     for port in [8081, 8082] {
@@ -135,6 +141,16 @@ fn flows_and_pcap_match_the_traffic() {
         "no SYN retransmission seen: {dropped:?}"
     );
     assert_eq!(dropped.retransmits, dropped.syn_count - 1);
+    let rejected = flows[&8084];
+    assert_eq!(rejected.handshake, "unreachable", "{rejected:?}");
+    let about = format!("tcp {} > {}", rejected.client, rejected.server);
+    let icmp = summary
+        .icmp_errors
+        .iter()
+        .find(|e| e.about.as_deref() == Some(about.as_str()))
+        .unwrap_or_else(|| panic!("no ICMP error about {about}: {:#?}", summary.icmp_errors));
+    assert_eq!(icmp.kind, "port_unreachable");
+    assert_eq!(icmp.from, SRV.parse::<std::net::IpAddr>().unwrap());
 
     let dns = |name: &str, server: &str| {
         summary
@@ -163,8 +179,8 @@ fn flows_and_pcap_match_the_traffic() {
     );
 
     // The same packets, as tcpdump reads them from the probe's pcap.
-    let pcap = lab.dir.join("probe.pcap");
-    run.write_pcap(&pcap);
+    let pcap = lab.path("probe.pcap");
+    write_pcap(&run, &pcap);
     let lines = tcpdump_read(&pcap, None);
     assert_eq!(lines.len() as u64, summary.packets_captured);
     let count = |needle: &str| lines.iter().filter(|l| l.contains(needle)).count();
@@ -190,6 +206,14 @@ fn flows_and_pcap_match_the_traffic() {
     assert!(lines
         .iter()
         .any(|l| l.contains(&format!("IP {SRV}.8080 > ")) && l.contains("Flags [S.]")));
+    assert_eq!(
+        count(&format!("IP6 {SRV6}.8085 > {CLI6}.")),
+        1,
+        "one RST over IPv6"
+    );
+    // tcpdump prints the quoted flow of each ICMP error.
+    let icmp_lines = count(&format!("{SRV} tcp port 8084 unreachable"));
+    assert_eq!(icmp_lines as u32, icmp.count, "{lines:#?}");
     let silent_queries = lines
         .iter()
         .filter(|l| l.contains(&format!("> {SRV_SILENT}.53: ")) && l.contains("A? capture.test."))
@@ -209,9 +233,8 @@ fn flows_and_pcap_match_the_traffic() {
 #[test]
 fn a_name_target_is_resolved_while_capturing() {
     let mut lab = Lab::new();
-    lab.spawn_srv(&["python3", "-c", LISTENER, SRV, "8080"]);
-    lab.wait_listening(SRV, 8080);
-    lab.dnsmasq(SRV, &["--address=/capture.test/10.199.1.1"]);
+    lab.listen(8080);
+    lab.dnsmasq(&[("web.capture.test", SRV)]);
     let resolv = lab.write("resolv.conf", &format!("nameserver {SRV}\n"));
     let plan = json!({
         "v": 1,
@@ -221,11 +244,11 @@ fn a_name_target_is_resolved_while_capturing() {
         "dns": {"resolv_conf": resolv.to_str().unwrap(), "aaaa": false},
         "capture": {"max_duration_ms": 5000, "max_packets": 1000, "max_bytes": 1000000},
     });
-    let run = lab.probe(&plan);
-    let summary = run.capture_summary();
+    let run = lab.probe(plan);
+    let summary = summary(&run);
     assert!(
         summary.filter.starts_with(&format!(
-            "(host {SRV} and tcp port 8080) or (host {SRV} and port 53)"
+            "(ip host {SRV} and tcp port 8080) or (host {SRV} and port 53)"
         )),
         "{}",
         summary.filter
@@ -242,8 +265,8 @@ fn a_name_target_is_resolved_while_capturing() {
     );
     assert_eq!(summary.tcp_flows.len(), 1, "{:#?}", summary.tcp_flows);
     assert_eq!(summary.tcp_flows[0].handshake, "established");
-    let pcap = lab.dir.join("name.pcap");
-    run.write_pcap(&pcap);
+    let pcap = lab.path("name.pcap");
+    write_pcap(&run, &pcap);
     let lines = tcpdump_read(&pcap, None);
     assert!(
         lines.iter().any(|l| l.contains("A? web.capture.test.")),
@@ -258,10 +281,50 @@ fn a_name_target_is_resolved_while_capturing() {
 }
 
 #[test]
+fn too_many_targets_fall_back_to_their_ports_and_say_so() {
+    let mut lab = Lab::new();
+    lab.listen(8080);
+    // One real target and 1000 route-only ones: a filter naming each address would be far
+    // longer than the kernel's 4096 instructions.
+    let mut targets = vec![json!({"label": "web", "host": SRV, "port": 8080})];
+    for i in 0..1000u32 {
+        let host = format!("10.199.{}.{}", 2 + i / 250, 1 + i % 250);
+        targets.push(json!({"label": host, "host": host}));
+    }
+    let plan = json!({
+        "v": 1,
+        "checks": ["tcp", "capture"],
+        "targets": targets,
+        "deadline_ms": 8000,
+        "capture": {"max_duration_ms": 5000, "max_packets": 1000, "max_bytes": 1000000},
+    });
+    let run = lab.probe(plan);
+    assert_eq!(
+        run.finished(CheckKind::Capture).status,
+        CheckStatus::Completed
+    );
+    let summary = summary(&run);
+    assert!(
+        summary.filter.starts_with("tcp port 8080 or "),
+        "{}",
+        summary.filter
+    );
+    assert!(
+        summary
+            .notes
+            .iter()
+            .any(|n| n.contains("1001 targets is too large for the kernel")),
+        "{:?}",
+        summary.notes
+    );
+    assert_eq!(summary.tcp_flows.len(), 1, "{:#?}", summary.tcp_flows);
+    assert_eq!(summary.tcp_flows[0].handshake, "established");
+}
+
+#[test]
 fn user_filter_on_one_interface_with_full_packets() {
     let mut lab = Lab::new();
-    lab.spawn_srv(&["python3", "-c", LISTENER, SRV, "8080"]);
-    lab.wait_listening(SRV, 8080);
+    lab.listen(8080);
     let targets: Vec<Value> = [8080, 8081]
         .iter()
         .map(|p| json!({"label": format!("{SRV}:{p}"), "host": SRV, "port": p}))
@@ -271,12 +334,12 @@ fn user_filter_on_one_interface_with_full_packets() {
         "checks": ["tcp", "capture"],
         "targets": targets,
         "deadline_ms": 8000,
-        "capture": {"interface": lab.cli_dev, "filter": "tcp dst port 8080 or src port 8080",
+        "capture": {"interface": CLI_DEV, "filter": "tcp dst port 8080 or src port 8080",
                     "snaplen": 65535, "max_duration_ms": 5000, "max_packets": 1000, "max_bytes": 1000000},
     });
-    let run = lab.probe(&plan);
-    let summary = run.capture_summary();
-    assert_eq!(summary.interface, lab.cli_dev);
+    let run = lab.probe(plan);
+    let summary = summary(&run);
+    assert_eq!(summary.interface, CLI_DEV);
     assert_eq!(summary.filter, "tcp dst port 8080 or src port 8080");
     assert_eq!(
         summary.tcp_flows.len(),
@@ -286,8 +349,8 @@ fn user_filter_on_one_interface_with_full_packets() {
     );
     assert_eq!(summary.tcp_flows[0].handshake, "established");
 
-    let pcap = lab.dir.join("user.pcap");
-    run.write_pcap(&pcap);
+    let pcap = lab.path("user.pcap");
+    write_pcap(&run, &pcap);
     let lines = tcpdump_read(&pcap, None);
     assert_eq!(lines.len() as u64, summary.packets_captured);
     assert!(lines.iter().all(|l| l.contains(".8080")), "{lines:#?}");
@@ -300,10 +363,10 @@ fn user_filter_on_one_interface_with_full_packets() {
 #[test]
 fn headers_only_by_default() {
     let mut lab = Lab::new();
-    lab.dnsmasq(SRV, &["--address=/capture.test/10.199.1.1"]);
-    let resolv = lab.write("resolv.conf", &format!("nameserver {SRV}\n"));
     // A long name makes the DNS packets longer than 128 bytes.
     let long = format!("{}.capture.test.", "a".repeat(60));
+    lab.dnsmasq(&[(long.trim_end_matches('.'), SRV)]);
+    let resolv = lab.write("resolv.conf", &format!("nameserver {SRV}\n"));
     let plan = json!({
         "v": 1,
         "checks": ["dns", "capture"],
@@ -311,11 +374,11 @@ fn headers_only_by_default() {
         "dns": {"names": [long], "resolv_conf": resolv.to_str().unwrap()},
         "capture": {"max_duration_ms": 5000, "max_packets": 1000, "max_bytes": 1000000},
     });
-    let run = lab.probe(&plan);
-    let summary = run.capture_summary();
+    let run = lab.probe(plan);
+    let summary = summary(&run);
     assert_eq!(summary.snaplen, 128);
-    let pcap = lab.dir.join("snap.pcap");
-    run.write_pcap(&pcap);
+    let pcap = lab.path("snap.pcap");
+    write_pcap(&run, &pcap);
     let records = pcap_records(&pcap);
     assert!(!records.is_empty());
     assert!(records.iter().all(|(incl, _)| *incl <= 16 + 128));
@@ -347,14 +410,14 @@ fn a_filter_that_does_not_compile_names_the_column() {
         "v": 1, "checks": ["capture"], "deadline_ms": 3000,
         "capture": {"filter": "tcp port http", "max_duration_ms": 1000, "max_packets": 10, "max_bytes": 10000},
     });
-    let run = lab.probe(&plan);
-    let finished = run.finished("capture");
-    assert_eq!(finished["status"], "error");
+    let run = lab.probe(plan);
+    let finished = run.finished(CheckKind::Capture);
+    assert_eq!(finished.status, CheckStatus::Error);
     assert_eq!(
-        finished["error"],
-        "filter: expected a port number, found `http` at column 10"
+        finished.error.as_deref(),
+        Some("filter: expected a port number, found `http` at column 10")
     );
-    assert!(run.pcap_chunks().is_empty());
+    assert!(pcap_chunks(&run).is_empty());
 }
 
 #[test]
@@ -364,15 +427,15 @@ fn an_interface_that_does_not_exist_is_named() {
         "v": 1, "checks": ["capture"], "deadline_ms": 3000,
         "capture": {"interface": "ndt-nosuch0", "max_duration_ms": 1000, "max_packets": 10, "max_bytes": 10000},
     });
-    let run = lab.probe(&plan);
-    let finished = run.finished("capture");
-    assert_eq!(finished["status"], "error");
-    let error = finished["error"].as_str().unwrap();
+    let run = lab.probe(plan);
+    let finished = run.finished(CheckKind::Capture);
+    assert_eq!(finished.status, CheckStatus::Error);
+    let error = finished.error.as_deref().unwrap_or_default();
     assert!(error.contains("`ndt-nosuch0` does not exist"), "{error}");
     // The kernel agrees.
     assert!(!lab
-        .in_cli_any(&["ip", "link", "show", "ndt-nosuch0"])
-        .status
+        .cli
+        .try_exec(&["ip", "link", "show", "ndt-nosuch0"])
         .success());
 }
 
@@ -420,60 +483,103 @@ fn zero_and_absurd_limits_are_refused_before_anything_runs() {
 
 // ---- helpers -------------------------------------------------------------------------------
 
-/// One probe run's events.
-struct Run(Vec<Value>);
+/// A client and a server namespace joined by a veth pair (SRV and SRV_SILENT on the server
+/// side, CLI on the client side), and a temp dir for files the probe reads.
+struct Lab {
+    cli: Netns,
+    srv: Netns,
+    dir: tempfile::TempDir,
+    servers: Vec<TcpServer>,
+    dns: Vec<Dnsmasq>,
+}
 
-impl Run {
-    fn capture_summary(&self) -> CaptureSummary {
-        let data = self
-            .0
-            .iter()
-            .find(|e| e["type"] == "evidence" && e["data"]["kind"] == "capture_summary")
-            .unwrap_or_else(|| panic!("no capture_summary: {:#?}", self.0))["data"]
-            .clone();
-        match serde_json::from_value::<Evidence>(data).expect("typed evidence") {
-            Evidence::CaptureSummary(s) => s,
-            other => panic!("{other:?}"),
+impl Lab {
+    fn new() -> Lab {
+        let cli = Netns::new("capcli");
+        let srv = Netns::new("capsrv");
+        Link::veth_pair(
+            &cli,
+            CLI_DEV,
+            &format!("{CLI}/24"),
+            &srv,
+            "s0",
+            &format!("{SRV}/24"),
+        );
+        srv.add_addr("s0", &format!("{SRV_SILENT}/24"));
+        srv.add_addr("s0", &format!("{SRV6}/64"));
+        cli.add_addr(CLI_DEV, &format!("{CLI6}/64"));
+        Lab {
+            cli,
+            srv,
+            dir: tempfile::tempdir().expect("temp dir"),
+            servers: Vec::new(),
+            dns: Vec::new(),
         }
     }
 
-    fn finished(&self, check: &str) -> &Value {
-        &self
-            .0
-            .iter()
-            .find(|e| e["type"] == "check_finished" && e["data"]["check"] == check)
-            .unwrap_or_else(|| panic!("no check_finished for {check}: {:#?}", self.0))["data"]
+    fn listen(&mut self, port: u16) {
+        let addr = format!("{SRV}:{port}").parse().unwrap();
+        self.servers.push(self.srv.spawn_tcp_server(addr));
     }
 
-    fn pcap_chunks(&self) -> Vec<&Value> {
-        self.0
-            .iter()
-            .filter(|e| e["type"] == "pcap_chunk")
-            .map(|e| &e["data"])
-            .collect()
+    fn dnsmasq(&mut self, records: &[(&str, &str)]) {
+        let server = self.srv.spawn_dnsmasq(SRV.parse().unwrap(), records);
+        self.dns.push(server);
     }
 
-    /// Decode the chunks in order (each is padded base64 of its own) with coreutils.
-    fn write_pcap(&self, path: &Path) {
-        let mut file = std::fs::File::create(path).unwrap();
-        for (i, chunk) in self.pcap_chunks().into_iter().enumerate() {
-            assert_eq!(chunk["index"], i, "chunks in order");
-            let mut child = Command::new("base64")
-                .arg("-d")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(chunk["data"].as_str().unwrap().as_bytes())
-                .unwrap();
-            let out = child.wait_with_output().unwrap();
-            assert!(out.status.success(), "chunk {i} is not base64");
-            file.write_all(&out.stdout).unwrap();
-        }
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Run the probe in the client namespace; it must exit 0 with a complete stream.
+    fn probe(&self, plan: Value) -> ProbeRun {
+        let plan: Plan = serde_json::from_value(plan).expect("a valid plan");
+        let run = run_probe(&self.cli, &plan);
+        run.assert_ok();
+        run
+    }
+}
+
+fn summary(run: &ProbeRun) -> CaptureSummary {
+    run.one::<CaptureSummary>().clone()
+}
+
+fn pcap_chunks(run: &ProbeRun) -> Vec<&protocol::PcapChunk> {
+    run.events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::PcapChunk(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Decode the chunks in order (each is padded base64 of its own) with coreutils.
+fn write_pcap(run: &ProbeRun, path: &Path) {
+    let mut file = std::fs::File::create(path).unwrap();
+    for (i, chunk) in pcap_chunks(run).into_iter().enumerate() {
+        assert_eq!(chunk.index as usize, i, "chunks in order");
+        let mut child = Command::new("base64")
+            .arg("-d")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(chunk.data.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "chunk {i} is not base64");
+        file.write_all(&out.stdout).unwrap();
     }
 }
 
@@ -514,215 +620,4 @@ fn pcap_records(file: &Path) -> Vec<(u32, u32)> {
     }
     assert_eq!(at, bytes.len(), "records fill the file exactly");
     records
-}
-
-fn require_root() {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .unwrap_or("");
-    assert_eq!(
-        euid, "0",
-        "the capture scenario tests create network namespaces and must run as root"
-    );
-}
-
-fn run_cmd(args: &[&str]) -> Output {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// NETDEBUG_PROBE, else target/<profile>/netdebug-probe beside this test's deps directory.
-fn probe_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("NETDEBUG_PROBE") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("test executable path");
-    let probe = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps")
-        .join("netdebug-probe");
-    assert!(
-        probe.exists(),
-        "{} not found: run `cargo build -p probe` first or set NETDEBUG_PROBE",
-        probe.display()
-    );
-    probe
-}
-
-/// Two namespaces joined by a veth pair (SRV and SRV_SILENT on one side, CLI on the other);
-/// servers are child processes; everything is removed on Drop.
-struct Lab {
-    srv: String,
-    cli: String,
-    cli_dev: String,
-    dir: PathBuf,
-    servers: Vec<Child>,
-}
-
-impl Lab {
-    fn new() -> Lab {
-        require_root();
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let id = format!(
-            "{:x}{}",
-            std::process::id() & 0xfffff,
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
-        let dir = std::env::temp_dir().join(format!("ndt-cap{id}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let lab = Lab {
-            srv: format!("ndt-cs{id}"),
-            cli: format!("ndt-cc{id}"),
-            cli_dev: format!("ndt-ec{id}"),
-            dir,
-            servers: Vec::new(),
-        };
-        let srv_dev = format!("ndt-es{id}");
-        run_cmd(&["ip", "netns", "add", &lab.srv]);
-        run_cmd(&["ip", "netns", "add", &lab.cli]);
-        run_cmd(&[
-            "ip",
-            "link",
-            "add",
-            &srv_dev,
-            "netns",
-            &lab.srv,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &lab.cli_dev,
-            "netns",
-            &lab.cli,
-        ]);
-        for (ns, dev, addrs) in [
-            (&lab.srv, &srv_dev, vec![SRV, SRV_SILENT]),
-            (&lab.cli, &lab.cli_dev, vec![CLI]),
-        ] {
-            run_cmd(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-            for a in addrs {
-                run_cmd(&[
-                    "ip",
-                    "-n",
-                    ns,
-                    "addr",
-                    "add",
-                    &format!("{a}/24"),
-                    "dev",
-                    dev,
-                ]);
-            }
-            run_cmd(&["ip", "-n", ns, "link", "set", dev, "up"]);
-        }
-        lab
-    }
-
-    fn in_ns(&self, ns: &str, args: &[&str]) -> Output {
-        let mut full = vec!["ip", "netns", "exec", ns];
-        full.extend_from_slice(args);
-        run_cmd(&full)
-    }
-
-    fn in_srv(&self, args: &[&str]) -> Output {
-        self.in_ns(&self.srv, args)
-    }
-
-    fn in_cli_any(&self, args: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.cli])
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn spawn_srv(&mut self, args: &[&str]) {
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.srv])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {args:?}: {e}"));
-        self.servers.push(child);
-    }
-
-    fn wait_listening(&self, addr: &str, port: u16) {
-        let until = Instant::now() + Duration::from_secs(10);
-        let needle = format!("{addr}:{port} ");
-        while !String::from_utf8_lossy(&self.in_srv(&["ss", "-H", "-tuln"]).stdout)
-            .contains(&needle)
-        {
-            assert!(Instant::now() < until, "nothing listens on {addr}:{port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn dnsmasq(&mut self, addr: &str, extra: &[&str]) {
-        let pid = self.dir.join("dnsmasq.pid");
-        let mut args: Vec<String> = vec![
-            "dnsmasq".into(),
-            "--keep-in-foreground".into(),
-            "--no-resolv".into(),
-            "--no-hosts".into(),
-            "--bind-interfaces".into(),
-            format!("--listen-address={addr}"),
-            format!("--pid-file={}", pid.display()),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.spawn_srv(&args);
-        self.wait_listening(addr, 53);
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    /// Run the probe in the client namespace (its own --netns); every event in order.
-    fn probe(&self, plan: &Value) -> Run {
-        let out = run_cmd(&[
-            probe_path().to_str().unwrap(),
-            "--netns",
-            &self.cli,
-            &plan.to_string(),
-        ]);
-        Run(String::from_utf8(out.stdout)
-            .expect("utf-8 events")
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).expect("one JSON event per line"))
-            .collect())
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for child in &mut self.servers {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        // Deleting a namespace removes its end of the veth pair, which removes the other.
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.srv])
-            .output();
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.cli])
-            .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }

@@ -172,4 +172,12 @@ pub enum KubeFindingCode {
     ServiceHealthy,
     /// The destination pod is not Ready.
     DestinationPodNotReady,
+    /// NetworkPolicies select the pod for a direction but whether they admit this connection
+    /// cannot be told statically (a host name, namespace labels not readable, policies not
+    /// readable); details carry `direction` and, when known, `policies`.
+    NetworkPolicyUndetermined,
+    /// The source is egress-isolated and no policy admits UDP 53 to the cluster DNS pods:
+    /// name lookups will time out. Kept apart from `NetworkPolicyDenies` (which is about the
+    /// destination's TCP port); details carry `policy`, `namespace`, `direction`.
+    NetworkPolicyDeniesDns,
 }

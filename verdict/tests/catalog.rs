@@ -75,6 +75,12 @@ fn healthy_service_says_what_it_proved() {
     assert!(proven.contains("10.199.70.4:8080 connected"), "{proven}");
     assert!(proven.contains("3/3 endpoints ready"), "{proven}");
     assert!(proven.contains("via 10.199.70.2 dev vdr-c0"), "{proven}");
+    assert!(
+        proven.contains("web.shop.svc.cluster.local -> 10.199.96.10"),
+        "{proven}"
+    );
+    assert!(proven.contains("no CLOSE-WAIT build-up"), "{proven}");
+    assert!(proven.contains("retransmitted segments +0"), "{proven}");
     // Not proven: what did not run is listed with the reason.
     assert!(!v.unchecked.is_empty());
     assert!(v.next[0].contains("--capture"), "{:?}", v.next);
@@ -513,6 +519,14 @@ fn eaddrnotavail_with_time_wait_near_the_port_range() {
         fired(&v)
     );
     assert!(cause(&v).contains("EADDRNOTAVAIL"), "{}", cause(&v));
+    assert!(
+        cause(&v).contains(
+            "2 TIME-WAIT sockets toward 10.199.70.2:8080 against an ephemeral port range of 2 \
+             (40000-40001)"
+        ),
+        "{}",
+        cause(&v)
+    );
 }
 
 #[test]
@@ -555,6 +569,12 @@ fn listen_queue_overflow_explains_the_timeout() {
         cause(&v)
     );
     assert!(cause(&v).contains("ListenOverflows +"), "{}", cause(&v));
+    // The socket table shows the accept queue itself, full.
+    assert!(
+        cause(&v).contains("full accept queue: 10.199.70.2:8080 accept queue 2/1"),
+        "{}",
+        cause(&v)
+    );
     let line = v
         .evidence
         .iter()
@@ -838,5 +858,71 @@ fn conntrack_low_fill_is_proven() {
             .any(|p| p.starts_with("State: conntrack ") && p.contains("/262144")),
         "{:?}",
         v.proven
+    );
+}
+
+/// The API knows the Service but cluster DNS answers NXDOMAIN for it: said as a conflict
+/// between the two sources, not as a typo.
+#[test]
+fn dns_nxdomain_for_an_existing_service() {
+    let mut k = web_service("8080", 8080, [true; 3]);
+    if let Some(DestinationInfo::Service(s)) = k.destination.as_mut() {
+        s.namespace = "other".into();
+        s.dns_name = "web.other.svc.cluster.local".into();
+    }
+    let i = load(
+        "dns_nxdomain",
+        k8s_title("pod/client", "svc/web", "other"),
+        k,
+    );
+    let v = evaluate(&i);
+    assert_eq!(v.findings[0].rule, RuleCode::DnsNxdomain, "{}", fired(&v));
+    assert!(
+        cause(&v)
+            .ends_with("yet svc/web exists in namespace other (cluster DNS does not serve it)"),
+        "{}",
+        cause(&v)
+    );
+    assert!(v.next[0].contains("k8s-app=kube-dns"), "{:?}", v.next);
+}
+
+/// DNS timeouts while the client predicted an egress policy without UDP 53: the policy is
+/// named in the cause and shown on a Policy line.
+#[test]
+fn dns_unreachable_explained_by_egress_policy() {
+    let mut k = KubeEvidence {
+        cluster_dns: Some("10.199.96.53".into()),
+        ..Default::default()
+    };
+    k.findings.push(kube_finding(
+        KubeFindingCode::NetworkPolicyDeniesDns,
+        KSeverity::Failure,
+        "networkpolicy/shop/default-deny-egress",
+        "networkpolicy/default-deny-egress isolates the source for egress and admits no UDP 53",
+        &[
+            ("policy", "shop/default-deny-egress"),
+            ("namespace", "shop"),
+            ("direction", "egress"),
+        ],
+    ));
+    let i = direct(k, "dns_unreachable", "dns web");
+    let v = evaluate(&i);
+    assert_eq!(v.status, Status::Failed, "{}", fired(&v));
+    assert_eq!(v.findings[0].rule, RuleCode::DnsServerUnreachable);
+    assert!(
+        cause(&v).contains("networkpolicy/shop/default-deny-egress blocks it"),
+        "{}",
+        cause(&v)
+    );
+    assert!(v
+        .evidence
+        .iter()
+        .any(|l| l.layer == Layer::Policy && l.mark == Mark::Fail));
+    assert!(
+        v.next
+            .iter()
+            .any(|n| n == "kubectl get networkpolicy -n shop default-deny-egress -o yaml"),
+        "{:?}",
+        v.next
     );
 }

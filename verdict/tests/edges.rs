@@ -211,3 +211,30 @@ fn renderers_by_name() {
     }
     assert!(by_name("yaml", false).is_none());
 }
+
+#[test]
+fn an_unresolved_target_is_a_dns_failure_once() {
+    let v = evaluate(&inputs(vec![tcp(
+        "10.199.70.2:80",
+        TcpOutcome::Unresolved,
+        0.0,
+    )]));
+    assert_eq!(v.rules_fired, vec![RuleCode::DnsUnresolved]);
+    // With the lookup's own evidence, the NXDOMAIN rule explains it and nothing repeats it.
+    let v = evaluate(&inputs(vec![
+        lookup(
+            "db.example.test",
+            &["db.example.test."],
+            vec![query(
+                "db.example.test.",
+                "10.199.96.53",
+                response("NXDOMAIN", None),
+                1.0,
+            )],
+            None,
+            1,
+        ),
+        tcp("10.199.70.2:80", TcpOutcome::Unresolved, 0.0),
+    ]));
+    assert_eq!(v.rules_fired, vec![RuleCode::DnsNxdomain]);
+}

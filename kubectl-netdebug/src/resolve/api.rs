@@ -81,3 +81,13 @@ pub async fn namespace_labels(
     let ns = namespaces.get(namespace).await?;
     Ok(ns.metadata.labels.unwrap_or_default())
 }
+
+/// GET a namespaced object when it is only supplementary: any failure is None.
+pub async fn get_quiet<K>(client: &kube::Client, namespace: &str, name: &str) -> Option<K>
+where
+    K: Resource<Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    api.get_opt(name).await.ok().flatten()
+}

@@ -145,11 +145,6 @@ pub(crate) fn is_not_found(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(s) if s.code == 404)
 }
 
-/// Whether a kube error is an HTTP 403.
-pub(crate) fn is_forbidden(err: &kube::Error) -> bool {
-    matches!(err, kube::Error::Api(s) if s.code == 403)
-}
-
 /// `outer: inner: innermost`, without the repeats hyper and tower errors tend to carry.
 fn error_chain(err: &dyn std::error::Error) -> String {
     let mut parts: Vec<String> = vec![err.to_string()];

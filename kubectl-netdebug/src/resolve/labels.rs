@@ -137,7 +137,11 @@ mod tests {
     #[test]
     fn closest_prefers_matching_pairs_then_shared_keys_then_name() {
         let sel = l(&[("app", "payments"), ("tier", "api")]);
-        let a = l(&[("app", "payment"), ("tier", "api"), ("pod-template-hash", "x")]);
+        let a = l(&[
+            ("app", "payment"),
+            ("tier", "api"),
+            ("pod-template-hash", "x"),
+        ]);
         let b = l(&[("app", "payment"), ("tier", "web")]);
         let c = l(&[("team", "pay")]);
         let d = l(&[("app", "other"), ("tier", "api")]);

@@ -395,7 +395,10 @@ pub fn evaluate(
     port: &PortContext,
 ) -> PolicyResult {
     let ns = policy.metadata.namespace.as_deref().unwrap_or_default();
-    let name = format!("{ns}/{}", policy.metadata.name.as_deref().unwrap_or_default());
+    let name = format!(
+        "{ns}/{}",
+        policy.metadata.name.as_deref().unwrap_or_default()
+    );
     let rules = rules_of(policy, direction);
     let results: Vec<RuleMatch> = rules
         .iter()
@@ -561,7 +564,10 @@ fn describe_peer_entry(entry: &NetworkPolicyPeer, policy_namespace: &str) -> Str
             } else {
                 format!("in namespaces {ns_text}")
             };
-            format!("{} {where_}", pods.unwrap_or_else(|| "all pods".to_string()))
+            format!(
+                "{} {where_}",
+                pods.unwrap_or_else(|| "all pods".to_string())
+            )
         }
         (None, None) => "nothing (empty peer)".to_string(),
     }

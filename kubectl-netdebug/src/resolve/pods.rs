@@ -80,12 +80,7 @@ pub fn declared_ports(pod: &Pod) -> Vec<(&str, &ContainerPort)> {
     spec.containers
         .iter()
         .chain(sidecars)
-        .flat_map(|c| {
-            c.ports
-                .iter()
-                .flatten()
-                .map(move |p| (c.name.as_str(), p))
-        })
+        .flat_map(|c| c.ports.iter().flatten().map(move |p| (c.name.as_str(), p)))
         .collect()
 }
 
@@ -98,7 +93,11 @@ pub fn named_port(pod: &Pod, name: &str, protocol: &str) -> Option<(String, u16)
     declared_ports(pod)
         .into_iter()
         .find(|(_, p)| p.name.as_deref() == Some(name) && port_protocol(p) == protocol)
-        .and_then(|(c, p)| u16::try_from(p.container_port).ok().map(|n| (c.to_string(), n)))
+        .and_then(|(c, p)| {
+            u16::try_from(p.container_port)
+                .ok()
+                .map(|n| (c.to_string(), n))
+        })
 }
 
 /// `8080/TCP (http) in app`, for messages.
@@ -227,7 +226,10 @@ pub fn not_ready_reason(pod: &Pod) -> String {
                     describe_probe(p)
                 ),
                 None if cs.started == Some(false) => {
-                    format!("container {} running, its startup probe has not passed{restarts}", cs.name)
+                    format!(
+                        "container {} running, its startup probe has not passed{restarts}",
+                        cs.name
+                    )
                 }
                 None => format!("container {} running but not ready{restarts}", cs.name),
             });
@@ -290,7 +292,10 @@ mod tests {
             "metadata": {"name": "p"},
             "status": {"phase": "Failed", "reason": "Evicted", "message": "low on memory"}
         }));
-        assert_eq!(not_running_reason(&evicted), ", reason Evicted: low on memory");
+        assert_eq!(
+            not_running_reason(&evicted),
+            ", reason Evicted: low on memory"
+        );
         let pulling = pod(serde_json::json!({
             "metadata": {"name": "p"},
             "status": {"phase": "Pending", "containerStatuses": [{"name": "app", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
@@ -318,6 +323,9 @@ mod tests {
         assert_eq!(named_port(&p, "dns", "TCP"), None);
         assert_eq!(named_port(&p, "dns", "UDP"), Some(("app".into(), 53)));
         assert_eq!(named_port(&p, "setup", "TCP"), None);
-        assert_eq!(port_list(&p), vec!["53/UDP (dns) in app", "8443/TCP (https) in proxy"]);
+        assert_eq!(
+            port_list(&p),
+            vec!["53/UDP (dns) in app", "8443/TCP (https) in proxy"]
+        );
     }
 }

@@ -98,7 +98,8 @@ async fn workload_selector(
             .await?
             .spec
             .and_then(|s| s.selector),
-        SourceKind::Pod => unreachable!("pods have no selector; handled by the caller"),
+        // Pods are fetched by name by the caller; a pod has no selector of its own.
+        SourceKind::Pod => None,
     })
 }
 

@@ -277,8 +277,7 @@ fn parse_port_number(p: &str) -> Result<u16, String> {
 /// least one letter, no leading, trailing or double `-`.
 fn check_port_name(p: &str) -> Result<(), String> {
     let valid = p.len() <= 15
-        && p
-            .bytes()
+        && p.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && p.bytes().any(|b| b.is_ascii_lowercase())
         && !p.starts_with('-')
@@ -317,7 +316,9 @@ fn parse_address(text: &str) -> Result<DestSpec, String> {
     if let Ok(ip) = text.parse::<IpAddr>() {
         return Err(match ip {
             IpAddr::V4(_) => format!("missing port: use {ip}:PORT"),
-            IpAddr::V6(_) => format!("missing port: use [{ip}]:PORT"),
+            IpAddr::V6(_) => {
+                format!("missing port: an IPv6 address takes its port after brackets: [{ip}]:PORT")
+            }
         });
     }
     if text.matches(':').count() > 1 {

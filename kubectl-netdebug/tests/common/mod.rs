@@ -46,6 +46,18 @@ pub fn target() -> ApiTarget {
 }
 
 impl MockApi {
+    /// The next request, or None once the client is gone (or silent for 5 s): for scenario
+    /// tasks that serve whatever the client asks until it is done.
+    pub async fn try_next(&mut self) -> Option<Call> {
+        let (request, send) = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            self.handle.as_mut().next_request(),
+        )
+        .await
+        .ok()??;
+        Some(Call::decode(request, send).await)
+    }
+
     /// The next request; panics (failing the test) if the client made none within 5 s.
     pub async fn next(&mut self) -> Call {
         let (request, send) = tokio::time::timeout(
@@ -55,6 +67,15 @@ impl MockApi {
         .await
         .expect("the client made no further request within 5 s")
         .expect("the client was dropped before making the expected request");
+        Call::decode(request, send).await
+    }
+}
+
+impl Call {
+    async fn decode(
+        request: Request<Body>,
+        send: tower_test::mock::SendResponse<Response<Body>>,
+    ) -> Call {
         let (parts, body) = request.into_parts();
         let bytes = body.collect_bytes().await.expect("request body readable");
         let body = if bytes.is_empty() {

@@ -6,8 +6,9 @@
 //!
 //! Each primitive becomes a tree of single comparisons; the tree is laid out with forward
 //! jumps to labels (`and`: the left side's true edge falls into the right side; `or`: the
-//! false edge does), then assembled. Conditional jumps reach at most 255 instructions; a
-//! program that needs longer jumps is re-assembled with `ja` trampolines.
+//! false edge does), then assembled. Conditional jumps reach at most 255 instructions; the
+//! few that must go further get `ja` trampolines. A load is not repeated while the
+//! accumulator still holds its value on every path to it.
 
 use std::net::IpAddr;
 
@@ -50,10 +51,7 @@ pub fn compile(expr: &Expr, snaplen: u32) -> Result<Vec<Insn>, CompileError> {
     gen.stmt(Insn::stmt(bpf::RET | bpf::K, snaplen));
     gen.place(f);
     gen.stmt(Insn::stmt(bpf::RET | bpf::K, 0));
-    let program = gen.assemble(false).unwrap_or_else(|| {
-        gen.assemble(true)
-            .expect("with trampolines every jump is in range")
-    });
+    let program = gen.assemble();
     if program.len() > bpf::MAX_INSNS {
         return Err(CompileError::TooLong(program.len()));
     }
@@ -502,28 +500,47 @@ impl Gen {
         }
     }
 
-    /// Resolve labels. Without trampolines, returns None if a conditional jump is too far.
-    fn assemble(&self, trampolines: bool) -> Option<Vec<Insn>> {
-        let cond_len = if trampolines { 3 } else { 1 };
-        let mut positions = vec![0usize; self.label_states.len()];
-        let mut at = 0;
-        for op in &self.ops {
-            match op {
-                Op::Stmt(_) => at += 1,
-                Op::Cond { .. } => at += cond_len,
-                Op::Place(l) => positions[*l] = at,
+    /// Resolve labels. A conditional jump reaches at most 255 instructions ahead; one that
+    /// must go further becomes `jcond +0/+1; ja true; ja false`. Making a jump long moves
+    /// later code, so this repeats until nothing more needs it (positions only grow, so it
+    /// ends).
+    fn assemble(&self) -> Vec<Insn> {
+        let mut long = vec![false; self.ops.len()];
+        let (starts, positions) = loop {
+            let mut starts = vec![0usize; self.ops.len()];
+            let mut positions = vec![0usize; self.label_states.len()];
+            let mut at = 0;
+            for (i, op) in self.ops.iter().enumerate() {
+                starts[i] = at;
+                match op {
+                    Op::Stmt(_) => at += 1,
+                    Op::Cond { .. } => at += if long[i] { 3 } else { 1 },
+                    Op::Place(l) => positions[*l] = at,
+                }
             }
-        }
-        let mut out = Vec::with_capacity(at);
-        for op in &self.ops {
+            let mut changed = false;
+            for (i, op) in self.ops.iter().enumerate() {
+                if let Op::Cond { t, f, .. } = op {
+                    let reach = |label: &usize| positions[*label] - (starts[i] + 1);
+                    if !long[i] && (reach(t) > 255 || reach(f) > 255) {
+                        long[i] = true;
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                break (starts, positions);
+            }
+        };
+        let mut out = Vec::new();
+        for (i, op) in self.ops.iter().enumerate() {
             match op {
                 Op::Stmt(insn) => out.push(*insn),
                 Op::Place(_) => {}
                 Op::Cond { jump, k, t, f } => {
                     let code = bpf::JMP | jump | bpf::K;
-                    let here = out.len();
-                    if trampolines {
-                        // jcond -> next (ja t) or the one after (ja f).
+                    let here = starts[i];
+                    if long[i] {
                         out.push(Insn::jump(code, *k, 0, 1));
                         out.push(Insn::stmt(
                             bpf::JMP | bpf::JA,
@@ -534,14 +551,14 @@ impl Gen {
                             (positions[*f] - (here + 3)) as u32,
                         ));
                     } else {
-                        let jt = u8::try_from(positions[*t] - (here + 1)).ok()?;
-                        let jf = u8::try_from(positions[*f] - (here + 1)).ok()?;
+                        let jt = (positions[*t] - (here + 1)) as u8;
+                        let jf = (positions[*f] - (here + 1)) as u8;
                         out.push(Insn::jump(code, *k, jt, jf));
                     }
                 }
             }
         }
-        Some(out)
+        out
     }
 }
 

@@ -1,7 +1,8 @@
 //! The per-flow summary of a capture: TCP handshake outcomes, retransmissions and resets; ICMP
 //! errors with the flow they quote and the MTU they announce; DNS queries and whether and
-//! when they were answered. Works on cooked packets (network header at offset 0), which may
-//! be cut at the snap length: lengths come from the IP headers, not from what was kept.
+//! when they were answered (over UDP; DNS over TCP is in the pcap but not summarised: that
+//! would need stream reassembly). Works on cooked packets (network header at offset 0), which
+//! may be cut at the snap length: lengths come from the IP headers, not from what was kept.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -452,15 +453,22 @@ impl FlowTable {
                 self.dns_overflow
             ));
         }
+        let icmp = &self.icmp;
         let tcp_flows = self
             .tcp
             .into_iter()
             .map(|f| {
+                // An ICMP error quoting the flow's packets answered its SYN.
+                let about = format!("tcp {} > {}", f.client, f.server);
+                let icmp_answered = icmp
+                    .iter()
+                    .any(|e| e.about.as_deref() == Some(about.as_str()));
                 let (handshake, handshake_ms) = match (f.first_syn, f.syn_ack, f.rst) {
                     (first, Some(ack), _) => ("established", first.map(|s| ms_between(s, ack))),
                     (Some(first), None, Some((false, rst))) => {
                         ("refused", Some(ms_between(first, rst)))
                     }
+                    (Some(_), None, _) if icmp_answered => ("unreachable", None),
                     (Some(_), None, _) => ("unanswered", None),
                     (None, None, _) => ("midstream", None),
                 };

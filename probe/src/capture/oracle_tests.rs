@@ -369,7 +369,6 @@ fn compiled_filters_select_what_tcpdump_selects() {
             ));
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -389,17 +388,29 @@ fn tcpdump_reads_the_pcap_stream_back() {
     let packets = packets();
     write_pcap(&file, &packets);
     let all = tcpdump_selects(&file, "");
-    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(all.len(), packets.len());
 }
 
-fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "ndt-capture-filter-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
+/// A scratch directory removed on drop (also when an assertion fails).
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn join(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempdir() -> TempDir {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("ndt-capture-filter-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
 }

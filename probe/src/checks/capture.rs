@@ -31,12 +31,15 @@ use super::Outcome;
 use crate::capture::{self, compile, filter, Capture, Limits, OpenError};
 use crate::context::Ctx;
 
-/// What the filter returns for a matching packet: keep it whole. A filter that returned the
-/// snap length would make the kernel trim the packet, and recvmsg could no longer tell its
-/// original length; the reader keeps `snaplen` bytes instead (as libpcap does without a ring).
-const KERNEL_ACCEPT: u32 = 262_144;
 /// How long the capture goes on after the traffic checks finished.
 const LINGER: Duration = Duration::from_millis(300);
+/// ICMP errors (unreachable, frag-needed, time exceeded; ICMPv6 types below 128), which
+/// come from routers as well as from the targets.
+const ICMP_ERRORS_V4: &str =
+    "(icmp and icmp[icmptype] != icmp-echo and icmp[icmptype] != icmp-echoreply)";
+const ICMP_ERRORS_V6: &str = "(icmp6 and ip6[40] < 128)";
+/// The last-resort default filter.
+const COARSEST: &str = "tcp or port 53 or (icmp and icmp[icmptype] != icmp-echo and icmp[icmptype] != icmp-echoreply) or (icmp6 and ip6[40] < 128)";
 /// Time kept before the run's deadline to emit the summary.
 const SUMMARY_MARGIN: Duration = Duration::from_millis(250);
 
@@ -69,8 +72,8 @@ async fn capture(ctx: &Arc<Ctx>) -> Outcome {
         }
     };
     let mut notes = Vec::new();
-    // Target names are resolved after the socket is open (so their DNS queries are captured),
-    // then the filter is widened to their addresses.
+    // Target names are resolved after the socket is open (so their DNS queries are captured);
+    // the filter is then replaced by one with their addresses.
     let names: Vec<&Target> = match plan.filter {
         Some(_) => Vec::new(),
         None => ctx
@@ -80,16 +83,16 @@ async fn capture(ctx: &Arc<Ctx>) -> Outcome {
             .filter(|t| t.host.parse::<IpAddr>().is_err())
             .collect(),
     };
-    let mut expression = match &plan.filter {
-        Some(f) => f.clone(),
-        None => default_filter(ctx, None),
+    let candidates = match &plan.filter {
+        Some(f) => build(f, plan.snaplen).map(|p| vec![(f.clone(), p)]),
+        None => default_candidates(ctx, None, plan.snaplen),
     };
-    let program = match build(&expression) {
-        Ok(p) => p,
+    let candidates = match candidates {
+        Ok(c) => c,
         Err(message) => return Outcome::Failed(message),
     };
-    let opened = Capture::open(&program, ifindex);
-    let capture = match opened {
+    let programs: Vec<_> = candidates.iter().map(|(_, p)| p.clone()).collect();
+    let (capture, chosen) = match Capture::open(&programs, ifindex) {
         Ok(c) => c,
         Err(OpenError::NotPermitted(e)) => {
             return Outcome::skipped_for_capability(
@@ -99,6 +102,10 @@ async fn capture(ctx: &Arc<Ctx>) -> Outcome {
         }
         Err(e) => return Outcome::Failed(e.to_string()),
     };
+    let mut expression = candidates[chosen].0.clone();
+    if plan.filter.is_none() {
+        note_fallback(ctx, &expression, &mut notes);
+    }
     ctx.mark_capture_ready();
 
     let now = std::time::Instant::now();
@@ -121,9 +128,15 @@ async fn capture(ctx: &Arc<Ctx>) -> Outcome {
     if !names.is_empty() {
         let limit = duration.min(ctx.remaining().saturating_sub(SUMMARY_MARGIN));
         let resolved = resolve_names(ctx, &names, limit, &mut notes).await;
-        let resolved_filter = default_filter(ctx, Some(&resolved));
-        match build(&resolved_filter).and_then(|p| filter_handle.replace(&p)) {
-            Ok(()) => expression = resolved_filter,
+        let replaced = default_candidates(ctx, Some(&resolved), plan.snaplen).and_then(|c| {
+            let programs: Vec<_> = c.iter().map(|(_, p)| p.clone()).collect();
+            filter_handle.replace(&programs).map(|i| c[i].0.clone())
+        });
+        match replaced {
+            Ok(resolved_expression) => {
+                note_fallback(ctx, &resolved_expression, &mut notes);
+                expression = resolved_expression;
+            }
             Err(why) => notes.push(format!(
                 "the filter could not be set to the resolved targets: {why}"
             )),
@@ -175,9 +188,79 @@ async fn capture(ctx: &Arc<Ctx>) -> Outcome {
     Outcome::Completed
 }
 
-fn build(expression: &str) -> Result<Vec<capture::bpf::Insn>, String> {
+/// Parse and compile; the program keeps `snaplen` bytes of each packet (the receive ring
+/// still records each packet's length on the wire).
+fn build(expression: &str, snaplen: u32) -> Result<Vec<capture::bpf::Insn>, String> {
     let expr = filter::parse(expression).map_err(|e| e.to_string())?;
-    compile::compile(&expr, KERNEL_ACCEPT).map_err(|e| e.to_string())
+    compile::compile(&expr, snaplen).map_err(|e| e.to_string())
+}
+
+/// The default filter and its fallbacks, in order, compiled: per address; every host on the
+/// targets' ports; all TCP. Many targets can make a program longer than the kernel takes
+/// (4096 instructions, or the socket's net.core.optmem_max): the capture then uses the first
+/// one that fits, and says so.
+fn default_candidates(
+    ctx: &Ctx,
+    resolved: Option<&HashMap<String, Vec<IpAddr>>>,
+    snaplen: u32,
+) -> Result<Vec<(String, Vec<capture::bpf::Insn>)>, String> {
+    let expressions = [
+        default_filter(ctx, resolved),
+        coarse_filter(ctx),
+        COARSEST.to_string(),
+    ];
+    let mut out: Vec<(String, Vec<capture::bpf::Insn>)> = Vec::new();
+    let mut first_error = None;
+    for e in expressions {
+        if out.iter().any(|(x, _)| *x == e) {
+            continue;
+        }
+        match build(&e, snaplen) {
+            Ok(p) => out.push((e, p)),
+            Err(why) => {
+                first_error.get_or_insert(why);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(first_error.unwrap_or_else(|| "no default filter".to_string()));
+    }
+    Ok(out)
+}
+
+/// Say so when the default filter in use is a fallback.
+fn note_fallback(ctx: &Ctx, expression: &str, notes: &mut Vec<String>) {
+    let what = if expression == COARSEST {
+        "all TCP, DNS and ICMP errors"
+    } else if expression == coarse_filter(ctx) {
+        "every host on the targets' ports"
+    } else {
+        return;
+    };
+    let note = format!(
+        "a filter naming each of the {} targets is too large for the kernel; capturing {what} instead",
+        ctx.plan.targets.len()
+    );
+    if !notes.contains(&note) {
+        notes.push(note);
+    }
+}
+
+/// The targets' ports (any host), DNS to the nameservers, ICMP errors.
+fn coarse_filter(ctx: &Ctx) -> String {
+    let mut clauses: Vec<String> = Vec::new();
+    for port in ctx.plan.targets.iter().filter_map(|t| t.port) {
+        let clause = format!("tcp port {port}");
+        if !clauses.contains(&clause) {
+            clauses.push(clause);
+        }
+    }
+    for ns in &ctx.resolver_evidence().nameservers {
+        clauses.push(format!("(host {} and port 53)", filter::addr_text(*ns)));
+    }
+    clauses.push(ICMP_ERRORS_V4.to_string());
+    clauses.push(ICMP_ERRORS_V6.to_string());
+    clauses.join(" or ")
 }
 
 /// Resolve the name targets (each once, concurrently), within `limit`.
@@ -222,6 +305,9 @@ fn default_filter(ctx: &Ctx, resolved: Option<&HashMap<String, Vec<IpAddr>>>) ->
             clauses.push(clause);
         }
     };
+    // Targets grouped by port, so a Service with many endpoints on one targetPort costs one
+    // port test and an address test per endpoint (the kernel takes 4096 instructions at most).
+    let mut by_port: Vec<(Option<u16>, Vec<String>)> = Vec::new();
     for target in &ctx.plan.targets {
         let addresses = match (target.host.parse::<IpAddr>(), resolved) {
             (Ok(ip), _) => vec![ip],
@@ -233,20 +319,36 @@ fn default_filter(ctx: &Ctx, resolved: Option<&HashMap<String, Vec<IpAddr>>>) ->
                 continue;
             }
         };
+        let group = match by_port.iter_mut().find(|(p, _)| *p == target.port) {
+            Some(g) => g,
+            None => {
+                by_port.push((target.port, Vec::new()));
+                by_port.last_mut().expect("just pushed")
+            }
+        };
         for addr in addresses {
-            let host = filter::addr_text(addr);
-            push(match target.port {
-                Some(port) => format!("(host {host} and tcp port {port})"),
-                None => format!("host {host}"),
-            });
+            // With a port the packet is IP anyway: `ip host` skips libpcap's ARP alternative.
+            let host = match (target.port, addr) {
+                (None, _) => format!("host {}", filter::addr_text(addr)),
+                (Some(_), IpAddr::V4(_)) => format!("ip host {}", filter::addr_text(addr)),
+                (Some(_), IpAddr::V6(_)) => format!("ip6 host {}", filter::addr_text(addr)),
+            };
+            if !group.1.contains(&host) {
+                group.1.push(host);
+            }
+        }
+    }
+    for (port, hosts) in by_port.into_iter().filter(|(_, h)| !h.is_empty()) {
+        match port {
+            Some(port) if hosts.len() == 1 => push(format!("({} and tcp port {port})", hosts[0])),
+            Some(port) => push(format!("(tcp port {port} and ({}))", hosts.join(" or "))),
+            None => hosts.into_iter().for_each(&mut push),
         }
     }
     for ns in &ctx.resolver_evidence().nameservers {
         push(format!("(host {} and port 53)", filter::addr_text(*ns)));
     }
-    // ICMP errors (unreachable, frag-needed, time exceeded; IPv6 types below 128) come from
-    // routers as well as from the targets.
-    push("(icmp and icmp[icmptype] != icmp-echo and icmp[icmptype] != icmp-echoreply)".to_string());
-    push("(icmp6 and ip6[40] < 128)".to_string());
+    push(ICMP_ERRORS_V4.to_string());
+    push(ICMP_ERRORS_V6.to_string());
     clauses.join(" or ")
 }

@@ -1,42 +1,27 @@
 //! AF_PACKET sockets for the capture check: a cooked (SOCK_DGRAM) packet socket that receives
 //! nothing until it is bound (protocol 0 at creation), so the classic BPF filter is in place
-//! before the first packet is queued; receive with the kernel's timestamp, the link-layer
-//! address information (for the pcap LINUX_SLL header) and the original length; and read the
-//! kernel's drop counters (PACKET_STATISTICS).
+//! before the first packet is queued; a TPACKET_V3 receive ring (what libpcap uses: the kernel
+//! writes packets, cut to the filter's snap length, into shared memory, and the reader walks
+//! whole blocks without a system call per packet); and the kernel's drop counters
+//! (PACKET_STATISTICS).
 
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::os::fd::AsRawFd;
+use std::ptr::NonNull;
+use std::sync::atomic::{fence, Ordering};
 use std::time::Duration;
 
 use socket2::{Domain, SockFilter, Socket, Type};
 
 /// ETH_P_ALL in network byte order, as sockaddr_ll and socket() want it.
 const ETH_P_ALL_BE: u16 = (libc::ETH_P_ALL as u16).to_be();
+/// Where the sockaddr_ll sits after each packet's tpacket3_hdr (TPACKET_ALIGN of its size).
+const SLL_OFFSET: usize = (size_of::<libc::tpacket3_hdr>() + libc::TPACKET_ALIGNMENT - 1)
+    & !(libc::TPACKET_ALIGNMENT - 1);
 
 pub struct PacketSocket {
     sock: Socket,
-}
-
-/// One received packet's metadata (the bytes are in the caller's buffer).
-#[derive(Debug, Clone, Copy)]
-pub struct Received {
-    /// Bytes stored in the buffer (at most the buffer's length and the filter's snap length).
-    pub len: usize,
-    /// Length of the packet on the wire (from the network header on, for a cooked socket).
-    pub orig_len: usize,
-    /// Interface the packet was seen on.
-    pub ifindex: i32,
-    /// PACKET_HOST, PACKET_OUTGOING... (sll_pkttype).
-    pub pkttype: u8,
-    /// ARPHRD_* of the interface (sll_hatype).
-    pub hatype: u16,
-    /// Link-layer protocol (ethertype), host order.
-    pub protocol: u16,
-    pub addr_len: u8,
-    pub addr: [u8; 8],
-    /// Kernel receive timestamp since the Unix epoch (SO_TIMESTAMPNS), when present.
-    pub timestamp: Option<Duration>,
 }
 
 fn check(rc: libc::c_int) -> io::Result<()> {
@@ -45,6 +30,25 @@ fn check(rc: libc::c_int) -> io::Result<()> {
     } else {
         Ok(())
     }
+}
+
+/// setsockopt with a plain-data value.
+fn set_option<T>(
+    sock: &Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
+    // SAFETY: `value` points to a live T and its exact size is passed; T is plain data.
+    check(unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
+            (value as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    })
 }
 
 impl PacketSocket {
@@ -57,13 +61,57 @@ impl PacketSocket {
         Ok(PacketSocket { sock })
     }
 
-    /// Attach a classic BPF program (SO_ATTACH_FILTER); instructions as (code, jt, jf, k).
+    /// Attach (or replace, atomically) a classic BPF program (SO_ATTACH_FILTER); instructions
+    /// as (code, jt, jf, k).
     pub fn attach_filter(&self, program: &[(u16, u8, u8, u32)]) -> io::Result<()> {
         let filters: Vec<SockFilter> = program
             .iter()
             .map(|&(code, jt, jf, k)| SockFilter::new(code, jt, jf, k))
             .collect();
         self.sock.attach_filter(&filters)
+    }
+
+    /// Set up and map a TPACKET_V3 receive ring of `blocks` blocks of `block_size` bytes (a
+    /// multiple of the page size); a block goes to the reader when full or after `retire_ms`.
+    pub fn rx_ring(&self, block_size: u32, blocks: u32, retire_ms: u32) -> io::Result<RxRing> {
+        let version = libc::tpacket_versions::TPACKET_V3 as libc::c_int;
+        set_option(&self.sock, libc::SOL_PACKET, libc::PACKET_VERSION, &version)?;
+        // Frames do not apply to V3 (packets are packed in blocks) but must be consistent.
+        let frame_size = 2048;
+        let req = libc::tpacket_req3 {
+            tp_block_size: block_size,
+            tp_block_nr: blocks,
+            tp_frame_size: frame_size,
+            tp_frame_nr: block_size / frame_size * blocks,
+            tp_retire_blk_tov: retire_ms,
+            tp_sizeof_priv: 0,
+            tp_feature_req_word: 0,
+        };
+        set_option(&self.sock, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)?;
+        let len = block_size as usize * blocks as usize;
+        // SAFETY: maps the ring the kernel just allocated for this socket; the mapping is
+        // checked below and unmapped when the RxRing drops.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                self.sock.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(RxRing {
+            base: NonNull::new(base.cast())
+                .ok_or_else(|| io::Error::other("mmap returned null"))?,
+            len,
+            block_size: block_size as usize,
+            blocks: blocks as usize,
+            next: 0,
+        })
     }
 
     /// Start receiving every protocol on interface `ifindex` (0 = all interfaces).
@@ -83,124 +131,145 @@ impl PacketSocket {
         })
     }
 
-    /// Ask for a receive queue of `bytes`: SO_RCVBUFFORCE (needs CAP_NET_ADMIN) goes past
-    /// net.core.rmem_max; otherwise SO_RCVBUF, which the kernel caps. Returns the size granted.
-    pub fn set_recv_buffer(&self, bytes: usize) -> io::Result<usize> {
-        let value = bytes.min(i32::MAX as usize) as libc::c_int;
-        // SAFETY: an int option with its exact size.
-        let forced = unsafe {
-            libc::setsockopt(
-                self.sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
-                (&value as *const libc::c_int).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
+    /// Wait until a block may be ready, at most `timeout`.
+    pub fn wait_readable(&self, timeout: Duration) -> io::Result<()> {
+        let mut pfd = libc::pollfd {
+            fd: self.sock.as_raw_fd(),
+            events: libc::POLLIN | libc::POLLERR,
+            revents: 0,
         };
-        if forced != 0 {
-            self.sock.set_recv_buffer_size(bytes)?;
-        }
-        self.sock.recv_buffer_size()
-    }
-
-    pub fn set_read_timeout(&self, timeout: Duration) -> io::Result<()> {
-        self.sock.set_read_timeout(Some(timeout))
-    }
-
-    /// Deliver the kernel's receive timestamp with each packet (SO_TIMESTAMPNS).
-    pub fn enable_timestamps(&self) -> io::Result<()> {
-        let on: libc::c_int = 1;
-        // SAFETY: an int option with its exact size.
-        check(unsafe {
-            libc::setsockopt(
-                self.sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_TIMESTAMPNS,
-                (&on as *const libc::c_int).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        })
-    }
-
-    /// Receive one packet into `buf`. `Ok(None)` when the read timeout passed first.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<Received>> {
-        // SAFETY: plain data, zero is valid.
-        let mut sll: libc::sockaddr_ll = unsafe { zeroed() };
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        // Room for one SCM_TIMESTAMPNS control message (a timespec), 8-byte aligned.
-        let mut control = [0u64; 8];
-        // SAFETY: plain data, zero is valid.
-        let mut msg: libc::msghdr = unsafe { zeroed() };
-        msg.msg_name = (&mut sll as *mut libc::sockaddr_ll).cast();
-        msg.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = size_of::<[u64; 8]>();
-        // SAFETY: every pointer in `msg` refers to a live buffer of the stated length; MSG_TRUNC
-        // makes the return value the packet's full length without writing past `buf`.
-        let n = unsafe { libc::recvmsg(self.sock.as_raw_fd(), &mut msg, libc::MSG_TRUNC) };
-        if n < 0 {
+        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: one live pollfd.
+        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if rc < 0 {
             let e = io::Error::last_os_error();
-            return match e.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Ok(None),
-                io::ErrorKind::Interrupted => Ok(None),
-                _ => Err(e),
-            };
-        }
-        let orig_len = n as usize;
-        let mut timestamp = None;
-        // SAFETY: the CMSG_* macros walk the control buffer the kernel filled, bounded by
-        // msg_controllen; the timespec is read unaligned from the message's data.
-        unsafe {
-            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-            while !cmsg.is_null() {
-                if (*cmsg).cmsg_level == libc::SOL_SOCKET
-                    && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
-                {
-                    let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
-                    timestamp = Some(Duration::new(
-                        ts.tv_sec.max(0) as u64,
-                        ts.tv_nsec.clamp(0, 999_999_999) as u32,
-                    ));
-                }
-                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
             }
         }
-        Ok(Some(Received {
-            len: orig_len.min(buf.len()),
-            orig_len,
-            ifindex: sll.sll_ifindex,
-            pkttype: sll.sll_pkttype,
-            hatype: sll.sll_hatype,
-            protocol: u16::from_be(sll.sll_protocol),
-            addr_len: sll.sll_halen,
-            addr: sll.sll_addr,
-            timestamp,
-        }))
+        Ok(())
     }
 
     /// PACKET_STATISTICS since the last call (reading resets the kernel's counters):
-    /// (packets that passed the filter, packets dropped for lack of queue space).
+    /// (packets that passed the filter, packets dropped because the ring was full).
     pub fn statistics(&self) -> io::Result<(u32, u32)> {
-        let mut stats = libc::tpacket_stats {
+        let mut stats = libc::tpacket_stats_v3 {
             tp_packets: 0,
             tp_drops: 0,
+            tp_freeze_q_cnt: 0,
         };
-        let mut len = size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        let mut len = size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
         // SAFETY: the kernel writes at most `len` bytes into `stats`, which is that large.
         check(unsafe {
             libc::getsockopt(
                 self.sock.as_raw_fd(),
                 libc::SOL_PACKET,
                 libc::PACKET_STATISTICS,
-                (&mut stats as *mut libc::tpacket_stats).cast(),
+                (&mut stats as *mut libc::tpacket_stats_v3).cast(),
                 &mut len,
             )
         })?;
         Ok((stats.tp_packets, stats.tp_drops))
+    }
+}
+
+/// One packet in the ring, valid while the callback runs.
+pub struct RingPacket<'a> {
+    /// From the network header on, at most the filter's snap length.
+    pub data: &'a [u8],
+    /// Length on the wire from the network header on.
+    pub orig_len: usize,
+    /// Kernel receive time since the Unix epoch.
+    pub timestamp: Duration,
+    pub ifindex: i32,
+    /// PACKET_HOST, PACKET_OUTGOING... (sll_pkttype).
+    pub pkttype: u8,
+    /// ARPHRD_* of the interface (sll_hatype).
+    pub hatype: u16,
+    /// Link-layer protocol (ethertype), host order.
+    pub protocol: u16,
+    pub addr_len: u8,
+    pub addr: [u8; 8],
+}
+
+/// A mapped TPACKET_V3 receive ring.
+pub struct RxRing {
+    base: NonNull<u8>,
+    len: usize,
+    block_size: usize,
+    blocks: usize,
+    next: usize,
+}
+
+// SAFETY: the ring is plain shared memory; the RxRing is its only user-space accessor and is
+// used by one thread at a time (&mut self).
+unsafe impl Send for RxRing {}
+
+impl RxRing {
+    /// If the next block is ready, hand each of its packets to `f`, then give the block back
+    /// to the kernel. Returns 0 when no block was ready, else the packets handed over (at
+    /// least 1, so an empty retired block still counts as progress).
+    pub fn drain_block(&mut self, mut f: impl FnMut(&RingPacket<'_>)) -> usize {
+        // SAFETY: `next < blocks`, so the block lies inside the mapping. The block descriptor
+        // and packet headers are written by the kernel before it sets TP_STATUS_USER (read
+        // with acquire ordering); until we store TP_STATUS_KERNEL the block is ours alone.
+        // Every offset read from the kernel is bounds-checked against the block.
+        unsafe {
+            let block = self.base.as_ptr().add(self.next * self.block_size);
+            let desc = block.cast::<libc::tpacket_block_desc>();
+            let status_ptr = std::ptr::addr_of_mut!((*desc).hdr.bh1.block_status);
+            let status = std::ptr::read_volatile(status_ptr);
+            if status & libc::TP_STATUS_USER == 0 {
+                return 0;
+            }
+            fence(Ordering::Acquire);
+            let bh1 = std::ptr::read_volatile(std::ptr::addr_of!((*desc).hdr.bh1));
+            let mut offset = bh1.offset_to_first_pkt as usize;
+            let mut seen = 0;
+            for _ in 0..bh1.num_pkts {
+                if offset + SLL_OFFSET + size_of::<libc::sockaddr_ll>() > self.block_size {
+                    break;
+                }
+                let hdr = std::ptr::read_unaligned(block.add(offset).cast::<libc::tpacket3_hdr>());
+                let sll = std::ptr::read_unaligned(
+                    block.add(offset + SLL_OFFSET).cast::<libc::sockaddr_ll>(),
+                );
+                let start = offset + usize::from(hdr.tp_net);
+                let end = start + hdr.tp_snaplen as usize;
+                if end > self.block_size {
+                    break;
+                }
+                let data = std::slice::from_raw_parts(block.add(start), end - start);
+                f(&RingPacket {
+                    data,
+                    orig_len: hdr.tp_len as usize,
+                    timestamp: Duration::new(u64::from(hdr.tp_sec), hdr.tp_nsec.min(999_999_999)),
+                    ifindex: sll.sll_ifindex,
+                    pkttype: sll.sll_pkttype,
+                    hatype: sll.sll_hatype,
+                    protocol: u16::from_be(sll.sll_protocol),
+                    addr_len: sll.sll_halen,
+                    addr: sll.sll_addr,
+                });
+                seen += 1;
+                if hdr.tp_next_offset == 0 {
+                    break;
+                }
+                offset += hdr.tp_next_offset as usize;
+            }
+            fence(Ordering::Release);
+            std::ptr::write_volatile(status_ptr, libc::TP_STATUS_KERNEL);
+            self.next = (self.next + 1) % self.blocks;
+            seen.max(1)
+        }
+    }
+}
+
+impl Drop for RxRing {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping created in `rx_ring`, once.
+        unsafe {
+            libc::munmap(self.base.as_ptr().cast(), self.len);
+        }
     }
 }

@@ -42,6 +42,7 @@ pub struct TcpFlow {
     pub client: SocketAddr,
     pub server: SocketAddr,
     /// `established` (SYN answered by SYN-ACK), `refused` (SYN answered by RST),
+    /// `unreachable` (an ICMP error quoting the flow came back, see `icmp_errors`),
     /// `unanswered` (SYN never answered), `midstream` (no SYN seen).
     pub handshake: String,
     /// SYNs sent, counting retransmissions.

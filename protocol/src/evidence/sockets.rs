@@ -17,17 +17,24 @@ pub struct SocketsEvidence {
     #[serde(default)]
     pub time_wait_ratio: Option<f64>,
     /// The destination with the most TIME-WAIT sockets and their count (ports are per
-    /// destination tuple, so this is what exhausts first).
+    /// destination tuple, so this is what exhausts first). Only outgoing connections count
+    /// here: TIME-WAIT on a port we listen on uses no ephemeral port.
     #[serde(default)]
     pub time_wait_top_peer: Option<PeerCount>,
-    /// CLOSE-WAIT grouped by remote peer, largest first (the peer closed, our app did not).
+    /// CLOSE-WAIT grouped by remote peer, largest first, at most `plan.sockets_top` entries
+    /// (the peer closed, our app did not). Outgoing connections group by the remote
+    /// `ip:port` (the service); connections accepted by one of our listeners group by the
+    /// client's address with port 0 (each client uses its own ephemeral port).
+    /// IPv4-mapped IPv6 peers are shown as IPv4.
     #[serde(default)]
     pub close_wait_by_peer: Vec<PeerCount>,
-    /// SYN-SENT sockets toward the plan's targets (connects waiting for an answer).
+    /// SYN-SENT sockets toward the plan's targets (connects waiting for an answer), one entry
+    /// per target address that has any; port 0 stands for a target without a port (any port).
     #[serde(default)]
     pub syn_sent_to_targets: Vec<PeerCount>,
     /// Listening sockets with their accept queue: `recv_q` = connections waiting for
-    /// accept(), `send_q` = the backlog limit.
+    /// accept(), `send_q` = the backlog limit. At most `plan.sockets_top`, fullest queue
+    /// first, then listeners on a target's port, then by address.
     #[serde(default)]
     pub listeners: Vec<Listener>,
 }

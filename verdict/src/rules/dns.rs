@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use protocol::{DnsLookupEvidence, DnsOutcome, TcpOutcome};
 
 use crate::facts::{ms, plural, Facts};
+use crate::kube::KubeFindingCode;
 use crate::model::{Layer, RuleCode, Severity};
 use crate::rules::{list, Report};
 
@@ -357,27 +358,51 @@ fn unreachable_nameservers(f: &Facts, r: &mut Report) {
         } else {
             Severity::Failure
         };
-        r.finding(
-            RuleCode::DnsServerUnreachable,
-            Layer::Dns,
-            severity,
-            "DNS unreachable",
-            format!(
-                "{who} answered none of {}: {how}{}",
-                plural(t.sent as u64, "query", "queries"),
-                if any_answered {
-                    "; another nameserver answered, after that wait"
-                } else {
-                    ""
-                }
-            ),
-        )
-        .line(format!(
-            "{who}:{}: 0 of {} answered ({how})",
-            ns.port(),
-            t.sent
-        ))
-        .next(
+        // The client predicted that an egress policy blocks DNS: that is the likely cause.
+        let policy = f.kube.and_then(|k| {
+            k.findings
+                .iter()
+                .find(|x| x.code == KubeFindingCode::NetworkPolicyDeniesDns)
+        });
+        let mut b = r
+            .finding(
+                RuleCode::DnsServerUnreachable,
+                Layer::Dns,
+                severity,
+                "DNS unreachable",
+                format!(
+                    "{who} answered none of {}: {how}{}{}",
+                    plural(t.sent as u64, "query", "queries"),
+                    if any_answered {
+                        "; another nameserver answered, after that wait"
+                    } else {
+                        ""
+                    },
+                    policy
+                        .map(|p| format!("; {} blocks it: {}", p.object, p.message))
+                        .unwrap_or_default()
+                ),
+            )
+            .line(format!(
+                "{who}:{}: 0 of {} answered ({how})",
+                ns.port(),
+                t.sent
+            ));
+        if let Some(p) = policy {
+            let name = p
+                .details
+                .get("policy")
+                .cloned()
+                .unwrap_or_else(|| p.object.clone());
+            let short = name.rsplit('/').next().unwrap_or(&name).to_string();
+            b = b.line_in(Layer::Policy, p.message.clone()).next(
+                match p.details.get("namespace") {
+                    Some(ns) => format!("kubectl get networkpolicy -n {ns} {short} -o yaml"),
+                    None => format!("kubectl get networkpolicy -A | grep {short}"),
+                },
+            );
+        }
+        b.next(
             if cluster || f.kube.and_then(|k| k.source.as_ref()).is_some() {
                 "kubectl -n kube-system get pods,endpointslices -l k8s-app=kube-dns -o wide"
                     .to_string()

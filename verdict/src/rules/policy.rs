@@ -46,6 +46,13 @@ pub fn apply(f: &Facts, r: &mut Report) {
                 .next("kubectl get pods -n kube-system -o wide   # which CNI runs; does it enforce NetworkPolicy?")
                 .add();
             }
+            KubeFindingCode::NetworkPolicyUndetermined => {
+                r.info(Layer::Policy, format!("undetermined: {}", x.message))
+            }
+            // With DNS timeouts the DNS rule names the policy; otherwise say the prediction.
+            KubeFindingCode::NetworkPolicyDeniesDns if !r.has(RuleCode::DnsServerUnreachable) => {
+                r.info(Layer::Policy, format!("predicted: {}", x.message));
+            }
             _ => {}
         }
     }

@@ -51,6 +51,52 @@ pub fn apply(f: &Facts, r: &mut Report) {
     close_wait(f, r);
     listen_queue(f, r);
     retransmissions(f, r);
+    socket_health(f, r);
+}
+
+/// When no socket or counter rule fired, what the socket table and counters proved.
+fn socket_health(f: &Facts, r: &mut Report) {
+    let socket_rules = [
+        RuleCode::EphemeralPortExhaustion,
+        RuleCode::CloseWaitAccumulation,
+        RuleCode::ListenQueueOverflow,
+    ];
+    if let Some(s) = f.sockets {
+        if !socket_rules.iter().any(|rule| r.has(*rule)) {
+            let states: Vec<String> = s.states.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let tw = s
+                .time_wait_ratio
+                .map(|x| format!("TIME-WAIT {:.0}% of ports", x * 100.0))
+                .unwrap_or_else(|| "TIME-WAIT ratio unknown".into());
+            r.ok(
+                Layer::State,
+                format!(
+                    "{} sockets{}: no CLOSE-WAIT build-up, {tw}, no full accept queue",
+                    s.total,
+                    if states.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", states.join(", "))
+                    }
+                ),
+            );
+        }
+    }
+    if let Some(c) = f.counters {
+        if !r.has(RuleCode::TcpRetransmissions) && !r.has(RuleCode::ListenQueueOverflow) {
+            let d = |k: &str| f.counter_delta(k).unwrap_or(0);
+            r.ok(
+                Layer::Transport,
+                format!(
+                    "counters over {}: retransmitted segments +{} of +{}, listen overflows +{}",
+                    ms(c.interval_ms),
+                    d("Tcp.RetransSegs"),
+                    d("Tcp.OutSegs"),
+                    d("TcpExt.ListenOverflows")
+                ),
+            );
+        }
+    }
 }
 
 fn connects(f: &Facts, r: &mut Report) {

@@ -1,0 +1,232 @@
+//! The whole Kubernetes path (preflight, resolution, injection, wait, log stream, verdict)
+//! against a mocked API server that answers like a small cluster: one running pod `web` in
+//! namespace `shop` (Pod Security level restricted) on a Linux node. Resolution's own requests
+//! are answered generically (the pod by name, empty lists), so these tests pin the pipeline's
+//! requests, not resolution's.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use clap::Parser;
+use common::{body_of, mock_client, pod_with_probe, running_pod, target, MockApi};
+use http::Method;
+use kubectl_netdebug::cli::Cli;
+use kubectl_netdebug::connect::Cluster;
+use kubectl_netdebug::error::Error;
+use kubectl_netdebug::run::{parse_input, run_with};
+use serde_json::{json, Value};
+
+fn probe_lines() -> Vec<String> {
+    [
+        json!({"v":1,"seq":0,"type":"hello","data":{"probe_version":"0.1.0","protocol_minor":0,"netns_inode":4026532456u64,"hostname":"web","uid":65534,"euid":65534,"capabilities":[],"deadline_ms":10000}}),
+        json!({"v":1,"seq":1,"type":"check_started","data":{"check":"tcp"}}),
+        json!({"v":1,"seq":2,"type":"evidence","data":{"kind":"tcp","target":"10.96.0.10:53","address":"10.96.0.10:53","outcome":"ok","latency_ms":0.8,"local":"10.244.0.7:40000","errno":null,"message":null}}),
+        json!({"v":1,"seq":3,"type":"check_finished","data":{"check":"tcp","status":"completed","elapsed_ms":1.0}}),
+        json!({"v":1,"seq":4,"type":"done","data":{"elapsed_ms":3.0,"checks_completed":1,"checks_failed":0,"checks_skipped":0,"deadline_exceeded":false}}),
+    ]
+    .iter()
+    .map(|v| v.to_string())
+    .collect()
+}
+
+/// How the probe container fares once injected.
+#[derive(Clone, Copy)]
+enum Probe {
+    /// Runs, reports a healthy TCP connect, exits 0.
+    Healthy,
+    /// The kubelet cannot pull the image.
+    ImagePullFails,
+    /// The probe exits 2 at once, with its error as the termination message.
+    Refuses,
+}
+
+/// What the fake cluster saw.
+#[derive(Default)]
+struct Seen {
+    requests: Vec<String>,
+    patch: Option<Value>,
+}
+
+/// Serve the client's requests until it is done.
+async fn fake_cluster(mut api: MockApi, probe: Probe, seen: Arc<Mutex<Seen>>) {
+    let mut container = String::new();
+    while let Some(call) = api.try_next().await {
+        let path = call.path.clone();
+        seen.lock()
+            .unwrap()
+            .requests
+            .push(format!("{} {path}", call.method));
+        match (call.method.clone(), path.as_str()) {
+            (Method::GET, "/version") => call.reply(
+                200,
+                json!({"major":"1","minor":"33","gitVersion":"v1.33.0","gitCommit":"","gitTreeState":"","buildDate":"","goVersion":"","compiler":"","platform":"linux/amd64"}),
+            ),
+            (Method::GET, "/api/v1/namespaces/shop") => call.reply(
+                200,
+                json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"shop","labels":{"pod-security.kubernetes.io/enforce":"restricted"}}}),
+            ),
+            (Method::POST, "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews") => {
+                let mut a = call.body.clone();
+                a["status"] = json!({"allowed": true});
+                call.reply(201, a);
+            }
+            (Method::GET, "/api/v1/nodes/node-1") => call.reply(
+                200,
+                json!({"apiVersion":"v1","kind":"Node","metadata":{"name":"node-1","labels":{"kubernetes.io/os":"linux"}}}),
+            ),
+            (Method::PATCH, "/api/v1/namespaces/shop/pods/web/ephemeralcontainers") => {
+                container = call.body["spec"]["ephemeralContainers"][0]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                seen.lock().unwrap().patch = Some(call.body.clone());
+                call.reply(
+                    200,
+                    pod_with_probe("shop", "web", &container, "101", json!({"waiting": {"reason": "ContainerCreating"}})),
+                );
+            }
+            (Method::GET, "/api/v1/namespaces/shop/pods") if call.query.contains_key("watch") => {
+                assert_eq!(call.query["fieldSelector"], "metadata.name=web");
+                assert_eq!(call.query["resourceVersion"], "101");
+                let state = match probe {
+                    Probe::Healthy => json!({"running": {}}),
+                    Probe::ImagePullFails => json!({"waiting": {"reason": "ErrImagePull", "message": "failed to pull and unpack image \"registry.invalid/probe:v0\": not found"}}),
+                    Probe::Refuses => json!({"terminated": {"exitCode": 2, "reason": "Error", "message": "netdebug-probe: plan does not parse: missing field `v`\n"}}),
+                };
+                let ev = json!({"type":"MODIFIED","object": pod_with_probe("shop", "web", &container, "102", state)});
+                call.reply_bytes(200, body_of(&[ev.to_string()]));
+            }
+            (Method::GET, "/api/v1/namespaces/shop/pods/web/log") => {
+                assert_eq!(call.query["container"], container);
+                assert_eq!(call.query["follow"], "true");
+                call.reply_bytes(200, body_of(&probe_lines()));
+            }
+            (Method::GET, "/api/v1/namespaces/shop/pods/web") if !container.is_empty() => call
+                .reply(
+                    200,
+                    pod_with_probe("shop", "web", &container, "103", json!({"terminated": {"exitCode": 0, "reason": "Completed"}})),
+                ),
+            (Method::GET, "/api/v1/namespaces/shop/pods/web") => {
+                call.reply(200, running_pod("shop", "web", "node-1"))
+            }
+            (Method::GET, _) if !call.query.contains_key("watch") && is_collection(&path) => call
+                .reply(
+                    200,
+                    json!({"kind":"List","apiVersion":"v1","metadata":{"resourceVersion":"1"},"items":[]}),
+                ),
+            _ => call.reply_status(404, "NotFound", &format!("{path} not found (mock)")),
+        }
+    }
+}
+
+async fn run_against(probe: Probe) -> (Result<i32, Error>, Seen) {
+    let cli = Cli::try_parse_from([
+        "kubectl-netdebug",
+        "pod/web",
+        "--to",
+        "10.96.0.10:53",
+        "-n",
+        "shop",
+        "-o",
+        "json",
+        "--timeout",
+        "20s",
+        "--image",
+        "registry.invalid/probe:v0",
+    ])
+    .unwrap();
+    let args = cli.run;
+    let parsed = parse_input(&args).unwrap();
+    let (client, api) = mock_client();
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let scenario = tokio::spawn(fake_cluster(api, probe, seen.clone()));
+    let cluster = Cluster {
+        client,
+        namespace: "shop".into(),
+        target: target(),
+    };
+    let result = run_with(cluster, &args, parsed).await;
+    scenario.await.unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    (result, seen)
+}
+
+#[tokio::test]
+async fn healthy_run_request_order_and_patch() {
+    let (result, seen) = run_against(Probe::Healthy).await;
+    let requests = seen.requests;
+    let code = result.unwrap_or_else(|e| panic!("{e}\nrequests: {requests:#?}"));
+    assert_eq!(code, 0, "requests: {requests:#?}");
+
+    let body = seen.patch.expect("the probe was injected");
+    let c = &body["spec"]["ephemeralContainers"][0];
+    assert_eq!(c["targetContainerName"], "app");
+    assert_eq!(c["image"], "registry.invalid/probe:v0");
+    assert_eq!(
+        c["securityContext"]["runAsNonRoot"], true,
+        "restricted namespace -> restricted profile"
+    );
+    let plan = protocol::Plan::from_json(c["command"][1].as_str().unwrap()).unwrap();
+    assert!(
+        plan.targets
+            .iter()
+            .any(|t| t.host == "10.96.0.10" && t.port == Some(53)),
+        "{plan:?}"
+    );
+    // Preflight before injection; the watch and the log after it.
+    let pos = |needle: &str| {
+        requests
+            .iter()
+            .position(|r| r.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle} in {requests:#?}"))
+    };
+    assert!(pos("GET /version") < pos("PATCH"));
+    assert!(pos("selfsubjectaccessreviews") < pos("PATCH"));
+    assert!(pos("GET /api/v1/nodes/node-1") < pos("PATCH"));
+    assert!(pos("PATCH") < pos("GET /api/v1/namespaces/shop/pods/web/log"));
+    // An IP destination needs no Service permissions: four reviews, all about pods.
+    assert_eq!(
+        requests
+            .iter()
+            .filter(|r| r.contains("selfsubjectaccessreviews"))
+            .count(),
+        4
+    );
+}
+
+#[tokio::test]
+async fn image_pull_failure_is_a_tool_failure_with_the_kubelets_message() {
+    let (result, seen) = run_against(Probe::ImagePullFails).await;
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::ContainerFailed { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.starts_with("probe container netdebug-"), "{msg}");
+    assert!(
+        msg.ends_with(" in pod shop/web cannot start: ErrImagePull: failed to pull and unpack image \"registry.invalid/probe:v0\": not found"),
+        "{msg}"
+    );
+    assert!(!seen.requests.iter().any(|r| r.ends_with("/log")));
+}
+
+#[tokio::test]
+async fn probe_refusing_its_plan_reports_the_probes_words() {
+    let (result, _) = run_against(Probe::Refuses).await;
+    let msg = result.unwrap_err().to_string();
+    assert_eq!(
+        msg,
+        "netdebug-probe: plan does not parse: missing field `v`"
+    );
+}
+
+/// `/api/v1/namespaces/NS/KIND` or `/apis/G/V/namespaces/NS/KIND`: a list request.
+fn is_collection(path: &str) -> bool {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    matches!(
+        parts.as_slice(),
+        ["api", _, "namespaces", _, _]
+            | ["apis", _, _, "namespaces", _, _]
+            | ["api", _, _]
+            | ["apis", _, _, _]
+    )
+}

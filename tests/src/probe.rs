@@ -1,0 +1,318 @@
+//! Running `netdebug-probe` in a namespace and reading its event stream.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use protocol::{
+    decode_line, CaptureSummary, CheckFinished, CheckKind, ConntrackEvidence, CountersEvidence,
+    Decoded, DnsConfigEvidence, DnsLookupEvidence, Done, Envelope, Event, Evidence, Hello,
+    LinksEvidence, MtuEvidence, Plan, RouteEvidence, RulesEvidence, Skipped, SocketsEvidence,
+    SysctlsEvidence, Target, TcpEvidence,
+};
+
+use crate::cmd::{run_with_timeout, CmdOutput};
+use crate::netns::Netns;
+
+/// Extra time the probe gets beyond its plan deadline before the harness kills it (process
+/// start, namespace entry, writing the last lines).
+const DEADLINE_GRACE: Duration = Duration::from_secs(10);
+
+/// The cargo target profile directory of the running test or bench (`target/debug` for
+/// `target/debug/deps/<test>-<hash>`).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("path of the running test");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .map(PathBuf::from)
+        .expect("test executable lives in target/<profile>/deps")
+}
+
+/// The probe binary: env `NETDEBUG_PROBE`, else `netdebug-probe` in this profile's target
+/// directory (build it first: `cargo build -p probe`).
+pub fn probe_path() -> PathBuf {
+    if let Ok(p) = std::env::var("NETDEBUG_PROBE") {
+        return PathBuf::from(p);
+    }
+    let path = target_dir().join("netdebug-probe");
+    assert!(
+        path.is_file(),
+        "{} not found: run `cargo build -p probe` first (or set NETDEBUG_PROBE)",
+        path.display()
+    );
+    path
+}
+
+/// A target `ip:port` labelled with its own text.
+pub fn tcp_target(addr: SocketAddr) -> Target {
+    Target {
+        label: addr.to_string(),
+        host: addr.ip().to_string(),
+        port: Some(addr.port()),
+        role: Default::default(),
+    }
+}
+
+/// A plan running exactly `checks` against `targets` (protocol defaults otherwise).
+pub fn plan(checks: &[CheckKind], targets: Vec<Target>) -> Plan {
+    let mut plan = Plan::new(targets);
+    plan.checks = checks.to_vec();
+    plan
+}
+
+/// One finished probe run: every decoded event in order, plus the raw output.
+#[derive(Debug, Clone)]
+pub struct ProbeRun {
+    pub events: Vec<Envelope>,
+    /// Event types (or `evidence/<kind>`) this protocol version does not know.
+    pub unknown: Vec<String>,
+    pub stdout: String,
+    pub stderr: String,
+    pub status: ExitStatus,
+    /// Wall time of the probe process, start to exit.
+    pub elapsed: Duration,
+}
+
+/// Runs the probe with `--netns <ns>` and `plan`, bounded by the plan's deadline plus a
+/// grace period. Every stdout line must decode (a bad line panics with the line); the exit
+/// status is not asserted here (see [`ProbeRun::assert_ok`]).
+#[track_caller]
+pub fn run_probe(ns: &Netns, plan: &Plan) -> ProbeRun {
+    run_probe_args(&["--netns", ns.name()], plan)
+}
+
+/// Runs the probe with `args` before the plan JSON (e.g. `["--pid", "1234"]`, or nothing to
+/// probe the current namespace).
+#[track_caller]
+pub fn run_probe_args(args: &[&str], plan: &Plan) -> ProbeRun {
+    let json = serde_json::to_string(plan).expect("a plan serialises");
+    let mut cmd = Command::new(probe_path());
+    cmd.args(args).arg(&json);
+    let timeout = Duration::from_millis(plan.deadline_ms) + DEADLINE_GRACE;
+    run_probe_command(&mut cmd, timeout)
+}
+
+/// Runs a prepared probe command line (for wrappers like `setpriv ... netdebug-probe`).
+#[track_caller]
+pub fn run_probe_command(cmd: &mut Command, timeout: Duration) -> ProbeRun {
+    let started = Instant::now();
+    let out = run_with_timeout(cmd, timeout);
+    decode_run(out, started.elapsed())
+}
+
+/// Decodes the output of a finished probe process (however it was run) into a [`ProbeRun`].
+/// Every non-empty stdout line must be a valid event of this protocol major: a bad line
+/// panics with the line and the probe's stderr.
+#[track_caller]
+pub fn decode_run(out: CmdOutput, elapsed: Duration) -> ProbeRun {
+    let mut events = Vec::new();
+    let mut unknown = Vec::new();
+    for (n, line) in out.stdout.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match decode_line(line) {
+            Ok(Decoded::Event(e)) => events.push(*e),
+            Ok(Decoded::Unknown { event_type, .. }) => unknown.push(event_type),
+            Err(e) => panic!(
+                "`{}`: stdout line {} is not a valid event: {e}\nline: {line}\nstderr: {}",
+                out.command,
+                n + 1,
+                out.stderr
+            ),
+        }
+    }
+    ProbeRun {
+        events,
+        unknown,
+        stdout: out.stdout,
+        stderr: out.stderr,
+        status: out.status,
+        elapsed,
+    }
+}
+
+/// Runs the probe inside `ns` as uid/gid 65534 with no capabilities (`ip netns exec NS
+/// setpriv --reuid 65534 --regid 65534 --clear-groups -- netdebug-probe PLAN`): what a pod
+/// under the `restricted` Pod Security profile grants.
+#[track_caller]
+pub fn run_probe_unprivileged(ns: &Netns, plan: &Plan) -> ProbeRun {
+    let json = serde_json::to_string(plan).expect("a plan serialises");
+    let probe = probe_path();
+    let probe = probe.to_string_lossy();
+    let mut cmd = ns.command(&[
+        "setpriv",
+        "--reuid",
+        "65534",
+        "--regid",
+        "65534",
+        "--clear-groups",
+        "--",
+        &probe,
+        &json,
+    ]);
+    let timeout = Duration::from_millis(plan.deadline_ms) + DEADLINE_GRACE;
+    run_probe_command(&mut cmd, timeout)
+}
+
+/// A resolv.conf with `contents` in a temporary file (deleted on drop), for
+/// `plan.dns.resolv_conf`: the probe reads that path in the test's mount namespace.
+pub fn resolv_conf(contents: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().expect("create a temporary resolv.conf");
+    std::fs::write(file.path(), contents).expect("write the temporary resolv.conf");
+    file
+}
+
+/// Evidence structs that can be picked out of an [`Evidence`] by type.
+pub trait EvidenceKind: Sized {
+    fn from_evidence(e: &Evidence) -> Option<&Self>;
+}
+
+macro_rules! evidence_kinds {
+    ($($variant:ident => $ty:ty),* $(,)?) => {
+        $(impl EvidenceKind for $ty {
+            fn from_evidence(e: &Evidence) -> Option<&Self> {
+                match e {
+                    Evidence::$variant(x) => Some(x),
+                    _ => None,
+                }
+            }
+        })*
+    };
+}
+
+evidence_kinds! {
+    Links => LinksEvidence,
+    Route => RouteEvidence,
+    Rules => RulesEvidence,
+    DnsConfig => DnsConfigEvidence,
+    DnsLookup => DnsLookupEvidence,
+    Tcp => TcpEvidence,
+    Sockets => SocketsEvidence,
+    Counters => CountersEvidence,
+    Conntrack => ConntrackEvidence,
+    Sysctls => SysctlsEvidence,
+    Mtu => MtuEvidence,
+    CaptureSummary => CaptureSummary,
+}
+
+impl ProbeRun {
+    /// Panics (with stderr and stdout) unless the probe exited 0 and the stream starts with
+    /// `hello`, ends with `done`, and has contiguous sequence numbers from 0.
+    #[track_caller]
+    pub fn assert_ok(&self) -> &Self {
+        assert!(
+            self.status.success(),
+            "probe exited {}\nstderr: {}\nstdout: {}",
+            self.status,
+            self.stderr,
+            self.stdout
+        );
+        assert!(
+            matches!(self.events.first().map(|e| &e.event), Some(Event::Hello(_))),
+            "first event is not hello:\n{}",
+            self.stdout
+        );
+        assert!(
+            matches!(self.events.last().map(|e| &e.event), Some(Event::Done(_))),
+            "last event is not done (probe cut short?):\n{}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
+        let total = self.events.len() + self.unknown.len();
+        for (i, e) in self.events.iter().enumerate() {
+            assert!(
+                (e.seq as usize) < total && (i == 0 || e.seq > self.events[i - 1].seq),
+                "sequence numbers are not increasing from 0:\n{}",
+                self.stdout
+            );
+        }
+        self
+    }
+
+    /// Every evidence event, in order.
+    pub fn all_evidence(&self) -> impl Iterator<Item = &Evidence> {
+        self.events.iter().filter_map(|e| match &e.event {
+            Event::Evidence(ev) => Some(ev),
+            _ => None,
+        })
+    }
+
+    /// Every evidence of one kind, e.g. `run.evidence::<TcpEvidence>()`.
+    pub fn evidence<T: EvidenceKind>(&self) -> Vec<&T> {
+        self.all_evidence().filter_map(T::from_evidence).collect()
+    }
+
+    /// The single evidence of one kind; panics (showing the stream) unless there is exactly one.
+    #[track_caller]
+    pub fn one<T: EvidenceKind>(&self) -> &T {
+        let all = self.evidence::<T>();
+        assert!(
+            all.len() == 1,
+            "expected exactly one {} evidence, found {}\nstdout: {}\nstderr: {}",
+            std::any::type_name::<T>(),
+            all.len(),
+            self.stdout,
+            self.stderr
+        );
+        all[0]
+    }
+
+    /// The `check_finished` event of `check`; panics if there is none.
+    #[track_caller]
+    pub fn finished(&self, check: CheckKind) -> &CheckFinished {
+        self.events
+            .iter()
+            .find_map(|e| match &e.event {
+                Event::CheckFinished(f) if f.check == check => Some(f),
+                _ => None,
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "no check_finished for {check}\nstdout: {}\nstderr: {}",
+                    self.stdout, self.stderr
+                )
+            })
+    }
+
+    /// The `skipped` events of `check`.
+    pub fn skipped(&self, check: CheckKind) -> Vec<&Skipped> {
+        self.events
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::Skipped(s) if s.check == check => Some(s),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The `hello` event; panics if missing.
+    #[track_caller]
+    pub fn hello(&self) -> &Hello {
+        self.events
+            .iter()
+            .find_map(|e| match &e.event {
+                Event::Hello(h) => Some(h),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no hello event\nstdout: {}", self.stdout))
+    }
+
+    /// The `done` event; panics if missing.
+    #[track_caller]
+    pub fn done(&self) -> &Done {
+        self.events
+            .iter()
+            .find_map(|e| match &e.event {
+                Event::Done(d) => Some(d),
+                _ => None,
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "no done event (probe cut short?)\nstdout: {}\nstderr: {}",
+                    self.stdout, self.stderr
+                )
+            })
+    }
+}
