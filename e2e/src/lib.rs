@@ -92,18 +92,22 @@ impl TestNamespace {
     }
 
     pub fn wait_running(&self, pod: &str) {
-        wait_until(Duration::from_secs(90), &format!("pod {pod} Running"), || {
-            let out = kubectl(&[
-                "-n",
-                &self.name,
-                "get",
-                "pod",
-                pod,
-                "-o",
-                "jsonpath={.status.phase}",
-            ]);
-            String::from_utf8_lossy(&out.stdout) == "Running"
-        });
+        wait_until(
+            Duration::from_secs(90),
+            &format!("pod {pod} Running"),
+            || {
+                let out = kubectl(&[
+                    "-n",
+                    &self.name,
+                    "get",
+                    "pod",
+                    pod,
+                    "-o",
+                    "jsonpath={.status.phase}",
+                ]);
+                String::from_utf8_lossy(&out.stdout) == "Running"
+            },
+        );
     }
 
     pub fn wait_ready(&self, pod: &str) {

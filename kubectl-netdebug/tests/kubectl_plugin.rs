@@ -30,7 +30,9 @@ fn kubectl_plugin_list_finds_the_binary() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let expected = dir.path().join("kubectl-netdebug");
     assert!(
-        stdout.lines().any(|l| l.trim() == expected.to_str().unwrap()),
+        stdout
+            .lines()
+            .any(|l| l.trim() == expected.to_str().unwrap()),
         "plugin list did not name {}:\n{stdout}\n{}",
         expected.display(),
         String::from_utf8_lossy(&out.stderr)
@@ -41,13 +43,21 @@ fn kubectl_plugin_list_finds_the_binary() {
 fn kubectl_netdebug_help_and_version_run_the_plugin() {
     let dir = plugin_dir();
     let help = kubectl(&dir, &["netdebug", "--help"]);
-    assert!(help.status.success(), "{}", String::from_utf8_lossy(&help.stderr));
+    assert!(
+        help.status.success(),
+        "{}",
+        String::from_utf8_lossy(&help.stderr)
+    );
     let text = String::from_utf8_lossy(&help.stdout);
     assert!(text.contains("--to"), "{text}");
     assert!(text.contains("kubectl netdebug"), "{text}");
 
     let version = kubectl(&dir, &["netdebug", "version"]);
-    assert!(version.status.success(), "{}", String::from_utf8_lossy(&version.stderr));
+    assert!(
+        version.status.success(),
+        "{}",
+        String::from_utf8_lossy(&version.stderr)
+    );
     let text = String::from_utf8_lossy(&version.stdout);
     assert!(text.contains(env!("CARGO_PKG_VERSION")), "{text}");
 }

@@ -3,12 +3,47 @@
 
 /// Capability bit numbers to names, in `capabilities(7)` order.
 const CAP_NAMES: &[&str] = &[
-    "chown", "dac_override", "dac_read_search", "fowner", "fsetid", "kill", "setgid", "setuid",
-    "setpcap", "linux_immutable", "net_bind_service", "net_broadcast", "net_admin", "net_raw",
-    "ipc_lock", "ipc_owner", "sys_module", "sys_rawio", "sys_chroot", "sys_ptrace", "sys_pacct",
-    "sys_admin", "sys_boot", "sys_nice", "sys_resource", "sys_time", "sys_tty_config", "mknod",
-    "lease", "audit_write", "audit_control", "setfcap", "mac_override", "mac_admin", "syslog",
-    "wake_alarm", "block_suspend", "audit_read", "perfmon", "bpf", "checkpoint_restore",
+    "chown",
+    "dac_override",
+    "dac_read_search",
+    "fowner",
+    "fsetid",
+    "kill",
+    "setgid",
+    "setuid",
+    "setpcap",
+    "linux_immutable",
+    "net_bind_service",
+    "net_broadcast",
+    "net_admin",
+    "net_raw",
+    "ipc_lock",
+    "ipc_owner",
+    "sys_module",
+    "sys_rawio",
+    "sys_chroot",
+    "sys_ptrace",
+    "sys_pacct",
+    "sys_admin",
+    "sys_boot",
+    "sys_nice",
+    "sys_resource",
+    "sys_time",
+    "sys_tty_config",
+    "mknod",
+    "lease",
+    "audit_write",
+    "audit_control",
+    "setfcap",
+    "mac_override",
+    "mac_admin",
+    "syslog",
+    "wake_alarm",
+    "block_suspend",
+    "audit_read",
+    "perfmon",
+    "bpf",
+    "checkpoint_restore",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +70,9 @@ impl Privileges {
                 .unwrap_or("")
         };
         let ids = |name: &str| -> (u32, u32) {
-            let mut it = field(name).split_whitespace().map(|v| v.parse().unwrap_or(u32::MAX));
+            let mut it = field(name)
+                .split_whitespace()
+                .map(|v| v.parse().unwrap_or(u32::MAX));
             (it.next().unwrap_or(u32::MAX), it.next().unwrap_or(u32::MAX))
         };
         let (uid, euid) = ids("Uid:");
@@ -81,7 +118,9 @@ mod tests {
 
     #[test]
     fn no_capabilities() {
-        let p = Privileges::from_status("Uid:\t65534\t65534\t65534\t65534\nCapEff:\t0000000000000000\n");
+        let p = Privileges::from_status(
+            "Uid:\t65534\t65534\t65534\t65534\nCapEff:\t0000000000000000\n",
+        );
         assert!(p.capabilities.is_empty());
         assert_eq!(p.uid, 65534);
     }

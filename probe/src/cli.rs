@@ -23,7 +23,7 @@ exit: 0 the probe ran (the evidence may show failures), 2 the probe itself faile
 
 #[derive(Debug)]
 pub enum Command {
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     Help,
     Version,
 }
@@ -68,11 +68,10 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliEr
             }
             "--pid" => {
                 let v = value("--pid")?;
-                let pid: u32 = v
-                    .parse()
-                    .ok()
-                    .filter(|p| *p > 0)
-                    .ok_or_else(|| CliError::Usage(format!("--pid `{v}` is not a process id")))?;
+                let pid: u32 =
+                    v.parse().ok().filter(|p| *p > 0).ok_or_else(|| {
+                        CliError::Usage(format!("--pid `{v}` is not a process id"))
+                    })?;
                 set_once(&mut netns, NetnsTarget::Pid(pid), "--netns/--pid")?;
             }
             "--plan-file" => {
@@ -96,7 +95,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliEr
         (None, None) => return Err(CliError::Usage("no plan given".into())),
     };
     let plan = Plan::from_json(&json)?;
-    Ok(Command::Run(RunArgs { plan, netns }))
+    Ok(Command::Run(Box::new(RunArgs { plan, netns })))
 }
 
 fn set_once<T>(slot: &mut Option<T>, value: T, what: &str) -> Result<(), CliError> {
@@ -129,9 +128,13 @@ mod tests {
 
     #[test]
     fn plan_argument_parses() {
-        let cmd = parse(args(&[r#"{"v":1,"targets":[{"label":"a","host":"127.0.0.1","port":80}]}"#]))
-            .unwrap();
-        let Command::Run(run) = cmd else { panic!("expected run") };
+        let cmd = parse(args(&[
+            r#"{"v":1,"targets":[{"label":"a","host":"127.0.0.1","port":80}]}"#,
+        ]))
+        .unwrap();
+        let Command::Run(run) = cmd else {
+            panic!("expected run")
+        };
         assert_eq!(run.plan.targets[0].port, Some(80));
         assert!(run.netns.is_none());
     }
@@ -139,14 +142,22 @@ mod tests {
     #[test]
     fn malformed_plan_is_a_plan_error() {
         let err = parse(args(&["{not json"])).unwrap_err();
-        assert!(matches!(err, CliError::Plan(protocol::PlanError::Parse(_))), "{err}");
+        assert!(
+            matches!(err, CliError::Plan(protocol::PlanError::Parse(_))),
+            "{err}"
+        );
     }
 
     #[test]
     fn target_that_is_not_an_address_is_refused() {
-        let err = parse(args(&[r#"{"v":1,"targets":[{"label":"a","host":"not an address!","port":80}]}"#]))
-            .unwrap_err();
-        assert!(err.to_string().contains("not an IP address or a DNS name"), "{err}");
+        let err = parse(args(&[
+            r#"{"v":1,"targets":[{"label":"a","host":"not an address!","port":80}]}"#,
+        ]))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("not an IP address or a DNS name"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -157,9 +168,18 @@ mod tests {
 
     #[test]
     fn bad_pid_and_unknown_flags_are_refused() {
-        assert!(parse(args(&["--pid", "x", "{}"])).unwrap_err().to_string().contains("not a process id"));
-        assert!(parse(args(&["--bogus"])).unwrap_err().to_string().contains("unknown flag `--bogus`"));
-        assert!(parse(args(&[])).unwrap_err().to_string().contains("no plan given"));
+        assert!(parse(args(&["--pid", "x", "{}"]))
+            .unwrap_err()
+            .to_string()
+            .contains("not a process id"));
+        assert!(parse(args(&["--bogus"]))
+            .unwrap_err()
+            .to_string()
+            .contains("unknown flag `--bogus`"));
+        assert!(parse(args(&[]))
+            .unwrap_err()
+            .to_string()
+            .contains("no plan given"));
         assert!(parse(args(&["--plan-file", "/nonexistent/plan.json"]))
             .unwrap_err()
             .to_string()

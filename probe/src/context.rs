@@ -19,7 +19,6 @@ pub struct Ctx {
     pub privileges: Privileges,
     /// The run's hard deadline; checks must return before it.
     pub deadline: Instant,
-    pub started: Instant,
     emitter: Emitter,
     resolver: dns::ResolverConfig,
     resolver_evidence: DnsConfigEvidence,
@@ -37,7 +36,6 @@ impl Ctx {
             plan,
             privileges,
             deadline,
-            started,
             emitter,
             resolver,
             resolver_evidence,
@@ -63,10 +61,6 @@ impl Ctx {
     /// Time left before the hard deadline (zero when past it).
     pub fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
-    }
-
-    pub fn resolver(&self) -> &dns::ResolverConfig {
-        &self.resolver
     }
 
     pub fn resolver_evidence(&self) -> &DnsConfigEvidence {

@@ -55,8 +55,13 @@ impl Emitter {
         }
     }
 
+    /// How many events went out (the next sequence number).
+    #[cfg(test)]
     pub fn emitted(&self) -> u64 {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).next_seq
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .next_seq
     }
 }
 
@@ -86,5 +91,49 @@ pub mod testing {
                 .map(str::to_string)
                 .collect()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::SharedBuf;
+    use super::*;
+    use protocol::{decode_line, Decoded};
+
+    #[test]
+    fn clones_share_one_sequence_and_every_line_is_one_event() {
+        let buf = SharedBuf::default();
+        let emitter = Emitter::new(Box::new(buf.clone()));
+        let clone = emitter.clone();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let e = clone.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        e.emit(Event::Done(protocol::Done {
+                            elapsed_ms: 1.0,
+                            checks_completed: 0,
+                            checks_failed: 0,
+                            checks_skipped: 0,
+                            deadline_exceeded: false,
+                        }));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(emitter.emitted(), 200);
+        let mut seqs: Vec<u64> = buf
+            .lines()
+            .iter()
+            .map(|l| match decode_line(l).expect("each line decodes") {
+                Decoded::Event(env) => env.seq,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        seqs.sort_unstable();
+        assert_eq!(seqs, (0..200).collect::<Vec<_>>());
     }
 }

@@ -2,8 +2,8 @@
 //! JSON lines (see the `netdebug-protocol` crate) to stdout, then exits. It never writes to the
 //! filesystem and never outlives the plan's deadline.
 
-mod capture;
 mod caps;
+mod capture;
 mod checks;
 mod cli;
 mod context;

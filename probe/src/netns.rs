@@ -81,12 +81,18 @@ mod tests {
 
     #[test]
     fn names_and_paths() {
-        assert_eq!(NetnsTarget::from_arg("blue").path(), PathBuf::from("/run/netns/blue"));
+        assert_eq!(
+            NetnsTarget::from_arg("blue").path(),
+            PathBuf::from("/run/netns/blue")
+        );
         assert_eq!(
             NetnsTarget::from_arg("/proc/1/ns/net").path(),
             PathBuf::from("/proc/1/ns/net")
         );
-        assert_eq!(NetnsTarget::Pid(42).path(), PathBuf::from("/proc/42/ns/net"));
+        assert_eq!(
+            NetnsTarget::Pid(42).path(),
+            PathBuf::from("/proc/42/ns/net")
+        );
     }
 
     #[test]

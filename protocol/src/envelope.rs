@@ -120,7 +120,10 @@ pub enum Decoded {
     Event(Box<Envelope>),
     /// A well-formed line of our major whose `type` (or evidence `kind`) this reader does not
     /// know: a newer probe. Ignore it, but keep its `seq` for resume bookkeeping.
-    Unknown { seq: u64, event_type: String },
+    Unknown {
+        seq: u64,
+        event_type: String,
+    },
 }
 
 impl Decoded {

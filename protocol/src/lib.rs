@@ -49,8 +49,8 @@ pub mod evidence;
 pub mod plan;
 
 pub use envelope::{
-    decode_line, encode_line, CheckFinished, CheckStarted, CheckStatus, DecodeError, Decoded,
-    Done, Envelope, Event, Hello, PcapChunk, Skipped,
+    decode_line, encode_line, CheckFinished, CheckStarted, CheckStatus, DecodeError, Decoded, Done,
+    Envelope, Event, Hello, PcapChunk, Skipped,
 };
 pub use evidence::*;
 pub use plan::*;

@@ -298,8 +298,7 @@ impl Plan {
 
     /// Parse and validate a plan. Errors name the field at fault.
     pub fn from_json(json: &str) -> Result<Plan, PlanError> {
-        let plan: Plan =
-            serde_json::from_str(json).map_err(|e| PlanError::Parse(e.to_string()))?;
+        let plan: Plan = serde_json::from_str(json).map_err(|e| PlanError::Parse(e.to_string()))?;
         plan.validate()?;
         Ok(plan)
     }
@@ -334,8 +333,7 @@ impl Plan {
                     "dns name `{n}` is an IP address, not a name"
                 )));
             }
-            validate_host(n)
-                .map_err(|why| PlanError::Invalid(format!("dns name `{n}` {why}")))?;
+            validate_host(n).map_err(|why| PlanError::Invalid(format!("dns name `{n}` {why}")))?;
         }
         if let Some(c) = &self.capture {
             if c.max_duration_ms == 0 || c.max_packets == 0 || c.max_bytes == 0 {
@@ -343,8 +341,7 @@ impl Plan {
                     "capture limits must be greater than zero".into(),
                 ));
             }
-            if c.max_duration_ms > 600_000 || c.max_packets > 10_000_000 || c.max_bytes > 1 << 30
-            {
+            if c.max_duration_ms > 600_000 || c.max_packets > 10_000_000 || c.max_bytes > 1 << 30 {
                 return Err(PlanError::Invalid(
                     "capture limits too large (at most 600 s, 10,000,000 packets, 1 GiB)".into(),
                 ));

@@ -110,7 +110,10 @@ fn samples() -> Vec<Event> {
         })),
         Event::Evidence(Evidence::DnsLookup(DnsLookupEvidence {
             name: "payments".into(),
-            candidates: vec!["payments.shop.svc.cluster.local.".into(), "payments.".into()],
+            candidates: vec![
+                "payments.shop.svc.cluster.local.".into(),
+                "payments.".into(),
+            ],
             queries: vec![
                 DnsQuery {
                     candidate: "payments.shop.svc.cluster.local.".into(),
@@ -179,7 +182,10 @@ fn samples() -> Vec<Event> {
             interval_ms: 3012.5,
             counters: BTreeMap::from([(
                 "Tcp.RetransSegs".to_string(),
-                CounterValue { value: 17, delta: 4 },
+                CounterValue {
+                    value: 17,
+                    delta: 4,
+                },
             )]),
         })),
         Event::Evidence(Evidence::Conntrack(ConntrackEvidence {
@@ -193,10 +199,7 @@ fn samples() -> Vec<Event> {
             note: None,
         })),
         Event::Evidence(Evidence::Sysctls(SysctlsEvidence {
-            values: BTreeMap::from([(
-                "net.ipv4.conf.all.rp_filter".to_string(),
-                "1".to_string(),
-            )]),
+            values: BTreeMap::from([("net.ipv4.conf.all.rp_filter".to_string(), "1".to_string())]),
         })),
         Event::Evidence(Evidence::Mtu(MtuEvidence {
             target: "10.199.3.2:80".into(),
@@ -343,8 +346,8 @@ fn unknown_event_type_of_known_major_is_ignored() {
 
 #[test]
 fn unknown_evidence_kind_is_ignored() {
-    let d = decode_line(r#"{"v":1,"seq":3,"type":"evidence","data":{"kind":"quic","rtt":1}}"#)
-        .unwrap();
+    let d =
+        decode_line(r#"{"v":1,"seq":3,"type":"evidence","data":{"kind":"quic","rtt":1}}"#).unwrap();
     assert_eq!(d.seq(), 3);
     assert!(matches!(d, Decoded::Unknown { event_type, .. } if event_type == "evidence/quic"));
 }
@@ -389,15 +392,19 @@ fn garbage_and_half_lines_are_errors_not_panics() {
         decode_line(r#"{"seq":0,"type":"hello"}"#),
         Err(DecodeError::MissingField("v"))
     ));
-    let err = decode_line(r#"{"v":1,"seq":4,"type":"done","data":{"elapsed_ms":"soon"}}"#)
-        .unwrap_err();
-    assert!(matches!(err, DecodeError::Malformed { seq: 4, .. }), "{err}");
+    let err =
+        decode_line(r#"{"v":1,"seq":4,"type":"done","data":{"elapsed_ms":"soon"}}"#).unwrap_err();
+    assert!(
+        matches!(err, DecodeError::Malformed { seq: 4, .. }),
+        "{err}"
+    );
 }
 
 #[test]
 fn plan_round_trips_and_defaults_apply() {
-    let plan = Plan::from_json(r#"{"v":1,"targets":[{"label":"db","host":"db.shop","port":5432}]}"#)
-        .unwrap();
+    let plan =
+        Plan::from_json(r#"{"v":1,"targets":[{"label":"db","host":"db.shop","port":5432}]}"#)
+            .unwrap();
     assert_eq!(plan.deadline_ms, 15_000);
     assert_eq!(plan.dns.resolv_conf, "/etc/resolv.conf");
     assert_eq!(plan.targets[0].role, TargetRole::Direct);
@@ -428,7 +435,10 @@ fn bad_plans_name_the_fault() {
             r#"{"v":1,"capture":{"max_duration_ms":1,"max_packets":1,"max_bytes":1,"snaplen":1}}"#,
             "snaplen 1",
         ),
-        (r#"{"v":1,"dns":{"names":["10.0.0.1"]}}"#, "is an IP address"),
+        (
+            r#"{"v":1,"dns":{"names":["10.0.0.1"]}}"#,
+            "is an IP address",
+        ),
         (r#"{"v":1,"checks":["tcpp"]}"#, "unknown variant `tcpp`"),
     ];
     for (json, needle) in cases {

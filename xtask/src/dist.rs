@@ -27,7 +27,9 @@ pub fn bin_name(os: &str) -> &'static str {
 pub fn run(flags: &Flags) -> Result<()> {
     let os = flags.require("os")?;
     let arch = flags.require("arch")?;
-    let bin = flags.path("bin").context("--bin PATH (the built client) is required")?;
+    let bin = flags
+        .path("bin")
+        .context("--bin PATH (the built client) is required")?;
     let out_dir = flags
         .path("out-dir")
         .unwrap_or_else(|| repo_root().join("dist"));
@@ -43,8 +45,7 @@ pub fn package(bin: &Path, os: &str, arch: &str, out_dir: &Path) -> Result<PathB
     if !ARCHES.contains(&arch) {
         bail!("unknown arch `{arch}` (one of {ARCHES:?})");
     }
-    let binary =
-        std::fs::read(bin).with_context(|| format!("cannot read {}", bin.display()))?;
+    let binary = std::fs::read(bin).with_context(|| format!("cannot read {}", bin.display()))?;
     let root = repo_root();
     let license = std::fs::read(root.join("LICENSE")).context("cannot read LICENSE")?;
     let readme = std::fs::read(root.join("README.md")).context("cannot read README.md")?;

@@ -165,12 +165,48 @@ pub fn build(binary: &[u8], reference: &str, arch: &str, epoch: u64) -> Result<B
     let mut out = tar::Builder::new(Vec::new());
     add_dir(&mut out, "blobs/", epoch)?;
     add_dir(&mut out, "blobs/sha256/", epoch)?;
-    add_file(&mut out, &format!("blobs/sha256/{config_digest}"), &config_bytes, 0o644, epoch)?;
-    add_file(&mut out, &format!("blobs/sha256/{layer_digest}"), &layer_gz, 0o644, epoch)?;
-    add_file(&mut out, &format!("blobs/sha256/{manifest_digest}"), &manifest_bytes, 0o644, epoch)?;
-    add_file(&mut out, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#, 0o644, epoch)?;
-    add_file(&mut out, "index.json", &serde_json::to_vec(&index)?, 0o644, epoch)?;
-    add_file(&mut out, "manifest.json", &serde_json::to_vec(&docker_manifest)?, 0o644, epoch)?;
+    add_file(
+        &mut out,
+        &format!("blobs/sha256/{config_digest}"),
+        &config_bytes,
+        0o644,
+        epoch,
+    )?;
+    add_file(
+        &mut out,
+        &format!("blobs/sha256/{layer_digest}"),
+        &layer_gz,
+        0o644,
+        epoch,
+    )?;
+    add_file(
+        &mut out,
+        &format!("blobs/sha256/{manifest_digest}"),
+        &manifest_bytes,
+        0o644,
+        epoch,
+    )?;
+    add_file(
+        &mut out,
+        "oci-layout",
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+        0o644,
+        epoch,
+    )?;
+    add_file(
+        &mut out,
+        "index.json",
+        &serde_json::to_vec(&index)?,
+        0o644,
+        epoch,
+    )?;
+    add_file(
+        &mut out,
+        "manifest.json",
+        &serde_json::to_vec(&docker_manifest)?,
+        0o644,
+        epoch,
+    )?;
     Ok(Built {
         archive: out.into_inner()?,
         manifest_digest: format!("sha256:{manifest_digest}"),
@@ -282,7 +318,10 @@ mod tests {
         let built = build(&fake_elf(), "example.test/probe:v1", "amd64", 0).unwrap();
         let entries = read_entries(&built.archive[..]).unwrap();
         let get = |p: &str| entries.iter().find(|(n, _)| n == p).map(|(_, b)| b.clone());
-        assert_eq!(get("oci-layout").unwrap(), br#"{"imageLayoutVersion":"1.0.0"}"#);
+        assert_eq!(
+            get("oci-layout").unwrap(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#
+        );
         for (name, bytes) in &entries {
             if let Some(hex) = name.strip_prefix("blobs/sha256/") {
                 if !hex.is_empty() {

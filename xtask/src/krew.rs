@@ -14,8 +14,7 @@ use crate::dist::{archive_name, bin_name, ARCHES, OSES};
 use crate::{repo_root, sha256_hex, Flags, VERSION};
 
 pub const API_VERSION: &str = "krew.googlecontainertools.github.com/v1alpha2";
-pub const DEFAULT_BASE_URL: &str =
-    "https://github.com/netdebug/kubectl-netdebug/releases/download";
+pub const DEFAULT_BASE_URL: &str = "https://github.com/netdebug/kubectl-netdebug/releases/download";
 
 pub fn run(flags: &Flags) -> Result<()> {
     let dist = flags
@@ -68,7 +67,9 @@ pub fn render_available(template: &str, tag: &str, base_url: &str, dist: &Path) 
 }
 
 fn fill(template: &str, tag: &str, base_url: &str, dist: &Path, all: bool) -> Result<String> {
-    let mut out = template.replace("{{TAG}}", tag).replace("{{BASE_URL}}", base_url);
+    let mut out = template
+        .replace("{{TAG}}", tag)
+        .replace("{{BASE_URL}}", base_url);
     for os in OSES {
         for arch in ARCHES {
             let key = format!("{{{{SHA256:{os}/{arch}}}}}");
@@ -130,7 +131,10 @@ pub fn validate(m: &Value) -> Result<()> {
             bail!("spec.{field} is missing");
         }
     }
-    if !s(&["spec", "homepage"]).unwrap_or("").starts_with("https://") {
+    if !s(&["spec", "homepage"])
+        .unwrap_or("")
+        .starts_with("https://")
+    {
         bail!("spec.homepage must be an https URL");
     }
     let platforms = m["spec"]["platforms"]
@@ -156,7 +160,11 @@ pub fn validate(m: &Value) -> Result<()> {
             bail!("platforms[{i}].uri `{uri}` must be https");
         }
         let sha = p["sha256"].as_str().unwrap_or("");
-        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+        if sha.len() != 64
+            || !sha
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
             bail!("platforms[{i}].sha256 `{sha}` is not 64 lower-case hex digits");
         }
         let bin = p["bin"].as_str().unwrap_or("");
@@ -202,9 +210,11 @@ fn is_semver_with_v(v: &str) -> bool {
     let core = rest.split(['-', '+']).next().unwrap_or("");
     let parts: Vec<&str> = core.split('.').collect();
     parts.len() == 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (p.len() == 1 || !p.starts_with('0')))
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (p.len() == 1 || !p.starts_with('0'))
+        })
 }
 
 #[cfg(test)]

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn probe_binary() -> PathBuf {
@@ -41,7 +44,11 @@ fn build_image(dir: &std::path::Path, name: &str) -> (PathBuf, String) {
         .args(["--ref", "registry.test/netdebug-probe:v9.9.9"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let digest = stdout.trim().rsplit('@').next().unwrap().to_string();
     (out_path, digest)
@@ -55,7 +62,10 @@ fn skopeo_reads_and_verifies_the_archive() {
 
     let manifest: serde_json::Value =
         serde_json::from_str(&skopeo(&["inspect", "--raw", &src])).unwrap();
-    assert_eq!(manifest["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
     let config: serde_json::Value =
         serde_json::from_str(&skopeo(&["inspect", "--config", &src])).unwrap();
     assert_eq!(config["config"]["User"], "65534:65534");
@@ -80,5 +90,8 @@ fn same_binary_gives_the_same_digest() {
     let (a_path, a) = build_image(dir.path(), "a.tar");
     let (b_path, b) = build_image(dir.path(), "b.tar");
     assert_eq!(a, b);
-    assert_eq!(std::fs::read(a_path).unwrap(), std::fs::read(b_path).unwrap());
+    assert_eq!(
+        std::fs::read(a_path).unwrap(),
+        std::fs::read(b_path).unwrap()
+    );
 }

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn xtask() -> Command {
@@ -38,7 +41,10 @@ fn template_lists_the_five_platforms() {
             "template lacks {os}/{arch}"
         );
     }
-    assert!(template.contains("pods/ephemeralcontainers"), "caveats name the RBAC");
+    assert!(
+        template.contains("pods/ephemeralcontainers"),
+        "caveats name the RBAC"
+    );
 }
 
 #[test]
@@ -51,7 +57,11 @@ fn packaged_archive_and_rendered_manifest_agree() {
         .arg(dist.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // A full render needs every platform: here only linux/amd64 exists, so it must refuse.
     let full = xtask()
@@ -68,14 +78,19 @@ fn packaged_archive_and_rendered_manifest_agree() {
     let platforms = rendered["spec"]["platforms"].as_array().unwrap();
     assert_eq!(platforms.len(), 1);
     assert_eq!(platforms[0]["bin"], "kubectl-netdebug");
-    let archive = dist
-        .path()
-        .join(format!("kubectl-netdebug_v{}_linux_amd64.tar.gz", env!("CARGO_PKG_VERSION")));
+    let archive = dist.path().join(format!(
+        "kubectl-netdebug_v{}_linux_amd64.tar.gz",
+        env!("CARGO_PKG_VERSION")
+    ));
     let bytes = std::fs::read(&archive).unwrap();
     let sha = sha256(&bytes);
     assert_eq!(platforms[0]["sha256"], sha.as_str());
     // The archive's binary is the client, byte for byte.
-    let listing = Command::new("tar").arg("-tzf").arg(&archive).output().unwrap();
+    let listing = Command::new("tar")
+        .arg("-tzf")
+        .arg(&archive)
+        .output()
+        .unwrap();
     let names = String::from_utf8_lossy(&listing.stdout);
     assert!(names.lines().any(|l| l == "kubectl-netdebug"), "{names}");
     let extract = tempfile::tempdir().unwrap();
@@ -102,7 +117,11 @@ fn render_available(template: &str, dist: &std::path::Path) -> serde_json::Value
         .arg(dist.join("netdebug.yaml"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let yaml = std::fs::read_to_string(dist.join("netdebug.yaml")).unwrap();
     assert!(!template.is_empty());
     serde_saphyr::from_str(&yaml).unwrap()

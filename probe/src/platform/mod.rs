@@ -2,5 +2,5 @@
 //! do not cover (TCP_INFO, AF_PACKET ring/statistics, classic BPF attach, IP_MTU_DISCOVER...).
 //! Each function here is small, documented, and exposes a safe signature.
 #![allow(unsafe_code)]
-pub mod pmtu;
 pub mod packet;
+pub mod pmtu;
