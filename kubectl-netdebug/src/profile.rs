@@ -3,8 +3,8 @@
 //! | profile      | securityContext | admitted by PSS level |
 //! |--------------|-----------------|-----------------------|
 //! | `restricted` | runAsNonRoot (uid 65534), drop ALL, no privilege escalation, seccomp RuntimeDefault | restricted, baseline, privileged |
-//! | `baseline`   | runtime default capabilities, nothing added | baseline, privileged |
-//! | `netadmin`   | adds NET_RAW and NET_ADMIN | privileged |
+//! | `baseline`   | uid 0, runtime defaults minus all but NET_RAW, nothing added, read-only root | baseline, privileged |
+//! | `netadmin`   | uid 0, drop ALL, add NET_RAW and NET_ADMIN, read-only root | privileged |
 
 use std::collections::BTreeMap;
 
@@ -15,6 +15,24 @@ use crate::cli::ProfileChoice;
 
 /// The label Pod Security admission enforces.
 pub const PSS_ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
+
+/// The runtime-default capabilities (containerd, CRI-O, Docker) other than NET_RAW: the
+/// probe needs none of them.
+const RUNTIME_DEFAULTS_NOT_NEEDED: &[&str] = &[
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+];
 
 /// uid of `nobody`: an unprivileged user the restricted level admits.
 pub const NOBODY_UID: i64 = 65534;
@@ -52,13 +70,34 @@ impl Profile {
                 }),
                 ..Default::default()
             },
-            // Runtime default capabilities include NET_RAW on most runtimes, but the baseline
-            // level forbids *adding* it, so we add nothing and let the probe report what it has.
-            Profile::Baseline => SecurityContext::default(),
+            // Capabilities only take effect for uid 0 (Kubernetes has no ambient capabilities)
+            // and the image's USER is 65534, so the privileged profiles run as root. Baseline
+            // forbids *adding* NET_RAW, but runtimes grant it by default: drop every other
+            // default capability and keep what the runtime gives for raw sockets.
+            Profile::Baseline => SecurityContext {
+                run_as_non_root: Some(false),
+                run_as_user: Some(0),
+                allow_privilege_escalation: Some(false),
+                read_only_root_filesystem: Some(true),
+                capabilities: Some(Capabilities {
+                    drop: Some(
+                        RUNTIME_DEFAULTS_NOT_NEEDED
+                            .iter()
+                            .map(|c| c.to_string())
+                            .collect(),
+                    ),
+                    add: None,
+                }),
+                ..Default::default()
+            },
             Profile::NetAdmin => SecurityContext {
+                run_as_non_root: Some(false),
+                run_as_user: Some(0),
+                allow_privilege_escalation: Some(false),
+                read_only_root_filesystem: Some(true),
                 capabilities: Some(Capabilities {
                     add: Some(vec!["NET_RAW".into(), "NET_ADMIN".into()]),
-                    drop: None,
+                    drop: Some(vec!["ALL".into()]),
                 }),
                 ..Default::default()
             },
@@ -193,9 +232,17 @@ mod tests {
         let n = serde_json::to_value(Profile::NetAdmin.security_context()).unwrap();
         assert_eq!(
             n,
-            serde_json::json!({"capabilities": {"add": ["NET_RAW", "NET_ADMIN"]}})
+            serde_json::json!({
+                "runAsNonRoot": false, "runAsUser": 0,
+                "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+                "capabilities": {"add": ["NET_RAW", "NET_ADMIN"], "drop": ["ALL"]}
+            })
         );
         let b = serde_json::to_value(Profile::Baseline.security_context()).unwrap();
-        assert_eq!(b, serde_json::json!({}));
+        assert_eq!(b["runAsUser"], 0);
+        assert!(b["capabilities"].get("add").is_none(), "baseline forbids adding");
+        let dropped = b["capabilities"]["drop"].as_array().unwrap();
+        assert!(dropped.iter().all(|c| c != "NET_RAW"), "{dropped:?}");
+        assert!(dropped.iter().any(|c| c == "SETUID"), "{dropped:?}");
     }
 }

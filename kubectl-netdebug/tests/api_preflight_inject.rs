@@ -294,8 +294,8 @@ async fn inject_netadmin_adds_capabilities() {
     let scenario = tokio::spawn(async move {
         let call = api.next().await;
         assert_eq!(
-            call.body["spec"]["ephemeralContainers"][0]["securityContext"],
-            json!({"capabilities": {"add": ["NET_RAW", "NET_ADMIN"]}})
+            call.body["spec"]["ephemeralContainers"][0]["securityContext"]["capabilities"],
+            json!({"add": ["NET_RAW", "NET_ADMIN"], "drop": ["ALL"]})
         );
         call.reply(200, running_pod("shop", "web", "node-1"));
     });

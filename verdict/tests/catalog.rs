@@ -76,7 +76,7 @@ fn healthy_service_says_what_it_proved() {
     assert!(proven.contains("3/3 endpoints ready"), "{proven}");
     assert!(proven.contains("via 10.199.70.2 dev vdr-c0"), "{proven}");
     assert!(
-        proven.contains("web.shop.svc.cluster.local -> 10.199.96.10"),
+        proven.contains("web (as web.shop.svc.cluster.local) -> 10.199.96.10"),
         "{proven}"
     );
     assert!(proven.contains("no CLOSE-WAIT build-up"), "{proven}");

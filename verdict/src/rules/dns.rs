@@ -56,11 +56,18 @@ fn lookup_rules(f: &Facts, l: &DnsLookupEvidence, r: &mut Report) {
     let answered = l.answered_by.is_some() && !l.addresses.is_empty();
     if answered {
         let addrs: Vec<String> = l.addresses.iter().map(|a| a.to_string()).collect();
-        let shown = l
+        let asked = l.name.trim_end_matches('.');
+        let answered_as = l
             .answered_by
             .as_deref()
             .unwrap_or(&l.name)
             .trim_end_matches('.');
+        // Say which search-list candidate answered when it is not the name asked.
+        let shown = if asked == answered_as {
+            asked.to_string()
+        } else {
+            format!("{asked} (as {answered_as})")
+        };
         let line = format!(
             "{shown} -> {}  ({}, {})",
             list(&addrs, 3),

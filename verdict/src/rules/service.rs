@@ -180,9 +180,11 @@ pub fn apply(f: &Facts, r: &mut Report) {
                 }
             })
             .unwrap_or_default();
-        let healthy = find(KubeFindingCode::ServiceHealthy)
+        // The client's own healthy finding names the container port too; prefer it to the
+        // port line computed here so the mapping is said once.
+        let detail = find(KubeFindingCode::ServiceHealthy)
             .map(|x| format!("; {}", x.message))
-            .unwrap_or_default();
+            .unwrap_or(port);
         if svc.headless {
             r.info(
                 Layer::Service,
@@ -191,7 +193,7 @@ pub fn apply(f: &Facts, r: &mut Report) {
         }
         r.ok(
             Layer::Service,
-            format!("{ready}/{total} endpoints ready{port}{healthy}"),
+            format!("{ready}/{total} endpoints ready{detail}"),
         );
     }
 

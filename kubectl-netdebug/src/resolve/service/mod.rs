@@ -49,10 +49,15 @@ pub(crate) async fn resolve(
     let examined = select_ports(name, ns, &svc_ports, asked)?;
     let selector = spec.selector.clone().unwrap_or_default();
     let fqdn = format!("{name}.{ns}.svc.{CLUSTER_DOMAIN}");
-    let mut dns_names = vec![fqdn.clone()];
-    if ns == source.info.namespace {
-        dns_names.push(name.to_string());
-    }
+    // The name an application in the source pod would use (search list and ndots apply, as
+    // they do for the app), then the absolute name, which proves the record exists whatever
+    // the search list says.
+    let app_name = if ns == source.info.namespace {
+        name.to_string()
+    } else {
+        format!("{name}.{ns}")
+    };
+    let dns_names = vec![app_name, format!("{fqdn}.")];
     let object = format!("svc/{name}");
     let mut findings = Vec::new();
     let mut info = ServiceInfo {
