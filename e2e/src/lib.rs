@@ -20,6 +20,30 @@ pub fn workload_image() -> String {
     std::env::var("NETDEBUG_E2E_WORKLOAD_IMAGE").unwrap_or_else(|_| "local/busybox:1".to_string())
 }
 
+/// Run kubectl; true when it exits 0 before `limit` (else it is killed).
+pub fn kubectl_succeeds_within(args: &[&str], limit: Duration) -> bool {
+    let Ok(mut child) = Command::new("kubectl")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    else {
+        return false;
+    };
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return status.success(),
+            Ok(None) if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(50)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+        }
+    }
+}
+
 pub fn kubectl(args: &[&str]) -> Output {
     Command::new("kubectl")
         .args(args)
@@ -121,6 +145,41 @@ impl TestNamespace {
         ]);
     }
 
+    /// Wait until cluster DNS answers for Service `svc`, asked from inside `pod` (a Service's
+    /// record may lag its creation: test the plugin, not the DNS server's sync).
+    pub fn wait_dns(&self, pod: &str, svc: &str) {
+        let fqdn = format!("{svc}.{}.svc.cluster.local", self.name);
+        wait_until(Duration::from_secs(60), &format!("DNS for {fqdn}"), || {
+            kubectl(&["-n", &self.name, "exec", pod, "--", "nslookup", &fqdn])
+                .status
+                .success()
+        });
+    }
+
+    /// Wait until an HTTP GET from `pod` to Service `svc` succeeds: the Service proxy
+    /// (kube-proxy's rules) is programmed some time after the Service and its endpoints exist.
+    pub fn wait_service_http(&self, pod: &str, svc: &str) {
+        let url = format!("http://{svc}.{}.svc.cluster.local/", self.name);
+        wait_until(Duration::from_secs(60), &format!("HTTP to {url}"), || {
+            // busybox has no `timeout`: the deadline is kept on this side.
+            kubectl_succeeds_within(
+                &[
+                    "-n",
+                    &self.name,
+                    "exec",
+                    pod,
+                    "--",
+                    "wget",
+                    "-q",
+                    "-O",
+                    "/dev/null",
+                    &url,
+                ],
+                Duration::from_secs(5),
+            )
+        });
+    }
+
     /// Run the plugin as a user would: `kubectl netdebug ARGS -n NS`.
     pub fn netdebug(&self, args: &[&str]) -> Run {
         let mut full = vec!["netdebug"];
@@ -163,10 +222,19 @@ impl Run {
 
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A JSON run's probe events are long; the verdict and the Kubernetes evidence are
+        // what a failure needs.
+        let stdout = match serde_json::from_str::<serde_json::Value>(&self.stdout) {
+            Ok(v) => serde_json::to_string_pretty(&serde_json::json!({
+                "verdict": v["verdict"], "kube": v["kube"], "stream_end": v["probe"]["stream_end"],
+            }))
+            .unwrap_or_default(),
+            Err(_) => self.stdout.clone(),
+        };
         write!(
             f,
             "exit {:?} after {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.elapsed, self.stdout, self.stderr
+            self.code, self.elapsed, stdout, self.stderr
         )
     }
 }
@@ -181,4 +249,70 @@ pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(500));
     }
     panic!("timed out after {limit:?} waiting for {what}");
+}
+
+/// Run the plugin with exactly these arguments (no namespace appended).
+pub fn netdebug_raw(args: &[&str]) -> Run {
+    let mut full = vec!["netdebug"];
+    full.extend_from_slice(args);
+    let started = Instant::now();
+    let out = kubectl(&full);
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    }
+}
+
+/// A kubeconfig file written for one test, removed when dropped.
+pub struct Kubeconfig {
+    path: std::path::PathBuf,
+}
+
+impl Kubeconfig {
+    pub fn write(ns: &TestNamespace, tag: &str, yaml: &str) -> Kubeconfig {
+        let path = std::env::temp_dir().join(format!("{}-{tag}.kubeconfig", ns.name));
+        std::fs::write(&path, yaml).expect("write kubeconfig");
+        Kubeconfig { path }
+    }
+
+    pub fn path(&self) -> &str {
+        self.path.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for Kubeconfig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A kubeconfig for the current cluster that authenticates as a ServiceAccount of `ns`
+/// (a token from the TokenRequest API), to test what the plugin does with fewer rights.
+pub fn service_account_kubeconfig(ns: &TestNamespace, account: &str) -> Kubeconfig {
+    let view = |path: &str| {
+        ok(&[
+            "config",
+            "view",
+            "--raw",
+            "--minify",
+            "--flatten",
+            "-o",
+            &format!("jsonpath={{{path}}}"),
+        ])
+    };
+    let server = view(".clusters[0].cluster.server");
+    let ca = view(".clusters[0].cluster.certificate-authority-data");
+    let token = ok(&["-n", &ns.name, "create", "token", account, "--duration=10m"]);
+    let yaml = format!(
+        "apiVersion: v1\nkind: Config\n\
+         clusters: [{{name: c, cluster: {{server: \"{server}\", certificate-authority-data: \"{ca}\"}}}}]\n\
+         users: [{{name: {account}, user: {{token: \"{}\"}}}}]\n\
+         contexts: [{{name: c, context: {{cluster: c, user: {account}, namespace: {}}}}}]\n\
+         current-context: c\n",
+        token.trim(),
+        ns.name
+    );
+    Kubeconfig::write(ns, account, &yaml)
 }

@@ -95,11 +95,14 @@ pub struct Closest {
     pub matching_pairs: usize,
     /// Selector keys the pod has (with any value).
     pub shared_keys: usize,
+    /// Edit distance between the selector's values and the pod's for shared keys whose values
+    /// differ: `app=wbe` is a typo of `app=web`, not of `app=checkout`.
+    pub value_distance: usize,
 }
 
 /// Rank pods by the selector's key=value pairs they carry, then by the selector's keys they
 /// carry at all (`app=payment` is closer to `app=payments` than a pod without `app`), then
-/// by name for a stable answer. None when no pod shares even a key.
+/// by how few edits turn its values into the selector's, then by name for a stable answer. None when no pod shares even a key.
 pub fn closest<'a>(
     selector: &Labels,
     pods: impl IntoIterator<Item = (&'a str, &'a Labels)>,
@@ -113,11 +116,16 @@ pub fn closest<'a>(
                 .filter(|(k, v)| labels.get(*k) == Some(*v))
                 .count(),
             shared_keys: selector.keys().filter(|k| labels.contains_key(*k)).count(),
+            value_distance: selector
+                .iter()
+                .filter_map(|(k, v)| labels.get(k).map(|have| strsim::damerau_levenshtein(v, have)))
+                .sum(),
         })
         .filter(|c| c.shared_keys > 0)
         .max_by(|a, b| {
             (a.matching_pairs, a.shared_keys)
                 .cmp(&(b.matching_pairs, b.shared_keys))
+                .then_with(|| b.value_distance.cmp(&a.value_distance))
                 // max_by keeps the last maximum: reverse the name order so the first name wins.
                 .then_with(|| b.pod.cmp(&a.pod))
         })
@@ -159,6 +167,18 @@ mod tests {
         let c = l(&[("team", "pay")]);
         assert_eq!(closest(&sel, [("c", &c)]), None);
         assert_eq!(closest(&sel, std::iter::empty()), None);
+    }
+
+    /// Regression (e2e): `app=wbe` named pod/client (`app=checkout`) as closest rather than
+    /// pod/server (`app=web`), because both share the key and ties went by name.
+    #[test]
+    fn closest_prefers_the_value_a_typo_away() {
+        let sel = l(&[("app", "wbe")]);
+        let client = l(&[("app", "checkout")]);
+        let server = l(&[("app", "web")]);
+        let got = closest(&sel, [("client", &client), ("server", &server)]).unwrap();
+        assert_eq!(got.pod, "server");
+        assert_eq!(got.value_distance, 1);
     }
 
     #[test]
