@@ -9,14 +9,49 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! kubectl version --request-timeout=5s >/dev/null 2>&1; then
+reachable() { kubectl version --request-timeout=5s >/dev/null 2>&1; }
+
+# The single-node cluster of ../shared/cluster (see its README): use it when it runs, start it
+# when its binaries are here and no other cluster was named, stop it again if we started it.
+SHARED_CLUSTER=${SHARED_CLUSTER:-$(cd .. && pwd)/shared/cluster}
+K8S_BIN=${K8S_BIN:-/var/lib/netdebug-cluster/bin}
+LOCAL_KUBECONFIG=/var/lib/netdebug-cluster/run/admin.kubeconfig
+why="no reachable Kubernetes cluster (KUBECONFIG=${KUBECONFIG:-unset})"
+if ! reachable && [ -z "${KUBECONFIG:-}" ]; then
+  if [ -f "$LOCAL_KUBECONFIG" ] && KUBECONFIG=$LOCAL_KUBECONFIG reachable; then
+    export KUBECONFIG=$LOCAL_KUBECONFIG
+  elif [ -x "$SHARED_CLUSTER/up.sh" ] && [ -x "$K8S_BIN/kube-apiserver" ]; then
+    echo "e2e: starting the local cluster ($SHARED_CLUSTER/up.sh)"
+    start_cluster() {
+      K8S_BIN=$K8S_BIN "$SHARED_CLUSTER/up.sh" >"${TMPDIR:-/tmp}/netdebug-e2e-up.log" 2>&1
+    }
+    if ! start_cluster; then
+      # A socket left by a containerd that is gone makes up.sh talk to nothing: clean, retry.
+      "$SHARED_CLUSTER/down.sh" >/dev/null 2>&1 || true
+      rm -f /run/containerd-k8s/containerd.sock
+      start_cluster || why="the local cluster did not start: see ${TMPDIR:-/tmp}/netdebug-e2e-up.log"
+    fi
+    export KUBECONFIG=$LOCAL_KUBECONFIG
+    trap '"$SHARED_CLUSTER/down.sh" >/dev/null 2>&1 || true' EXIT
+    for _ in $(seq 90); do
+      kubectl get nodes 2>/dev/null | grep -qw Ready \
+        && kubectl -n kube-system get pods 2>/dev/null | grep -q Running && break
+      sleep 2
+    done
+  else
+    why="$why; no local cluster binaries in $K8S_BIN (see $SHARED_CLUSTER/README.md)"
+  fi
+fi
+
+if ! reachable; then
   echo "################################################################################"
-  echo "## E2E SKIPPED: no reachable Kubernetes cluster (KUBECONFIG=${KUBECONFIG:-unset})."
+  echo "## E2E SKIPPED: $why."
   echo "## Start one (../shared/cluster/README.md or kind) and export KUBECONFIG to run it."
   echo "################################################################################"
   [ "${NETDEBUG_E2E_REQUIRED:-0}" = 1 ] && exit 1
   exit 0
 fi
+echo "e2e: cluster $(kubectl config current-context 2>/dev/null || echo '?') ($KUBECONFIG)"
 
 cargo build --locked -p kubectl-netdebug
 export PATH="$PWD/target/debug:$PATH"

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Issue 4's performance comparison, on the cluster named by KUBECONFIG with the probe image
+# already on the node (e2e/run.sh loads it):
+#   kubectl netdebug pod -> Service, healthy, from command start to exit (after the last event)
+#   kubectl debug in the same pod, same image, running one trivial command and waiting for it
+# Prints the median of N runs of each and the ratio. Usage: e2e/bench.sh [N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-5}
+IMAGE=${NETDEBUG_E2E_IMAGE:-ghcr.io/netdebug/netdebug-probe:e2e}
+NS=ndt-bench-$$
+export PATH="$PWD/target/debug:$PATH"
+kubectl create namespace "$NS" >/dev/null
+trap 'kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true' EXIT
+kubectl -n "$NS" apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: server, labels: {app: web}}
+spec:
+  containers:
+  - {name: web, image: local/busybox:1, imagePullPolicy: IfNotPresent,
+     command: [sh, -c, "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"],
+     ports: [{name: http, containerPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {selector: {app: web}, ports: [{name: http, port: 80, targetPort: http}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  containers:
+  - {name: main, image: local/busybox:1, imagePullPolicy: IfNotPresent, command: [sleep, "3600"]}
+YAML
+kubectl -n "$NS" wait --for=condition=Ready pod/server pod/client --timeout=90s >/dev/null
+for _ in $(seq 60); do
+  kubectl -n "$NS" exec client -- wget -q -O /dev/null "http://web.$NS.svc.cluster.local/" \
+    >/dev/null 2>&1 && break
+  sleep 1
+done
+
+ms() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1 || { echo "bench: failed: $*" >&2; exit 1; }; e=$(date +%s%N); echo $(( (e - s) / 1000000 )); }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+netdebug=(); debug=()
+for _ in $(seq "$N"); do
+  netdebug+=("$(ms kubectl netdebug -n "$NS" client --to svc/web --image "$IMAGE" --image-pull-policy IfNotPresent -o json)")
+  # The probe image is FROM scratch: its one binary printing its version is the trivial command.
+  debug+=("$(ms kubectl debug -n "$NS" client --image "$IMAGE" --image-pull-policy IfNotPresent --attach=true -q -- /netdebug-probe --version)")
+done
+a=$(printf '%s\n' "${netdebug[@]}" | median)
+b=$(printf '%s\n' "${debug[@]}" | median)
+echo "runs: $N"
+echo "kubectl netdebug client --to svc/web (healthy): median ${a} ms   [${netdebug[*]}]"
+echo "kubectl debug client -- /netdebug-probe --version: median ${b} ms   [${debug[*]}]"
+awk -v a="$a" -v b="$b" 'BEGIN { printf "ratio netdebug / debug: %.2f\n", a / b }'
