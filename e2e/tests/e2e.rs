@@ -489,6 +489,11 @@ fn capture_writes_a_pcap_that_tcpdump_reads() {
     assert_eq!(code, Some(0), "{run:?}");
     let packets = v["pcap"]["packets"].as_u64().unwrap_or(0);
     assert!(packets > 0, "{run:?}");
+    let proven = v["verdict"]["proven"].to_string();
+    assert!(
+        proven.contains("TCP handshakes answered by SYN-ACK"),
+        "the capture's own summary proves the handshakes: {proven}"
+    );
     let server_ip = pod_ip(&ns, "server");
     let tcpdump = std::process::Command::new("tcpdump")
         .args(["-nn", "-r", &pcap_arg])

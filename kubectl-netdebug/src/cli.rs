@@ -62,9 +62,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME")]
     pub dns: Vec<String>,
 
-    /// Capture packets (bounded) during the run; needs NET_RAW (profile netadmin).
-    #[arg(long)]
-    pub capture: bool,
+    #[command(flatten)]
+    pub capture: CaptureArgs,
 
     /// Write the capture as pcap to FILE (`-` for stdout; implies --capture).
     #[arg(short = 'w', long = "write", value_name = "FILE")]
@@ -171,9 +170,8 @@ pub struct LocalArgs {
     #[arg(long)]
     pub mtu: bool,
 
-    /// Capture packets (bounded) during the run; needs CAP_NET_RAW.
-    #[arg(long)]
-    pub capture: bool,
+    #[command(flatten)]
+    pub capture: CaptureArgs,
 
     /// Write the capture as pcap to FILE (`-` for stdout; implies --capture).
     #[arg(short = 'w', long = "write", value_name = "FILE")]
@@ -338,5 +336,54 @@ mod tests {
         assert!(parse(&["pod/x", "--to", "a:1", "--timeout", "0"]).is_err());
         assert!(parse(&["pod/x", "--to", "a:1", "--profile", "root"]).is_err());
         assert!(parse(&["pod/x", "--to", "a:1", "-o", "yaml"]).is_err());
+    }
+}
+
+/// Packet capture (both modes). Any of these implies `--capture`.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Capture")]
+pub struct CaptureArgs {
+    /// Capture packets (bounded) during the run; needs NET_RAW (profile netadmin, or baseline
+    /// where the runtime grants it). Headers only unless --full-packets.
+    #[arg(long)]
+    pub capture: bool,
+
+    /// tcpdump-style filter [default: traffic to and from the targets, and DNS to the
+    /// nameservers].
+    #[arg(long, value_name = "EXPR")]
+    pub capture_filter: Option<String>,
+
+    /// Capture on this interface only [default: all].
+    #[arg(long, value_name = "IFACE")]
+    pub capture_interface: Option<String>,
+
+    /// Capture for this long (e.g. 20s) rather than stopping once the checks' own traffic is
+    /// done; use it to watch the application's traffic.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub capture_duration: Option<Duration>,
+
+    /// Stop capturing after this many packets [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub capture_packets: Option<u64>,
+
+    /// Stop capturing after this many bytes [default: 16 MiB].
+    #[arg(long, value_name = "BYTES")]
+    pub capture_bytes: Option<u64>,
+
+    /// Keep whole packets, payloads included (default: headers only).
+    #[arg(long)]
+    pub full_packets: bool,
+}
+
+impl CaptureArgs {
+    /// Whether any capture was asked for (`-w` asks too; the caller adds that).
+    pub fn wanted(&self) -> bool {
+        self.capture
+            || self.capture_filter.is_some()
+            || self.capture_interface.is_some()
+            || self.capture_duration.is_some()
+            || self.capture_packets.is_some()
+            || self.capture_bytes.is_some()
+            || self.full_packets
     }
 }

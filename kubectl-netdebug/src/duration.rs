@@ -7,6 +7,15 @@
 
 use std::time::Duration;
 
+/// Write a duration the way a user would type it back (`90s`, `1500ms`).
+pub fn format_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
 /// Parse a kubectl-style duration. Errors name the offending input.
 pub fn parse_duration(input: &str) -> Result<Duration, String> {
     let s = input.trim();

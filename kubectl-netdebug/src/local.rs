@@ -121,9 +121,18 @@ mod imp {
             .map(|t| parse_host_port(t))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(Error::Local)?;
+        if let Some(d) = args.capture.capture_duration {
+            if d >= args.timeout {
+                return Err(Error::Local(format!(
+                    "--capture-duration {} does not fit in --timeout {}: raise --timeout",
+                    crate::duration::format_duration(d),
+                    crate::duration::format_duration(args.timeout)
+                )));
+            }
+        }
         let options = PlanOptions {
             dns_names: args.dns.clone(),
-            capture: args.capture,
+            capture: args.capture.clone(),
             write_pcap: args.write.is_some(),
             mtu: args.mtu,
             deadline: args.timeout,

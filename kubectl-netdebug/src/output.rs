@@ -20,7 +20,6 @@ pub struct Session {
     pcap_error: Option<Error>,
     /// The final output goes to stderr when stdout carries the pcap (`-w -`).
     final_to_stderr: bool,
-    warnings: Vec<String>,
 }
 
 /// Colour only on a terminal, and never with `--no-color` or `NO_COLOR` set (no-color.org).
@@ -58,7 +57,6 @@ impl Session {
             pcap,
             pcap_error: None,
             final_to_stderr,
-            warnings: Vec::new(),
         })
     }
 
@@ -94,10 +92,16 @@ impl Session {
         }
     }
 
-    /// A problem of the run worth telling now (stderr) without stopping it.
+    /// A problem of the run worth telling now (stderr) without stopping it; the verdict
+    /// repeats it as a note, so a pasted verdict carries it too.
     pub fn warn(&mut self, message: String) {
         eprintln!("warning: {message}");
-        self.warnings.push(message);
+        self.inputs.client_notes.push(message);
+    }
+
+    /// Something about the run the verdict should say (not worth a warning now).
+    pub fn note(&mut self, message: String) {
+        self.inputs.client_notes.push(message);
     }
 
     /// The stream ended without `done`, for this reason.

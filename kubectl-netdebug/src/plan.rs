@@ -5,6 +5,13 @@ use std::time::Duration;
 
 use protocol::{CapturePlan, MtuPlan, Plan, Target, TargetRole};
 
+use crate::cli::CaptureArgs;
+
+/// Bytes kept per packet with --full-packets: the largest jumbo frame.
+const FULL_PACKET_SNAPLEN: u32 = 65_535;
+/// Room the probe needs after an explicit capture duration to report and finish.
+const AFTER_CAPTURE: Duration = Duration::from_secs(2);
+
 /// The probe's own deadline when the overall timeout leaves room for it.
 pub const DEFAULT_PROBE_DEADLINE: Duration = Duration::from_secs(15);
 
@@ -12,7 +19,7 @@ pub const DEFAULT_PROBE_DEADLINE: Duration = Duration::from_secs(15);
 #[derive(Debug, Clone, Default)]
 pub struct PlanOptions {
     pub dns_names: Vec<String>,
-    pub capture: bool,
+    pub capture: CaptureArgs,
     /// Ask for pcap chunks (only when they will be written: `-w`).
     pub write_pcap: bool,
     pub mtu: bool,
@@ -31,12 +38,34 @@ pub fn build_plan(targets: Vec<Target>, options: &PlanOptions) -> Plan {
     plan.deadline_ms = options.deadline.as_millis().clamp(1, 600_000) as u64;
     // A connect attempt must finish well inside the run.
     plan.connect_timeout_ms = plan.connect_timeout_ms.min((plan.deadline_ms / 3).max(1));
-    if options.capture || options.write_pcap {
+    if options.capture.wanted() || options.write_pcap {
+        let c = &options.capture;
         let mut capture = CapturePlan {
             pcap: options.write_pcap,
+            interface: c.capture_interface.clone(),
+            filter: c.capture_filter.clone(),
             ..CapturePlan::default()
         };
-        capture.max_duration_ms = capture.max_duration_ms.min(plan.deadline_ms);
+        if let Some(n) = c.capture_packets {
+            capture.max_packets = n;
+        }
+        if let Some(n) = c.capture_bytes {
+            capture.max_bytes = n;
+        }
+        if c.full_packets {
+            capture.snaplen = FULL_PACKET_SNAPLEN;
+        }
+        match c.capture_duration {
+            Some(d) => {
+                // An explicit duration is a promise to watch that long: the probe's own
+                // deadline grows to hold it (the caller checks it fits in --timeout).
+                capture.max_duration_ms = d.as_millis() as u64;
+                capture.stop_after_traffic = false;
+                let needed = (d + AFTER_CAPTURE).as_millis() as u64;
+                plan.deadline_ms = plan.deadline_ms.max(needed);
+            }
+            None => capture.max_duration_ms = capture.max_duration_ms.min(plan.deadline_ms),
+        }
         plan.capture = Some(capture);
     }
     if options.mtu {
@@ -119,13 +148,46 @@ mod tests {
     }
 
     #[test]
+    fn capture_flags_reach_the_plan() {
+        let t = parse_host_port("127.0.0.1:80").unwrap();
+        let options = PlanOptions {
+            capture: CaptureArgs {
+                capture_filter: Some("tcp port 80".into()),
+                capture_interface: Some("eth0".into()),
+                capture_duration: Some(Duration::from_secs(30)),
+                capture_packets: Some(50),
+                capture_bytes: Some(4096),
+                full_packets: true,
+                ..CaptureArgs::default()
+            },
+            deadline: Duration::from_secs(15),
+            ..PlanOptions::default()
+        };
+        assert!(options.capture.wanted(), "any capture flag implies --capture");
+        let plan = build_plan(vec![t], &options);
+        let c = plan.capture.clone().unwrap();
+        assert_eq!(c.filter.as_deref(), Some("tcp port 80"));
+        assert_eq!(c.interface.as_deref(), Some("eth0"));
+        assert_eq!((c.max_packets, c.max_bytes), (50, 4096));
+        assert_eq!(c.snaplen, FULL_PACKET_SNAPLEN);
+        // An explicit duration is watched in full, and the probe's deadline makes room for it.
+        assert_eq!(c.max_duration_ms, 30_000);
+        assert!(!c.stop_after_traffic);
+        assert_eq!(plan.deadline_ms, 32_000);
+        plan.validate().unwrap();
+    }
+
+    #[test]
     fn plan_from_flags() {
         let t = parse_host_port("127.0.0.1:80").unwrap();
         let plan = build_plan(
             vec![t],
             &PlanOptions {
                 dns_names: vec!["a.example".into(), "a.example".into(), "b.example".into()],
-                capture: true,
+                capture: CaptureArgs {
+                    capture: true,
+                    ..CaptureArgs::default()
+                },
                 write_pcap: false,
                 mtu: true,
                 deadline: Duration::from_secs(6),

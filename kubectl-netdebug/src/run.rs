@@ -51,11 +51,27 @@ pub fn parse_input(args: &RunArgs) -> Result<ParsedInput> {
         protocol::validate_host(name)
             .map_err(|why| Error::Resolve(format!("--dns {name}: {why}")))?;
     }
+    if let Some(d) = args.capture.capture_duration {
+        // Injection, image start and the log stream need time besides the capture itself.
+        let needed = d + CAPTURE_OVERHEAD;
+        if needed > args.timeout {
+            return Err(Error::Resolve(format!(
+                "--capture-duration {} does not fit in --timeout {}: raise --timeout to at least {}",
+                crate::duration::format_duration(d),
+                crate::duration::format_duration(args.timeout),
+                crate::duration::format_duration(needed)
+            )));
+        }
+    }
     Ok(ParsedInput {
         source,
         destination,
     })
 }
+
+/// What a run needs besides an explicit capture duration: injection, the image starting, the
+/// probe reporting, the log stream.
+const CAPTURE_OVERHEAD: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// The run against an already built client (tests pass a mocked one), bounded by `--timeout`.
 pub async fn run_with(cluster: Cluster, args: &RunArgs, parsed: ParsedInput) -> Result<i32> {
@@ -137,6 +153,7 @@ async fn run_until(
         dns_names = dest.dns_names;
     }
     dns_names.extend(args.dns.iter().cloned());
+    kube.cluster_dns = cluster_dns(&client).await;
 
     let (probe_profile, profile_info) =
         profile::choose(args.profile, &pod_namespace, ns_labels.as_ref());
@@ -146,7 +163,7 @@ async fn run_until(
         targets,
         &PlanOptions {
             dns_names,
-            capture: args.capture,
+            capture: args.capture.clone(),
             write_pcap: args.write.is_some(),
             mtu: args.mtu,
             deadline: probe_deadline(overall),
@@ -253,12 +270,27 @@ async fn run_until(
     for m in reader.malformed().to_vec() {
         session.warn(format!("the probe sent a malformed event: {m}"));
     }
-    if chatty && outcome.reconnects > 0 {
-        eprintln!(
-            "(the log stream was resumed {} time(s); {} repeated event(s) skipped)",
+    if outcome.reconnects > 0 {
+        session.note(format!(
+            "the log stream was resumed {} time(s); {} repeated event(s) skipped",
             outcome.reconnects,
             reader.duplicates_skipped()
-        );
+        ));
     }
     session.finish()
+}
+
+/// The cluster DNS Service's ClusterIP (`kube-system/kube-dns`, the name CoreDNS keeps for
+/// compatibility), so the verdict can tell whether the pod's resolv.conf points at it. Best
+/// effort: without read access to kube-system, or on clusters that name it otherwise, None.
+async fn cluster_dns(client: &kube::Client) -> Option<String> {
+    use k8s_openapi::api::core::v1::Service;
+    let api: kube::Api<Service> = kube::Api::namespaced(client.clone(), "kube-system");
+    let svc = tokio::time::timeout(std::time::Duration::from_secs(5), api.get_opt("kube-dns"))
+        .await
+        .ok()?
+        .ok()??;
+    svc.spec?
+        .cluster_ip
+        .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
 }

@@ -96,7 +96,14 @@ pub fn evaluate(inputs: &Inputs) -> Verdict {
         }
     }
     if status == Status::Healthy {
-        next.push(capture_command(inputs));
+        next.push(match &inputs.pcap {
+            // A capture already ran: look at it, or watch longer while the app misbehaves.
+            Some(p) if p.path != "-" => format!(
+                "tcpdump -nn -r {}   # or open it in Wireshark; --capture-duration 60s watches the app's own traffic",
+                p.path
+            ),
+            _ => capture_command(inputs),
+        });
     }
     next.truncate(2);
 

@@ -52,6 +52,61 @@ pub fn apply(f: &Facts, r: &mut Report) {
     listen_queue(f, r);
     retransmissions(f, r);
     socket_health(f, r);
+    capture_overview(f, r);
+}
+
+/// What each capture saw, in one line: packets, handshakes, DNS, kernel drops. Proof when
+/// everything it saw was answered; context otherwise (the failing rules say what went wrong).
+fn capture_overview(f: &Facts, r: &mut Report) {
+    for c in &f.captures {
+        let flows = c.tcp_flows.len();
+        let answered = c
+            .tcp_flows
+            .iter()
+            .filter(|fl| fl.handshake == "established")
+            .count();
+        let dns_answered = c.dns.iter().filter(|d| d.rcode.is_some()).count();
+        let mut parts = vec![format!(
+            "capture on {}: {} ({})",
+            c.interface,
+            plural(c.packets_captured, "packet", "packets"),
+            if c.snaplen <= 256 {
+                "headers only"
+            } else {
+                "full packets"
+            }
+        )];
+        if flows > 0 {
+            parts.push(format!(
+                "{answered}/{} answered by SYN-ACK",
+                plural(flows as u64, "TCP handshake", "TCP handshakes")
+            ));
+        }
+        if !c.dns.is_empty() {
+            parts.push(format!(
+                "{dns_answered}/{} answered",
+                plural(c.dns.len() as u64, "DNS query", "DNS queries")
+            ));
+        }
+        if !c.icmp_errors.is_empty() {
+            parts.push(plural(
+                c.icmp_errors.iter().map(|e| e.count as u64).sum(),
+                "ICMP error",
+                "ICMP errors",
+            ));
+        }
+        parts.push(format!("kernel drops {}", c.kernel_drops));
+        let text = parts.join(", ");
+        let clean = answered == flows
+            && dns_answered == c.dns.len()
+            && c.icmp_errors.is_empty()
+            && c.kernel_drops == 0;
+        if clean {
+            r.ok(Layer::Transport, text);
+        } else {
+            r.info(Layer::Transport, text);
+        }
+    }
 }
 
 /// When no socket or counter rule fired, what the socket table and counters proved.
