@@ -182,17 +182,9 @@ impl TestNamespace {
 
     /// Run the plugin as a user would: `kubectl netdebug ARGS -n NS`.
     pub fn netdebug(&self, args: &[&str]) -> Run {
-        let mut full = vec!["netdebug"];
-        full.extend_from_slice(args);
+        let mut full = args.to_vec();
         full.extend_from_slice(&["-n", &self.name]);
-        let started = Instant::now();
-        let out = kubectl(&full);
-        Run {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            elapsed: started.elapsed(),
-        }
+        netdebug_raw(&full)
     }
 }
 

@@ -10,20 +10,28 @@ use std::time::Duration;
 use netdebug_e2e::{kubectl, probe_image, TestNamespace};
 use serde_json::Value;
 
-/// A busybox httpd on :8080 (named port `http`) behind Service `web` (port 80 -> `http`).
-const SERVER: &str = r#"
+/// The pod behind Service `web`: labels app=web, declares container port 8080 named `http`,
+/// runs `command` (a YAML list); `extra` is more of the container spec (indented 4).
+fn server_pod(command: &str, extra: &str) -> String {
+    format!(
+        r#"
 apiVersion: v1
 kind: Pod
-metadata: {name: server, labels: {app: web}}
+metadata: {{name: server, labels: {{app: web}}}}
 spec:
   terminationGracePeriodSeconds: 0
   containers:
   - name: web
-    image: {image}
+    image: {{image}}
     imagePullPolicy: IfNotPresent
-    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]
-    ports: [{name: http, containerPort: 8080}]
-"#;
+    command: {command}
+    ports: [{{name: http, containerPort: 8080}}]
+{extra}"#
+    )
+}
+
+/// A busybox httpd on :8080 serving an index page.
+const HTTPD: &str = r#"["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]"#;
 
 const SERVICE: &str = r#"
 apiVersion: v1
@@ -127,7 +135,7 @@ fn cluster_ip(ns: &TestNamespace, svc: &str) -> String {
 /// Server, Service and client, all Ready.
 fn healthy_namespace(tag: &str) -> TestNamespace {
     let ns = TestNamespace::new(tag);
-    ns.apply(SERVER);
+    ns.apply(&server_pod(HTTPD, ""));
     ns.apply(SERVICE);
     ns.apply(CLIENT);
     ns.wait_ready("server");
@@ -213,7 +221,7 @@ fn healthy_service_is_proven_end_to_end() {
 #[ignore = "needs a cluster: run e2e/run.sh"]
 fn source_from_a_deployment_picks_a_ready_pod_and_says_which() {
     let ns = TestNamespace::new("deploy");
-    ns.apply(SERVER);
+    ns.apply(&server_pod(HTTPD, ""));
     ns.apply(SERVICE);
     ns.apply(
         r#"
@@ -335,21 +343,8 @@ spec:
 #[ignore = "needs a cluster: run e2e/run.sh"]
 fn no_listener_is_refused_not_timeout() {
     let ns = TestNamespace::new("nolisten");
-    ns.apply(
-        r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: server, labels: {app: web}}
-spec:
-  terminationGracePeriodSeconds: 0
-  containers:
-  - name: web
-    image: {image}
-    imagePullPolicy: IfNotPresent
-    command: ["sleep", "3600"]
-    ports: [{name: http, containerPort: 8080}]
-"#,
-    );
+    // Declares the port, runs nothing on it.
+    ns.apply(&server_pod(r#"["sleep", "3600"]"#, ""));
     ns.apply(SERVICE);
     ns.apply(CLIENT);
     ns.wait_ready("server");
@@ -372,24 +367,11 @@ spec:
 #[ignore = "needs a cluster: run e2e/run.sh"]
 fn endpoints_not_ready_are_reported_as_such() {
     let ns = TestNamespace::new("notready");
-    ns.apply(
-        r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: server, labels: {app: web}}
-spec:
-  terminationGracePeriodSeconds: 0
-  containers:
-  - name: web
-    image: {image}
-    imagePullPolicy: IfNotPresent
-    command: ["sh", "-c", "mkdir -p /www && exec httpd -f -p 8080 -h /www"]
-    ports: [{name: http, containerPort: 8080}]
-    readinessProbe:
-      exec: {command: ["false"]}
-      periodSeconds: 2
-"#,
-    );
+    // Serves, but its readiness probe never passes.
+    ns.apply(&server_pod(
+        HTTPD,
+        "    readinessProbe:\n      exec: {command: [\"false\"]}\n      periodSeconds: 2\n",
+    ));
     ns.apply(SERVICE);
     ns.apply(CLIENT);
     ns.wait_running("server");
