@@ -1,6 +1,8 @@
 //! Resolution errors: each a complete one-line sentence naming the object, the namespace and
 //! what to do about it. API failures keep the verb and resource of the call that failed.
 
+use crate::error::error_chain;
+
 /// Why SOURCE or DEST could not be turned into something to probe.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
@@ -143,18 +145,4 @@ impl<'a> Call<'a> {
 /// Whether a kube error is an HTTP 404.
 pub(crate) fn is_not_found(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(s) if s.code == 404)
-}
-
-/// `outer: inner: innermost`, without the repeats hyper and tower errors tend to carry.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut parts: Vec<String> = vec![err.to_string()];
-    let mut source = err.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
 }
