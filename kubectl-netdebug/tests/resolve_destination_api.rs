@@ -159,7 +159,8 @@ mod resolve_destination {
         );
         assert_eq!(
             d.dns_names,
-            vec!["payments.shop.svc.cluster.local", "payments"]
+            // The name an app in the namespace uses, then the absolute name.
+            vec!["payments", "payments.shop.svc.cluster.local."]
         );
         let DestinationInfo::Service(info) = &d.info else {
             panic!("not a service")
@@ -538,12 +539,12 @@ mod resolve_destination {
         assert!(f.message.starts_with("svc/billing is ExternalName: billing.shop.svc.cluster.local is a CNAME to billing.example.com"), "{}", f.message);
         assert_eq!(
             d.dns_names,
-            vec!["billing.shop.svc.cluster.local", "billing"]
+            vec!["billing", "billing.shop.svc.cluster.local."]
         );
     }
 
     #[tokio::test]
-    async fn other_namespace_service_has_no_short_name() {
+    async fn other_namespace_service_is_looked_up_as_name_dot_namespace() {
         let svc = service(
             "pay",
             "api",
@@ -560,7 +561,8 @@ mod resolve_destination {
         )
         .await
         .unwrap();
-        assert_eq!(d.dns_names, vec!["api.pay.svc.cluster.local"]);
+        // An app in `shop` reaches it as `api.pay` (the search list completes it).
+        assert_eq!(d.dns_names, vec!["api.pay", "api.pay.svc.cluster.local."]);
     }
 
     #[tokio::test]
