@@ -163,7 +163,10 @@ mod tests {
             deadline: Duration::from_secs(15),
             ..PlanOptions::default()
         };
-        assert!(options.capture.wanted(), "any capture flag implies --capture");
+        assert!(
+            options.capture.wanted(),
+            "any capture flag implies --capture"
+        );
         let plan = build_plan(vec![t], &options);
         let c = plan.capture.clone().unwrap();
         assert_eq!(c.filter.as_deref(), Some("tcp port 80"));

@@ -240,7 +240,10 @@ mod tests {
         );
         let b = serde_json::to_value(Profile::Baseline.security_context()).unwrap();
         assert_eq!(b["runAsUser"], 0);
-        assert!(b["capabilities"].get("add").is_none(), "baseline forbids adding");
+        assert!(
+            b["capabilities"].get("add").is_none(),
+            "baseline forbids adding"
+        );
         let dropped = b["capabilities"]["drop"].as_array().unwrap();
         assert!(dropped.iter().all(|c| c != "NET_RAW"), "{dropped:?}");
         assert!(dropped.iter().any(|c| c == "SETUID"), "{dropped:?}");

@@ -118,7 +118,11 @@ pub fn closest<'a>(
             shared_keys: selector.keys().filter(|k| labels.contains_key(*k)).count(),
             value_distance: selector
                 .iter()
-                .filter_map(|(k, v)| labels.get(k).map(|have| strsim::damerau_levenshtein(v, have)))
+                .filter_map(|(k, v)| {
+                    labels
+                        .get(k)
+                        .map(|have| strsim::damerau_levenshtein(v, have))
+                })
                 .sum(),
         })
         .filter(|c| c.shared_keys > 0)
