@@ -27,7 +27,8 @@
 //! ```
 //!
 //! Modules: [`netns`] (namespaces, commands inside them, sysctls, iptables, `ss` counts),
-//! [`link`] (veth pairs, bridges), [`servers`] (TCP servers and clients via the `ndt-sock`
+//! [`link`] (veth pairs, bridges), [`pair`] (the common client + server namespaces joined by
+//! one veth pair), [`servers`] (TCP servers and clients via the `ndt-sock`
 //! helper binary, dnsmasq), [`tcpdump`] (capture as an oracle), [`probe`] (running the probe
 //! and picking evidence out of its stream), [`cmd`] (bounded command execution), [`require`]
 //! (root and tool checks).
@@ -35,6 +36,7 @@
 pub mod cmd;
 pub mod link;
 pub mod netns;
+pub mod pair;
 pub mod probe;
 pub mod require;
 pub mod servers;
@@ -43,9 +45,10 @@ pub mod tcpdump;
 pub use cmd::{run_with_timeout, try_run, CmdOutput, DEFAULT_TIMEOUT};
 pub use link::{Bridge, Iface, Link, VethPair};
 pub use netns::{Netns, Process};
+pub use pair::ClientServer;
 pub use probe::{
-    decode_run, plan, probe_path, resolv_conf, run_probe, run_probe_args, run_probe_command,
-    run_probe_unprivileged, tcp_target, EvidenceKind, ProbeRun,
+    decode_run, json_plan, plan, probe_path, resolv_conf, run_probe, run_probe_args,
+    run_probe_command, run_probe_unprivileged, tcp_target, EvidenceKind, ProbeRun,
 };
 pub use require::{require_root, require_tools};
 pub use servers::{

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, Once};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::cmd::{describe, run_with_timeout, try_run, CmdOutput, DEFAULT_TIMEOUT};
+use crate::cmd::{describe, drain, run_with_timeout, try_run, CmdOutput, Drain, DEFAULT_TIMEOUT};
 use crate::require::require_root;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -186,6 +186,33 @@ impl Netns {
         self.exec(&argv);
     }
 
+    /// `iptables -A INPUT -p tcp --dport PORT -j REJECT --reject-with WITH`: connects to the
+    /// port from outside are answered by `with` (`tcp-reset`, `icmp-port-unreachable`,
+    /// `icmp-admin-prohibited`...).
+    #[track_caller]
+    pub fn reject_tcp_port(&self, port: u16, with: &str) {
+        let port = port.to_string();
+        self.iptables(&[
+            "-A",
+            "INPUT",
+            "-p",
+            "tcp",
+            "--dport",
+            &port,
+            "-j",
+            "REJECT",
+            "--reject-with",
+            with,
+        ]);
+    }
+
+    /// `iptables -A INPUT -p tcp --dport PORT -j DROP`: connects to the port time out.
+    #[track_caller]
+    pub fn drop_tcp_port(&self, port: u16) {
+        let port = port.to_string();
+        self.iptables(&["-A", "INPUT", "-p", "tcp", "--dport", &port, "-j", "DROP"]);
+    }
+
     /// Same as [`Netns::iptables`] for IPv6.
     #[track_caller]
     pub fn ip6tables(&self, args: &[&str]) {
@@ -221,6 +248,71 @@ impl Netns {
         self.adopt(child, describe(&cmd))
     }
 
+    /// Starts `argv` in the namespace with the given stdin and stdout and its stderr
+    /// collected in the background; panics if it cannot start.
+    #[track_caller]
+    pub(crate) fn start(&self, argv: &[&str], stdin: Stdio, stdout: Stdio) -> Started {
+        let mut cmd = self.command(argv);
+        cmd.stdin(stdin).stdout(stdout).stderr(Stdio::piped());
+        let command = describe(&cmd);
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start `{command}`: {e}"));
+        let stderr = drain(child.stderr.take().expect("piped stderr"));
+        Started {
+            child,
+            command,
+            stderr,
+        }
+    }
+
+    /// Starts `argv` in the namespace (stdin and stdout closed, stderr collected) and polls
+    /// `ready` with what it has written to stderr so far until it holds. Panics with that
+    /// stderr if the program exits first or is not ready within 10 s (then it is killed); in
+    /// the panic message it is said to have failed to `what`, e.g. "bind 10.199.1.1:53". The
+    /// caller owns the returned child (see [`Netns::adopt`]).
+    #[track_caller]
+    pub(crate) fn spawn_until_ready(
+        &self,
+        argv: &[&str],
+        what: &str,
+        mut ready: impl FnMut(&Drain) -> bool,
+    ) -> Started {
+        let Started {
+            mut child,
+            command,
+            stderr,
+        } = self.start(argv, Stdio::null(), Stdio::null());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                stderr.finish(Duration::from_secs(1));
+                panic!(
+                    "`{command}` in {} exited ({status}): {}",
+                    self.name,
+                    stderr.text()
+                );
+            }
+            if ready(&stderr) {
+                return Started {
+                    child,
+                    command,
+                    stderr,
+                };
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "`{command}` in {} did not {what} within 10 s: {}",
+                    self.name,
+                    stderr.text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Takes ownership of a child started in this namespace so it is killed on drop.
     pub fn adopt(&self, child: Child, command: String) -> Process {
         let process = Process {
@@ -249,6 +341,15 @@ impl Netns {
     pub fn pids(&self) -> Vec<u32> {
         namespace_pids(&self.name)
     }
+}
+
+/// A program started in a namespace by [`Netns::start`] or [`Netns::spawn_until_ready`].
+pub(crate) struct Started {
+    pub child: Child,
+    /// Its command line, for messages.
+    pub command: String,
+    /// Its stderr, still being collected.
+    pub stderr: Drain,
 }
 
 impl Drop for Netns {

@@ -61,6 +61,14 @@ pub fn plan(checks: &[CheckKind], targets: Vec<Target>) -> Plan {
     plan
 }
 
+/// A plan written as JSON the way the client sends it (protocol defaults for what it leaves
+/// out), e.g. `json_plan(json!({"v": 1, "checks": ["tcp"], "connect_timeout_ms": 800}))`.
+/// Panics with the JSON when it is not a valid plan.
+#[track_caller]
+pub fn json_plan(plan: serde_json::Value) -> Plan {
+    serde_json::from_value(plan.clone()).unwrap_or_else(|e| panic!("not a valid plan: {e}\n{plan}"))
+}
+
 /// One finished probe run: every decoded event in order, plus the raw output.
 #[derive(Debug, Clone)]
 pub struct ProbeRun {
@@ -276,14 +284,22 @@ impl ProbeRun {
             })
     }
 
-    /// The `skipped` events of `check`.
-    pub fn skipped(&self, check: CheckKind) -> Vec<&Skipped> {
+    /// Every `skipped` event, whatever its check.
+    pub fn all_skipped(&self) -> Vec<&Skipped> {
         self.events
             .iter()
             .filter_map(|e| match &e.event {
-                Event::Skipped(s) if s.check == check => Some(s),
+                Event::Skipped(s) => Some(s),
                 _ => None,
             })
+            .collect()
+    }
+
+    /// The `skipped` events of `check`.
+    pub fn skipped(&self, check: CheckKind) -> Vec<&Skipped> {
+        self.all_skipped()
+            .into_iter()
+            .filter(|s| s.check == check)
             .collect()
     }
 

@@ -4,10 +4,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::cmd::{describe, drain, Drain};
-use crate::netns::{read_ready_line, Netns, Process};
+use crate::cmd::Drain;
+use crate::netns::{read_ready_line, Netns, Process, Started};
 
 /// How long a helper may take to report `ready` (50,000 connections take a few seconds).
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -126,15 +126,11 @@ impl Netns {
     /// program's stderr if it exits or stays silent for `timeout`.
     #[track_caller]
     pub fn spawn_ready(&self, argv: &[&str], timeout: Duration) -> (Process, String) {
-        let mut cmd = self.command(argv);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let command = describe(&cmd);
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{command}`: {e}"));
-        let stderr = drain(child.stderr.take().expect("piped stderr"));
+        let Started {
+            mut child,
+            command,
+            stderr,
+        } = self.start(argv, Stdio::piped(), Stdio::piped());
         match read_ready_line(&mut child, timeout) {
             Ok(line) => (self.adopt(child, command), line),
             Err(why) => {
@@ -209,7 +205,28 @@ impl Netns {
     /// upstream. Returns once port 53 is bound.
     #[track_caller]
     pub fn spawn_dnsmasq(&self, listen: IpAddr, records: &[(&str, &str)]) -> Dnsmasq {
-        let mut argv: Vec<String> = [
+        // Every name not given as a record is local and therefore NXDOMAIN.
+        let mut options = vec!["--local=/#/".to_string()];
+        for (name, ip) in records {
+            assert!(
+                ip.parse::<IpAddr>().is_ok(),
+                "dnsmasq record {name}: `{ip}` is not an IP address"
+            );
+            options.push(format!("--host-record={name},{ip}"));
+        }
+        let options: Vec<&str> = options.iter().map(String::as_str).collect();
+        self.spawn_dnsmasq_with(listen, &options)
+    }
+
+    /// dnsmasq listening on `listen` port 53 (UDP and TCP) with no configuration of its own
+    /// (no config file, resolv.conf or hosts file; queries logged, to [`Dnsmasq::log`]) plus
+    /// the raw dnsmasq `options` given, e.g. `["--local=/corp.test/", "--server=10.199.1.6"]`.
+    /// Without options it has no data and no upstream: it answers REFUSED. Returns once port
+    /// 53 is bound for both UDP and TCP.
+    #[track_caller]
+    pub fn spawn_dnsmasq_with(&self, listen: IpAddr, options: &[&str]) -> Dnsmasq {
+        let listen_opt = format!("--listen-address={listen}");
+        let mut argv = vec![
             "dnsmasq",
             "--keep-in-foreground",
             "--conf-file=/dev/null",
@@ -220,68 +237,31 @@ impl Netns {
             "--pid-file=",
             "--log-facility=-",
             "--log-queries",
-            // Every name not given as a record is local and therefore NXDOMAIN.
-            "--local=/#/",
-        ]
-        .into_iter()
-        .map(String::from)
-        .collect();
-        argv.push(format!("--listen-address={listen}"));
-        for (name, ip) in records {
-            assert!(
-                ip.parse::<IpAddr>().is_ok(),
-                "dnsmasq record {name}: `{ip}` is not an IP address"
-            );
-            argv.push(format!("--host-record={name},{ip}"));
-        }
-        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let mut cmd = self.command(&argv);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let command = describe(&cmd);
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{command}`: {e}"));
-        let log = drain(child.stderr.take().expect("piped stderr"));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                log.finish(Duration::from_secs(1));
-                panic!(
-                    "dnsmasq in {} exited ({status}): {}",
-                    self.name(),
-                    log.text()
-                );
-            }
-            if udp_port_bound(self, listen, 53) {
-                break;
-            }
-            if Instant::now() >= deadline {
-                kill_and_reap(&mut child);
-                panic!(
-                    "dnsmasq in {} did not bind {listen}:53 within 10 s: {}",
-                    self.name(),
-                    log.text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+            &listen_opt,
+        ];
+        argv.extend_from_slice(options);
+        let port = SocketAddr::new(listen, 53);
+        let started = self.spawn_until_ready(&argv, &format!("bind {port}"), |_| {
+            self.is_listening("udp", port) && self.is_listening("tcp", port)
+        });
         Dnsmasq {
             addr: listen,
-            process: self.adopt(child, command),
-            log,
+            process: self.adopt(started.child, started.command),
+            log: started.stderr,
         }
     }
-}
 
-fn udp_port_bound(ns: &Netns, ip: IpAddr, port: u16) -> bool {
-    let want = SocketAddr::new(ip, port).to_string();
-    let out = ns.try_exec(&["ss", "-H", "-lun"]);
-    out.stdout
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(3))
-        .any(|local| local == want || local.replace('%', "") == want)
+    /// Whether a socket of `proto` (`tcp` or `udp`) is bound to `addr` in the namespace and,
+    /// for TCP, listening (`ss -H -l`).
+    pub fn is_listening(&self, proto: &str, addr: SocketAddr) -> bool {
+        let flag = if proto == "udp" { "-lun" } else { "-ltn" };
+        let want = addr.to_string();
+        let out = self.try_exec(&["ss", "-H", flag]);
+        out.stdout
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(3))
+            .any(|local| local == want || local.replace('%', "") == want)
+    }
 }
 
 fn kill_and_reap(child: &mut Child) {

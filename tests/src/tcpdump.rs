@@ -1,10 +1,10 @@
 //! tcpdump as an oracle: capture in a namespace while the probe runs, then read the packets
 //! back with `tcpdump -nn -r`.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use crate::cmd::{describe, drain, run_with_timeout, try_run, Drain, DEFAULT_TIMEOUT};
+use crate::cmd::{run_with_timeout, try_run, Drain, DEFAULT_TIMEOUT};
 use crate::netns::Netns;
 
 /// A running tcpdump writing a pcap file. Stop it with [`Tcpdump::stop`]; dropping it kills
@@ -58,36 +58,14 @@ impl Netns {
             &path,
         ];
         argv.extend(filter.split_whitespace());
-        let mut cmd = self.command(&argv);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let command = describe(&cmd);
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{command}`: {e}"));
-        let stderr = drain(child.stderr.take().expect("piped stderr"));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !stderr.text().contains("listening on") {
-            if let Ok(Some(status)) = child.try_wait() {
-                stderr.finish(Duration::from_secs(1));
-                panic!("`{command}` exited ({status}): {}", stderr.text());
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "`{command}` did not start listening within 10 s: {}",
-                    stderr.text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let started = self.spawn_until_ready(&argv, "start listening", |stderr| {
+            stderr.text().contains("listening on")
+        });
         Tcpdump {
-            child: Some(child),
+            child: Some(started.child),
             file: Some(file),
-            stderr,
-            command,
+            stderr: started.stderr,
+            command: started.command,
         }
     }
 }

@@ -9,60 +9,33 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use netdebug_scenarios::{probe_path, run_probe, Dnsmasq, Link, Netns, ProbeRun, TcpServer};
-use protocol::{CaptureSummary, CheckKind, CheckStatus, Event, Plan, TcpFlow};
+use netdebug_scenarios::pair::{CLI, CLI6, CLI_DEV, SRV, SRV6};
+use netdebug_scenarios::{probe_path, ClientServer, ProbeRun};
+use protocol::{CaptureSummary, CheckKind, CheckStatus, Event, TcpFlow};
 use serde_json::{json, Value};
 
-const SRV: &str = "10.199.1.1";
 /// A second server address whose DNS queries iptables drops.
 const SRV_SILENT: &str = "10.199.1.3";
-const CLI: &str = "10.199.1.2";
-const SRV6: &str = "fd00:199::1";
-const CLI6: &str = "fd00:199::2";
-/// The client's end of the veth pair.
-const CLI_DEV: &str = "c0";
 
 #[test]
 fn flows_and_pcap_match_the_traffic() {
-    let mut lab = Lab::new();
+    let lab = capture_lab();
     lab.listen(8080);
     // 8081: nothing listens (the kernel resets); 8082: REJECT tcp-reset; 8083: DROP;
     // 8084: REJECT with an ICMP port unreachable.
-    lab.srv.iptables(&[
-        "-A",
-        "INPUT",
-        "-p",
-        "tcp",
-        "--dport",
-        "8082",
-        "-j",
-        "REJECT",
-        "--reject-with",
-        "tcp-reset",
-    ]);
-    lab.srv
-        .iptables(&["-A", "INPUT", "-p", "tcp", "--dport", "8083", "-j", "DROP"]);
-    lab.srv.iptables(&[
-        "-A",
-        "INPUT",
-        "-p",
-        "tcp",
-        "--dport",
-        "8084",
-        "-j",
-        "REJECT",
-        "--reject-with",
-        "icmp-port-unreachable",
-    ]);
+    lab.srv.reject_tcp_port(8082, "tcp-reset");
+    lab.srv.drop_tcp_port(8083);
+    lab.srv.reject_tcp_port(8084, "icmp-port-unreachable");
     lab.srv.iptables(&[
         "-A", "INPUT", "-d", SRV_SILENT, "-p", "udp", "--dport", "53", "-j", "DROP",
     ]);
     // Names without a record are NXDOMAIN.
-    lab.dnsmasq(&[("capture.test", SRV)]);
+    lab.srv
+        .spawn_dnsmasq(SRV.parse().unwrap(), &[("capture.test", SRV)]);
     // The silent nameserver first: its query goes unanswered, then dnsmasq answers.
     let resolv = lab.write(
         "resolv.conf",
@@ -179,12 +152,14 @@ fn flows_and_pcap_match_the_traffic() {
     );
 
     // The same packets, as tcpdump reads them from the probe's pcap.
-    let pcap = lab.path("probe.pcap");
+    let pcap = lab.file("probe.pcap");
     write_pcap(&run, &pcap);
     let lines = tcpdump_read(&pcap, None);
     assert_eq!(lines.len() as u64, summary.packets_captured);
     let count = |needle: &str| lines.iter().filter(|l| l.contains(needle)).count();
     // On the client's veth each packet is seen once (out or in).
+    // Some packet line contains both `a` and `b`.
+    let has_line = |a: &str, b: &str| lines.iter().any(|l| l.contains(a) && l.contains(b));
     let syns_to = |port: u16| count(&format!("> {SRV}.{port}: Flags [S],"));
     assert_eq!(syns_to(8083) as u32, dropped.syn_count, "{lines:#?}");
     assert_eq!(
@@ -199,13 +174,9 @@ fn flows_and_pcap_match_the_traffic() {
             1,
             "one RST from {port}"
         );
-        assert!(lines
-            .iter()
-            .any(|l| l.contains(&format!("IP {SRV}.{port} > ")) && l.contains("Flags [R.]")));
+        assert!(has_line(&format!("IP {SRV}.{port} > "), "Flags [R.]"));
     }
-    assert!(lines
-        .iter()
-        .any(|l| l.contains(&format!("IP {SRV}.8080 > ")) && l.contains("Flags [S.]")));
+    assert!(has_line(&format!("IP {SRV}.8080 > "), "Flags [S.]"));
     assert_eq!(
         count(&format!("IP6 {SRV6}.8085 > {CLI6}.")),
         1,
@@ -219,12 +190,8 @@ fn flows_and_pcap_match_the_traffic() {
         .filter(|l| l.contains(&format!("> {SRV_SILENT}.53: ")) && l.contains("A? capture.test."))
         .count();
     assert_eq!(silent_queries, silent.queries.unwrap() as usize);
-    assert!(lines
-        .iter()
-        .any(|l| l.contains(&format!("IP {SRV}.53 > ")) && l.contains("A 10.199.1.1")));
-    assert!(lines
-        .iter()
-        .any(|l| l.contains(&format!("IP {SRV}.53 > ")) && l.contains("NXDomain")));
+    assert!(has_line(&format!("IP {SRV}.53 > "), "A 10.199.1.1"));
+    assert!(has_line(&format!("IP {SRV}.53 > "), "NXDomain"));
     // tcpdump applies the flow's own filter to the file and finds every packet of it.
     let flow_lines = tcpdump_read(&pcap, Some(&format!("tcp port {}", dropped.client.port())));
     assert_eq!(flow_lines.len() as u64, dropped.packets);
@@ -232,9 +199,10 @@ fn flows_and_pcap_match_the_traffic() {
 
 #[test]
 fn a_name_target_is_resolved_while_capturing() {
-    let mut lab = Lab::new();
+    let lab = capture_lab();
     lab.listen(8080);
-    lab.dnsmasq(&[("web.capture.test", SRV)]);
+    lab.srv
+        .spawn_dnsmasq(SRV.parse().unwrap(), &[("web.capture.test", SRV)]);
     let resolv = lab.write("resolv.conf", &format!("nameserver {SRV}\n"));
     let plan = json!({
         "v": 1,
@@ -265,7 +233,7 @@ fn a_name_target_is_resolved_while_capturing() {
     );
     assert_eq!(summary.tcp_flows.len(), 1, "{:#?}", summary.tcp_flows);
     assert_eq!(summary.tcp_flows[0].handshake, "established");
-    let pcap = lab.path("name.pcap");
+    let pcap = lab.file("name.pcap");
     write_pcap(&run, &pcap);
     let lines = tcpdump_read(&pcap, None);
     assert!(
@@ -282,7 +250,7 @@ fn a_name_target_is_resolved_while_capturing() {
 
 #[test]
 fn too_many_targets_fall_back_to_their_ports_and_say_so() {
-    let mut lab = Lab::new();
+    let lab = capture_lab();
     lab.listen(8080);
     // One real target and 1000 route-only ones: a filter naming each address would be far
     // longer than the kernel's 4096 instructions.
@@ -323,7 +291,7 @@ fn too_many_targets_fall_back_to_their_ports_and_say_so() {
 
 #[test]
 fn user_filter_on_one_interface_with_full_packets() {
-    let mut lab = Lab::new();
+    let lab = capture_lab();
     lab.listen(8080);
     let targets: Vec<Value> = [8080, 8081]
         .iter()
@@ -349,7 +317,7 @@ fn user_filter_on_one_interface_with_full_packets() {
     );
     assert_eq!(summary.tcp_flows[0].handshake, "established");
 
-    let pcap = lab.path("user.pcap");
+    let pcap = lab.file("user.pcap");
     write_pcap(&run, &pcap);
     let lines = tcpdump_read(&pcap, None);
     assert_eq!(lines.len() as u64, summary.packets_captured);
@@ -362,10 +330,11 @@ fn user_filter_on_one_interface_with_full_packets() {
 
 #[test]
 fn headers_only_by_default() {
-    let mut lab = Lab::new();
+    let lab = capture_lab();
     // A long name makes the DNS packets longer than 128 bytes.
     let long = format!("{}.capture.test.", "a".repeat(60));
-    lab.dnsmasq(&[(long.trim_end_matches('.'), SRV)]);
+    lab.srv
+        .spawn_dnsmasq(SRV.parse().unwrap(), &[(long.trim_end_matches('.'), SRV)]);
     let resolv = lab.write("resolv.conf", &format!("nameserver {SRV}\n"));
     let plan = json!({
         "v": 1,
@@ -377,7 +346,7 @@ fn headers_only_by_default() {
     let run = lab.probe(plan);
     let summary = summary(&run);
     assert_eq!(summary.snaplen, 128);
-    let pcap = lab.path("snap.pcap");
+    let pcap = lab.file("snap.pcap");
     write_pcap(&run, &pcap);
     let records = pcap_records(&pcap);
     assert!(!records.is_empty());
@@ -405,32 +374,35 @@ fn headers_only_by_default() {
 
 #[test]
 fn a_filter_that_does_not_compile_names_the_column() {
-    let lab = Lab::new();
-    let plan = json!({
-        "v": 1, "checks": ["capture"], "deadline_ms": 3000,
-        "capture": {"filter": "tcp port http", "max_duration_ms": 1000, "max_packets": 10, "max_bytes": 10000},
-    });
-    let run = lab.probe(plan);
-    let finished = run.finished(CheckKind::Capture);
-    assert_eq!(finished.status, CheckStatus::Error);
+    let lab = capture_lab();
+    let (run, error) = failed_capture(&lab, json!({"filter": "tcp port http"}));
     assert_eq!(
-        finished.error.as_deref(),
-        Some("filter: expected a port number, found `http` at column 10")
+        error,
+        "filter: expected a port number, found `http` at column 10"
     );
     assert!(pcap_chunks(&run).is_empty());
 }
 
+/// A capture-only run with small limits plus `options`: the check must end in error, whose
+/// message is returned with the run.
+fn failed_capture(lab: &ClientServer, options: Value) -> (ProbeRun, String) {
+    let mut capture = json!({"max_duration_ms": 1000, "max_packets": 10, "max_bytes": 10000});
+    for (k, v) in options.as_object().expect("capture options") {
+        capture[k] = v.clone();
+    }
+    let run = lab.probe(json!({
+        "v": 1, "checks": ["capture"], "deadline_ms": 3000, "capture": capture,
+    }));
+    let finished = run.finished(CheckKind::Capture);
+    assert_eq!(finished.status, CheckStatus::Error, "{finished:?}");
+    let error = finished.error.clone().unwrap_or_default();
+    (run, error)
+}
+
 #[test]
 fn an_interface_that_does_not_exist_is_named() {
-    let lab = Lab::new();
-    let plan = json!({
-        "v": 1, "checks": ["capture"], "deadline_ms": 3000,
-        "capture": {"interface": "ndt-nosuch0", "max_duration_ms": 1000, "max_packets": 10, "max_bytes": 10000},
-    });
-    let run = lab.probe(plan);
-    let finished = run.finished(CheckKind::Capture);
-    assert_eq!(finished.status, CheckStatus::Error);
-    let error = finished.error.as_deref().unwrap_or_default();
+    let lab = capture_lab();
+    let (_, error) = failed_capture(&lab, json!({"interface": "ndt-nosuch0"}));
     assert!(error.contains("`ndt-nosuch0` does not exist"), "{error}");
     // The kernel agrees.
     assert!(!lab
@@ -483,67 +455,12 @@ fn zero_and_absurd_limits_are_refused_before_anything_runs() {
 
 // ---- helpers -------------------------------------------------------------------------------
 
-/// A client and a server namespace joined by a veth pair (SRV and SRV_SILENT on the server
-/// side, CLI on the client side), and a temp dir for files the probe reads.
-struct Lab {
-    cli: Netns,
-    srv: Netns,
-    dir: tempfile::TempDir,
-    servers: Vec<TcpServer>,
-    dns: Vec<Dnsmasq>,
-}
-
-impl Lab {
-    fn new() -> Lab {
-        let cli = Netns::new("capcli");
-        let srv = Netns::new("capsrv");
-        Link::veth_pair(
-            &cli,
-            CLI_DEV,
-            &format!("{CLI}/24"),
-            &srv,
-            "s0",
-            &format!("{SRV}/24"),
-        );
-        srv.add_addr("s0", &format!("{SRV_SILENT}/24"));
-        srv.add_addr("s0", &format!("{SRV6}/64"));
-        cli.add_addr(CLI_DEV, &format!("{CLI6}/64"));
-        Lab {
-            cli,
-            srv,
-            dir: tempfile::tempdir().expect("temp dir"),
-            servers: Vec::new(),
-            dns: Vec::new(),
-        }
-    }
-
-    fn listen(&mut self, port: u16) {
-        let addr = format!("{SRV}:{port}").parse().unwrap();
-        self.servers.push(self.srv.spawn_tcp_server(addr));
-    }
-
-    fn dnsmasq(&mut self, records: &[(&str, &str)]) {
-        let server = self.srv.spawn_dnsmasq(SRV.parse().unwrap(), records);
-        self.dns.push(server);
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Run the probe in the client namespace; it must exit 0 with a complete stream.
-    fn probe(&self, plan: Value) -> ProbeRun {
-        let plan: Plan = serde_json::from_value(plan).expect("a valid plan");
-        let run = run_probe(&self.cli, &plan);
-        run.assert_ok();
-        run
-    }
+/// The client and server pair (IPv4 and IPv6), with SRV_SILENT on the server side too.
+fn capture_lab() -> ClientServer {
+    let lab = ClientServer::new("cap");
+    lab.add_srv_addr(SRV_SILENT);
+    lab.enable_v6();
+    lab
 }
 
 fn summary(run: &ProbeRun) -> CaptureSummary {

@@ -3,18 +3,22 @@
 //! the order of candidates. Needs root: `cargo build -p probe && cargo test -p
 //! netdebug-scenarios --test dns`.
 
-mod dnstcp_lab;
-
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 
-use dnstcp_lab::{Lab, SRV, SRV6};
+use netdebug_scenarios::pair::{SRV, SRV6};
+use netdebug_scenarios::{ClientServer as Lab, Dnsmasq};
 use protocol::{DnsConfigEvidence, DnsLookupEvidence, DnsOutcome, DnsQuery, Evidence};
 use serde_json::json;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("IP address literal")
+}
 
 /// A dnsmasq that knows web.corp.test (A and AAAA), says NXDOMAIN for anything else in
 /// corp.test and, with `--address=/#/`, for every other name too.
 fn lab_with_dnsmasq(extra: &[&str]) -> Lab {
-    let mut lab = Lab::new();
+    let lab = Lab::new("dns");
     let mut args = vec![
         "--local=/corp.test/",
         "--address=/#/",
@@ -22,7 +26,7 @@ fn lab_with_dnsmasq(extra: &[&str]) -> Lab {
         "--host-record=dns.corp.test,10.199.1.1",
     ];
     args.extend_from_slice(extra);
-    lab.dnsmasq(SRV, &args);
+    lab.srv.spawn_dnsmasq_with(ip(SRV), &args);
     lab
 }
 
@@ -65,13 +69,13 @@ fn probe_dns(
     }
     let mut config = None;
     let mut lookups = Vec::new();
-    for data in lab.probe(&plan) {
-        match serde_json::from_value::<Evidence>(data).expect("typed evidence") {
+    for evidence in lab.probe(plan).all_evidence() {
+        match evidence {
             Evidence::DnsConfig(c) => {
                 assert!(config.is_none(), "dns_config is emitted once");
-                config = Some(c);
+                config = Some(c.clone());
             }
-            Evidence::DnsLookup(l) => lookups.push(l),
+            Evidence::DnsLookup(l) => lookups.push(l.clone()),
             other => panic!("unexpected evidence from the dns check: {other:?}"),
         }
     }
@@ -97,8 +101,7 @@ fn dig(lab: &Lab, server: &str, name: &str, qtype: &str, extra: &[&str]) -> Dig 
     let at = format!("@{server}");
     let mut args = vec!["dig", "+noedns", "+tries=1", "+time=2", &at, name, qtype];
     args.extend_from_slice(extra);
-    let out = lab.in_cli_any(&args);
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let text = lab.cli.try_exec(&args).stdout;
     let status = text
         .lines()
         .find_map(|l| l.split("status: ").nth(1))
@@ -168,6 +171,14 @@ fn response(q: &DnsQuery) -> (&str, Records, bool) {
         ),
         other => panic!("expected a response for {q:?}, got {other:?}"),
     }
+}
+
+/// (nameserver, rcode) of every query, in order.
+fn servers_and_rcodes(l: &DnsLookupEvidence) -> Vec<(String, &str)> {
+    l.queries
+        .iter()
+        .map(|q| (q.nameserver.to_string(), response(q).0))
+        .collect()
 }
 
 /// Every query's rcode and answers equal what dig gets for the same question.
@@ -308,7 +319,8 @@ fn dead_nameservers_refused_then_silent_then_answer() {
     // .5: an address whose packets are dropped.
     lab.add_srv_addr("10.199.1.3");
     lab.add_srv_addr("10.199.1.5");
-    lab.in_srv(&["iptables", "-A", "INPUT", "-d", "10.199.1.5", "-j", "DROP"]);
+    lab.srv
+        .iptables(&["-A", "INPUT", "-d", "10.199.1.5", "-j", "DROP"]);
     let conf = "nameserver 10.199.1.3\nnameserver 10.199.1.5\nnameserver 10.199.1.1\n\
                 options timeout:1 attempts:1\n";
     let run = probe_dns(&lab, conf, &["web.corp.test."], json!({}));
@@ -352,10 +364,9 @@ fn dead_nameservers_refused_then_silent_then_answer() {
 
 #[test]
 fn plan_timeout_and_deadline_bound_a_silent_nameserver() {
-    let lab = Lab::new();
-    lab.in_srv(&[
-        "iptables", "-A", "INPUT", "-p", "udp", "--dport", "53", "-j", "DROP",
-    ]);
+    let lab = Lab::new("dnsdrop");
+    lab.srv
+        .iptables(&["-A", "INPUT", "-p", "udp", "--dport", "53", "-j", "DROP"]);
     let conf = "nameserver 10.199.1.1\noptions timeout:5 attempts:2\n";
     // The plan's per-query timeout caps resolv.conf's 5 s.
     let run = probe_dns(
@@ -396,14 +407,14 @@ fn plan_timeout_and_deadline_bound_a_silent_nameserver() {
 
 #[test]
 fn truncated_udp_answer_is_asked_again_over_tcp() {
-    let lab0 = Lab::new();
+    let lab = Lab::new("dnstc");
     let hosts: String = (1..=40)
         .map(|i| format!("10.199.61.{i} big.corp.test\n"))
         .collect();
-    let hosts_path = lab0.write("hosts", &hosts);
-    let mut lab = lab0;
+    let hosts_path = lab.write("hosts", &hosts);
     let addn = format!("--addn-hosts={}", hosts_path.display());
-    lab.dnsmasq(SRV, &["--local=/corp.test/", "--address=/#/", &addn]);
+    lab.srv
+        .spawn_dnsmasq_with(ip(SRV), &["--local=/corp.test/", "--address=/#/", &addn]);
 
     // Oracle: 40 A records do not fit in 512 bytes; dig over UDP sees TC.
     let udp = dig(&lab, SRV, "big.corp.test.", "A", &["+notcp", "+ignore"]);
@@ -428,9 +439,9 @@ fn truncated_udp_answer_is_asked_again_over_tcp() {
 
 #[test]
 fn refused_everywhere_ends_the_search_list_then_tries_as_is() {
-    let mut lab = Lab::new();
+    let lab = Lab::new("dnsref");
     // A dnsmasq without any data or upstream refuses every query.
-    lab.dnsmasq(SRV, &[]);
+    lab.srv.spawn_dnsmasq_with(ip(SRV), &[]);
     let d = dig(&lab, SRV, "web.corp.test.", "A", &[]);
     assert_eq!(d.status, "REFUSED", "{}", d.text);
 
@@ -453,9 +464,9 @@ fn refused_everywhere_ends_the_search_list_then_tries_as_is() {
 
 #[test]
 fn server_rejection_moves_on_to_the_next_nameserver() {
-    let mut lab = lab_with_dnsmasq(&[]);
+    let lab = lab_with_dnsmasq(&[]);
     lab.add_srv_addr("10.199.1.4");
-    lab.dnsmasq("10.199.1.4", &[]);
+    lab.srv.spawn_dnsmasq_with(ip("10.199.1.4"), &[]);
     let conf = "nameserver 10.199.1.4\nnameserver 10.199.1.1\n";
     let run = probe_dns(
         &lab,
@@ -464,13 +475,8 @@ fn server_rejection_moves_on_to_the_next_nameserver() {
         json!({"dns": {"aaaa": false}}),
     );
     let l = run.lookup("web.corp.test.");
-    let seen: Vec<(String, &str)> = l
-        .queries
-        .iter()
-        .map(|q| (q.nameserver.to_string(), response(q).0))
-        .collect();
     assert_eq!(
-        seen,
+        servers_and_rcodes(l),
         [
             ("10.199.1.4:53".to_string(), "REFUSED"),
             ("10.199.1.1:53".to_string(), "NOERROR")
@@ -493,7 +499,7 @@ fn plan_tcp_sends_every_query_over_tcp() {
 
 #[test]
 fn no_nameserver_line_means_loopback_and_says_so() {
-    let lab = Lab::new();
+    let lab = Lab::new("dnslo");
     let run = probe_dns(&lab, "search corp.test\n", &["web.corp.test."], json!({}));
     assert!(run.config.nameservers_defaulted);
     assert_eq!(
@@ -515,17 +521,13 @@ fn no_nameserver_line_means_loopback_and_says_so() {
 
 #[test]
 fn target_host_names_are_looked_up_once_and_reused_by_tcp() {
-    let mut lab = Lab::new();
-    let log = lab.file("dnsmasq.log");
-    let log_opt = format!("--log-facility={}", log.display());
-    lab.dnsmasq(
-        SRV,
+    let lab = Lab::new("dnsonce");
+    let dnsmasq = lab.srv.spawn_dnsmasq_with(
+        ip(SRV),
         &[
             "--local=/corp.test/",
             "--address=/#/",
             "--host-record=dns.corp.test,10.199.1.1",
-            "--log-queries",
-            &log_opt,
         ],
     );
     let path = lab.write("resolv.conf", K8S_LIKE);
@@ -536,11 +538,8 @@ fn target_host_names_are_looked_up_once_and_reused_by_tcp() {
         "targets": [{"label": "dns", "host": "dns", "port": 53}],
         "dns": {"resolv_conf": path.to_str().unwrap(), "aaaa": false},
     });
-    let evidence: Vec<Evidence> = lab
-        .probe(&plan)
-        .into_iter()
-        .map(|d| serde_json::from_value(d).unwrap())
-        .collect();
+    let run = lab.probe(plan);
+    let evidence: Vec<&Evidence> = run.all_evidence().collect();
     let lookups: Vec<&DnsLookupEvidence> = evidence
         .iter()
         .filter_map(|e| match e {
@@ -569,7 +568,7 @@ fn target_host_names_are_looked_up_once_and_reused_by_tcp() {
     let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
     let text = loop {
         // dnsmasq logs asynchronously: wait for the answered question to show up.
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let text = dnsmasq.log();
         if text.contains("query[A] dns.corp.test from") || std::time::Instant::now() > until {
             break text;
         }
@@ -583,16 +582,16 @@ fn target_host_names_are_looked_up_once_and_reused_by_tcp() {
 /// A forwarder that validates DNSSEC with a trust anchor the upstream cannot satisfy answers
 /// SERVFAIL for every forwarded name (dnsmasq: "validation ... is BOGUS"), while answering
 /// its own local names. A dnsmasq whose upstream is merely dead does not answer at all.
-fn servfail_forwarder(lab: &mut Lab, at: &str, upstream: &str) {
+fn servfail_forwarder(lab: &Lab, at: &str, upstream: &str) -> [Dnsmasq; 2] {
     lab.add_srv_addr(upstream);
-    lab.dnsmasq(
-        upstream,
+    let upstream_dns = lab.srv.spawn_dnsmasq_with(
+        ip(upstream),
         &["--address=/fail.test/10.199.62.1", "--address=/#/"],
     );
     lab.add_srv_addr(at);
     let server = format!("--server={upstream}");
-    lab.dnsmasq(
-        at,
+    let forwarder = lab.srv.spawn_dnsmasq_with(
+        ip(at),
         &[
             "--local=/corp.test/",
             "--host-record=web.corp.test,10.199.60.5",
@@ -602,14 +601,22 @@ fn servfail_forwarder(lab: &mut Lab, at: &str, upstream: &str) {
             "--dnssec-check-unsigned",
         ],
     );
+    [forwarder, upstream_dns]
 }
 
 #[test]
 fn servfail_moves_on_to_the_next_nameserver_and_the_next_search_domain() {
-    let mut lab = lab_with_dnsmasq(&[]);
-    servfail_forwarder(&mut lab, "10.199.1.7", "10.199.1.6");
+    let lab = lab_with_dnsmasq(&[]);
+    let [forwarder, upstream] = servfail_forwarder(&lab, "10.199.1.7", "10.199.1.6");
     let d = dig(&lab, "10.199.1.7", "web.fail.test.", "A", &[]);
-    assert_eq!(d.status, "SERVFAIL", "{}", d.text);
+    assert_eq!(
+        d.status,
+        "SERVFAIL",
+        "{}\nforwarder: {}\nupstream: {}",
+        d.text,
+        forwarder.log(),
+        upstream.log()
+    );
 
     // Next nameserver: .7 fails, .1 answers (NXDOMAIN, it knows no fail.test).
     let conf = "nameserver 10.199.1.7\nnameserver 10.199.1.1\noptions timeout:2 attempts:1\n";
@@ -620,13 +627,8 @@ fn servfail_moves_on_to_the_next_nameserver_and_the_next_search_domain() {
         json!({"dns": {"aaaa": false}}),
     );
     let l = run.lookup("web.fail.test.");
-    let seen: Vec<(String, &str)> = l
-        .queries
-        .iter()
-        .map(|q| (q.nameserver.to_string(), response(q).0))
-        .collect();
     assert_eq!(
-        seen,
+        servers_and_rcodes(l),
         [
             ("10.199.1.7:53".to_string(), "SERVFAIL"),
             ("10.199.1.1:53".to_string(), "NXDOMAIN")
@@ -660,10 +662,10 @@ fn servfail_moves_on_to_the_next_nameserver_and_the_next_search_domain() {
 
 #[test]
 fn ipv6_nameserver_is_queried_over_ipv6() {
-    let mut lab = Lab::new();
+    let lab = Lab::new("dns6");
     lab.enable_v6();
-    lab.dnsmasq(
-        SRV6,
+    lab.srv.spawn_dnsmasq_with(
+        ip(SRV6),
         &[
             "--local=/corp.test/",
             "--host-record=web.corp.test,10.199.60.5,fd00:199::5",

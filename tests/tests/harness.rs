@@ -225,18 +225,7 @@ fn iptables_reject_refuses_and_drop_times_out() {
         "10.199.3.2/24",
     );
     let srv = server.spawn_tcp_server(addr("10.199.3.2:8080"));
-    server.iptables(&[
-        "-A",
-        "INPUT",
-        "-p",
-        "tcp",
-        "--dport",
-        "8080",
-        "-j",
-        "REJECT",
-        "--reject-with",
-        "tcp-reset",
-    ]);
+    server.reject_tcp_port(8080, "tcp-reset");
     let refused = bash_connect(&client, "10.199.3.2", srv.addr.port());
     assert!(
         refused
@@ -245,7 +234,7 @@ fn iptables_reject_refuses_and_drop_times_out() {
         "{refused:?}"
     );
     server.iptables(&["-F", "INPUT"]);
-    server.iptables(&["-A", "INPUT", "-p", "tcp", "--dport", "8080", "-j", "DROP"]);
+    server.drop_tcp_port(8080);
     let out = client.try_exec(&[
         "timeout",
         "1",

@@ -1,35 +1,40 @@
 //! The sysctls, conntrack and counters checks against `sysctl -n`, /proc + `conntrack -C`, and
 //! `nstat`, in namespaces this test makes.
 
-mod netns_lab;
-use netns_lab as ns;
-
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use protocol::{ConntrackEvidence, CountersEvidence, Event, Evidence, SysctlsEvidence};
-use serde_json::json;
+use netdebug_scenarios::{
+    json_plan, run_probe, run_probe_unprivileged, Accept, Link, Netns, ProbeRun, TcpServerOptions,
+};
+use protocol::{
+    CheckStatus, ConntrackEvidence, CountersEvidence, Event, Evidence, SysctlsEvidence,
+};
+use serde_json::{json, Value};
 
-fn only<T>(events: &[Event], pick: impl Fn(Evidence) -> Option<T>) -> T {
-    let mut found: Vec<T> = ns::evidence(events).into_iter().filter_map(pick).collect();
-    assert_eq!(found.len(), 1, "exactly one piece of evidence of the kind");
-    found.remove(0)
+/// The probe run in `ns` as root with a JSON plan; it must exit 0 with a complete stream.
+fn probe(ns: &Netns, plan: Value) -> ProbeRun {
+    let run = run_probe(ns, &json_plan(plan));
+    run.assert_ok();
+    run
 }
 
 #[test]
 fn sysctls_agree_with_sysctl() {
-    let a = ns::Ns::new("sc");
-    let b = ns::Ns::new("sc");
-    ns::veth(&a, "v0", &b, "v1");
-    a.sh("ip addr add 10.199.30.1/24 dev v0 \
-         && sysctl -qw net.ipv4.conf.v0.rp_filter=1 net.ipv4.conf.all.rp_filter=2 \
-         && sysctl -qw net.ipv4.ip_local_port_range='20000 29999' net.core.somaxconn=77");
-    let events = a.probe(&json!({"v": 1, "checks": ["sysctls"],
-        "targets": [{"label": "peer", "host": "10.199.30.2", "port": 80}]}));
-    let ev: SysctlsEvidence = only(&events, |e| match e {
-        Evidence::Sysctls(s) => Some(s),
-        _ => None,
-    });
+    let a = Netns::new("sc");
+    let b = Netns::new("sc");
+    Link::veth_pair(&a, "v0", "10.199.30.1/24", &b, "v1", "");
+    a.sh(
+        "sysctl -qw net.ipv4.conf.v0.rp_filter=1 net.ipv4.conf.all.rp_filter=2 \
+         && sysctl -qw net.ipv4.ip_local_port_range='20000 29999' net.core.somaxconn=77",
+    );
+    let run = probe(
+        &a,
+        json!({"v": 1, "checks": ["sysctls"],
+            "targets": [{"label": "peer", "host": "10.199.30.2", "port": 80}]}),
+    );
+    let ev = run.one::<SysctlsEvidence>();
     assert_eq!(
         ev.values["net.ipv4.conf.v0.rp_filter"], "1",
         "the target's interface"
@@ -65,18 +70,12 @@ fn sysctls_agree_with_sysctl() {
 
 #[test]
 fn conntrack_agrees_with_proc_and_conntrack_tool() {
-    let a = ns::Ns::new("ct");
+    let a = Netns::new("ct");
     let count_file = "/proc/sys/net/netfilter/nf_conntrack_count";
-    let loaded = a
-        .sh_output(&format!("test -e {count_file}"))
-        .status
-        .success();
+    let loaded = a.try_exec(&["test", "-e", count_file]).success();
     if !loaded {
-        let events = a.probe(&json!({"v": 1, "checks": ["conntrack"]}));
-        let ev: ConntrackEvidence = only(&events, |e| match e {
-            Evidence::Conntrack(c) => Some(c),
-            _ => None,
-        });
+        let run = probe(&a, json!({"v": 1, "checks": ["conntrack"]}));
+        let ev = run.one::<ConntrackEvidence>();
         assert!(
             !ev.present && ev.count.is_none() && ev.max.is_none(),
             "{ev:?}"
@@ -87,11 +86,8 @@ fn conntrack_agrees_with_proc_and_conntrack_tool() {
     // A conntrack match makes this namespace track connections; three UDP flows follow.
     a.sh("iptables -A INPUT -m conntrack --ctstate INVALID -j DROP \
          && for p in 5001 5002 5003; do echo x > /dev/udp/127.0.0.1/$p; done");
-    let events = a.probe(&json!({"v": 1, "checks": ["conntrack"]}));
-    let ev: ConntrackEvidence = only(&events, |e| match e {
-        Evidence::Conntrack(c) => Some(c),
-        _ => None,
-    });
+    let run = probe(&a, json!({"v": 1, "checks": ["conntrack"]}));
+    let ev = run.one::<ConntrackEvidence>();
     let count: u64 = a.sh(&format!("cat {count_file}")).trim().parse().unwrap();
     let max: u64 = a
         .sh("cat /proc/sys/net/netfilter/nf_conntrack_max")
@@ -104,16 +100,12 @@ fn conntrack_agrees_with_proc_and_conntrack_tool() {
     assert_eq!(ev.max, Some(max));
     let ratio = ev.fill_ratio.unwrap();
     assert!((ratio - count as f64 / max as f64).abs() < 1e-12);
-    let tool = a.sh_output("conntrack -C");
-    if tool.status.success() {
-        let n: u64 = String::from_utf8_lossy(&tool.stdout)
-            .trim()
-            .parse()
-            .unwrap();
+    let tool = a.try_exec(&["conntrack", "-C"]);
+    if tool.success() {
+        let n: u64 = tool.stdout.trim().parse().unwrap();
         assert_eq!(Some(n), ev.count, "conntrack -C");
     }
-    if a.sh_output("test -r /proc/net/stat/nf_conntrack")
-        .status
+    if a.try_exec(&["test", "-r", "/proc/net/stat/nf_conntrack"])
         .success()
     {
         assert!(ev.insert_failed.is_some() && ev.drop.is_some() && ev.early_drop.is_some());
@@ -121,7 +113,7 @@ fn conntrack_agrees_with_proc_and_conntrack_tool() {
 }
 
 /// `nstat -asz -j` in the namespace: absolute values, history untouched.
-fn nstat(ns: &ns::Ns) -> HashMap<String, u64> {
+fn nstat(ns: &Netns) -> HashMap<String, u64> {
     let out = ns.sh("nstat -asz -j");
     let v: serde_json::Value = serde_json::from_str(&out).expect("nstat json");
     v["kernel"]
@@ -134,26 +126,23 @@ fn nstat(ns: &ns::Ns) -> HashMap<String, u64> {
 
 #[test]
 fn counters_see_retransmissions_and_listen_overflows() {
-    let mut a = ns::Ns::new("cn");
+    let a = Netns::new("cn");
     // 127.0.0.1:9001: backlog 1, never accepts. 127.0.0.1:9002: accepts and reads.
-    a.spawn(
-        "python3",
-        &[
-            "-c",
-            "import socket,threading,time\n\
-             a=socket.socket(); a.bind(('127.0.0.1',9001)); a.listen(1)\n\
-             b=socket.socket(); b.bind(('127.0.0.1',9002)); b.listen(16)\n\
-             def serve(c):\n    while c.recv(65536): pass\n\
-             def loop():\n    while True:\n        c,_=b.accept(); threading.Thread(target=serve,args=(c,),daemon=True).start()\n\
-             threading.Thread(target=loop,daemon=True).start()\n\
-             time.sleep(60)\n",
-        ],
+    let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+    a.spawn_tcp_server_with(
+        addr("127.0.0.1:9001"),
+        TcpServerOptions {
+            backlog: 1,
+            accept: Accept::Never,
+        },
     );
-    let up = (0..50).any(|_| {
-        std::thread::sleep(Duration::from_millis(100));
-        a.sh("ss -Htln").contains("127.0.0.1:9002")
-    });
-    assert!(up, "test listeners did not start");
+    a.spawn_tcp_server_with(
+        addr("127.0.0.1:9002"),
+        TcpServerOptions {
+            backlog: 16,
+            accept: Accept::Drain,
+        },
+    );
     // Segments with payload toward 9002 vanish after the handshake: the sender retransmits.
     a.sh("iptables -A INPUT -i lo -p tcp --dport 9002 -m length --length 200:65535 -j DROP");
     // Fill the accept queue of 9001 (backlog 1 holds two).
@@ -162,18 +151,18 @@ fn counters_see_retransmissions_and_listen_overflows() {
     let before = nstat(&a);
     // The tcp check toward the full listener keeps the run open for 2.5 s (its SYNs overflow
     // the queue); meanwhile more traffic runs beside it.
-    let probe = a.start_probe(&json!({"v": 1, "checks": ["counters", "tcp"],
+    let plan = json!({"v": 1, "checks": ["counters", "tcp"],
         "connect_timeout_ms": 2500,
-        "targets": [{"label": "full-listener", "host": "127.0.0.1", "port": 9001}]}));
-    std::thread::sleep(Duration::from_millis(300));
-    a.sh("exec 3<>/dev/tcp/127.0.0.1/9002; head -c 4000 /dev/zero >&3; sleep 1.2");
-    let events = ns::finish_probe(probe);
+        "targets": [{"label": "full-listener", "host": "127.0.0.1", "port": 9001}]});
+    let run = std::thread::scope(|scope| {
+        let probe = scope.spawn(|| probe(&a, plan));
+        std::thread::sleep(Duration::from_millis(300));
+        a.sh("exec 3<>/dev/tcp/127.0.0.1/9002; head -c 4000 /dev/zero >&3; sleep 1.2");
+        probe.join().expect("the probe thread")
+    });
     let after = nstat(&a);
 
-    let ev: CountersEvidence = only(&events, |e| match e {
-        Evidence::Counters(c) => Some(c),
-        _ => None,
-    });
+    let ev = run.one::<CountersEvidence>();
     assert!(
         ev.interval_ms >= 2000.0,
         "sampled across the run: {}",
@@ -211,32 +200,25 @@ fn counters_see_retransmissions_and_listen_overflows() {
 
 #[test]
 fn these_checks_need_no_privileges() {
-    let a = ns::Ns::new("np");
-    let b = ns::Ns::new("np");
-    ns::veth(&a, "v0", &b, "v1");
-    a.sh("ip addr add 10.199.31.1/24 dev v0");
-    let events = a.probe_unprivileged(&json!({"v": 1,
-        "checks": ["links", "route", "sysctls", "counters", "conntrack"],
-        "targets": [{"label": "peer", "host": "10.199.31.2", "port": 80}]}));
-    let hello = events
-        .iter()
-        .find_map(|e| match e {
-            Event::Hello(h) => Some(h.clone()),
-            _ => None,
-        })
-        .expect("hello");
+    let a = Netns::new("np");
+    let b = Netns::new("np");
+    Link::veth_pair(&a, "v0", "10.199.31.1/24", &b, "v1", "");
+    let run = run_probe_unprivileged(
+        &a,
+        &json_plan(json!({"v": 1,
+            "checks": ["links", "route", "sysctls", "counters", "conntrack"],
+            "targets": [{"label": "peer", "host": "10.199.31.2", "port": 80}]})),
+    );
+    run.assert_ok();
+    let hello = run.hello();
     assert_eq!(
         (hello.euid, hello.capabilities.len()),
         (65534, 0),
         "{hello:?}"
     );
-    assert!(
-        ns::skipped(&events).is_empty(),
-        "{:?}",
-        ns::skipped(&events)
-    );
-    let kinds: Vec<&str> = ns::evidence(&events)
-        .iter()
+    assert!(run.all_skipped().is_empty(), "{:?}", run.all_skipped());
+    let kinds: Vec<&str> = run
+        .all_evidence()
         .map(|e| match e {
             Evidence::Links(_) => "links",
             Evidence::Route(_) => "route",
@@ -260,9 +242,12 @@ fn these_checks_need_no_privileges() {
             "no {kind} evidence without privileges: {kinds:?}"
         );
     }
-    let finished_ok = events
+    let finished_ok = run
+        .events
         .iter()
-        .filter(|e| matches!(e, Event::CheckFinished(f) if f.status == protocol::CheckStatus::Completed))
+        .filter(
+            |e| matches!(&e.event, Event::CheckFinished(f) if f.status == CheckStatus::Completed),
+        )
         .count();
-    assert_eq!(finished_ok, 5, "{events:?}");
+    assert_eq!(finished_ok, 5, "{:?}", run.events);
 }

@@ -1,22 +1,15 @@
 //! The links check against `ip -j -s -d link` and `ip -j addr` in namespaces this test makes.
 
-mod netns_lab;
-use netns_lab as ns;
-
 use std::collections::BTreeSet;
 
-use protocol::{Evidence, Link, LinksEvidence};
+use netdebug_scenarios::{plan, run_probe, Netns};
+use protocol::{CheckKind, Link, LinksEvidence};
 use serde_json::Value;
 
-fn links(ns: &ns::Ns) -> LinksEvidence {
-    let events = ns.probe(&serde_json::json!({"v": 1, "checks": ["links"]}));
-    ns::evidence(&events)
-        .into_iter()
-        .find_map(|e| match e {
-            Evidence::Links(l) => Some(l),
-            _ => None,
-        })
-        .expect("links evidence")
+fn links(ns: &Netns) -> LinksEvidence {
+    let run = run_probe(ns, &plan(&[CheckKind::Links], vec![]));
+    run.assert_ok();
+    run.one::<LinksEvidence>().clone()
 }
 
 fn find<'a>(ev: &'a LinksEvidence, name: &str) -> &'a Link {
@@ -34,11 +27,11 @@ fn has_flag(link: &Value, flag: &str) -> bool {
 
 /// Every link the probe saw agrees with `ip` (read after the probe, so packet counts may
 /// only have grown; errors and drops in these quiet namespaces are equal).
-fn assert_matches_ip(ns: &ns::Ns, ev: &LinksEvidence) {
-    let ip_links = ns.ip_json("-s -d link show");
+fn assert_matches_ip(ns: &Netns, ev: &LinksEvidence) {
+    let ip_links = ns.ip_json(&["-s", "-d", "link", "show"]);
     let ip_links = ip_links.as_array().expect("ip link array");
     assert_eq!(ip_links.len(), ev.links.len(), "same number of links");
-    let ip_addrs = ns.ip_json("addr show");
+    let ip_addrs = ns.ip_json(&["addr", "show"]);
     for il in ip_links {
         let name = il["ifname"].as_str().unwrap();
         let l = find(ev, name);
@@ -122,9 +115,9 @@ fn assert_matches_ip(ns: &ns::Ns, ev: &LinksEvidence) {
 
 #[test]
 fn links_agree_with_ip_and_show_drops_and_down_links() {
-    let a = ns::Ns::new("lk");
-    let b = ns::Ns::new("lk");
-    ns::veth(&a, "v0", &b, "v1");
+    let a = Netns::new("lk");
+    let b = Netns::new("lk");
+    netdebug_scenarios::Link::veth_pair(&a, "v0", "", &b, "v1", "");
     a.sh(
         "ip link set v0 mtu 1400 && ip addr add 10.199.10.1/24 dev v0 \
          && ip addr add fd00:199::1/64 dev v0 nodad \
@@ -160,7 +153,7 @@ fn links_agree_with_ip_and_show_drops_and_down_links() {
     b.sh("ip link set v1 down");
     // The oper state follows the carrier asynchronously (linkwatch): wait for `ip` to see it.
     let settled = (0..50).any(|_| {
-        let v = a.ip_json("link show v0");
+        let v = a.ip_json(&["link", "show", "v0"]);
         if v[0]["operstate"] != "UP" {
             return true;
         }

@@ -2,56 +2,61 @@
 //! with ICMP frag-needed dropped on the router (a blackhole) or allowed (a learned PMTU), for
 //! both variants: icmp (as root) and tcp (as uid 65534 without capabilities).
 
-mod netns_lab;
-use netns_lab as ns;
-
-use std::time::Duration;
-
-use protocol::{Event, Evidence, MtuEvidence};
-use serde_json::{json, Value};
+use netdebug_scenarios::{
+    json_plan, run_probe, run_probe_unprivileged, Accept, Link, Netns, ProbeRun, TcpServerOptions,
+};
+use protocol::{MtuEvidence, Plan};
+use serde_json::json;
 
 const SERVER: &str = "10.199.62.2";
 
 struct Path {
-    client: ns::Ns,
-    router: ns::Ns,
-    _server: ns::Ns,
+    client: Netns,
+    router: Netns,
+    _server: Netns,
 }
 
 /// client 10.199.61.2 -- 10.199.61.1 router 10.199.62.1 (MTU 1280) -- 10.199.62.2 server
 /// (MTU 1500, so the server announces MSS 1460 and the router is where big packets stop).
 fn path(blackhole: bool) -> Path {
-    let client = ns::Ns::new("mc");
-    let router = ns::Ns::new("mr");
-    let mut server = ns::Ns::new("ms");
-    ns::veth(&client, "c0", &router, "r0");
-    ns::veth(&router, "r1", &server, "s0");
-    client.sh("ip addr add 10.199.61.2/24 dev c0 && ip route add default via 10.199.61.1");
-    router.sh(
-        "ip addr add 10.199.61.1/24 dev r0 && ip addr add 10.199.62.1/24 dev r1 \
-         && ip link set r1 mtu 1280 && sysctl -qw net.ipv4.ip_forward=1",
+    let client = Netns::new("mc");
+    let router = Netns::new("mr");
+    let server = Netns::new("ms");
+    Link::veth_pair(
+        &client,
+        "c0",
+        "10.199.61.2/24",
+        &router,
+        "r0",
+        "10.199.61.1/24",
     );
-    server.sh("ip addr add 10.199.62.2/24 dev s0 && ip route add default via 10.199.62.1");
+    Link::veth_pair(
+        &router,
+        "r1",
+        "10.199.62.1/24",
+        &server,
+        "s0",
+        "10.199.62.2/24",
+    );
+    client.add_route("default via 10.199.61.1");
+    router.set_mtu("r1", 1280);
+    router.set_sysctl("net.ipv4.ip_forward", "1");
+    server.add_route("default via 10.199.62.1");
     if blackhole {
         router.sh(
             "iptables -A OUTPUT -p icmp --icmp-type fragmentation-needed -j DROP \
              && iptables -A FORWARD -p icmp --icmp-type fragmentation-needed -j DROP",
         );
     }
-    server.spawn(
-        "python3",
-        &[
-            "-c",
-            "import socket,time\n\
-             s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
-             s.bind(('0.0.0.0',8080)); s.listen(128); time.sleep(60)\n",
-        ],
+    // A listener that never accepts: the handshakes and data of the tcp variant complete in
+    // the kernel.
+    server.spawn_tcp_server_with(
+        "0.0.0.0:8080".parse().unwrap(),
+        TcpServerOptions {
+            backlog: 128,
+            accept: Accept::Never,
+        },
     );
-    let up = (0..50).any(|_| {
-        std::thread::sleep(Duration::from_millis(100));
-        server.sh("ss -Htln").contains(":8080")
-    });
-    assert!(up, "test listener did not start");
     Path {
         client,
         router,
@@ -59,26 +64,19 @@ fn path(blackhole: bool) -> Path {
     }
 }
 
-fn plan() -> Value {
-    json!({"v": 1, "checks": ["mtu"], "deadline_ms": 20000,
+fn plan() -> Plan {
+    json_plan(json!({"v": 1, "checks": ["mtu"], "deadline_ms": 20000,
         "targets": [{"label": "server", "host": SERVER, "port": 8080}],
-        "mtu": {"wait_ms": 300}})
+        "mtu": {"wait_ms": 300}}))
 }
 
-fn mtu_evidence(events: &[Event]) -> MtuEvidence {
-    let mut all: Vec<MtuEvidence> = ns::evidence(events)
-        .into_iter()
-        .filter_map(|e| match e {
-            Evidence::Mtu(m) => Some(m),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(all.len(), 1, "one mtu evidence: {events:?}");
-    all.remove(0)
+fn mtu_evidence(run: &ProbeRun) -> MtuEvidence {
+    run.assert_ok();
+    run.one::<MtuEvidence>().clone()
 }
 
 /// The router really generated frag-needed errors, and its firewall ate them.
-fn frag_needed_dropped_on_router(router: &ns::Ns) -> u64 {
+fn frag_needed_dropped_on_router(router: &Netns) -> u64 {
     let out = router.sh("iptables -L OUTPUT -v -x -n");
     out.lines()
         .filter(|l| l.contains("DROP"))
@@ -87,8 +85,8 @@ fn frag_needed_dropped_on_router(router: &ns::Ns) -> u64 {
 }
 
 /// The PMTU the client's kernel has cached for the server, per `ip route get`.
-fn cached_pmtu(client: &ns::Ns) -> Option<u64> {
-    let v = client.ip_json(&format!("route get {SERVER}"));
+fn cached_pmtu(client: &Netns) -> Option<u64> {
+    let v = client.ip_json(&["route", "get", SERVER]);
     v[0]["metrics"]
         .as_array()
         .and_then(|m| m.iter().find_map(|x| x["mtu"].as_u64()))
@@ -128,7 +126,7 @@ fn assert_learned(m: &MtuEvidence, p: &Path) {
 #[test]
 fn icmp_blackhole_is_reported_at_the_right_size() {
     let p = path(true);
-    let m = mtu_evidence(&p.client.probe(&plan()));
+    let m = mtu_evidence(&run_probe(&p.client, &plan()));
     assert_eq!(m.variant, "icmp");
     assert_blackhole(&m, &p);
 }
@@ -136,7 +134,7 @@ fn icmp_blackhole_is_reported_at_the_right_size() {
 #[test]
 fn icmp_with_frag_needed_learns_the_pmtu() {
     let p = path(false);
-    let m = mtu_evidence(&p.client.probe(&plan()));
+    let m = mtu_evidence(&run_probe(&p.client, &plan()));
     assert_eq!(m.variant, "icmp");
     assert_learned(&m, &p);
     assert_eq!(m.probes[0].result, "frag_needed", "{m:?}");
@@ -144,10 +142,10 @@ fn icmp_with_frag_needed_learns_the_pmtu() {
 
 fn unprivileged(p: &Path) -> MtuEvidence {
     // A fresh namespace admits no gid to ping sockets ("1 0"): the tcp variant must run.
-    let range = p.client.sh("sysctl -n net.ipv4.ping_group_range");
+    let range = p.client.sysctl("net.ipv4.ping_group_range");
     assert_eq!(range.split_whitespace().collect::<Vec<_>>(), ["1", "0"]);
-    let events = p.client.probe_unprivileged(&plan());
-    let skipped = ns::skipped(&events);
+    let run = run_probe_unprivileged(&p.client, &plan());
+    let skipped = run.all_skipped();
     assert!(
         skipped
             .iter()
@@ -155,7 +153,7 @@ fn unprivileged(p: &Path) -> MtuEvidence {
                 && s.reason.contains("tcp variant")),
         "the icmp variant is reported skipped: {skipped:?}"
     );
-    let m = mtu_evidence(&events);
+    let m = mtu_evidence(&run);
     assert_eq!(m.variant, "tcp");
     m
 }
@@ -179,14 +177,14 @@ fn ping_sockets_give_the_icmp_variant_without_capabilities() {
     let p = path(true);
     // Admit every gid to unprivileged ICMP echo sockets in the client's namespace.
     p.client
-        .sh("sysctl -qw net.ipv4.ping_group_range='0 2147483647'");
-    let events = p.client.probe_unprivileged(&plan());
+        .set_sysctl("net.ipv4.ping_group_range", "0 2147483647");
+    let run = run_probe_unprivileged(&p.client, &plan());
     assert!(
-        ns::skipped(&events).is_empty(),
+        run.all_skipped().is_empty(),
         "nothing skipped: {:?}",
-        ns::skipped(&events)
+        run.all_skipped()
     );
-    let m = mtu_evidence(&events);
+    let m = mtu_evidence(&run);
     assert_eq!(m.variant, "icmp");
     assert_blackhole(&m, &p);
 }

@@ -3,26 +3,24 @@
 //! sending one target to table 100, an unreachable route, no route at all, and a next hop
 //! that never answers ARP.
 
-mod netns_lab;
-use netns_lab as ns;
-
 use std::net::IpAddr;
 
-use protocol::{Evidence, RouteEvidence, RouteInfo, RouteOutcome, RulesEvidence};
+use netdebug_scenarios::{json_plan, run_probe, Link, Netns};
+use protocol::{RouteEvidence, RouteInfo, RouteOutcome, RulesEvidence};
 use serde_json::{json, Value};
 
-fn run_route(ns: &ns::Ns, targets: Value) -> (Vec<RouteEvidence>, RulesEvidence) {
-    let events = ns.probe(&json!({"v": 1, "checks": ["route"], "targets": targets}));
-    let mut routes = Vec::new();
-    let mut rules = None;
-    for e in ns::evidence(&events) {
-        match e {
-            Evidence::Route(r) => routes.push(r),
-            Evidence::Rules(r) => rules = Some(r),
-            _ => {}
-        }
-    }
-    (routes, rules.expect("rules evidence once per run"))
+fn run_route(ns: &Netns, targets: Value) -> (Vec<RouteEvidence>, RulesEvidence) {
+    let run = run_probe(
+        ns,
+        &json_plan(json!({"v": 1, "checks": ["route"], "targets": targets})),
+    );
+    run.assert_ok();
+    let routes = run
+        .evidence::<RouteEvidence>()
+        .into_iter()
+        .cloned()
+        .collect();
+    (routes, run.one::<RulesEvidence>().clone())
 }
 
 fn by_target<'a>(routes: &'a [RouteEvidence], label: &str) -> &'a RouteEvidence {
@@ -50,9 +48,9 @@ fn table_id(name: Option<&str>) -> u32 {
 }
 
 /// The probe's answer equals `ip -j route get DST`.
-fn assert_like_ip_route_get(ns: &ns::Ns, r: &RouteEvidence) {
+fn assert_like_ip_route_get(ns: &Netns, r: &RouteEvidence) {
     let info = found(r);
-    let ip = ns.ip_json(&format!("route get {}", r.destination));
+    let ip = ns.ip_json(&["route", "get", &r.destination.to_string()]);
     let ip = &ip[0];
     assert_eq!(info.dev.as_deref(), ip["dev"].as_str(), "{} dev", r.target);
     assert_eq!(
@@ -79,7 +77,7 @@ fn assert_like_ip_route_get(ns: &ns::Ns, r: &RouteEvidence) {
     assert_eq!(info.mtu.map(u64::from), ip_mtu, "{} route mtu", r.target);
 }
 
-fn assert_no_route(ns: &ns::Ns, r: &RouteEvidence, reason: &str) {
+fn assert_no_route(ns: &Netns, r: &RouteEvidence, reason: &str) {
     let RouteOutcome::NoRoute {
         reason: got,
         message,
@@ -88,13 +86,13 @@ fn assert_no_route(ns: &ns::Ns, r: &RouteEvidence, reason: &str) {
         panic!("{}: expected no route, got {:?}", r.target, r.outcome);
     };
     assert_eq!(got, reason, "{}", r.target);
-    let out = ns.sh_output(&format!("ip route get {}", r.destination));
+    let out = ns.try_exec(&["ip", "route", "get", &r.destination.to_string()]);
     assert!(
-        !out.status.success(),
+        !out.success(),
         "ip route get {} found a route",
         r.destination
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = out.stderr;
     assert!(
         stderr.contains(message.as_str()),
         "ip says `{stderr}`, the probe says `{message}`"
@@ -102,12 +100,10 @@ fn assert_no_route(ns: &ns::Ns, r: &RouteEvidence, reason: &str) {
 }
 
 /// Namespace `a` with v0 = 10.199.20.1/24 facing `b` (10.199.20.2), no default route.
-fn two_namespaces() -> (ns::Ns, ns::Ns) {
-    let a = ns::Ns::new("rt");
-    let b = ns::Ns::new("rt");
-    ns::veth(&a, "v0", &b, "v1");
-    a.sh("ip addr add 10.199.20.1/24 dev v0");
-    b.sh("ip addr add 10.199.20.2/24 dev v1");
+fn two_namespaces() -> (Netns, Netns) {
+    let a = Netns::new("rt");
+    let b = Netns::new("rt");
+    Link::veth_pair(&a, "v0", "10.199.20.1/24", &b, "v1", "10.199.20.2/24");
     (a, b)
 }
 
@@ -161,7 +157,7 @@ fn neighbor_states_agree_with_ip_neigh() {
     b.sh("true");
     a.sh("timeout 1 bash -c 'exec 3<>/dev/tcp/10.199.26.5/80' || true");
     let state_of = |addr: &str| -> Option<String> {
-        let v = a.ip_json(&format!("neigh show {addr} dev v0"));
+        let v = a.ip_json(&["neigh", "show", addr, "dev", "v0"]);
         v[0]["state"][0].as_str().map(str::to_string)
     };
     let dead_before = state_of("10.199.20.77");
@@ -195,10 +191,10 @@ fn neighbor_states_agree_with_ip_neigh() {
         .neighbor
         .clone()
         .expect("next hop");
-    let ip = a.ip_json("neigh show 10.199.20.2 dev v0");
+    let ip = a.ip_json(&["neigh", "show", "10.199.20.2", "dev", "v0"]);
     assert_eq!(Some(peer.state.as_str()), ip[0]["state"][0].as_str());
     assert_eq!(peer.lladdr.as_deref(), ip[0]["lladdr"].as_str());
-    let mac = b.ip_json("link show v1")[0]["address"]
+    let mac = b.ip_json(&["link", "show", "v1"])[0]["address"]
         .as_str()
         .unwrap()
         .to_string();
@@ -210,7 +206,7 @@ fn neighbor_states_agree_with_ip_neigh() {
     let n = found(by_target(&routes, "fresh")).neighbor.clone().unwrap();
     assert_eq!(n.state, "NONE");
     assert!(a
-        .ip_json("neigh show 10.199.20.9 dev v0")
+        .ip_json(&["neigh", "show", "10.199.20.9", "dev", "v0"])
         .as_array()
         .unwrap()
         .is_empty());
@@ -225,7 +221,7 @@ fn rules_agree_with_ip_rule() {
          && ip -6 rule add to fd00:199::/64 lookup 100 pref 150");
     let (_, rules) = run_route(&a, json!([]));
     for (family, flag) in [("inet", "-4"), ("inet6", "-6")] {
-        let ip = a.ip_json(&format!("{flag} rule show"));
+        let ip = a.ip_json(&[flag, "rule", "show"]);
         let ip = ip.as_array().unwrap();
         let ours: Vec<_> = rules.rules.iter().filter(|r| r.family == family).collect();
         assert_eq!(ours.len(), ip.len(), "{family}: {ours:?} vs {ip:?}");

@@ -164,7 +164,7 @@ fn build() -> Scenario {
     server.connect_clients(accepted.addr, 2, ClientClose::Close);
 
     // A connect that can never complete: SYN-SENT toward a target.
-    server.iptables(&["-A", "INPUT", "-p", "tcp", "--dport", "8090", "-j", "DROP"]);
+    server.drop_tcp_port(8090);
     client.spawn(&["bash", "-c", "exec 3<>/dev/tcp/10.199.20.2/8090"]);
 
     wait_for_states(

@@ -3,16 +3,16 @@
 //! error text for the same connect), ss, and the server's own log. Needs root:
 //! `cargo build -p probe && cargo test -p netdebug-scenarios --test tcp`.
 
-mod dnstcp_lab;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use dnstcp_lab::{Lab, CLI, CLI6, SRV, SRV6};
+use netdebug_scenarios::pair::{CLI, CLI6, SRV, SRV6};
+use netdebug_scenarios::ClientServer as Lab;
 use protocol::{Evidence, TcpEvidence, TcpOutcome};
 use serde_json::json;
 
 /// A TCP server that accepts, reads until EOF and logs `peer bytes-received` per connection.
+/// It prints `ready` once it listens.
 const LISTENER: &str = r#"
 import socket, sys, threading
 addr, port, log = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -20,6 +20,7 @@ s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((addr, port))
 s.listen(128)
+print("ready", flush=True)
 def serve(c, peer):
     n = 0
     while True:
@@ -34,18 +35,21 @@ while True:
     threading.Thread(target=serve, args=(c, peer), daemon=True).start()
 "#;
 
-fn start_listener(lab: &mut Lab, addr: &str, port: u16) -> std::path::PathBuf {
+fn start_listener(lab: &Lab, addr: &str, port: u16) -> std::path::PathBuf {
     let log = lab.file(&format!("listener-{port}.log"));
     let port_s = port.to_string();
-    lab.spawn_srv(&[
-        "python3",
-        "-c",
-        LISTENER,
-        addr,
-        &port_s,
-        log.to_str().unwrap(),
-    ]);
-    lab.wait_listening("tcp", addr, port);
+    let (_, ready) = lab.srv.spawn_ready(
+        &[
+            "python3",
+            "-c",
+            LISTENER,
+            addr,
+            &port_s,
+            log.to_str().unwrap(),
+        ],
+        Duration::from_secs(10),
+    );
+    assert_eq!(ready, "ready");
     log
 }
 
@@ -56,57 +60,38 @@ fn probe_tcp(lab: &Lab, targets: &[(&str, u16)], timeout_ms: u64) -> BTreeMap<St
         .collect();
     let plan =
         json!({"v": 1, "checks": ["tcp"], "connect_timeout_ms": timeout_ms, "targets": targets});
-    lab.probe(&plan)
-        .into_iter()
-        .map(
-            |d| match serde_json::from_value::<Evidence>(d).expect("typed evidence") {
-                Evidence::Tcp(t) => (t.target.clone(), t),
-                other => panic!("unexpected evidence from the tcp check: {other:?}"),
-            },
-        )
+    lab.probe(plan)
+        .all_evidence()
+        .map(|e| match e {
+            Evidence::Tcp(t) => (t.target.clone(), t.clone()),
+            other => panic!("unexpected evidence from the tcp check: {other:?}"),
+        })
         .collect()
 }
 
 /// The kernel's answer to the same connect, through bash: its error text, or "connected".
 fn bash_connect(lab: &Lab, host: &str, port: u16) -> String {
     let script = format!("exec 3<>/dev/tcp/{host}/{port} && echo connected");
-    let out = lab.in_cli_any(&["timeout", "2", "bash", "-c", &script]);
+    let out = lab.cli.try_exec(&["timeout", "2", "bash", "-c", &script]);
     if out.status.code() == Some(124) {
         return "timed out".into();
     }
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    format!("{}{}", out.stdout, out.stderr)
 }
 
 #[test]
 fn server_side_outcomes_are_told_apart() {
-    let mut lab = Lab::new();
-    let log = start_listener(&mut lab, SRV, 8080);
-    let reject = |port: &str, with: &str| {
-        lab.in_srv(&[
-            "iptables",
-            "-A",
-            "INPUT",
-            "-p",
-            "tcp",
-            "--dport",
-            port,
-            "-j",
-            "REJECT",
-            "--reject-with",
-            with,
-        ]);
-    };
-    reject("8082", "tcp-reset");
-    reject("8084", "icmp-host-unreachable");
-    reject("8085", "icmp-admin-prohibited");
-    reject("8086", "icmp-net-unreachable");
-    lab.in_srv(&[
-        "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "8083", "-j", "DROP",
-    ]);
+    let lab = Lab::new("tcpsrv");
+    let log = start_listener(&lab, SRV, 8080);
+    for (port, with) in [
+        (8082, "tcp-reset"),
+        (8084, "icmp-host-unreachable"),
+        (8085, "icmp-admin-prohibited"),
+        (8086, "icmp-net-unreachable"),
+    ] {
+        lab.srv.reject_tcp_port(port, with);
+    }
+    lab.srv.drop_tcp_port(8083);
 
     let ports = [8080, 8081, 8082, 8083, 8084, 8085, 8086];
     let targets: Vec<(&str, u16)> = ports.iter().map(|p| (SRV, *p)).collect();
@@ -184,12 +169,12 @@ fn server_side_outcomes_are_told_apart() {
 
 #[test]
 fn client_side_firewall_and_routes() {
-    let mut lab = Lab::new();
-    start_listener(&mut lab, SRV, 8080);
+    let lab = Lab::new("tcpcli");
+    start_listener(&lab, SRV, 8080);
     let out = |args: &[&str]| {
-        let mut full = vec!["iptables", "-A", "OUTPUT", "-p", "tcp"];
+        let mut full = vec!["-A", "OUTPUT", "-p", "tcp"];
         full.extend_from_slice(args);
-        lab.in_cli(&full);
+        lab.cli.iptables(&full);
     };
     out(&["--dport", "9001", "-j", "REJECT"]);
     out(&[
@@ -206,7 +191,7 @@ fn client_side_firewall_and_routes() {
         ("unreachable", "10.199.73.0/24"),
         ("blackhole", "10.199.72.0/24"),
     ] {
-        lab.in_cli(&["ip", "route", "add", kind, net]);
+        lab.cli.ip(&["route", "add", kind, net]);
     }
     let targets = [
         (SRV, 9001),
@@ -276,28 +261,26 @@ fn client_side_firewall_and_routes() {
         );
     }
     // The route check's oracle agrees on the routes that failed before any packet left.
-    let route = lab.in_cli_any(&["ip", "route", "get", "10.199.71.1"]);
-    assert!(String::from_utf8_lossy(&route.stderr).contains("Permission denied"));
+    let route = lab.cli.try_exec(&["ip", "route", "get", "10.199.71.1"]);
+    assert!(route.stderr.contains("Permission denied"), "{route:?}");
 }
 
 #[test]
 fn ephemeral_port_exhaustion_is_address_not_available() {
-    let mut lab = Lab::new();
-    start_listener(&mut lab, SRV, 8080);
-    lab.in_cli(&[
-        "sysctl",
-        "-q",
-        "-w",
-        "net.ipv4.ip_local_port_range=40000 40001",
-    ]);
+    let lab = Lab::new("tcpeph");
+    start_listener(&lab, SRV, 8080);
+    lab.cli
+        .set_sysctl("net.ipv4.ip_local_port_range", "40000 40001");
     // Two connections hold both ports toward the same destination.
     let hold =
         format!("exec 3<>/dev/tcp/{SRV}/8080 && exec 4<>/dev/tcp/{SRV}/8080 && exec sleep 60");
-    lab.spawn_cli(&["bash", "-c", &hold]);
+    lab.cli.spawn(&["bash", "-c", &hold]);
     let deadline = Instant::now() + Duration::from_secs(5);
     let held = loop {
-        let ss = lab.in_cli(&["ss", "-H", "-tn", "state", "established", "dst", SRV]);
-        let text = String::from_utf8_lossy(&ss.stdout).to_string();
+        let text = lab
+            .cli
+            .exec(&["ss", "-H", "-tn", "state", "established", "dst", SRV])
+            .stdout;
         if text.lines().count() == 2 {
             break text;
         }
@@ -322,7 +305,7 @@ fn ephemeral_port_exhaustion_is_address_not_available() {
 
 #[test]
 fn unresolvable_name_is_reported_as_unresolved() {
-    let lab = Lab::new();
+    let lab = Lab::new("tcpname");
     // The only nameserver is an address in the server namespace where nothing listens.
     let conf = lab.write(
         "resolv.conf",
@@ -334,11 +317,8 @@ fn unresolvable_name_is_reported_as_unresolved() {
         "targets": [{"label": "db", "host": "db.corp.test", "port": 5432}],
         "dns": {"resolv_conf": conf.to_str().unwrap()},
     });
-    let ev: Vec<Evidence> = lab
-        .probe(&plan)
-        .into_iter()
-        .map(|d| serde_json::from_value(d).unwrap())
-        .collect();
+    let run = lab.probe(plan);
+    let ev: Vec<&Evidence> = run.all_evidence().collect();
     let [Evidence::Tcp(t)] = ev.as_slice() else {
         panic!("one tcp evidence expected: {ev:?}")
     };
@@ -352,9 +332,9 @@ fn unresolvable_name_is_reported_as_unresolved() {
 
 #[test]
 fn ipv6_targets_are_connected_too() {
-    let mut lab = Lab::new();
+    let lab = Lab::new("tcp6");
     lab.enable_v6();
-    start_listener(&mut lab, SRV6, 8080);
+    start_listener(&lab, SRV6, 8080);
     let ev = probe_tcp(&lab, &[(SRV6, 8080), (SRV6, 8081)], 1000);
     let ok = &ev[&format!("{SRV6}:8080")];
     assert_eq!(ok.outcome, TcpOutcome::Ok, "{ok:?}");

@@ -52,6 +52,19 @@ fn fired(v: &Verdict) -> String {
     )
 }
 
+/// The verdict's status and exactly the rules that fired (messages show the whole verdict).
+#[track_caller]
+fn assert_fired(v: &Verdict, status: Status, rules: &[RuleCode]) {
+    assert_eq!(v.status, status, "{}", fired(v));
+    assert_eq!(v.rules_fired, rules, "{}", fired(v));
+}
+
+/// The verdict's cause contains `part`.
+#[track_caller]
+fn assert_cause(v: &Verdict, part: &str) {
+    assert!(cause(v).contains(part), "{}", cause(v));
+}
+
 fn cause(v: &Verdict) -> &str {
     v.cause.as_deref().unwrap_or("")
 }
@@ -92,16 +105,11 @@ fn healthy_service_says_what_it_proved() {
 fn dns_nxdomain_on_every_candidate() {
     let i = direct(KubeEvidence::default(), "dns_nxdomain", "dns web.other");
     let v = evaluate(&i);
-    assert_eq!(v.status, Status::Failed, "{}", fired(&v));
+    assert_fired(&v, Status::Failed, &[RuleCode::DnsNxdomain]);
     assert_eq!(v.layer, Some(Layer::Dns));
-    assert_eq!(v.rules_fired, vec![RuleCode::DnsNxdomain], "{}", fired(&v));
-    assert!(
-        cause(&v).contains("web.other does not exist"),
-        "{}",
-        cause(&v)
-    );
-    assert!(cause(&v).contains("4 candidates"), "{}", cause(&v));
-    assert!(cause(&v).contains("wrong namespace?"), "{}", cause(&v));
+    assert_cause(&v, "web.other does not exist");
+    assert_cause(&v, "4 candidates");
+    assert_cause(&v, "wrong namespace?");
 }
 
 #[test]
@@ -115,21 +123,9 @@ fn dns_cluster_dns_unreachable() {
     assert_eq!(v.status, Status::Failed, "{}", fired(&v));
     assert_eq!(v.layer, Some(Layer::Dns));
     assert!(v.fired(RuleCode::DnsServerUnreachable), "{}", fired(&v));
-    assert!(
-        cause(&v).contains("cluster DNS 10.199.96.53 answered none of"),
-        "{}",
-        cause(&v)
-    );
-    assert!(
-        cause(&v).contains("each timed out after 1.0 s, retries 1.0 s apart"),
-        "{}",
-        cause(&v)
-    );
-    assert!(
-        cause(&v).contains("web gave up after 4.0 s"),
-        "{}",
-        cause(&v)
-    );
+    assert_cause(&v, "cluster DNS 10.199.96.53 answered none of");
+    assert_cause(&v, "each timed out after 1.0 s, retries 1.0 s apart");
+    assert_cause(&v, "web gave up after 4.0 s");
 }
 
 #[test]
@@ -140,20 +136,10 @@ fn dns_search_expansion_counts_wasted_queries() {
         "dns api.example.test",
     );
     let v = evaluate(&i);
-    assert_eq!(v.status, Status::Degraded, "{}", fired(&v));
-    assert_eq!(
-        v.rules_fired,
-        vec![RuleCode::DnsSearchExpansion],
-        "{}",
-        fired(&v)
-    );
-    assert!(cause(&v).contains("ndots:5"), "{}", cause(&v));
-    assert!(cause(&v).contains("6 wasted queries"), "{}", cause(&v));
-    assert!(
-        cause(&v).contains("use api.example.test. (trailing dot) or ndots:2"),
-        "{}",
-        cause(&v)
-    );
+    assert_fired(&v, Status::Degraded, &[RuleCode::DnsSearchExpansion]);
+    assert_cause(&v, "ndots:5");
+    assert_cause(&v, "6 wasted queries");
+    assert_cause(&v, "use api.example.test. (trailing dot) or ndots:2");
     assert!(
         v.next[0].starts_with("getent hosts api.example.test. "),
         "{:?}",
@@ -175,12 +161,8 @@ fn dns_resolv_conf_not_cluster_dns() {
         "{}",
         fired(&v)
     );
-    assert!(cause(&v).contains("10.199.96.99"), "{}", cause(&v));
-    assert!(
-        cause(&v).contains("cluster DNS is 10.199.96.53"),
-        "{}",
-        cause(&v)
-    );
+    assert_cause(&v, "10.199.96.99");
+    assert_cause(&v, "cluster DNS is 10.199.96.53");
     // The NXDOMAINs that follow are evidence, blamed on the wrong resolver, not on a namespace.
     let nx = v
         .findings
@@ -203,14 +185,9 @@ fn dns_servfail_upstream() {
         "dns api.upstream.test",
     );
     let v = evaluate(&i);
-    assert_eq!(v.status, Status::Failed, "{}", fired(&v));
-    assert_eq!(v.rules_fired, vec![RuleCode::DnsServfail], "{}", fired(&v));
-    assert!(
-        cause(&v).contains("SERVFAIL for api.upstream.test"),
-        "{}",
-        cause(&v)
-    );
-    assert!(cause(&v).contains("10.199.96.53"), "{}", cause(&v));
+    assert_fired(&v, Status::Failed, &[RuleCode::DnsServfail]);
+    assert_cause(&v, "SERVFAIL for api.upstream.test");
+    assert_cause(&v, "10.199.96.53");
 }
 
 // ---- Service -----------------------------------------------------------------------------
@@ -236,12 +213,8 @@ fn service_without_endpoints_names_selector_and_closest_labels() {
     assert_eq!(v.status, Status::Failed, "{}", fired(&v));
     assert_eq!(v.layer, Some(Layer::Service));
     assert_eq!(v.findings[0].rule, RuleCode::ServiceNoEndpoints);
-    assert!(
-        cause(&v).contains("selector app=web matches no pod in shop"),
-        "{}",
-        cause(&v)
-    );
-    assert!(cause(&v).contains("app=web-v2"), "{}", cause(&v));
+    assert_cause(&v, "selector app=web matches no pod in shop");
+    assert_cause(&v, "app=web-v2");
     // The recorded refusal of the ClusterIP is shown as evidence, not as the cause.
     assert!(v
         .evidence
@@ -268,12 +241,8 @@ fn service_endpoints_not_ready() {
         "{}",
         fired(&v)
     );
-    assert!(
-        cause(&v).contains("3 of 3 endpoints of svc/web are not ready"),
-        "{}",
-        cause(&v)
-    );
-    assert!(cause(&v).contains("statuscode: 503"), "{}", cause(&v));
+    assert_cause(&v, "3 of 3 endpoints of svc/web are not ready");
+    assert_cause(&v, "statuscode: 503");
 }
 
 #[test]
@@ -295,7 +264,7 @@ fn service_target_port_not_exposed() {
         "{}",
         fired(&v)
     );
-    assert!(cause(&v).contains("targetPort 9090"), "{}", cause(&v));
+    assert_cause(&v, "targetPort 9090");
     // The probe's refusals on 9090 corroborate it.
     assert!(v.fired(RuleCode::TcpRefusedNoListener));
     let tcp = v
@@ -318,14 +287,8 @@ fn service_dataplane_conflict_is_said_exactly() {
         web_service("8080", 8080, [true; 3]),
     );
     let v = evaluate(&i);
-    assert_eq!(v.status, Status::Failed, "{}", fired(&v));
+    assert_fired(&v, Status::Failed, &[RuleCode::ServiceDataplane]);
     assert_eq!(v.layer, Some(Layer::Service));
-    assert_eq!(
-        v.rules_fired,
-        vec![RuleCode::ServiceDataplane],
-        "{}",
-        fired(&v)
-    );
     assert!(
         cause(&v).starts_with(
             "ClusterIP 10.199.96.10:80 timed out after 1.5 s while all 3 endpoints answered"
@@ -352,16 +315,10 @@ fn service_one_bad_endpoint_among_good_ones() {
         web_service("8080", 8080, [true; 3]),
     );
     let v = evaluate(&i);
-    assert_eq!(v.status, Status::Degraded, "{}", fired(&v));
+    assert_fired(&v, Status::Degraded, &[RuleCode::ServiceBadEndpoint]);
     assert_eq!(v.exit_code(), 1);
-    assert_eq!(
-        v.rules_fired,
-        vec![RuleCode::ServiceBadEndpoint],
-        "{}",
-        fired(&v)
-    );
-    assert!(cause(&v).contains("1 of 3 endpoints of svc/web fail: 10.199.70.4:8080 (pod/web-2 on node-1) timed out after 1.5 s; 2 answer"), "{}", cause(&v));
-    assert!(cause(&v).contains("pod/web-2"), "{}", cause(&v));
+    assert_cause(&v, "1 of 3 endpoints of svc/web fail: 10.199.70.4:8080 (pod/web-2 on node-1) timed out after 1.5 s; 2 answer");
+    assert_cause(&v, "pod/web-2");
 }
 
 // ---- Transport ---------------------------------------------------------------------------
@@ -370,19 +327,9 @@ fn service_one_bad_endpoint_among_good_ones() {
 fn refused_without_listener() {
     let i = direct(KubeEvidence::default(), "tcp_refused", "10.199.70.2:8081");
     let v = evaluate(&i);
-    assert_eq!(v.status, Status::Failed, "{}", fired(&v));
+    assert_fired(&v, Status::Failed, &[RuleCode::TcpRefusedNoListener]);
     assert_eq!(v.layer, Some(Layer::Transport));
-    assert_eq!(
-        v.rules_fired,
-        vec![RuleCode::TcpRefusedNoListener],
-        "{}",
-        fired(&v)
-    );
-    assert!(
-        cause(&v).contains("nothing listens on port 8081"),
-        "{}",
-        cause(&v)
-    );
+    assert_cause(&v, "nothing listens on port 8081");
     // Route and neighbor were proven on the way.
     assert!(
         v.proven
@@ -401,26 +348,15 @@ fn refused_because_listener_is_loopback_only() {
         "10.199.70.2:8090",
     );
     let v = evaluate(&i);
-    assert_eq!(v.status, Status::Failed, "{}", fired(&v));
-    assert_eq!(
-        v.rules_fired,
-        vec![RuleCode::TcpListenerLoopbackOnly],
-        "{}",
-        fired(&v)
-    );
-    assert!(
-        cause(&v).contains("bound to 127.0.0.1:8090"),
-        "{}",
-        cause(&v)
-    );
+    assert_fired(&v, Status::Failed, &[RuleCode::TcpListenerLoopbackOnly]);
+    assert_cause(&v, "bound to 127.0.0.1:8090");
 }
 
 #[test]
 fn timeout_is_a_silent_drop() {
     let i = direct(KubeEvidence::default(), "tcp_timeout", "10.199.70.2:8080");
     let v = evaluate(&i);
-    assert_eq!(v.status, Status::Failed, "{}", fired(&v));
-    assert_eq!(v.rules_fired, vec![RuleCode::TcpTimeout], "{}", fired(&v));
+    assert_fired(&v, Status::Failed, &[RuleCode::TcpTimeout]);
     assert_eq!(v.headline, "L4 timeout");
     // The bounded capture recorded with it saw the SYN and its retransmission go unanswered.
     assert!(
@@ -430,11 +366,7 @@ fn timeout_is_a_silent_drop() {
         "{:?}",
         v.evidence
     );
-    assert!(
-        cause(&v).contains("SYN to 10.199.70.2:8080 got no answer in 1.5 s"),
-        "{}",
-        cause(&v)
-    );
+    assert_cause(&v, "SYN to 10.199.70.2:8080 got no answer in 1.5 s");
 }
 
 #[test]
@@ -466,18 +398,11 @@ fn timeout_explained_by_network_policy() {
         k,
     );
     let v = evaluate(&i);
-    assert_eq!(v.status, Status::Failed, "{}", fired(&v));
+    assert_fired(&v, Status::Failed, &[RuleCode::TcpTimeoutNetworkPolicy]);
     assert_eq!(v.layer, Some(Layer::Transport));
-    assert_eq!(
-        v.rules_fired,
-        vec![RuleCode::TcpTimeoutNetworkPolicy],
-        "{}",
-        fired(&v)
-    );
-    assert!(
-        cause(&v).contains("networkpolicy/shop/web-ingress (ingress) drops the traffic"),
-        "{}",
-        cause(&v)
+    assert_cause(
+        &v,
+        "networkpolicy/shop/web-ingress (ingress) drops the traffic",
     );
     assert!(v
         .evidence
@@ -493,14 +418,9 @@ fn timeout_explained_by_network_policy() {
 fn rejected_by_firewall_with_icmp() {
     let i = direct(KubeEvidence::default(), "tcp_rejected", "10.199.70.2:8080");
     let v = evaluate(&i);
-    assert_eq!(v.status, Status::Failed, "{}", fired(&v));
-    assert_eq!(v.rules_fired, vec![RuleCode::TcpRejected], "{}", fired(&v));
-    assert!(
-        cause(&v).contains("host unreachable (ICMP)"),
-        "{}",
-        cause(&v)
-    );
-    assert!(cause(&v).contains("firewall"), "{}", cause(&v));
+    assert_fired(&v, Status::Failed, &[RuleCode::TcpRejected]);
+    assert_cause(&v, "host unreachable (ICMP)");
+    assert_cause(&v, "firewall");
 }
 
 #[test]
@@ -511,21 +431,12 @@ fn eaddrnotavail_with_time_wait_near_the_port_range() {
         "10.199.70.2:8080",
     );
     let v = evaluate(&i);
-    assert_eq!(v.status, Status::Failed, "{}", fired(&v));
-    assert_eq!(
-        v.rules_fired,
-        vec![RuleCode::EphemeralPortExhaustion],
-        "{}",
-        fired(&v)
-    );
-    assert!(cause(&v).contains("EADDRNOTAVAIL"), "{}", cause(&v));
-    assert!(
-        cause(&v).contains(
-            "2 TIME-WAIT sockets toward 10.199.70.2:8080 against an ephemeral port range of 2 \
-             (40000-40001)"
-        ),
-        "{}",
-        cause(&v)
+    assert_fired(&v, Status::Failed, &[RuleCode::EphemeralPortExhaustion]);
+    assert_cause(&v, "EADDRNOTAVAIL");
+    assert_cause(
+        &v,
+        "2 TIME-WAIT sockets toward 10.199.70.2:8080 against an ephemeral port range of 2 \
+         (40000-40001)",
     );
 }
 
@@ -533,18 +444,8 @@ fn eaddrnotavail_with_time_wait_near_the_port_range() {
 fn close_wait_accumulation() {
     let i = direct(KubeEvidence::default(), "close_wait", "10.199.70.2:8080");
     let v = evaluate(&i);
-    assert_eq!(v.status, Status::Degraded, "{}", fired(&v));
-    assert_eq!(
-        v.rules_fired,
-        vec![RuleCode::CloseWaitAccumulation],
-        "{}",
-        fired(&v)
-    );
-    assert!(
-        cause(&v).contains("12 sockets in CLOSE-WAIT from 10.199.70.2:8080"),
-        "{}",
-        cause(&v)
-    );
+    assert_fired(&v, Status::Degraded, &[RuleCode::CloseWaitAccumulation]);
+    assert_cause(&v, "12 sockets in CLOSE-WAIT from 10.199.70.2:8080");
 }
 
 #[test]
@@ -555,26 +456,12 @@ fn listen_queue_overflow_explains_the_timeout() {
         "10.199.70.2:8080",
     );
     let v = evaluate(&i);
-    assert_eq!(v.status, Status::Failed, "{}", fired(&v));
-    assert_eq!(
-        v.rules_fired,
-        vec![RuleCode::ListenQueueOverflow],
-        "{}",
-        fired(&v)
-    );
+    assert_fired(&v, Status::Failed, &[RuleCode::ListenQueueOverflow]);
     // The count depends on how many client SYN retries fell into the probe's run.
-    assert!(
-        cause(&v).contains("incoming connections during the run"),
-        "{}",
-        cause(&v)
-    );
-    assert!(cause(&v).contains("ListenOverflows +"), "{}", cause(&v));
+    assert_cause(&v, "incoming connections during the run");
+    assert_cause(&v, "ListenOverflows +");
     // The socket table shows the accept queue itself, full.
-    assert!(
-        cause(&v).contains("full accept queue: 10.199.70.2:8080 accept queue 2/1"),
-        "{}",
-        cause(&v)
-    );
+    assert_cause(&v, "full accept queue: 10.199.70.2:8080 accept queue 2/1");
     let line = v
         .evidence
         .iter()
@@ -594,15 +481,9 @@ fn retransmissions_on_a_lossy_path() {
         "10.199.70.3:8080",
     );
     let v = evaluate(&i);
-    assert_eq!(v.status, Status::Degraded, "{}", fired(&v));
-    assert_eq!(
-        v.rules_fired,
-        vec![RuleCode::TcpRetransmissions],
-        "{}",
-        fired(&v)
-    );
-    assert!(cause(&v).contains("TCP segments"), "{}", cause(&v));
-    assert!(cause(&v).contains("were retransmitted"), "{}", cause(&v));
+    assert_fired(&v, Status::Degraded, &[RuleCode::TcpRetransmissions]);
+    assert_cause(&v, "TCP segments");
+    assert_cause(&v, "were retransmitted");
 }
 
 // ---- Network -----------------------------------------------------------------------------
@@ -611,13 +492,11 @@ fn retransmissions_on_a_lossy_path() {
 fn no_route_and_no_default_route() {
     let i = direct(KubeEvidence::default(), "no_route", "10.199.99.9:80");
     let v = evaluate(&i);
-    assert_eq!(v.status, Status::Failed, "{}", fired(&v));
+    assert_fired(&v, Status::Failed, &[RuleCode::NoRoute]);
     assert_eq!(v.layer, Some(Layer::Network));
-    assert_eq!(v.rules_fired, vec![RuleCode::NoRoute], "{}", fired(&v));
-    assert!(
-        cause(&v).contains("no route to 10.199.99.9: no matching route and no default route"),
-        "{}",
-        cause(&v)
+    assert_cause(
+        &v,
+        "no route to 10.199.99.9: no matching route and no default route",
     );
 }
 
@@ -632,7 +511,7 @@ fn interface_down_without_carrier() {
     assert_eq!(v.status, Status::Failed, "{}", fired(&v));
     assert_eq!(v.layer, Some(Layer::Network));
     assert_eq!(v.findings[0].rule, RuleCode::InterfaceDown, "{}", fired(&v));
-    assert!(cause(&v).contains("vdr-c1 has no carrier"), "{}", cause(&v));
+    assert_cause(&v, "vdr-c1 has no carrier");
 }
 
 #[test]
@@ -669,11 +548,7 @@ fn rp_filter_strict_with_asymmetric_route() {
         "{}",
         fired(&v)
     );
-    assert!(
-        cause(&v).contains("net.ipv4.conf.vdr-c1.rp_filter=1"),
-        "{}",
-        cause(&v)
-    );
+    assert_cause(&v, "net.ipv4.conf.vdr-c1.rp_filter=1");
 }
 
 #[test]
@@ -691,10 +566,9 @@ fn wrong_source_interface() {
         "{}",
         fired(&v)
     );
-    assert!(
-        cause(&v).contains("with source 10.199.72.1, not the pod IP 10.199.70.1 (on vdr-c0)"),
-        "{}",
-        cause(&v)
+    assert_cause(
+        &v,
+        "with source 10.199.72.1, not the pod IP 10.199.70.1 (on vdr-c0)",
     );
 }
 
@@ -704,14 +578,9 @@ fn wrong_source_interface() {
 fn mtu_blackhole() {
     let i = direct(KubeEvidence::default(), "mtu_blackhole", "10.199.71.2:8080");
     let v = evaluate(&i);
-    assert_eq!(v.status, Status::Failed, "{}", fired(&v));
+    assert_fired(&v, Status::Failed, &[RuleCode::MtuBlackhole]);
     assert_eq!(v.layer, Some(Layer::Path));
-    assert_eq!(v.rules_fired, vec![RuleCode::MtuBlackhole], "{}", fired(&v));
-    assert!(
-        cause(&v).contains("up to 1280 bytes pass but 1281-byte packets vanish"),
-        "{}",
-        cause(&v)
-    );
+    assert_cause(&v, "up to 1280 bytes pass but 1281-byte packets vanish");
     // TCP connect works: small packets pass, so the connect alone would have looked healthy.
     assert!(v
         .proven
@@ -728,17 +597,9 @@ fn stream_without_done_is_inconclusive_and_says_why() {
     assert_eq!(v.status, Status::Inconclusive, "{}", fired(&v));
     assert_eq!(v.exit_code(), 2);
     assert_eq!(v.findings[0].rule, RuleCode::ProbeStoppedEarly);
-    assert!(cause(&v).contains("killed"), "{}", cause(&v));
-    assert!(
-        cause(&v).contains("without the final `done` event"),
-        "{}",
-        cause(&v)
-    );
-    assert!(
-        cause(&v).contains("still running: counters, dns"),
-        "{}",
-        cause(&v)
-    );
+    assert_cause(&v, "killed");
+    assert_cause(&v, "without the final `done` event");
+    assert_cause(&v, "still running: counters, dns");
 }
 
 #[test]
@@ -769,14 +630,8 @@ fn policy_predicted_deny_but_connect_succeeds_is_a_conflict() {
     ));
     let i = load("healthy_service", svc_title(), k);
     let v = evaluate(&i);
-    assert_eq!(v.status, Status::Degraded, "{}", fired(&v));
-    assert_eq!(
-        v.rules_fired,
-        vec![RuleCode::NetworkPolicyNotEnforced],
-        "{}",
-        fired(&v)
-    );
-    assert!(cause(&v).contains("yet 10.199.96.10:80"), "{}", cause(&v));
+    assert_fired(&v, Status::Degraded, &[RuleCode::NetworkPolicyNotEnforced]);
+    assert_cause(&v, "yet 10.199.96.10:80");
 }
 
 // ---- constructed evidence (faults no namespace here can produce) -------------------------
@@ -803,11 +658,7 @@ fn interface_errors_constructed() {
     let v = evaluate(&i);
     assert_eq!(v.status, Status::Degraded, "{}", fired(&v));
     assert_eq!(v.rules_fired, vec![RuleCode::InterfaceErrors]);
-    assert!(
-        cause(&v).contains("eth0 counts 120 rx / 3 tx errors"),
-        "{}",
-        cause(&v)
-    );
+    assert_cause(&v, "eth0 counts 120 rx / 3 tx errors");
 }
 
 /// nf_conntrack_max is global and read-only inside a non-initial namespace: filling it for
@@ -822,11 +673,7 @@ fn conntrack_near_max_constructed() {
     assert_eq!(v.status, Status::Degraded, "{}", fired(&v));
     assert_eq!(v.layer, Some(Layer::State));
     assert_eq!(v.rules_fired, vec![RuleCode::ConntrackNearMax]);
-    assert!(
-        cause(&v).contains("249000 of 262144 entries (95%)"),
-        "{}",
-        cause(&v)
-    );
+    assert_cause(&v, "249000 of 262144 entries (95%)");
 
     let full = build::inputs(vec![
         build::tcp("10.199.70.2:8080", protocol::TcpOutcome::Timeout, 3000.0),
@@ -909,11 +756,7 @@ fn dns_unreachable_explained_by_egress_policy() {
     let v = evaluate(&i);
     assert_eq!(v.status, Status::Failed, "{}", fired(&v));
     assert_eq!(v.findings[0].rule, RuleCode::DnsServerUnreachable);
-    assert!(
-        cause(&v).contains("networkpolicy/shop/default-deny-egress blocks it"),
-        "{}",
-        cause(&v)
-    );
+    assert_cause(&v, "networkpolicy/shop/default-deny-egress blocks it");
     assert!(v
         .evidence
         .iter()

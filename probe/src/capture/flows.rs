@@ -382,7 +382,7 @@ impl FlowTable {
                 if let Some(i) = self.dns_index.get(&(dst, src, header.id)) {
                     let q = &mut self.dns[*i];
                     if q.rcode.is_none() {
-                        q.rcode = Some(rcode_name(u16::from(header.response_code)));
+                        q.rcode = Some(crate::dns::rcode_name(u16::from(header.response_code)));
                         q.answers = Some(u32::from(header.counts.answers));
                         q.latency_ms = Some(ms_between(q.first_query, at));
                     }
@@ -545,19 +545,6 @@ fn quoted_flow(quoted: &[u8], v6: bool) -> Option<String> {
         (58, _) => format!("icmp6 {src} > {dst}"),
         (n, _) => format!("proto {n} {src} > {dst}"),
     })
-}
-
-/// The mnemonic dig prints for an rcode (as the dns check reports them).
-fn rcode_name(rcode: u16) -> String {
-    match rcode {
-        0 => "NOERROR".into(),
-        1 => "FORMERR".into(),
-        2 => "SERVFAIL".into(),
-        3 => "NXDOMAIN".into(),
-        4 => "NOTIMP".into(),
-        5 => "REFUSED".into(),
-        n => format!("RCODE{n}"),
-    }
 }
 
 #[cfg(test)]

@@ -103,14 +103,7 @@ pub fn search(
             break;
         }
         let result = probe(size);
-        r.probes.push(MtuProbe {
-            size,
-            result: result_name(&result).to_string(),
-            rtt_ms: match result {
-                ProbeResult::Ok { rtt_ms } => Some(rtt_ms),
-                _ => None,
-            },
-        });
+        r.probes.push(probe_record(size, &result));
         match result {
             ProbeResult::Ok { .. } => {
                 r.largest_ok = Some(r.largest_ok.map_or(size, |v| v.max(size)));
@@ -160,14 +153,7 @@ pub fn search(
     if r.blackhole() && r.probes.len() < MAX_PROBES && Instant::now() < deadline {
         let size = r.smallest_lost.unwrap_or_default();
         let result = probe(size);
-        r.probes.push(MtuProbe {
-            size,
-            result: result_name(&result).to_string(),
-            rtt_ms: match result {
-                ProbeResult::Ok { rtt_ms } => Some(rtt_ms),
-                _ => None,
-            },
-        });
+        r.probes.push(probe_record(size, &result));
         match result {
             ProbeResult::Lost => {}
             ProbeResult::FragNeeded { mtu } => {
@@ -183,6 +169,18 @@ pub fn search(
         }
     }
     r
+}
+
+/// The evidence line for one probe of `size`.
+fn probe_record(size: u32, result: &ProbeResult) -> MtuProbe {
+    MtuProbe {
+        size,
+        result: result_name(result).to_string(),
+        rtt_ms: match result {
+            ProbeResult::Ok { rtt_ms } => Some(*rtt_ms),
+            _ => None,
+        },
+    }
 }
 
 fn result_name(r: &ProbeResult) -> &'static str {

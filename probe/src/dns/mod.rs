@@ -10,3 +10,5 @@ mod wire;
 
 pub use config::{load_config, ResolverConfig};
 pub use lookup::lookup;
+/// The rcode mnemonics dig prints, shared with the capture's DNS summary.
+pub use wire::rcode_name;
