@@ -36,9 +36,27 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the probe on this Linux host (or in a network namespace of it): no Kubernetes.
-    Local(LocalArgs),
+    Local(Box<LocalArgs>),
     /// Print the client version, the protocol version and the default probe image.
     Version,
+    /// Print a shell completion script for `kubectl-netdebug` (bash, zsh, fish, ...).
+    #[command(after_help = "Examples:\n  \
+        source <(kubectl-netdebug completion bash)\n  \
+        kubectl-netdebug completion zsh > \"${fpath[1]}/_kubectl-netdebug\"\n  \
+        kubectl-netdebug completion fish > ~/.config/fish/completions/kubectl-netdebug.fish\n\n\
+        `kubectl netdebug <TAB>` (kubectl 1.26+) runs the kubectl_complete-netdebug helper \
+        instead, which completes pod, workload, Service and namespace names from the cluster.")]
+    Completion(CompletionArgs),
+}
+
+/// `kubectl netdebug completion SHELL`. (The hidden `kubectl-netdebug __complete ARGS... PARTIAL`,
+/// cobra's protocol as kubectl plugin completion speaks it, is dispatched by `main.rs` before
+/// parsing, so that it appears in neither `--help` nor the generated scripts.)
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell to print the script for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 /// `kubectl netdebug SOURCE ...`
@@ -328,6 +346,18 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn completion_subcommands() {
+        match parse(&["completion", "zsh"]).unwrap().command {
+            Some(Command::Completion(c)) => assert_eq!(c.shell, clap_complete::Shell::Zsh),
+            other => panic!("expected completion, got {other:?}"),
+        }
+        assert!(parse(&["completion", "tcsh"]).is_err());
+        // `__complete` is not a clap subcommand: main.rs dispatches it before parsing, so it
+        // stays out of --help and of the generated scripts.
+        assert!(parse(&["__complete", "pod/x", ""]).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 extern crate netdebug_verdict as verdict;
 
 pub mod cli;
+pub mod complete;
 pub mod connect;
 pub mod duration;
 pub mod error;

@@ -283,7 +283,7 @@ mod tests {
         )
         .unwrap();
         match cli.command {
-            Some(crate::cli::Command::Local(l)) => l,
+            Some(crate::cli::Command::Local(l)) => *l,
             _ => unreachable!("parsed as local"),
         }
     }

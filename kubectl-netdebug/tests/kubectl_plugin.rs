@@ -1,5 +1,7 @@
 //! Real kubectl finds the built binary through plugin discovery and runs it: `kubectl plugin
 //! list`, `kubectl netdebug --help`, `kubectl netdebug version`. No cluster needed.
+//! Unix only: the plugin is copied under its bare name and found through a `:`-joined PATH.
+#![cfg(unix)]
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
