@@ -32,7 +32,8 @@ if ! reachable && [ -z "${KUBECONFIG:-}" ]; then
       start_cluster || why="the local cluster did not start: see ${TMPDIR:-/tmp}/netdebug-e2e-up.log"
     fi
     export KUBECONFIG=$LOCAL_KUBECONFIG
-    trap '"$SHARED_CLUSTER/down.sh" >/dev/null 2>&1 || true' EXIT
+    cluster_stop='"$SHARED_CLUSTER/down.sh" >/dev/null 2>&1 || true'
+    trap "$cluster_stop" EXIT
     for _ in $(seq 90); do
       kubectl get nodes 2>/dev/null | grep -qw Ready \
         && kubectl -n kube-system get pods 2>/dev/null | grep -q Running && break
@@ -53,10 +54,19 @@ if ! reachable; then
 fi
 echo "e2e: cluster $(kubectl config current-context 2>/dev/null || echo '?') ($KUBECONFIG)"
 
-cargo build --locked -p kubectl-netdebug
-export PATH="$PWD/target/debug:$PATH"
-kubectl plugin list 2>/dev/null | grep -q kubectl-netdebug \
-  || { echo "e2e: kubectl plugin list does not find kubectl-netdebug" >&2; exit 1; }
+# The same build scripts/test made (a no-op after it); the plugin goes into a directory of its
+# own so that kubectl's plugin discovery sees it and nothing else of target/debug.
+cargo build --workspace --all-targets --locked
+plugin_dir=$(mktemp -d)
+trap_cmd="rm -rf '$plugin_dir'"
+trap "$trap_cmd${cluster_stop:+; $cluster_stop}" EXIT
+cp target/debug/kubectl-netdebug target/debug/kubectl_complete-netdebug "$plugin_dir/"
+export PATH="$plugin_dir:$PATH"
+plugins=$(kubectl plugin list 2>&1 || true)
+case "$plugins" in
+  *"$plugin_dir/kubectl-netdebug"*) ;;
+  *) echo "e2e: kubectl plugin list does not find kubectl-netdebug:" >&2; echo "$plugins" >&2; exit 1 ;;
+esac
 
 if [ -z "${NETDEBUG_E2E_IMAGE:-}" ]; then
   export NETDEBUG_E2E_IMAGE=ghcr.io/netdebug/netdebug-probe:e2e
