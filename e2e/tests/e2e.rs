@@ -459,6 +459,15 @@ fn capture_writes_a_pcap_that_tcpdump_reads() {
         ],
     );
     assert_eq!(code, Some(0), "{run:?}");
+    // netadmin: root with exactly the two capabilities it asks for (capabilities only take
+    // effect for uid 0 in Kubernetes).
+    let hello = &v["probe"]["events"][0]["data"];
+    assert_eq!(hello["uid"], 0, "{run:?}");
+    assert_eq!(
+        hello["capabilities"],
+        serde_json::json!(["net_admin", "net_raw"]),
+        "{run:?}"
+    );
     let packets = v["pcap"]["packets"].as_u64().unwrap_or(0);
     assert!(packets > 0, "{run:?}");
     let proven = v["verdict"]["proven"].to_string();

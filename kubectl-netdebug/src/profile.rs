@@ -2,7 +2,7 @@
 //!
 //! | profile      | securityContext | admitted by PSS level |
 //! |--------------|-----------------|-----------------------|
-//! | `restricted` | runAsNonRoot (uid 65534), drop ALL, no privilege escalation, seccomp RuntimeDefault | restricted, baseline, privileged |
+//! | `restricted` | runAsNonRoot (uid 65534), drop ALL, no privilege escalation, seccomp RuntimeDefault, read-only root | restricted, baseline, privileged |
 //! | `baseline`   | uid 0, runtime defaults minus all but NET_RAW, nothing added, read-only root | baseline, privileged |
 //! | `netadmin`   | uid 0, drop ALL, add NET_RAW and NET_ADMIN, read-only root | privileged |
 
@@ -60,6 +60,7 @@ impl Profile {
                 run_as_user: Some(NOBODY_UID),
                 run_as_group: Some(NOBODY_UID),
                 allow_privilege_escalation: Some(false),
+                read_only_root_filesystem: Some(true),
                 capabilities: Some(Capabilities {
                     drop: Some(vec!["ALL".into()]),
                     add: None,
@@ -224,7 +225,7 @@ mod tests {
             r,
             serde_json::json!({
                 "runAsNonRoot": true, "runAsUser": 65534, "runAsGroup": 65534,
-                "allowPrivilegeEscalation": false,
+                "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
                 "capabilities": {"drop": ["ALL"]},
                 "seccompProfile": {"type": "RuntimeDefault"}
             })

@@ -262,7 +262,7 @@ async fn inject_patch_shape() {
                 "targetContainerName": "app",
                 "securityContext": {
                     "runAsNonRoot": true, "runAsUser": 65534, "runAsGroup": 65534,
-                    "allowPrivilegeEscalation": false,
+                    "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
                     "capabilities": {"drop": ["ALL"]},
                     "seccompProfile": {"type": "RuntimeDefault"}
                 },
