@@ -267,15 +267,7 @@ async fn dns_egress(
     let dests = [format!("pod/{}", pods::name(dns_pod))];
     match decision {
         Decision::Denied { selecting } => {
-            let each: Vec<String> = selecting
-                .iter()
-                .map(|r| {
-                    format!(
-                        "networkpolicy/{} admits only {}; {}",
-                        r.policy, r.admits_text, r.mismatch
-                    )
-                })
-                .collect();
+            let each = denial_lines(&selecting);
             let first = selecting[0].policy.clone();
             vec![KubeFinding {
                 code: KubeFindingCode::NetworkPolicyDeniesDns,
@@ -360,15 +352,7 @@ fn summarize(
     let mut out = Vec::new();
     if let Some((dest, port, selecting)) = denied.first() {
         let dests: Vec<String> = denied.iter().map(|(d, ..)| d.clone()).collect();
-        let each: Vec<String> = selecting
-            .iter()
-            .map(|r| {
-                format!(
-                    "networkpolicy/{} admits only {}; {}",
-                    r.policy, r.admits_text, r.mismatch
-                )
-            })
-            .collect();
+        let each = denial_lines(selecting);
         let first = &selecting[0].policy;
         out.push(KubeFinding {
             code: KubeFindingCode::NetworkPolicyDenies,
@@ -446,4 +430,18 @@ fn details(
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect()
+}
+
+/// One line per policy that selects the pod but admits nothing matching: what it admits and
+/// why this peer and port miss it.
+fn denial_lines(selecting: &[netpol::PolicyResult]) -> Vec<String> {
+    selecting
+        .iter()
+        .map(|r| {
+            format!(
+                "networkpolicy/{} admits only {}; {}",
+                r.policy, r.admits_text, r.mismatch
+            )
+        })
+        .collect()
 }
