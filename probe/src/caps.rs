@@ -1,58 +1,16 @@
 //! Who the probe runs as: uid and effective capabilities, read from /proc/self/status.
 //! Parsing the CapEff mask is a few lines; the `caps` crate would add a dependency for the same.
+//! Bit numbers map to names through the protocol's [`Capability`], in `capabilities(7)` order.
 
-/// Capability bit numbers to names, in `capabilities(7)` order.
-const CAP_NAMES: &[&str] = &[
-    "chown",
-    "dac_override",
-    "dac_read_search",
-    "fowner",
-    "fsetid",
-    "kill",
-    "setgid",
-    "setuid",
-    "setpcap",
-    "linux_immutable",
-    "net_bind_service",
-    "net_broadcast",
-    "net_admin",
-    "net_raw",
-    "ipc_lock",
-    "ipc_owner",
-    "sys_module",
-    "sys_rawio",
-    "sys_chroot",
-    "sys_ptrace",
-    "sys_pacct",
-    "sys_admin",
-    "sys_boot",
-    "sys_nice",
-    "sys_resource",
-    "sys_time",
-    "sys_tty_config",
-    "mknod",
-    "lease",
-    "audit_write",
-    "audit_control",
-    "setfcap",
-    "mac_override",
-    "mac_admin",
-    "syslog",
-    "wake_alarm",
-    "block_suspend",
-    "audit_read",
-    "perfmon",
-    "bpf",
-    "checkpoint_restore",
-];
+use protocol::{Capability, Open};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Privileges {
     pub uid: u32,
     pub euid: u32,
     pub gid: u32,
-    /// Effective capability names (`net_raw`...).
-    pub capabilities: Vec<String>,
+    /// Effective capabilities; a bit this version has no name for is `cap_N`.
+    pub capabilities: Vec<Open<Capability>>,
 }
 
 impl Privileges {
@@ -86,19 +44,17 @@ impl Privileges {
         }
     }
 
-    pub fn has(&self, cap: &str) -> bool {
-        self.capabilities.iter().any(|c| c == cap)
+    pub fn has(&self, cap: Capability) -> bool {
+        self.capabilities.iter().any(|c| *c == cap)
     }
 }
 
-fn names_of(mask: u64) -> Vec<String> {
+fn names_of(mask: u64) -> Vec<Open<Capability>> {
     (0..64)
         .filter(|bit| mask & (1u64 << bit) != 0)
-        .map(|bit| {
-            CAP_NAMES
-                .get(bit)
-                .map(|n| n.to_string())
-                .unwrap_or_else(|| format!("cap_{bit}"))
+        .map(|bit| match Capability::from_bit(bit) {
+            Some(c) => Open::Known(c),
+            None => Open::Unknown(format!("cap_{bit}")),
         })
         .collect()
 }
@@ -112,8 +68,12 @@ mod tests {
         let status = "Name:\tx\nUid:\t0\t0\t0\t0\nGid:\t65534\t65534\t65534\t65534\nCapEff:\t0000000000003000\n";
         let p = Privileges::from_status(status);
         assert_eq!((p.uid, p.euid, p.gid), (0, 0, 65534));
-        assert_eq!(p.capabilities, vec!["net_admin", "net_raw"]);
-        assert!(p.has("net_raw"));
+        assert_eq!(
+            p.capabilities,
+            vec![Open::Known(Capability::NetAdmin), Open::Known(Capability::NetRaw)]
+        );
+        assert!(p.has(Capability::NetRaw));
+        assert!(!p.has(Capability::SysAdmin));
     }
 
     #[test]

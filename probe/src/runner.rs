@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::{
-    CheckFinished, CheckKind, CheckStarted, CheckStatus, Done, Event, Hello, Plan, Skipped,
+    CheckFinished, CheckKind, CheckStarted, CheckStatus, Done, Event, Hello, Open, Plan, Skipped,
     PROTOCOL_MINOR,
 };
 use tokio::task::JoinSet;
@@ -32,6 +32,19 @@ pub async fn run(plan: Plan, emitter: Emitter) -> Result<(), RunError> {
     let started = Instant::now();
     let privileges = Privileges::current();
     emitter.emit(Event::Hello(hello(&plan, &privileges)));
+    // A newer client may ask for a check this probe does not have: say so instead of refusing
+    // the whole plan, so every check it does know still runs.
+    for name in plan.unknown_checks() {
+        emitter.emit(Event::Skipped(Skipped {
+            check: Open::Unknown(name.to_string()),
+            reason: format!(
+                "this probe (version {}) does not know the check `{name}`: use the probe image \
+                 that matches the client (--image)",
+                env!("CARGO_PKG_VERSION")
+            ),
+            missing_capability: None,
+        }));
+    }
     let checks = plan.effective_checks();
     let ctx = Arc::new(Ctx::new(plan, emitter.clone(), privileges, started));
     arm_watchdog(emitter.clone(), ctx.plan.deadline_ms, started);
@@ -70,13 +83,13 @@ pub async fn run(plan: Plan, emitter: Emitter) -> Result<(), RunError> {
 }
 
 fn is_observer(kind: CheckKind) -> bool {
-    matches!(kind, CheckKind::Capture | CheckKind::Counters)
+    kind.info().observer
 }
 
 async fn run_one(kind: CheckKind, ctx: Arc<Ctx>) -> CheckStatus {
     let emitter = ctx.emitter().clone();
     emitter.emit(Event::CheckStarted(CheckStarted {
-        check: kind,
+        check: kind.into(),
         variant: None,
     }));
     let t0 = Instant::now();
@@ -89,9 +102,9 @@ async fn run_one(kind: CheckKind, ctx: Arc<Ctx>) -> CheckStatus {
             missing_capability,
         }) => {
             emitter.emit(Event::Skipped(Skipped {
-                check: kind,
+                check: kind.into(),
                 reason,
-                missing_capability,
+                missing_capability: missing_capability.map(Into::into),
             }));
             (CheckStatus::Skipped, None)
         }
@@ -101,8 +114,8 @@ async fn run_one(kind: CheckKind, ctx: Arc<Ctx>) -> CheckStatus {
         ),
     };
     emitter.emit(Event::CheckFinished(CheckFinished {
-        check: kind,
-        status,
+        check: kind.into(),
+        status: status.into(),
         elapsed_ms: ms(t0.elapsed()),
         error,
     }));

@@ -3,8 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::evidence::Evidence;
-use crate::plan::CheckKind;
-use crate::PROTOCOL_MAJOR;
+use crate::{spelled, Capability, CheckKind, MtuVariant, Open, PROTOCOL_MAJOR};
 
 /// One line of the stream: `{"v":1,"seq":N,"type":...,"data":...}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,27 +46,50 @@ pub struct Hello {
     pub euid: u32,
     /// Effective capabilities, lower-case without the `cap_` prefix (`net_raw`, `net_admin`).
     #[serde(default)]
-    pub capabilities: Vec<String>,
+    pub capabilities: Vec<Open<Capability>>,
     /// The run's hard deadline in milliseconds, as taken from the plan.
     pub deadline_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckStarted {
-    pub check: CheckKind,
+    pub check: Open<CheckKind>,
     /// Which variant of the check runs, when it has several (`icmp` / `tcp` for mtu).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
+    pub variant: Option<Open<MtuVariant>>,
 }
 
 /// A check (or part of one) that could not run, and why. Never silently dropped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Skipped {
-    pub check: CheckKind,
+    pub check: Open<CheckKind>,
     pub reason: String,
     /// The capability whose absence caused the skip (`net_raw`), if that is the cause.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub missing_capability: Option<String>,
+    pub missing_capability: Option<Open<Capability>>,
+}
+
+impl Skipped {
+    /// A skip for a reason other than a missing capability.
+    pub fn new(check: CheckKind, reason: impl Into<String>) -> Skipped {
+        Skipped {
+            check: check.into(),
+            reason: reason.into(),
+            missing_capability: None,
+        }
+    }
+
+    /// A skip because the probe lacks `capability`.
+    pub fn for_capability(
+        check: CheckKind,
+        capability: Capability,
+        reason: impl Into<String>,
+    ) -> Skipped {
+        Skipped {
+            missing_capability: Some(capability.into()),
+            ..Skipped::new(check, reason)
+        }
+    }
 }
 
 /// A piece of a pcap file (classic pcap, the first chunk starts with the global header).
@@ -81,23 +103,24 @@ pub struct PcapChunk {
     pub data: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckStatus {
-    /// The check ran to completion (its evidence may still show a failure of the network).
-    Completed,
-    /// The check could not do its job (an error of the probe or the kernel interface).
-    Error,
-    /// The run's deadline cut the check short; its evidence so far was emitted.
-    DeadlineExceeded,
-    /// The check did not run; a `skipped` event says why.
-    Skipped,
+spelled! {
+    /// How a check ended.
+    pub enum CheckStatus {
+        /// The check ran to completion (its evidence may still show a failure of the network).
+        Completed = "completed",
+        /// The check could not do its job (an error of the probe or the kernel interface).
+        Error = "error",
+        /// The run's deadline cut the check short; its evidence so far was emitted.
+        DeadlineExceeded = "deadline_exceeded",
+        /// The check did not run; a `skipped` event says why.
+        Skipped = "skipped",
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckFinished {
-    pub check: CheckKind,
-    pub status: CheckStatus,
+    pub check: Open<CheckKind>,
+    pub status: Open<CheckStatus>,
     pub elapsed_ms: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -38,24 +38,48 @@
 //! ## Versioning
 //!
 //! Adding an event type, an evidence kind, an optional field or an enum value is a **minor**
-//! change ([`PROTOCOL_MINOR`]); readers of the same major cope. Renaming or removing anything, or
-//! changing a field's meaning, is a **major** change.
+//! change ([`PROTOCOL_MINOR`]); readers of the same major cope, and this is how:
+//!
+//! - an unknown event type or evidence kind decodes to [`Decoded::Unknown`] (the reader counts
+//!   it and says so in the verdict);
+//! - an unknown field is ignored;
+//! - every fixed-value field (a check name, an outcome, a state, a record type...) is an
+//!   [`Open`] value: an unknown value decodes to `Open::Unknown(text)` and the line is kept.
+//!
+//! Renaming or removing anything, or changing a field's meaning, is a **major** change.
+//!
+//! ## The check registry
+//!
+//! Every check is described once, in the table of `registry.rs`: its name, the evidence kinds
+//! it emits, and its properties ([`CheckInfo`]: layer, default, privilege, observer, traffic).
+//! Readers ask for evidence by type through [`EvidenceType`].
+//!
+//! Minor versions: 1 added `role` (the target's role, echoed from the plan) to `route`, `tcp`
+//! and `mtu` evidence.
 //!
 //! Golden fixtures of every event live in `protocol/tests/fixtures/`; the contract test checks
 //! that they decode, re-encode identically, and that unknown types and fields are tolerated.
 
 pub mod envelope;
 pub mod evidence;
+mod open;
 pub mod plan;
+mod registry;
+mod sysctl;
+mod values;
 
 pub use envelope::{
     decode_line, encode_line, CheckFinished, CheckStarted, CheckStatus, DecodeError, Decoded, Done,
     Envelope, Event, Hello, PcapChunk, Skipped,
 };
 pub use evidence::*;
+pub use open::{Open, Spelled, UnknownValue};
 pub use plan::*;
+pub use registry::{CheckInfo, CheckKind, Layer};
+pub use sysctl::{ConfScope, Setting, Sysctl};
+pub use values::*;
 
 /// Protocol major version. Readers refuse any other major.
 pub const PROTOCOL_MAJOR: u32 = 1;
 /// Protocol minor version: bumped for backwards-compatible additions.
-pub const PROTOCOL_MINOR: u32 = 0;
+pub const PROTOCOL_MINOR: u32 = 1;

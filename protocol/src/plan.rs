@@ -2,85 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Every check the probe knows. The `snake_case` name is used in events and on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckKind {
-    Links,
-    Route,
-    Dns,
-    Tcp,
-    Sockets,
-    Counters,
-    Conntrack,
-    Sysctls,
-    Mtu,
-    Capture,
-}
-
-impl CheckKind {
-    pub const ALL: [CheckKind; 10] = [
-        CheckKind::Links,
-        CheckKind::Route,
-        CheckKind::Dns,
-        CheckKind::Tcp,
-        CheckKind::Sockets,
-        CheckKind::Counters,
-        CheckKind::Conntrack,
-        CheckKind::Sysctls,
-        CheckKind::Mtu,
-        CheckKind::Capture,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CheckKind::Links => "links",
-            CheckKind::Route => "route",
-            CheckKind::Dns => "dns",
-            CheckKind::Tcp => "tcp",
-            CheckKind::Sockets => "sockets",
-            CheckKind::Counters => "counters",
-            CheckKind::Conntrack => "conntrack",
-            CheckKind::Sysctls => "sysctls",
-            CheckKind::Mtu => "mtu",
-            CheckKind::Capture => "capture",
-        }
-    }
-}
-
-impl std::fmt::Display for CheckKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for CheckKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        CheckKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = CheckKind::ALL.iter().map(|k| k.as_str()).collect();
-                format!("unknown check `{s}` (known: {})", names.join(", "))
-            })
-    }
-}
-
-/// What a target stands for, so the verdict can tell a ClusterIP from an endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TargetRole {
-    /// An address or host name given directly.
-    #[default]
-    Direct,
-    /// A Service's ClusterIP (a DNAT done by kube-proxy or the CNI, not an interface address).
-    ClusterIp,
-    /// One endpoint of a Service (a pod IP and the resolved targetPort).
-    Endpoint,
-    /// A pod's IP.
-    Pod,
-}
+use crate::{CheckKind, Open, TargetRole};
 
 /// One destination to examine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,8 +16,9 @@ pub struct Target {
     /// TCP port; `None` means route/MTU-only (no connect).
     #[serde(default)]
     pub port: Option<u16>,
+    /// What the target stands for; the probe echoes it in the evidence about the target.
     #[serde(default)]
-    pub role: TargetRole,
+    pub role: Open<TargetRole>,
 }
 
 /// DNS check options.
@@ -220,9 +143,10 @@ pub struct Plan {
     pub v: u32,
     #[serde(default)]
     pub targets: Vec<Target>,
-    /// Checks to run. Empty means the default set for the targets given.
+    /// Checks to run. Empty means the default set for the targets given. A check this probe
+    /// does not know (a newer client's) is reported as skipped, not refused.
     #[serde(default)]
-    pub checks: Vec<CheckKind>,
+    pub checks: Vec<Open<CheckKind>>,
     /// Hard deadline for the whole run; the probe never outlives it.
     #[serde(default = "default_deadline")]
     pub deadline_ms: u64,
@@ -250,18 +174,6 @@ fn default_top() -> u32 {
     10
 }
 
-/// The checks that run when a plan names none.
-pub const DEFAULT_CHECKS: &[CheckKind] = &[
-    CheckKind::Links,
-    CheckKind::Route,
-    CheckKind::Dns,
-    CheckKind::Tcp,
-    CheckKind::Sockets,
-    CheckKind::Counters,
-    CheckKind::Conntrack,
-    CheckKind::Sysctls,
-];
-
 impl Plan {
     pub fn new(targets: Vec<Target>) -> Self {
         Plan {
@@ -280,7 +192,7 @@ impl Plan {
     /// The checks this plan runs, in a stable order.
     pub fn effective_checks(&self) -> Vec<CheckKind> {
         let mut checks: Vec<CheckKind> = if self.checks.is_empty() {
-            let mut c = DEFAULT_CHECKS.to_vec();
+            let mut c: Vec<CheckKind> = CheckKind::defaults().collect();
             if self.capture.is_some() {
                 c.push(CheckKind::Capture);
             }
@@ -289,11 +201,20 @@ impl Plan {
             }
             c
         } else {
-            self.checks.clone()
+            self.checks.iter().filter_map(Open::known).collect()
         };
         checks.sort();
         checks.dedup();
         checks
+    }
+
+    /// Checks the plan names that this version does not know, as given.
+    pub fn unknown_checks(&self) -> Vec<&str> {
+        self.checks
+            .iter()
+            .filter(|c| c.known().is_none())
+            .map(Open::as_str)
+            .collect()
     }
 
     /// Parse and validate a plan. Errors name the field at fault.
@@ -386,7 +307,7 @@ pub fn validate_host(host: &str) -> Result<(), &'static str> {
 pub enum PlanError {
     #[error("plan does not parse: {0}")]
     Parse(String),
-    #[error("plan is for protocol version {0}, this probe speaks version 1")]
+    #[error("plan is for protocol version {0}, this probe speaks version {major}", major = crate::PROTOCOL_MAJOR)]
     Version(u32),
     #[error("invalid plan: {0}")]
     Invalid(String),

@@ -30,15 +30,15 @@ fn samples() -> Vec<Event> {
             deadline_ms: 15000,
         }),
         Event::CheckStarted(CheckStarted {
-            check: CheckKind::Tcp,
+            check: CheckKind::Tcp.into(),
             variant: None,
         }),
         Event::Evidence(Evidence::Links(LinksEvidence {
             links: vec![Link {
                 index: 2,
                 name: "eth0".into(),
-                kind: Some("veth".into()),
-                oper_state: "up".into(),
+                kind: Some(LinkKind::Veth.into()),
+                oper_state: OperState::Up.into(),
                 admin_up: true,
                 lower_up: true,
                 loopback: false,
@@ -47,7 +47,7 @@ fn samples() -> Vec<Event> {
                 addresses: vec![InterfaceAddress {
                     address: ip("10.244.0.13"),
                     prefix_len: 24,
-                    scope: "global".into(),
+                    scope: AddressScope::Global.into(),
                 }],
                 stats: LinkStats {
                     rx_packets: 10,
@@ -64,16 +64,17 @@ fn samples() -> Vec<Event> {
         Event::Evidence(Evidence::Route(RouteEvidence {
             target: "svc/payments:443".into(),
             destination: ip("10.96.12.34"),
+            role: TargetRole::ClusterIp.into(),
             outcome: RouteOutcome::Found(RouteInfo {
                 table: 254,
-                route_type: "unicast".into(),
+                route_type: RouteType::Unicast.into(),
                 dev: Some("eth0".into()),
                 gateway: Some(ip("10.244.0.1")),
                 prefsrc: Some(ip("10.244.0.13")),
                 mtu: None,
                 neighbor: Some(Neighbor {
                     address: ip("10.244.0.1"),
-                    state: "REACHABLE".into(),
+                    state: NudState::Reachable.into(),
                     lladdr: Some("aa:bb:cc:dd:ee:ff".into()),
                 }),
             }),
@@ -81,17 +82,18 @@ fn samples() -> Vec<Event> {
         Event::Evidence(Evidence::Route(RouteEvidence {
             target: "10.199.9.9:80".into(),
             destination: ip("10.199.9.9"),
+            role: TargetRole::Direct.into(),
             outcome: RouteOutcome::NoRoute {
-                reason: "network_unreachable".into(),
+                reason: NoRouteReason::NetworkUnreachable.into(),
                 message: "Network is unreachable".into(),
             },
         })),
         Event::Evidence(Evidence::Rules(RulesEvidence {
             rules: vec![Rule {
-                family: "inet".into(),
+                family: Family::Inet.into(),
                 priority: 100,
                 selector: "to 10.199.2.0/24".into(),
-                action: "lookup".into(),
+                action: RuleAction::Lookup.into(),
                 table: Some(100),
             }],
         })),
@@ -102,7 +104,7 @@ fn samples() -> Vec<Event> {
             ndots: 5,
             timeout_s: 5,
             attempts: 2,
-            options: vec![],
+            options: vec![ResolverOption::SingleRequestReopen.into()],
             error: None,
             nameservers_defaulted: false,
             ignored_nameservers: vec![],
@@ -117,14 +119,14 @@ fn samples() -> Vec<Event> {
             queries: vec![
                 DnsQuery {
                     candidate: "payments.shop.svc.cluster.local.".into(),
-                    qtype: "A".into(),
+                    qtype: RecordType::A.into(),
                     nameserver: sa("10.96.0.10:53"),
-                    transport: "udp".into(),
+                    transport: DnsTransport::Udp.into(),
                     outcome: DnsOutcome::Response {
-                        rcode: "NOERROR".into(),
+                        rcode: Rcode::NoError.into(),
                         answers: vec![DnsRecord {
                             name: "payments.shop.svc.cluster.local.".into(),
-                            rtype: "A".into(),
+                            rtype: RecordType::A.into(),
                             ttl: 5,
                             data: "10.96.12.34".into(),
                         }],
@@ -137,9 +139,9 @@ fn samples() -> Vec<Event> {
                 },
                 DnsQuery {
                     candidate: "payments.shop.svc.cluster.local.".into(),
-                    qtype: "AAAA".into(),
+                    qtype: RecordType::Aaaa.into(),
                     nameserver: sa("10.96.0.10:53"),
-                    transport: "udp".into(),
+                    transport: DnsTransport::Udp.into(),
                     outcome: DnsOutcome::Timeout,
                     latency_ms: 5000.0,
                     attempt: 1,
@@ -155,14 +157,18 @@ fn samples() -> Vec<Event> {
         Event::Evidence(Evidence::Tcp(TcpEvidence {
             target: "svc/payments:443".into(),
             address: sa("10.96.12.34:443"),
-            outcome: TcpOutcome::Timeout,
+            role: TargetRole::ClusterIp.into(),
+            outcome: TcpOutcome::Timeout.into(),
             latency_ms: 3000.0,
             local: Some(sa("10.244.0.13:40312")),
             errno: Some(110),
             message: Some("connection timed out".into()),
         })),
         Event::Evidence(Evidence::Sockets(SocketsEvidence {
-            states: BTreeMap::from([("ESTAB".to_string(), 3), ("TIME-WAIT".to_string(), 1)]),
+            states: BTreeMap::from([
+                (SocketState::Established.into(), 3),
+                (SocketState::TimeWait.into(), 1),
+            ]),
             total: 4,
             local_port_range: Some((32768, 60999)),
             time_wait_ratio: Some(0.0000353),
@@ -181,7 +187,7 @@ fn samples() -> Vec<Event> {
         Event::Evidence(Evidence::Counters(CountersEvidence {
             interval_ms: 3012.5,
             counters: BTreeMap::from([(
-                "Tcp.RetransSegs".to_string(),
+                Counter::TcpRetransSegs.into(),
                 CounterValue {
                     value: 17,
                     delta: 4,
@@ -199,12 +205,16 @@ fn samples() -> Vec<Event> {
             note: None,
         })),
         Event::Evidence(Evidence::Sysctls(SysctlsEvidence {
-            values: BTreeMap::from([("net.ipv4.conf.all.rp_filter".to_string(), "1".to_string())]),
+            values: BTreeMap::from([
+                (Sysctl::RpFilter(ConfScope::All), "1".to_string()),
+                (Sysctl::rp_filter_of("eth0.100"), "1".to_string()),
+            ]),
         })),
         Event::Evidence(Evidence::Mtu(MtuEvidence {
             target: "10.199.3.2:80".into(),
             destination: ip("10.199.3.2"),
-            variant: "icmp".into(),
+            role: TargetRole::Endpoint.into(),
+            variant: MtuVariant::Icmp.into(),
             interface_mtu: Some(1500),
             route_mtu: None,
             largest_ok: Some(1280),
@@ -214,7 +224,7 @@ fn samples() -> Vec<Event> {
             blackhole: true,
             probes: vec![MtuProbe {
                 size: 1500,
-                result: "lost".into(),
+                result: MtuProbeResult::Lost.into(),
                 rtt_ms: None,
             }],
         })),
@@ -225,11 +235,11 @@ fn samples() -> Vec<Event> {
             packets_captured: 3,
             bytes_captured: 222,
             kernel_drops: 0,
-            stopped_by: "duration".into(),
+            stopped_by: CaptureStop::Duration.into(),
             tcp_flows: vec![TcpFlow {
                 client: sa("10.244.0.13:40312"),
                 server: sa("10.96.12.34:443"),
-                handshake: "unanswered".into(),
+                handshake: Handshake::Unanswered.into(),
                 syn_count: 3,
                 retransmits: 2,
                 rst_after_data: false,
@@ -244,9 +254,9 @@ fn samples() -> Vec<Event> {
             notes: vec![],
         })),
         Event::Skipped(Skipped {
-            check: CheckKind::Capture,
+            check: CheckKind::Capture.into(),
             reason: "capture needs CAP_NET_RAW, which the restricted profile drops".into(),
-            missing_capability: Some("net_raw".into()),
+            missing_capability: Some(Capability::NetRaw.into()),
         }),
         Event::PcapChunk(PcapChunk {
             index: 0,
@@ -254,8 +264,8 @@ fn samples() -> Vec<Event> {
             data: "1MOyoQIABAAAAAAAAAAAAIAAAAABAAAA".into(),
         }),
         Event::CheckFinished(CheckFinished {
-            check: CheckKind::Tcp,
-            status: CheckStatus::Completed,
+            check: CheckKind::Tcp.into(),
+            status: CheckStatus::Completed.into(),
             elapsed_ms: 3001.5,
             error: None,
         }),
@@ -439,10 +449,88 @@ fn bad_plans_name_the_fault() {
             r#"{"v":1,"dns":{"names":["10.0.0.1"]}}"#,
             "is an IP address",
         ),
-        (r#"{"v":1,"checks":["tcpp"]}"#, "unknown variant `tcpp`"),
     ];
     for (json, needle) in cases {
         let err = Plan::from_json(json).unwrap_err().to_string();
         assert!(err.contains(needle), "{json}: {err}");
     }
+}
+
+/// The compatibility promise: a line from a newer probe with a check, an outcome or an enum
+/// value this version does not know is kept (decoded, its text preserved), not dropped.
+#[test]
+fn older_reader_keeps_lines_with_unknown_check_outcome_and_enum_values() {
+    let started = r#"{"v":1,"seq":1,"type":"check_started","data":{"check":"quic","variant":"zero_rtt"}}"#;
+    let Decoded::Event(env) = decode_line(started).unwrap() else {
+        panic!("an unknown check name must not drop the line")
+    };
+    let Event::CheckStarted(s) = &env.event else {
+        panic!("check_started")
+    };
+    assert_eq!(s.check, Open::Unknown("quic".into()));
+    assert_eq!(s.variant, Some(Open::Unknown("zero_rtt".into())));
+    assert_eq!(encode_line(&env), started, "re-encodes to the same text");
+
+    let tcp = r#"{"v":1,"seq":2,"type":"evidence","data":{"kind":"tcp","target":"t","address":"10.1.2.3:80","role":"gateway","outcome":"reset_by_middlebox","latency_ms":1.5}}"#;
+    let Decoded::Event(env) = decode_line(tcp).unwrap() else {
+        panic!("an unknown outcome must not drop the line")
+    };
+    let Event::Evidence(Evidence::Tcp(t)) = env.event else {
+        panic!("tcp evidence")
+    };
+    assert_eq!(t.outcome, Open::Unknown("reset_by_middlebox".into()));
+    assert_eq!(t.outcome.known(), None);
+    assert_eq!(t.role.as_str(), "gateway");
+
+    let route = r#"{"v":1,"seq":3,"type":"evidence","data":{"kind":"route","target":"t","destination":"10.1.2.3","outcome":{"result":"found","table":254,"route_type":"unicast","neighbor":{"address":"10.1.2.1","state":"ARCHIVED"}}}}"#;
+    let Decoded::Event(env) = decode_line(route).unwrap() else {
+        panic!("an unknown enum value must not drop the line")
+    };
+    let Event::Evidence(Evidence::Route(r)) = env.event else {
+        panic!("route evidence")
+    };
+    assert_eq!(r.role, TargetRole::Direct, "a probe that predates roles");
+    let RouteOutcome::Found(info) = r.outcome else {
+        panic!("found")
+    };
+    assert_eq!(info.neighbor.unwrap().state.as_str(), "ARCHIVED");
+
+    let finished = r#"{"v":1,"seq":4,"type":"check_finished","data":{"check":"tcp","status":"paused","elapsed_ms":1.0}}"#;
+    let Decoded::Event(env) = decode_line(finished).unwrap() else {
+        panic!("an unknown status must not drop the line")
+    };
+    let Event::CheckFinished(f) = env.event else {
+        panic!("check_finished")
+    };
+    assert_eq!(f.check, CheckKind::Tcp);
+    assert_eq!(f.status.as_str(), "paused");
+}
+
+#[test]
+fn plan_with_a_check_this_probe_does_not_know_runs_the_others() {
+    let plan = Plan::from_json(r#"{"v":1,"checks":["tcp","quic"]}"#).unwrap();
+    assert_eq!(plan.effective_checks(), vec![CheckKind::Tcp]);
+    assert_eq!(plan.unknown_checks(), vec!["quic"]);
+}
+
+#[test]
+fn registry_describes_every_check_once() {
+    for kind in CheckKind::ALL {
+        let info = kind.info();
+        assert!(!info.evidence.is_empty(), "{kind} emits no evidence kind");
+        assert_eq!(kind.as_str().parse::<CheckKind>().unwrap(), *kind);
+    }
+    let defaults: Vec<CheckKind> = CheckKind::defaults().collect();
+    assert!(defaults.contains(&CheckKind::Tcp));
+    assert!(!defaults.contains(&CheckKind::Capture));
+    assert_eq!(
+        CheckKind::Capture.info().privilege,
+        Some(Capability::NetRaw)
+    );
+    assert_eq!(
+        <TcpEvidence as EvidenceType>::CHECK,
+        CheckKind::Tcp,
+        "evidence type to check"
+    );
+    assert_eq!(<CaptureSummary as EvidenceType>::KIND, "capture_summary");
 }

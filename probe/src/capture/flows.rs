@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hickory_proto::op::{Header, MessageType, Query};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
-use protocol::{DnsExchange, IcmpError, TcpFlow};
+use protocol::{DnsExchange, FlowSide, Handshake, IcmpError, Open, Rcode, RecordType, TcpFlow};
 
 const ETHERTYPE_IP: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
@@ -130,10 +130,10 @@ struct Dns {
     client: SocketAddr,
     server: SocketAddr,
     name: String,
-    qtype: String,
+    qtype: Open<RecordType>,
     first_query: Duration,
     queries: u32,
-    rcode: Option<String>,
+    rcode: Option<Open<Rcode>>,
     answers: Option<u32>,
     latency_ms: Option<f64>,
 }
@@ -362,8 +362,11 @@ impl FlowTable {
                 // The question is within the first bytes; a snap length that cut it leaves
                 // the name unknown rather than the query uncounted.
                 let (name, qtype) = match Query::read(&mut decoder) {
-                    Ok(q) => (q.name().to_string(), q.query_type().to_string()),
-                    Err(_) => ("?".to_string(), "?".to_string()),
+                    Ok(q) => (
+                        q.name().to_string(),
+                        Open::parse(&q.query_type().to_string()),
+                    ),
+                    Err(_) => ("?".to_string(), Open::Unknown("?".to_string())),
                 };
                 self.dns.push(Dns {
                     client: src,
@@ -399,25 +402,25 @@ impl FlowTable {
         };
         let (name, mtu) = if !v6 {
             match (kind, code) {
-                (3, 0) => ("net_unreachable".to_string(), None),
-                (3, 1) => ("host_unreachable".to_string(), None),
-                (3, 2) => ("protocol_unreachable".to_string(), None),
-                (3, 3) => ("port_unreachable".to_string(), None),
-                (3, 4) => ("frag_needed".to_string(), be16(t, 6).map(u32::from)),
-                (3, 9 | 10 | 13) => ("admin_prohibited".to_string(), None),
-                (11, _) => ("time_exceeded".to_string(), None),
-                (3 | 4 | 5 | 12, _) => (format!("{kind}/{code}"), None),
+                (3, 0) => (Open::parse("net_unreachable"), None),
+                (3, 1) => (Open::parse("host_unreachable"), None),
+                (3, 2) => (Open::parse("protocol_unreachable"), None),
+                (3, 3) => (Open::parse("port_unreachable"), None),
+                (3, 4) => (Open::parse("frag_needed"), be16(t, 6).map(u32::from)),
+                (3, 9 | 10 | 13) => (Open::parse("admin_prohibited"), None),
+                (11, _) => (Open::parse("time_exceeded"), None),
+                (3 | 4 | 5 | 12, _) => (Open::Unknown(format!("{kind}/{code}")), None),
                 _ => return,
             }
         } else {
             match (kind, code) {
-                (1, 0) => ("net_unreachable".to_string(), None),
-                (1, 1 | 5 | 6) => ("admin_prohibited".to_string(), None),
-                (1, 3) => ("host_unreachable".to_string(), None),
-                (1, 4) => ("port_unreachable".to_string(), None),
-                (2, _) => ("packet_too_big".to_string(), be32(t, 4)),
-                (3, _) => ("time_exceeded".to_string(), None),
-                (1 | 4, _) => (format!("{kind}/{code}"), None),
+                (1, 0) => (Open::parse("net_unreachable"), None),
+                (1, 1 | 5 | 6) => (Open::parse("admin_prohibited"), None),
+                (1, 3) => (Open::parse("host_unreachable"), None),
+                (1, 4) => (Open::parse("port_unreachable"), None),
+                (2, _) => (Open::parse("packet_too_big"), be32(t, 4)),
+                (3, _) => (Open::parse("time_exceeded"), None),
+                (1 | 4, _) => (Open::Unknown(format!("{kind}/{code}")), None),
                 _ => return,
             }
         };
@@ -464,18 +467,21 @@ impl FlowTable {
                     .iter()
                     .any(|e| e.about.as_deref() == Some(about.as_str()));
                 let (handshake, handshake_ms) = match (f.first_syn, f.syn_ack, f.rst) {
-                    (first, Some(ack), _) => ("established", first.map(|s| ms_between(s, ack))),
+                    (first, Some(ack), _) => (
+                        Handshake::Established,
+                        first.map(|s| ms_between(s, ack)),
+                    ),
                     (Some(first), None, Some((false, rst))) => {
-                        ("refused", Some(ms_between(first, rst)))
+                        (Handshake::Refused, Some(ms_between(first, rst)))
                     }
-                    (Some(_), None, _) if icmp_answered => ("unreachable", None),
-                    (Some(_), None, _) => ("unanswered", None),
-                    (None, None, _) => ("midstream", None),
+                    (Some(_), None, _) if icmp_answered => (Handshake::Unreachable, None),
+                    (Some(_), None, _) => (Handshake::Unanswered, None),
+                    (None, None, _) => (Handshake::Midstream, None),
                 };
                 TcpFlow {
                     client: f.client,
                     server: f.server,
-                    handshake: handshake.to_string(),
+                    handshake: handshake.into(),
                     syn_count: f.syn_count,
                     retransmits: f.retransmits,
                     rst_after_data: f.rst_after_data,
@@ -483,7 +489,12 @@ impl FlowTable {
                     bytes: f.bytes,
                     handshake_ms,
                     rst_from: f.rst.map(|(by_client, _)| {
-                        if by_client { "client" } else { "server" }.to_string()
+                        if by_client {
+                            FlowSide::Client
+                        } else {
+                            FlowSide::Server
+                        }
+                        .into()
                     }),
                 }
             })
@@ -656,15 +667,15 @@ mod tests {
         }
         let flows = t.summary().tcp_flows;
         assert_eq!(flows.len(), 3);
-        assert_eq!(flows[0].handshake, "established");
+        assert_eq!(flows[0].handshake, Handshake::Established);
         assert_eq!(flows[0].handshake_ms, Some(2.0));
         assert_eq!(flows[0].retransmits, 1);
         assert!(flows[0].rst_after_data);
-        assert_eq!(flows[0].rst_from.as_deref(), Some("server"));
+        assert_eq!(flows[0].rst_from, Some(FlowSide::Server.into()));
         assert_eq!(flows[0].client, "10.0.0.1:40000".parse().unwrap());
-        assert_eq!(flows[1].handshake, "refused");
+        assert_eq!(flows[1].handshake, Handshake::Refused);
         assert!(!flows[1].rst_after_data);
-        assert_eq!(flows[2].handshake, "unanswered");
+        assert_eq!(flows[2].handshake, Handshake::Unanswered);
         assert_eq!((flows[2].syn_count, flows[2].retransmits), (3, 2));
     }
 

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use protocol::{Event, PcapChunk};
+use protocol::{CaptureStop, Event, PcapChunk};
 
 use crate::emit::Emitter;
 use crate::platform::packet::{PacketSocket, RingPacket, RxRing};
@@ -140,7 +140,7 @@ pub struct Captured {
     pub bytes: u64,
     pub kernel_received: u64,
     pub kernel_drops: u64,
-    pub stopped_by: &'static str,
+    pub stopped_by: CaptureStop,
     pub summary: Summary,
 }
 
@@ -172,13 +172,13 @@ pub fn run(
         }
         let now = Instant::now();
         if stop.load(Ordering::Relaxed) {
-            break "traffic_done";
+            break CaptureStop::TrafficDone;
         }
         if now >= limits.deadline_end {
-            break "deadline";
+            break CaptureStop::Deadline;
         }
         if now >= limits.duration_end {
-            break "duration";
+            break CaptureStop::Duration;
         }
         if ring.drain_block(|p| rec.record(p)) == 0 {
             let wait = POLL
@@ -215,7 +215,7 @@ struct Recorder {
     bytes: u64,
     max_packets: u64,
     max_bytes: u64,
-    limit_reached: Option<&'static str>,
+    limit_reached: Option<CaptureStop>,
 }
 
 impl Recorder {
@@ -246,9 +246,9 @@ impl Recorder {
             }
         }
         if self.packets >= self.max_packets {
-            self.limit_reached = Some("packets");
+            self.limit_reached = Some(CaptureStop::Packets);
         } else if self.bytes >= self.max_bytes {
-            self.limit_reached = Some("bytes");
+            self.limit_reached = Some(CaptureStop::Bytes);
         }
     }
 
@@ -261,7 +261,7 @@ impl Recorder {
         self.chunk_index += 1;
     }
 
-    fn finish(mut self, received: u64, drops: u64, stopped_by: &'static str) -> Captured {
+    fn finish(mut self, received: u64, drops: u64, stopped_by: CaptureStop) -> Captured {
         if let Some(chunk) = self.stream.take().and_then(pcap::PcapStream::finish) {
             self.emit_chunk(chunk);
         }

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use protocol::{CaptureSummary, CheckKind, Evidence, Target};
+use protocol::{Capability, CaptureSummary, CheckKind, Evidence, Target};
 
 use super::Outcome;
 use crate::capture::{self, compile, filter, Capture, Limits, OpenError};
@@ -52,9 +52,9 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
 
 async fn capture(ctx: &Arc<Ctx>) -> Outcome {
     let plan = ctx.plan.capture.clone().unwrap_or_default();
-    if !ctx.privileges.has("net_raw") {
+    if !ctx.privileges.has(Capability::NetRaw) {
         return Outcome::skipped_for_capability(
-            "net_raw",
+            Capability::NetRaw,
             "capture needs CAP_NET_RAW for an AF_PACKET socket; the probe runs without it",
         );
     }
@@ -96,7 +96,7 @@ async fn capture(ctx: &Arc<Ctx>) -> Outcome {
         Ok(c) => c,
         Err(OpenError::NotPermitted(e)) => {
             return Outcome::skipped_for_capability(
-                "net_raw",
+                Capability::NetRaw,
                 format!("the kernel refused an AF_PACKET socket ({e}): capture needs CAP_NET_RAW"),
             )
         }
@@ -148,7 +148,7 @@ async fn capture(ctx: &Arc<Ctx>) -> Outcome {
             .plan
             .effective_checks()
             .into_iter()
-            .any(|k| k != CheckKind::Capture && super::generates_traffic(k));
+            .any(|k| k != CheckKind::Capture && k.info().generates_traffic);
     if follows_traffic {
         let ctx = ctx.clone();
         let stop = stop.clone();
@@ -178,7 +178,7 @@ async fn capture(ctx: &Arc<Ctx>) -> Outcome {
         packets_captured: captured.packets,
         bytes_captured: captured.bytes,
         kernel_drops: captured.kernel_drops,
-        stopped_by: captured.stopped_by.to_string(),
+        stopped_by: captured.stopped_by.into(),
         tcp_flows: captured.summary.tcp_flows,
         icmp_errors: captured.summary.icmp_errors,
         dns: captured.summary.dns,

@@ -8,68 +8,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use protocol::{CounterValue, CountersEvidence, Evidence};
+use protocol::{Counter, CounterValue, CountersEvidence, Evidence, Open, Spelled};
 use tokio::time::Instant;
 
 use super::Outcome;
 use crate::context::Ctx;
-
-/// The counters that matter for diagnosis, `Group.Name` as in nstat (without the group's
-/// own prefix for snmp6 names: `Udp6.RcvbufErrors`).
-pub const REPORTED: &[&str] = &[
-    "Tcp.ActiveOpens",
-    "Tcp.PassiveOpens",
-    "Tcp.AttemptFails",
-    "Tcp.EstabResets",
-    "Tcp.InSegs",
-    "Tcp.OutSegs",
-    "Tcp.RetransSegs",
-    "Tcp.InErrs",
-    "Tcp.OutRsts",
-    "Tcp.InCsumErrors",
-    "TcpExt.ListenOverflows",
-    "TcpExt.ListenDrops",
-    "TcpExt.TCPTimeWaitOverflow",
-    "TcpExt.TW",
-    "TcpExt.PAWSEstab",
-    "TcpExt.TCPSynRetrans",
-    "TcpExt.TCPLostRetransmit",
-    "TcpExt.TCPTimeouts",
-    "TcpExt.TCPAbortOnTimeout",
-    "TcpExt.TCPAbortOnData",
-    "TcpExt.TCPAbortOnClose",
-    "TcpExt.TCPAbortOnMemory",
-    "TcpExt.TCPBacklogDrop",
-    "TcpExt.TCPRcvQDrop",
-    "TcpExt.TCPReqQFullDrop",
-    "TcpExt.TCPReqQFullDoCookies",
-    "TcpExt.SyncookiesSent",
-    "TcpExt.TCPMTUPFail",
-    "TcpExt.TCPMTUPSuccess",
-    "Udp.InErrors",
-    "Udp.RcvbufErrors",
-    "Udp.SndbufErrors",
-    "Udp.NoPorts",
-    "Udp.InCsumErrors",
-    "Ip.InDiscards",
-    "Ip.OutDiscards",
-    "Ip.OutNoRoutes",
-    "Ip.InAddrErrors",
-    "Ip.ReasmFails",
-    "Ip.FragFails",
-    "Icmp.InDestUnreachs",
-    "Icmp.OutDestUnreachs",
-    "Icmp.InErrors",
-    "Ip6.InDiscards",
-    "Ip6.OutNoRoutes",
-    "Icmp6.InDestUnreachs",
-    "Icmp6.InPktTooBigs",
-    "Icmp6.OutDestUnreachs",
-    "Udp6.InErrors",
-    "Udp6.RcvbufErrors",
-    "Udp6.SndbufErrors",
-    "Udp6.NoPorts",
-];
 
 /// Leave this much of the deadline for the second sample and the emit.
 const END_MARGIN: Duration = Duration::from_millis(200);
@@ -122,14 +65,17 @@ async fn sample() -> Result<HashMap<String, u64>, String> {
 pub fn deltas(
     start: &HashMap<String, u64>,
     end: &HashMap<String, u64>,
-) -> BTreeMap<String, CounterValue> {
-    REPORTED
+) -> BTreeMap<Open<Counter>, CounterValue> {
+    // The counters that matter for diagnosis are exactly those the protocol names, spelled
+    // `Group.Name` as nstat prints them (snmp6 names without the group's own prefix).
+    Counter::ALL
         .iter()
-        .filter_map(|name| {
-            let value = *end.get(*name)?;
-            let before = start.get(*name).copied().unwrap_or(value);
+        .filter_map(|counter| {
+            let name = counter.as_str();
+            let value = *end.get(name)?;
+            let before = start.get(name).copied().unwrap_or(value);
             Some((
-                name.to_string(),
+                Open::Known(*counter),
                 CounterValue {
                     value,
                     delta: value.saturating_sub(before),
@@ -215,7 +161,7 @@ Tcp: RtoAlgorithm MaxConn ActiveOpens RetransSegs\nTcp: 1 -1 5 7\n";
         ]);
         let d = deltas(&start, &end);
         assert_eq!(
-            d["Tcp.RetransSegs"],
+            d[&Counter::TcpRetransSegs.into()],
             CounterValue {
                 value: 10,
                 delta: 3
@@ -223,9 +169,9 @@ Tcp: RtoAlgorithm MaxConn ActiveOpens RetransSegs\nTcp: 1 -1 5 7\n";
         );
         // Not in the start sample: no delta can be claimed.
         assert_eq!(
-            d["TcpExt.ListenOverflows"],
+            d[&Counter::ListenOverflows.into()],
             CounterValue { value: 2, delta: 0 }
         );
-        assert!(!d.contains_key("Ip.InReceives"));
+        assert!(!d.contains_key(&Open::Unknown("Ip.InReceives".into())));
     }
 }

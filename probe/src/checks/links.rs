@@ -6,7 +6,10 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use protocol::{Evidence, InterfaceAddress, Link, LinkStats, LinksEvidence};
+use protocol::{
+    AddressScope as Scope, Evidence, InterfaceAddress, Link, LinkStats, LinksEvidence, Open,
+    OperState,
+};
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkInfo, LinkMessage, State};
 
@@ -53,7 +56,7 @@ fn link(msg: &LinkMessage, addresses: Vec<InterfaceAddress>) -> Link {
         index: msg.header.index,
         name: String::new(),
         kind: None,
-        oper_state: "unknown".into(),
+        oper_state: OperState::Unknown.into(),
         admin_up: flags.contains(LinkFlags::Up),
         lower_up: flags.contains(LinkFlags::LowerUp),
         loopback: flags.contains(LinkFlags::Loopback),
@@ -71,7 +74,7 @@ fn link(msg: &LinkMessage, addresses: Vec<InterfaceAddress>) -> Link {
             LinkAttribute::Address(a) if !a.is_empty() => link.mac = Some(format_mac(a)),
             LinkAttribute::LinkInfo(infos) => {
                 link.kind = infos.iter().find_map(|i| match i {
-                    LinkInfo::Kind(k) => Some(k.to_string()),
+                    LinkInfo::Kind(k) => Some(Open::parse(&k.to_string())),
                     _ => None,
                 })
             }
@@ -107,9 +110,9 @@ fn link(msg: &LinkMessage, addresses: Vec<InterfaceAddress>) -> Link {
     link
 }
 
-/// The kernel's operational state, lower-case (`up`, `down`, `lowerlayerdown`, `unknown`...).
-fn oper_state(state: State) -> String {
-    state.to_string().to_ascii_lowercase()
+/// The kernel's operational state (its lower-case name is the wire spelling).
+fn oper_state(state: State) -> Open<OperState> {
+    Open::parse(&state.to_string().to_ascii_lowercase())
 }
 
 /// The interface's own address. For IPv4, IFA_LOCAL is the local address and IFA_ADDRESS the
@@ -133,17 +136,17 @@ fn interface_address(msg: &AddressMessage) -> Option<InterfaceAddress> {
 }
 
 /// Address scope in `ip addr` spelling.
-pub fn scope_name(scope: AddressScope) -> String {
+pub fn scope_name(scope: AddressScope) -> Open<Scope> {
     match scope {
-        AddressScope::Universe => "global".into(),
-        AddressScope::Site => "site".into(),
-        AddressScope::Link => "link".into(),
-        AddressScope::Host => "host".into(),
-        AddressScope::Nowhere => "nowhere".into(),
-        AddressScope::Other(v) => v.to_string(),
+        AddressScope::Universe => Scope::Global.into(),
+        AddressScope::Site => Scope::Site.into(),
+        AddressScope::Link => Scope::Link.into(),
+        AddressScope::Host => Scope::Host.into(),
+        AddressScope::Nowhere => Scope::Nowhere.into(),
+        AddressScope::Other(v) => Open::Unknown(v.to_string()),
         // The enum is non-exhaustive upstream; a new scope keeps its number.
         #[allow(unreachable_patterns)]
-        other => u8::from(other).to_string(),
+        other => Open::Unknown(u8::from(other).to_string()),
     }
 }
 
@@ -181,13 +184,13 @@ mod tests {
         let ev = build(&[l], &[a, other]);
         let link = &ev.links[0];
         assert_eq!(link.name, "eth0");
-        assert_eq!(link.oper_state, "up");
+        assert_eq!(link.oper_state, OperState::Up);
         assert!(link.admin_up && link.lower_up && !link.loopback);
         assert_eq!(link.mtu, 1450);
         assert_eq!(link.mac.as_deref(), Some("02:42:0a:f4:00:0d"));
         assert_eq!(link.addresses.len(), 1);
         assert_eq!(link.addresses[0].address.to_string(), "10.244.0.13");
-        assert_eq!(link.addresses[0].scope, "global");
+        assert_eq!(link.addresses[0].scope, Scope::Global);
         assert_eq!(
             (
                 link.stats.rx_packets,

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use protocol::CheckKind;
+use protocol::{Capability, CheckKind};
 
 use crate::context::Ctx;
 
@@ -28,23 +28,18 @@ pub enum Outcome {
     Completed,
     Skipped {
         reason: String,
-        missing_capability: Option<String>,
+        missing_capability: Option<Capability>,
     },
     Failed(String),
 }
 
 impl Outcome {
-    pub fn skipped_for_capability(cap: &str, reason: impl Into<String>) -> Outcome {
+    pub fn skipped_for_capability(cap: Capability, reason: impl Into<String>) -> Outcome {
         Outcome::Skipped {
             reason: reason.into(),
-            missing_capability: Some(cap.to_string()),
+            missing_capability: Some(cap),
         }
     }
-}
-
-/// Does this check generate traffic that observers (counters, capture) should wait for?
-pub fn generates_traffic(kind: CheckKind) -> bool {
-    matches!(kind, CheckKind::Dns | CheckKind::Tcp | CheckKind::Mtu)
 }
 
 pub async fn run(kind: CheckKind, ctx: Arc<Ctx>) -> Outcome {

@@ -20,7 +20,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use protocol::{CheckKind, Evidence, MtuEvidence, MtuPlan, MtuProbe, RouteOutcome, Skipped};
+use protocol::{
+    Capability, CheckKind, Evidence, MtuEvidence, MtuPlan, MtuProbe, MtuProbeResult, Open,
+    RouteOutcome, Skipped, TargetRole,
+};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::Outcome;
@@ -175,7 +178,7 @@ pub fn search(
 fn probe_record(size: u32, result: &ProbeResult) -> MtuProbe {
     MtuProbe {
         size,
-        result: result_name(result).to_string(),
+        result: result_name(result).into(),
         rtt_ms: match result {
             ProbeResult::Ok { rtt_ms } => Some(*rtt_ms),
             _ => None,
@@ -183,23 +186,19 @@ fn probe_record(size: u32, result: &ProbeResult) -> MtuProbe {
     }
 }
 
-fn result_name(r: &ProbeResult) -> &'static str {
+fn result_name(r: &ProbeResult) -> MtuProbeResult {
     match r {
-        ProbeResult::Ok { .. } => "ok",
-        ProbeResult::Lost => "lost",
-        ProbeResult::FragNeeded { .. } => "frag_needed",
-        ProbeResult::TooBigLocally { .. } => "too_big_locally",
-        ProbeResult::Capped { .. } => "capped",
-        ProbeResult::Failed(_) => "failed",
+        ProbeResult::Ok { .. } => MtuProbeResult::Ok,
+        ProbeResult::Lost => MtuProbeResult::Lost,
+        ProbeResult::FragNeeded { .. } => MtuProbeResult::FragNeeded,
+        ProbeResult::TooBigLocally { .. } => MtuProbeResult::TooBigLocally,
+        ProbeResult::Capped { .. } => MtuProbeResult::Capped,
+        ProbeResult::Failed(_) => MtuProbeResult::Failed,
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Variant {
-    /// ICMP echo on a raw socket (NET_RAW) or a ping socket (ping_group_range).
-    Icmp,
-    Tcp,
-}
+/// ICMP echo on a raw socket (NET_RAW) or a ping socket (ping_group_range), or TCP.
+use protocol::MtuVariant as Variant;
 
 pub async fn run(ctx: Arc<Ctx>) -> Outcome {
     let plan = ctx.plan.mtu.clone().unwrap_or_default();
@@ -214,15 +213,15 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
         let range = std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range")
             .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
             .unwrap_or_else(|_| "unreadable".into());
-        ctx.emit_skipped(Skipped {
-            check: CheckKind::Mtu,
-            reason: format!(
+        ctx.emit_skipped(Skipped::for_capability(
+            CheckKind::Mtu,
+            Capability::NetRaw,
+            format!(
                 "icmp variant needs net_raw, or net.ipv4.ping_group_range ({range}) to include \
                  gid {}; running the tcp variant instead",
                 ctx.privileges.gid
             ),
-            missing_capability: Some("net_raw".into()),
-        });
+        ));
     }
     let rtnl = match Rtnl::connect() {
         Ok(r) => r,
@@ -235,7 +234,7 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
     let names = links.iter().map(|l| (l.index, l.name.clone())).collect();
 
     // (label, destination, port) for each distinct thing to probe.
-    let mut jobs: Vec<(String, IpAddr, Option<u16>)> = Vec::new();
+    let mut jobs: Vec<(String, Open<TargetRole>, IpAddr, Option<u16>)> = Vec::new();
     let mut seen = HashSet::new();
     for target in &ctx.plan.targets {
         match ctx.resolve_target(target).await {
@@ -244,50 +243,47 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
                 let dst = addrs[0];
                 let port = if icmp_ok { None } else { target.port };
                 if seen.insert((dst, port)) {
-                    jobs.push((target.label.clone(), dst, target.port));
+                    jobs.push((target.label.clone(), target.role.clone(), dst, target.port));
                 }
             }
-            Err(why) => ctx.emit_skipped(Skipped {
-                check: CheckKind::Mtu,
-                reason: format!("target `{}`: {why}", target.label),
-                missing_capability: None,
-            }),
+            Err(why) => ctx.emit_skipped(Skipped::new(
+                CheckKind::Mtu,
+                format!("target `{}`: {why}", target.label),
+            )),
         }
     }
 
     let mut ran = 0;
     let total = jobs.len();
-    for (i, (label, destination, port)) in jobs.into_iter().enumerate() {
+    for (i, (label, role, destination, port)) in jobs.into_iter().enumerate() {
         let variant = if icmp_ok { Variant::Icmp } else { Variant::Tcp };
         if variant == Variant::Tcp && port.is_none() {
-            ctx.emit_skipped(Skipped {
-                check: CheckKind::Mtu,
-                reason: format!(
+            ctx.emit_skipped(Skipped::for_capability(
+                CheckKind::Mtu,
+                Capability::NetRaw,
+                format!(
                     "target `{label}`: the tcp variant needs a port and the icmp variant needs \
                      net_raw"
                 ),
-                missing_capability: Some("net_raw".into()),
-            });
+            ));
             continue;
         }
         let (route_mtu, dev, cached) = match rtnl.route_get(destination).await {
             Ok(msg) => match super::route::outcome_of(&msg, destination, &names, &[]) {
                 RouteOutcome::Found(info) => (info.mtu, info.dev, is_cached_exception(&msg)),
                 RouteOutcome::NoRoute { message, .. } => {
-                    ctx.emit_skipped(Skipped {
-                        check: CheckKind::Mtu,
-                        reason: format!("target `{label}`: no route to {destination}: {message}"),
-                        missing_capability: None,
-                    });
+                    ctx.emit_skipped(Skipped::new(
+                        CheckKind::Mtu,
+                        format!("target `{label}`: no route to {destination}: {message}"),
+                    ));
                     continue;
                 }
             },
             Err(e) => {
-                ctx.emit_skipped(Skipped {
-                    check: CheckKind::Mtu,
-                    reason: format!("target `{label}`: no route to {destination}: {e}"),
-                    missing_capability: None,
-                });
+                ctx.emit_skipped(Skipped::new(
+                    CheckKind::Mtu,
+                    format!("target `{label}`: no route to {destination}: {e}"),
+                ));
                 continue;
             }
         };
@@ -326,19 +322,16 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
         let blackhole = result.blackhole();
         // The evidence has no free-text field: a search that got nowhere says why here.
         if let (None, Some(note)) = (result.largest_ok, result.note.as_ref()) {
-            ctx.emit_skipped(Skipped {
-                check: CheckKind::Mtu,
-                reason: format!("target `{label}`: mtu search toward {destination}: {note}"),
-                missing_capability: None,
-            });
+            ctx.emit_skipped(Skipped::new(
+                CheckKind::Mtu,
+                format!("target `{label}`: mtu search toward {destination}: {note}"),
+            ));
         }
         ctx.emit(Evidence::Mtu(MtuEvidence {
             target: label,
             destination,
-            variant: match variant {
-                Variant::Icmp => "icmp".into(),
-                Variant::Tcp => "tcp".into(),
-            },
+            role,
+            variant: variant.into(),
             interface_mtu,
             route_mtu,
             largest_ok: result.largest_ok,
@@ -356,7 +349,7 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
             missing_capability: if icmp_ok {
                 None
             } else {
-                Some("net_raw".into())
+                Some(Capability::NetRaw)
             },
         };
     }

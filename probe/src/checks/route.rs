@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use nix::errno::Errno;
 use protocol::{
-    CheckKind, Evidence, Neighbor, RouteEvidence, RouteInfo, RouteOutcome, Rule, RulesEvidence,
-    Skipped,
+    CheckKind, Evidence, Family, Neighbor, NoRouteReason, NudState, Open, RouteEvidence, RouteInfo,
+    RouteOutcome, Rule, RulesEvidence, Skipped, Target,
 };
 use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
@@ -37,20 +37,19 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
         Err(e) => return Outcome::Failed(e.to_string()),
     };
     // Route lookups first (they are what the run is about), then one neighbour dump for all.
-    let mut lookups: Vec<(String, IpAddr, Result<RouteMessage, NetlinkError>)> = Vec::new();
+    let mut lookups: Vec<(&Target, IpAddr, Result<RouteMessage, NetlinkError>)> = Vec::new();
     for target in &ctx.plan.targets {
         match ctx.resolve_target(target).await {
             Ok(addresses) => {
                 for destination in addresses {
                     let answer = rtnl.route_get(destination).await;
-                    lookups.push((target.label.clone(), destination, answer));
+                    lookups.push((target, destination, answer));
                 }
             }
-            Err(why) => ctx.emit_skipped(Skipped {
-                check: CheckKind::Route,
-                reason: format!("target `{}`: no route lookup: {why}", target.label),
-                missing_capability: None,
-            }),
+            Err(why) => ctx.emit_skipped(Skipped::new(
+                CheckKind::Route,
+                format!("target `{}`: no route lookup: {why}", target.label),
+            )),
         }
     }
     let neighbours = if lookups.is_empty() {
@@ -61,15 +60,16 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
             Err(e) => return Outcome::Failed(format!("neighbour table: {e}")),
         }
     };
-    for (label, destination, answer) in lookups {
+    for (target, destination, answer) in lookups {
         let outcome = match answer {
             Ok(msg) => outcome_of(&msg, destination, &names, &neighbours),
             Err(NetlinkError::Kernel { errno, .. }) => no_route_for_errno(errno),
             Err(e) => return Outcome::Failed(format!("route lookup for {destination}: {e}")),
         };
         ctx.emit(Evidence::Route(RouteEvidence {
-            target: label,
+            target: target.label.clone(),
             destination,
+            role: target.role.clone(),
             outcome,
         }));
     }
@@ -79,7 +79,7 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
         match rtnl.rules(version).await {
             Ok(msgs) => rules.extend(msgs.iter().map(rule)),
             // A kernel without IPv6 has no v6 rules to show; v4 failing is a real error.
-            Err(_) if rules.iter().any(|r: &Rule| r.family == "inet") => {}
+            Err(_) if rules.iter().any(|r: &Rule| r.family == Family::Inet) => {}
             Err(e) => return Outcome::Failed(format!("policy rules: {e}")),
         }
     }
@@ -91,13 +91,13 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
 /// answers: ...`).
 pub fn no_route_for_errno(errno: i32) -> RouteOutcome {
     let reason = match errno {
-        libc::ENETUNREACH => "network_unreachable".to_string(),
-        libc::EHOSTUNREACH => "host_unreachable".to_string(),
-        libc::EACCES => "prohibited".to_string(),
+        libc::ENETUNREACH => NoRouteReason::NetworkUnreachable.into(),
+        libc::EHOSTUNREACH => NoRouteReason::HostUnreachable.into(),
+        libc::EACCES => NoRouteReason::Prohibited.into(),
         // A blackhole route answers lookups with EINVAL.
-        libc::EINVAL => "blackhole".to_string(),
+        libc::EINVAL => NoRouteReason::Blackhole.into(),
         // The errno name (`ENOENT`), as the evidence documents.
-        other => format!("{:?}", Errno::from_raw(other)),
+        other => Open::Unknown(format!("{:?}", Errno::from_raw(other))),
     };
     RouteOutcome::NoRoute {
         reason,
@@ -192,7 +192,7 @@ pub fn neighbor_of(hop: IpAddr, ifindex: u32, neighbours: &[NeighbourMessage]) -
         },
         None => Neighbor {
             address: hop,
-            state: "NONE".into(),
+            state: NudState::None.into(),
             lladdr: None,
         },
     }
@@ -207,46 +207,47 @@ fn neighbour_ip(a: &NeighbourAddress) -> Option<IpAddr> {
 }
 
 /// NUD state in `ip neigh` spelling.
-pub fn nud_name(state: NeighbourState) -> String {
+pub fn nud_name(state: NeighbourState) -> Open<NudState> {
     match state {
-        NeighbourState::Incomplete => "INCOMPLETE".into(),
-        NeighbourState::Reachable => "REACHABLE".into(),
-        NeighbourState::Stale => "STALE".into(),
-        NeighbourState::Delay => "DELAY".into(),
-        NeighbourState::Probe => "PROBE".into(),
-        NeighbourState::Failed => "FAILED".into(),
-        NeighbourState::Noarp => "NOARP".into(),
-        NeighbourState::Permanent => "PERMANENT".into(),
-        NeighbourState::None => "NONE".into(),
-        other => format!("0x{:x}", u16::from(other)),
+        NeighbourState::Incomplete => NudState::Incomplete.into(),
+        NeighbourState::Reachable => NudState::Reachable.into(),
+        NeighbourState::Stale => NudState::Stale.into(),
+        NeighbourState::Delay => NudState::Delay.into(),
+        NeighbourState::Probe => NudState::Probe.into(),
+        NeighbourState::Failed => NudState::Failed.into(),
+        NeighbourState::Noarp => NudState::Noarp.into(),
+        NeighbourState::Permanent => NudState::Permanent.into(),
+        NeighbourState::None => NudState::None.into(),
+        other => Open::Unknown(format!("0x{:x}", u16::from(other))),
     }
 }
 
 /// Route type in `ip route` spelling.
-pub fn route_type_name(kind: RouteType) -> String {
+pub fn route_type_name(kind: RouteType) -> Open<protocol::RouteType> {
+    use protocol::RouteType as T;
     match kind {
-        RouteType::Unspec => "unspec",
-        RouteType::Unicast => "unicast",
-        RouteType::Local => "local",
-        RouteType::Broadcast => "broadcast",
-        RouteType::Anycast => "anycast",
-        RouteType::Multicast => "multicast",
-        RouteType::BlackHole => "blackhole",
-        RouteType::Unreachable => "unreachable",
-        RouteType::Prohibit => "prohibit",
-        RouteType::Throw => "throw",
-        RouteType::Nat => "nat",
-        RouteType::ExternalResolve => "xresolve",
-        other => return u8::from(other).to_string(),
+        RouteType::Unspec => T::Unspec,
+        RouteType::Unicast => T::Unicast,
+        RouteType::Local => T::Local,
+        RouteType::Broadcast => T::Broadcast,
+        RouteType::Anycast => T::Anycast,
+        RouteType::Multicast => T::Multicast,
+        RouteType::BlackHole => T::Blackhole,
+        RouteType::Unreachable => T::Unreachable,
+        RouteType::Prohibit => T::Prohibit,
+        RouteType::Throw => T::Throw,
+        RouteType::Nat => T::Nat,
+        RouteType::ExternalResolve => T::Xresolve,
+        other => return Open::Unknown(u8::from(other).to_string()),
     }
-    .to_string()
+    .into()
 }
 
 /// One policy rule in `ip rule` terms.
 pub fn rule(msg: &RuleMessage) -> Rule {
     let family = match msg.header.family {
-        AddressFamily::Inet6 => "inet6",
-        _ => "inet",
+        AddressFamily::Inet6 => Family::Inet6,
+        _ => Family::Inet,
     };
     let mut priority = 0;
     let mut table = None;
@@ -297,16 +298,16 @@ pub fn rule(msg: &RuleMessage) -> Rule {
         }
     }
     parts.extend(rest);
+    use protocol::RuleAction as A;
     let action = match msg.header.action {
-        RuleAction::ToTable => "lookup",
-        RuleAction::Goto => "goto",
-        RuleAction::Nop => "nop",
-        RuleAction::Blackhole => "blackhole",
-        RuleAction::Unreachable => "unreachable",
-        RuleAction::Prohibit => "prohibit",
-        _ => "unspec",
-    }
-    .to_string();
+        RuleAction::ToTable => A::Lookup.into(),
+        RuleAction::Goto => A::Goto.into(),
+        RuleAction::Nop => A::Nop.into(),
+        RuleAction::Blackhole => A::Blackhole.into(),
+        RuleAction::Unreachable => A::Unreachable.into(),
+        RuleAction::Prohibit => A::Prohibit.into(),
+        _ => Open::Unknown("unspec".into()),
+    };
     let table = match msg.header.action {
         RuleAction::ToTable => table.or(Some(u32::from(msg.header.table))),
         RuleAction::Goto => goto,
@@ -354,11 +355,14 @@ mod tests {
             RouteOutcome::NoRoute { reason, .. } => reason,
             _ => unreachable!(),
         };
-        assert_eq!(reason(libc::ENETUNREACH), "network_unreachable");
-        assert_eq!(reason(libc::EHOSTUNREACH), "host_unreachable");
-        assert_eq!(reason(libc::EACCES), "prohibited");
-        assert_eq!(reason(libc::EINVAL), "blackhole");
-        assert_eq!(reason(libc::ENOENT), "ENOENT");
+        assert_eq!(
+            reason(libc::ENETUNREACH),
+            NoRouteReason::NetworkUnreachable
+        );
+        assert_eq!(reason(libc::EHOSTUNREACH), NoRouteReason::HostUnreachable);
+        assert_eq!(reason(libc::EACCES), NoRouteReason::Prohibited);
+        assert_eq!(reason(libc::EINVAL), NoRouteReason::Blackhole);
+        assert_eq!(reason(libc::ENOENT), Open::Unknown("ENOENT".into()));
         match no_route_for_errno(libc::ENETUNREACH) {
             RouteOutcome::NoRoute { message, .. } => assert_eq!(message, "Network is unreachable"),
             _ => unreachable!(),
@@ -425,7 +429,7 @@ mod tests {
         else {
             panic!("expected no route");
         };
-        assert_eq!(reason, "host_unreachable");
+        assert_eq!(reason, NoRouteReason::HostUnreachable);
     }
 
     #[test]

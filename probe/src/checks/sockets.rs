@@ -16,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use protocol::{Evidence, Listener, PeerCount, SocketsEvidence};
+use protocol::{Evidence, Listener, Open, PeerCount, SocketState, SocketsEvidence};
 
 use super::Outcome;
 use crate::context::Ctx;
@@ -264,25 +264,13 @@ fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(IpAddr::to_canonical(&addr.ip()), addr.port())
 }
 
-/// The kernel state number in `ss` spelling.
-fn state_name(state: u8) -> String {
-    match state {
-        1 => "ESTAB",
-        2 => "SYN-SENT",
-        // 12 is TCP_NEW_SYN_RECV (request sockets); the kernel reports those as SYN_RECV.
-        3 | 12 => "SYN-RECV",
-        4 => "FIN-WAIT-1",
-        5 => "FIN-WAIT-2",
-        6 => "TIME-WAIT",
-        7 => "UNCONN",
-        8 => "CLOSE-WAIT",
-        9 => "LAST-ACK",
-        10 => "LISTEN",
-        11 => "CLOSING",
-        13 => "BOUND-INACTIVE",
-        other => return format!("UNKNOWN-{other}"),
+/// The kernel state number in `ss` spelling; a number this version does not name is kept as
+/// `UNKNOWN-n`.
+fn state_name(state: u8) -> Open<SocketState> {
+    match SocketState::from_kernel(state) {
+        Some(s) => Open::Known(s),
+        None => Open::Unknown(format!("UNKNOWN-{state}")),
     }
-    .to_string()
 }
 
 #[cfg(test)]
@@ -312,17 +300,17 @@ mod tests {
 
     #[test]
     fn states_use_ss_spelling_and_unknown_numbers_are_named() {
-        assert_eq!(state_name(1), "ESTAB");
-        assert_eq!(state_name(7), "UNCONN");
-        assert_eq!(state_name(12), "SYN-RECV");
-        assert_eq!(state_name(200), "UNKNOWN-200");
+        assert_eq!(state_name(1).as_str(), "ESTAB");
+        assert_eq!(state_name(7).as_str(), "UNCONN");
+        assert_eq!(state_name(12), SocketState::SynRecv);
+        assert_eq!(state_name(200).as_str(), "UNKNOWN-200");
         let mut t = SocketTable::default();
         t.add(&sock(1, "10.199.0.1:40000", "10.199.0.2:80"));
         t.add(&sock(200, "10.199.0.1:40001", "10.199.0.2:80"));
         let e = t.evidence(&[], 10);
         assert_eq!(e.total, 2);
-        assert_eq!(e.states.get("ESTAB"), Some(&1));
-        assert_eq!(e.states.get("UNKNOWN-200"), Some(&1));
+        assert_eq!(e.states.get(&SocketState::Established.into()), Some(&1));
+        assert_eq!(e.states.get(&Open::Unknown("UNKNOWN-200".into())), Some(&1));
     }
 
     #[test]
@@ -368,7 +356,7 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(e.states.get("CLOSE-WAIT"), Some(&7));
+        assert_eq!(e.states.get(&SocketState::CloseWait.into()), Some(&7));
         assert_eq!(
             e.listeners,
             vec![Listener {

@@ -39,7 +39,8 @@ async fn probe_target(ctx: &Ctx, target: &Target, port: u16) -> Vec<TcpEvidence>
                 target: target.label.clone(),
                 // No address to show: the unspecified one with the target's port.
                 address: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
-                outcome: TcpOutcome::Unresolved,
+                role: target.role.clone(),
+                outcome: TcpOutcome::Unresolved.into(),
                 latency_ms: 0.0,
                 local: None,
                 errno: None,
@@ -49,18 +50,19 @@ async fn probe_target(ctx: &Ctx, target: &Target, port: u16) -> Vec<TcpEvidence>
     };
     let connects = addresses.into_iter().map(|ip| {
         let timeout = Duration::from_millis(ctx.plan.connect_timeout_ms).min(ctx.remaining());
-        connect(&target.label, SocketAddr::new(ip, port), timeout)
+        connect(target, SocketAddr::new(ip, port), timeout)
     });
     futures::future::join_all(connects).await
 }
 
 /// Connect to `address`, waiting at most `timeout` for the handshake's outcome.
-pub async fn connect(label: &str, address: SocketAddr, timeout: Duration) -> TcpEvidence {
+pub async fn connect(target: &Target, address: SocketAddr, timeout: Duration) -> TcpEvidence {
     let started = Instant::now();
     let mut evidence = TcpEvidence {
-        target: label.to_string(),
+        target: target.label.clone(),
         address,
-        outcome: TcpOutcome::Error,
+        role: target.role.clone(),
+        outcome: TcpOutcome::Error.into(),
         latency_ms: 0.0,
         local: None,
         errno: None,
@@ -70,19 +72,19 @@ pub async fn connect(label: &str, address: SocketAddr, timeout: Duration) -> Tcp
     evidence.latency_ms = ms(started.elapsed());
     match result {
         Ok(Some(stream)) => {
-            evidence.outcome = TcpOutcome::Ok;
+            evidence.outcome = TcpOutcome::Ok.into();
             // Dropping the stream closes it: a FIN, no data.
             drop(stream);
         }
         Ok(None) => {
-            evidence.outcome = TcpOutcome::Timeout;
+            evidence.outcome = TcpOutcome::Timeout.into();
             evidence.message = Some(format!(
                 "no SYN-ACK, RST or ICMP error within {} ms",
                 timeout.as_millis()
             ));
         }
         Err(e) => {
-            evidence.outcome = classify(&e);
+            evidence.outcome = classify(&e).into();
             evidence.errno = e.raw_os_error();
             evidence.message = Some(e.to_string());
         }
@@ -155,6 +157,7 @@ fn ms(d: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use protocol::TargetRole;
 
     #[test]
     fn errnos_are_classified() {
@@ -173,8 +176,15 @@ mod tests {
     async fn loopback_listener_and_closed_port() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let open = listener.local_addr().unwrap();
-        let ok = connect("t", open, Duration::from_secs(2)).await;
+        let t = Target {
+            label: "t".into(),
+            host: open.ip().to_string(),
+            port: Some(open.port()),
+            role: TargetRole::Endpoint.into(),
+        };
+        let ok = connect(&t, open, Duration::from_secs(2)).await;
         assert_eq!(ok.outcome, TcpOutcome::Ok, "{ok:?}");
+        assert_eq!(ok.role, TargetRole::Endpoint, "the target's role is echoed");
         assert_eq!(ok.local.unwrap().ip(), open.ip());
         let (_conn, peer) = listener.accept().unwrap();
         assert_eq!(
@@ -183,7 +193,7 @@ mod tests {
             "the listener saw the local address we report"
         );
         drop(listener);
-        let refused = connect("t", open, Duration::from_secs(2)).await;
+        let refused = connect(&t, open, Duration::from_secs(2)).await;
         assert_eq!(refused.outcome, TcpOutcome::Refused, "{refused:?}");
         assert_eq!(refused.errno, Some(libc::ECONNREFUSED));
     }

@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV6};
 
-use protocol::DnsConfigEvidence;
+use protocol::{DnsConfigEvidence, Open};
 use resolv_conf::ScopedIp;
 
 /// glibc's MAXNS: nameserver lines after the third are ignored.
@@ -144,7 +144,7 @@ pub fn parse_config(
         ndots: config.ndots,
         timeout_s: config.timeout_s,
         attempts: config.attempts,
-        options,
+        options: options.iter().map(|o| Open::parse(o)).collect(),
         error: None,
         nameservers_defaulted,
         ignored_nameservers,
@@ -299,7 +299,7 @@ mod tests {
         assert_eq!((c.ndots, c.timeout_s, c.attempts), (15, 30, 5));
         assert!(c.rotate && c.edns0 && c.single_request && c.use_vc && c.no_aaaa && c.no_tld_query);
         assert_eq!(
-            e.options,
+            e.options.iter().map(Open::as_str).collect::<Vec<_>>(),
             [
                 "rotate",
                 "edns0",

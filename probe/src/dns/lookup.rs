@@ -22,7 +22,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use hickory_proto::rr::RecordType;
-use protocol::{DnsLookupEvidence, DnsOutcome, DnsPlan, DnsQuery};
+use protocol::{DnsLookupEvidence, DnsOutcome, DnsPlan, DnsQuery, Open};
 use tokio::time::Instant;
 
 use super::candidates::{candidates, too_long, Role};
@@ -223,9 +223,9 @@ impl Walk<'_> {
                     let latency_ms = ms(now.elapsed());
                     self.record(DnsQuery {
                         candidate: fqdn.to_string(),
-                        qtype: qtype.to_string(),
+                        qtype: Open::parse(&qtype.to_string()),
                         nameserver: server,
-                        transport: transport.as_str().to_string(),
+                        transport: transport.into(),
                         outcome: present(&outcome),
                         latency_ms,
                         attempt: pass + 1,

@@ -20,20 +20,9 @@ pub enum Exchange {
     Error(String),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
+/// UDP or TCP: the protocol's own vocabulary, so the evidence needs no translation.
+pub use protocol::DnsTransport as Transport;
 
-impl Transport {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-        }
-    }
-}
 
 pub async fn exchange(
     transport: Transport,

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use hickory_proto::op::{Edns, Header, Message, Query};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
-use protocol::DnsRecord;
+use protocol::{DnsRecord, Open, Rcode};
 
 /// glibc's EDNS payload size (RESOLV_EDNS_BUFFER_SIZE) when `options edns0` is set.
 const EDNS_PAYLOAD: u16 = 1200;
@@ -160,27 +160,17 @@ fn question_matches(query: &OutgoingQuery, queries: &[Query]) -> bool {
 fn present(record: &hickory_proto::rr::Record) -> DnsRecord {
     DnsRecord {
         name: record.name.to_ascii(),
-        rtype: record.record_type().to_string(),
+        rtype: Open::parse(&record.record_type().to_string()),
         ttl: record.ttl,
         data: record.data.to_string(),
     }
 }
 
 /// The mnemonic dig prints for an rcode.
-pub fn rcode_name(rcode: u16) -> String {
-    match rcode {
-        0 => "NOERROR".into(),
-        1 => "FORMERR".into(),
-        2 => "SERVFAIL".into(),
-        3 => "NXDOMAIN".into(),
-        4 => "NOTIMP".into(),
-        5 => "REFUSED".into(),
-        6 => "YXDOMAIN".into(),
-        7 => "YXRRSET".into(),
-        8 => "NXRRSET".into(),
-        9 => "NOTAUTH".into(),
-        10 => "NOTZONE".into(),
-        n => format!("RCODE{n}"),
+pub fn rcode_name(rcode: u16) -> Open<Rcode> {
+    match Rcode::from_code(rcode) {
+        Some(r) => Open::Known(r),
+        None => Open::Unknown(format!("RCODE{rcode}")),
     }
 }
 
@@ -233,7 +223,7 @@ mod tests {
         .unwrap();
         assert_eq!(r.rcode, RCODE_NOERROR);
         assert_eq!(r.addresses, vec![IpAddr::V4(ip)]);
-        assert_eq!(r.answers[0].rtype, "A");
+        assert_eq!(r.answers[0].rtype, protocol::RecordType::A);
         assert_eq!(r.answers[0].ttl, 30);
         assert_eq!(r.answers[0].data, "10.199.0.7");
         assert!(!r.is_referral());
@@ -271,8 +261,9 @@ mod tests {
 
     #[test]
     fn rcodes_are_named_like_dig() {
-        assert_eq!(rcode_name(3), "NXDOMAIN");
-        assert_eq!(rcode_name(2), "SERVFAIL");
-        assert_eq!(rcode_name(12), "RCODE12");
+        assert_eq!(rcode_name(3), Rcode::NxDomain);
+        assert_eq!(rcode_name(3).as_str(), "NXDOMAIN");
+        assert_eq!(rcode_name(2), Rcode::ServFail);
+        assert_eq!(rcode_name(12), Open::Unknown("RCODE12".into()));
     }
 }

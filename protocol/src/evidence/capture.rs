@@ -2,6 +2,8 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::{CaptureStop, FlowSide, Handshake, IcmpKind, Open, Rcode, RecordType};
+
 /// What a bounded capture saw, summarised per flow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaptureSummary {
@@ -18,9 +20,8 @@ pub struct CaptureSummary {
     pub bytes_captured: u64,
     /// PACKET_STATISTICS: packets the kernel dropped because we did not read fast enough.
     pub kernel_drops: u64,
-    /// Which limit ended the capture: `duration`, `packets`, `bytes`, `deadline`, or
-    /// `traffic_done` (the plan's traffic checks had finished and a short linger passed).
-    pub stopped_by: String,
+    /// Which limit ended the capture.
+    pub stopped_by: Open<CaptureStop>,
     #[serde(default)]
     pub tcp_flows: Vec<TcpFlow>,
     #[serde(default)]
@@ -41,10 +42,7 @@ pub struct CaptureSummary {
 pub struct TcpFlow {
     pub client: SocketAddr,
     pub server: SocketAddr,
-    /// `established` (SYN answered by SYN-ACK), `refused` (SYN answered by RST),
-    /// `unreachable` (an ICMP error quoting the flow came back, see `icmp_errors`),
-    /// `unanswered` (SYN never answered), `midstream` (no SYN seen).
-    pub handshake: String,
+    pub handshake: Open<Handshake>,
     /// SYNs sent, counting retransmissions.
     pub syn_count: u32,
     /// Retransmitted segments in either direction: repeated SYNs and SYN-ACKs, and data
@@ -58,18 +56,17 @@ pub struct TcpFlow {
     /// Time from the first SYN to the SYN-ACK (established) or the RST (refused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handshake_ms: Option<f64>,
-    /// Who sent the first RST: `client` or `server`.
+    /// Who sent the first RST.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rst_from: Option<String>,
+    pub rst_from: Option<Open<FlowSide>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IcmpError {
     /// Who sent the ICMP error.
     pub from: std::net::IpAddr,
-    /// `frag_needed`, `packet_too_big`, `port_unreachable`, `host_unreachable`,
-    /// `net_unreachable`, `admin_prohibited`, `time_exceeded`, or `type/code`.
-    pub kind: String,
+    /// Which error; one this version does not name travels as `type/code`.
+    pub kind: Open<IcmpKind>,
     /// The flow the error is about, from the quoted header: `tcp 10.0.0.1:40000 > 10.0.0.2:80`.
     #[serde(default)]
     pub about: Option<String>,
@@ -84,10 +81,10 @@ pub struct DnsExchange {
     pub client: SocketAddr,
     pub server: SocketAddr,
     pub name: String,
-    pub qtype: String,
+    pub qtype: Open<RecordType>,
     /// Response code, or `None` when no answer was seen.
     #[serde(default)]
-    pub rcode: Option<String>,
+    pub rcode: Option<Open<Rcode>>,
     /// From the first query to the first response.
     #[serde(default)]
     pub latency_ms: Option<f64>,

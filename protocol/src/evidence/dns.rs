@@ -2,6 +2,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+use crate::{DnsTransport, Open, Rcode, RecordType, ResolverOption};
+
 /// The resolver configuration as the pod's libc (glibc semantics) would use it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DnsConfigEvidence {
@@ -18,9 +20,9 @@ pub struct DnsConfigEvidence {
     pub timeout_s: u32,
     /// Tries per nameserver (`options attempts:`; default 2, at most 5).
     pub attempts: u32,
-    /// Other options verbatim (`rotate`, `single-request`, `use-vc`, `edns0`...).
+    /// Other options (`rotate`, `single-request`, `use-vc`, `edns0`...).
     #[serde(default)]
-    pub options: Vec<String>,
+    pub options: Vec<Open<ResolverOption>>,
     /// Set when the file could not be read; the other fields are then glibc defaults.
     #[serde(default)]
     pub error: Option<String>,
@@ -65,11 +67,9 @@ pub struct DnsLookupEvidence {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DnsQuery {
     pub candidate: String,
-    /// `A` or `AAAA`.
-    pub qtype: String,
+    pub qtype: Open<RecordType>,
     pub nameserver: SocketAddr,
-    /// `udp` or `tcp`.
-    pub transport: String,
+    pub transport: Open<DnsTransport>,
     pub outcome: DnsOutcome,
     pub latency_ms: f64,
     /// Which pass over the nameservers this query belongs to (1-based; glibc makes
@@ -86,8 +86,7 @@ pub struct DnsQuery {
 pub enum DnsOutcome {
     /// A response arrived.
     Response {
-        /// `NOERROR`, `NXDOMAIN`, `SERVFAIL`, `REFUSED`...
-        rcode: String,
+        rcode: Open<Rcode>,
         #[serde(default)]
         answers: Vec<DnsRecord>,
         /// TC bit was set (a TCP retry follows when the plan allows).
@@ -104,8 +103,7 @@ pub enum DnsOutcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DnsRecord {
     pub name: String,
-    /// `A`, `AAAA`, `CNAME`...
-    pub rtype: String,
+    pub rtype: Open<RecordType>,
     pub ttl: u32,
     pub data: String,
 }

@@ -2,6 +2,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::{Counter, Open, Sysctl};
+
 /// /proc/net/snmp and /proc/net/netstat counters sampled at the start and end of the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CountersEvidence {
@@ -9,7 +11,7 @@ pub struct CountersEvidence {
     pub interval_ms: f64,
     /// Counters that matter for diagnosis, keyed `Group.Name` (`Tcp.RetransSegs`,
     /// `TcpExt.ListenOverflows`, `Udp.RcvbufErrors`...): value at the end and delta.
-    pub counters: BTreeMap<String, CounterValue>,
+    pub counters: BTreeMap<Open<Counter>, CounterValue>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,9 +43,16 @@ pub struct ConntrackEvidence {
     pub note: Option<String>,
 }
 
-/// Sysctls that change how traffic behaves, by full dotted name
-/// (`net.ipv4.conf.eth0.rp_filter`). A value the namespace cannot read is absent.
+/// Sysctls that change how traffic behaves, keyed by their dotted names as `sysctl(8)` prints
+/// them (`net.ipv4.conf.eth0/100.rp_filter` for the VLAN interface `eth0.100`; see
+/// [`Sysctl`]). A value the namespace cannot read is absent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SysctlsEvidence {
-    pub values: BTreeMap<String, String>,
+    pub values: BTreeMap<Sysctl, String>,
+}
+
+impl SysctlsEvidence {
+    pub fn get(&self, key: &Sysctl) -> Option<&str> {
+        self.values.get(key).map(String::as_str)
+    }
 }

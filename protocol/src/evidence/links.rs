@@ -2,6 +2,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::{AddressScope, LinkKind, OperState, Open};
+
 /// All interfaces of the namespace (`ip -s addr` equivalent, from rtnetlink).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LinksEvidence {
@@ -14,9 +16,9 @@ pub struct Link {
     pub name: String,
     /// Link kind from IFLA_INFO_KIND (`veth`, `bridge`, `vxlan`...), when present.
     #[serde(default)]
-    pub kind: Option<String>,
-    /// Operational state as the kernel reports it: `up`, `down`, `unknown`, `lowerlayerdown`...
-    pub oper_state: String,
+    pub kind: Option<Open<LinkKind>>,
+    /// Operational state as the kernel reports it.
+    pub oper_state: Open<OperState>,
     /// IFF_UP: administratively up.
     pub admin_up: bool,
     /// IFF_LOWER_UP: carrier present.
@@ -35,8 +37,7 @@ pub struct Link {
 pub struct InterfaceAddress {
     pub address: IpAddr,
     pub prefix_len: u8,
-    /// `global`, `host`, `link`, `site`.
-    pub scope: String,
+    pub scope: Open<AddressScope>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -2,14 +2,19 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::{MtuProbeResult, MtuVariant, Open, TargetRole};
+
 /// Path MTU search toward one target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MtuEvidence {
     pub target: String,
     pub destination: IpAddr,
+    /// What the target stands for (echoed from the plan).
+    #[serde(default)]
+    pub role: Open<TargetRole>,
     /// `icmp` (echo with DF, needs NET_RAW or ping sockets) or `tcp` (unprivileged, DF
     /// segments toward the target's port, acknowledged bytes read from TCP_INFO).
-    pub variant: String,
+    pub variant: Open<MtuVariant>,
     #[serde(default)]
     pub interface_mtu: Option<u32>,
     #[serde(default)]
@@ -35,10 +40,7 @@ pub struct MtuEvidence {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MtuProbe {
     pub size: u32,
-    /// `ok`, `lost`, `frag_needed` (an ICMP frag-needed / packet-too-big came back),
-    /// `too_big_locally` (EMSGSIZE before sending: above the interface MTU or a learned path
-    /// MTU), `capped` (the peer's MSS keeps TCP segments below this size), `failed`.
-    pub result: String,
+    pub result: Open<MtuProbeResult>,
     #[serde(default)]
     pub rtt_ms: Option<f64>,
 }

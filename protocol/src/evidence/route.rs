@@ -2,6 +2,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::{Family, NoRouteReason, NudState, Open, RouteType, RuleAction, TargetRole};
+
 /// The kernel's own answer to `ip route get DST` (RTM_GETROUTE with RTM_F_LOOKUP_TABLE), for
 /// one target, plus the next hop's neighbor entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -9,6 +11,9 @@ pub struct RouteEvidence {
     /// The plan target's label.
     pub target: String,
     pub destination: IpAddr,
+    /// What the target stands for (echoed from the plan).
+    #[serde(default)]
+    pub role: Open<TargetRole>,
     pub outcome: RouteOutcome,
 }
 
@@ -19,8 +24,8 @@ pub enum RouteOutcome {
     Found(RouteInfo),
     /// The kernel refused: no route (ENETUNREACH), or an unreachable/prohibit/blackhole route.
     NoRoute {
-        /// `network_unreachable`, `host_unreachable`, `prohibited`, `blackhole`, or the errno name.
-        reason: String,
+        /// Which refusal; an errno this version does not name travels as its name.
+        reason: Open<NoRouteReason>,
         message: String,
     },
 }
@@ -29,8 +34,7 @@ pub enum RouteOutcome {
 pub struct RouteInfo {
     /// Routing table id the answer came from (254 = main, 255 = local).
     pub table: u32,
-    /// Route type: `unicast`, `local`, `broadcast`...
-    pub route_type: String,
+    pub route_type: Open<RouteType>,
     #[serde(default)]
     pub dev: Option<String>,
     #[serde(default)]
@@ -48,9 +52,8 @@ pub struct RouteInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Neighbor {
     pub address: IpAddr,
-    /// NUD state(s) in `ip neigh` spelling: `REACHABLE`, `STALE`, `DELAY`, `PROBE`, `FAILED`,
-    /// `INCOMPLETE`, `PERMANENT`, `NOARP`, or `NONE` when there is no entry.
-    pub state: String,
+    /// NUD state in `ip neigh` spelling (`NONE` when there is no entry).
+    pub state: Open<NudState>,
     #[serde(default)]
     pub lladdr: Option<String>,
 }
@@ -63,13 +66,11 @@ pub struct RulesEvidence {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rule {
-    /// `inet` or `inet6`.
-    pub family: String,
+    pub family: Open<Family>,
     pub priority: u32,
     /// `ip rule` style selector, e.g. `from 10.0.0.0/24 to 10.1.0.5 fwmark 0x1 iif eth0`, or `all`.
     pub selector: String,
-    /// `lookup`, `unreachable`, `prohibit`, `blackhole`, `goto`, `nop`.
-    pub action: String,
+    pub action: Open<RuleAction>,
     #[serde(default)]
     pub table: Option<u32>,
 }

@@ -3,11 +3,13 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+use crate::{Open, SocketState};
+
 /// TCP socket table of the namespace from sock_diag (`ss -tan` equivalent), v4 and v6.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SocketsEvidence {
-    /// Count per state in `ss` spelling (`ESTAB`, `TIME-WAIT`, `CLOSE-WAIT`, `LISTEN`...).
-    pub states: BTreeMap<String, u64>,
+    /// Count per state, keyed in `ss` spelling (`ESTAB`, `TIME-WAIT`, `CLOSE-WAIT`...).
+    pub states: BTreeMap<Open<SocketState>, u64>,
     pub total: u64,
     /// `net.ipv4.ip_local_port_range` as (low, high).
     #[serde(default)]

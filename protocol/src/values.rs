@@ -1,0 +1,467 @@
+//! The fixed-value vocabularies of the protocol: every field that stands for one of a known
+//! set of values is one of these, wrapped in [`Open`](crate::Open) on the wire so that a value a
+//! newer probe sends is kept as text rather than making the line unreadable.
+
+use crate::spelled;
+
+spelled! {
+    /// What a target stands for. Set by the client in the plan and echoed by the probe in
+    /// every piece of evidence about the target, so a reader never re-derives it from
+    /// addresses.
+    #[derive(Default)]
+    pub enum TargetRole {
+        /// An address or host name given directly.
+        #[default]
+        Direct = "direct",
+        /// A Service's ClusterIP (a DNAT done by kube-proxy or the CNI, not an interface
+        /// address).
+        ClusterIp = "cluster_ip",
+        /// One endpoint of a Service (a pod IP and the resolved targetPort).
+        Endpoint = "endpoint",
+        /// A pod's IP.
+        Pod = "pod",
+    }
+}
+
+spelled! {
+    /// Linux capabilities, in `capabilities(7)` order, lower-case without `cap_`.
+    pub enum Capability {
+        Chown = "chown",
+        DacOverride = "dac_override",
+        DacReadSearch = "dac_read_search",
+        Fowner = "fowner",
+        Fsetid = "fsetid",
+        Kill = "kill",
+        Setgid = "setgid",
+        Setuid = "setuid",
+        Setpcap = "setpcap",
+        LinuxImmutable = "linux_immutable",
+        NetBindService = "net_bind_service",
+        NetBroadcast = "net_broadcast",
+        NetAdmin = "net_admin",
+        NetRaw = "net_raw",
+        IpcLock = "ipc_lock",
+        IpcOwner = "ipc_owner",
+        SysModule = "sys_module",
+        SysRawio = "sys_rawio",
+        SysChroot = "sys_chroot",
+        SysPtrace = "sys_ptrace",
+        SysPacct = "sys_pacct",
+        SysAdmin = "sys_admin",
+        SysBoot = "sys_boot",
+        SysNice = "sys_nice",
+        SysResource = "sys_resource",
+        SysTime = "sys_time",
+        SysTtyConfig = "sys_tty_config",
+        Mknod = "mknod",
+        Lease = "lease",
+        AuditWrite = "audit_write",
+        AuditControl = "audit_control",
+        Setfcap = "setfcap",
+        MacOverride = "mac_override",
+        MacAdmin = "mac_admin",
+        Syslog = "syslog",
+        WakeAlarm = "wake_alarm",
+        BlockSuspend = "block_suspend",
+        AuditRead = "audit_read",
+        Perfmon = "perfmon",
+        Bpf = "bpf",
+        CheckpointRestore = "checkpoint_restore",
+    }
+}
+
+impl Capability {
+    /// The capability with bit number `bit` (`capabilities(7)`), if this version knows it.
+    pub fn from_bit(bit: u32) -> Option<Capability> {
+        <Capability as crate::Spelled>::ALL.get(bit as usize).copied()
+    }
+}
+
+spelled! {
+    /// Operational state of a link (IFLA_OPERSTATE, RFC 2863).
+    pub enum OperState {
+        /// The driver does not report one (loopback, many virtual devices): not a problem.
+        Unknown = "unknown",
+        NotPresent = "notpresent",
+        Down = "down",
+        LowerLayerDown = "lowerlayerdown",
+        Testing = "testing",
+        Dormant = "dormant",
+        Up = "up",
+    }
+}
+
+spelled! {
+    /// Link kind (IFLA_INFO_KIND).
+    pub enum LinkKind {
+        Veth = "veth",
+        Bridge = "bridge",
+        Vlan = "vlan",
+        Vxlan = "vxlan",
+        Geneve = "geneve",
+        Ipip = "ipip",
+        Sit = "sit",
+        Gre = "gre",
+        Gretap = "gretap",
+        Ip6tnl = "ip6tnl",
+        Wireguard = "wireguard",
+        Macvlan = "macvlan",
+        Ipvlan = "ipvlan",
+        Bond = "bond",
+        Team = "team",
+        Dummy = "dummy",
+        Tun = "tun",
+        Vrf = "vrf",
+        Ifb = "ifb",
+        Nlmon = "nlmon",
+        Netkit = "netkit",
+    }
+}
+
+spelled! {
+    /// Address scope in `ip addr` spelling.
+    pub enum AddressScope {
+        Global = "global",
+        Site = "site",
+        Link = "link",
+        Host = "host",
+        Nowhere = "nowhere",
+    }
+}
+
+spelled! {
+    /// Route type in `ip route` spelling.
+    pub enum RouteType {
+        Unspec = "unspec",
+        Unicast = "unicast",
+        Local = "local",
+        Broadcast = "broadcast",
+        Anycast = "anycast",
+        Multicast = "multicast",
+        Blackhole = "blackhole",
+        Unreachable = "unreachable",
+        Prohibit = "prohibit",
+        Throw = "throw",
+        Nat = "nat",
+        Xresolve = "xresolve",
+    }
+}
+
+spelled! {
+    /// Why the kernel found no usable route.
+    pub enum NoRouteReason {
+        /// ENETUNREACH: no route at all, or an `unreachable` route to a network.
+        NetworkUnreachable = "network_unreachable",
+        /// EHOSTUNREACH: an `unreachable` route.
+        HostUnreachable = "host_unreachable",
+        /// EACCES: a `prohibit` route.
+        Prohibited = "prohibited",
+        /// EINVAL: a `blackhole` route.
+        Blackhole = "blackhole",
+    }
+}
+
+spelled! {
+    /// Neighbor (ARP/ND) state in `ip neigh` spelling.
+    pub enum NudState {
+        Incomplete = "INCOMPLETE",
+        Reachable = "REACHABLE",
+        Stale = "STALE",
+        Delay = "DELAY",
+        Probe = "PROBE",
+        Failed = "FAILED",
+        Noarp = "NOARP",
+        Permanent = "PERMANENT",
+        /// No neighbor entry exists.
+        None = "NONE",
+    }
+}
+
+spelled! {
+    /// Address family in `ip -f` spelling.
+    pub enum Family {
+        Inet = "inet",
+        Inet6 = "inet6",
+    }
+}
+
+spelled! {
+    /// What a policy routing rule does (`ip rule` spelling).
+    pub enum RuleAction {
+        Lookup = "lookup",
+        Unreachable = "unreachable",
+        Prohibit = "prohibit",
+        Blackhole = "blackhole",
+        Goto = "goto",
+        Nop = "nop",
+    }
+}
+
+impl RuleAction {
+    /// Does the rule end the lookup with an error instead of a route?
+    pub fn refuses(self) -> bool {
+        matches!(
+            self,
+            RuleAction::Unreachable | RuleAction::Prohibit | RuleAction::Blackhole
+        )
+    }
+}
+
+spelled! {
+    /// DNS record types the probe names (others travel as their `TYPEnnn` text).
+    pub enum RecordType {
+        A = "A",
+        Aaaa = "AAAA",
+        Cname = "CNAME",
+        Ns = "NS",
+        Soa = "SOA",
+        Ptr = "PTR",
+        Mx = "MX",
+        Txt = "TXT",
+        Srv = "SRV",
+        Opt = "OPT",
+        Https = "HTTPS",
+        Svcb = "SVCB",
+        Caa = "CAA",
+        Any = "ANY",
+    }
+}
+
+spelled! {
+    /// DNS response code in RFC spelling.
+    pub enum Rcode {
+        NoError = "NOERROR",
+        FormErr = "FORMERR",
+        ServFail = "SERVFAIL",
+        NxDomain = "NXDOMAIN",
+        NotImp = "NOTIMP",
+        Refused = "REFUSED",
+        YxDomain = "YXDOMAIN",
+        YxRrset = "YXRRSET",
+        NxRrset = "NXRRSET",
+        NotAuth = "NOTAUTH",
+        NotZone = "NOTZONE",
+        BadVers = "BADVERS",
+    }
+}
+
+impl Rcode {
+    /// The response code with number `code` (RFC 1035, 2136, 6891), if this version names it.
+    pub fn from_code(code: u16) -> Option<Rcode> {
+        match code {
+            0..=10 => <Rcode as crate::Spelled>::ALL.get(usize::from(code)).copied(),
+            16 => Some(Rcode::BadVers),
+            _ => None,
+        }
+    }
+
+    /// The server could not or would not answer (as opposed to an answer about the name).
+    pub fn is_server_failure(self) -> bool {
+        matches!(self, Rcode::ServFail | Rcode::Refused)
+    }
+}
+
+spelled! {
+    /// Transport of a DNS query.
+    pub enum DnsTransport {
+        Udp = "udp",
+        Tcp = "tcp",
+    }
+}
+
+spelled! {
+    /// `options` of resolv.conf that change how glibc's resolver behaves (ndots, timeout and
+    /// attempts have fields of their own).
+    pub enum ResolverOption {
+        Rotate = "rotate",
+        SingleRequest = "single-request",
+        SingleRequestReopen = "single-request-reopen",
+        UseVc = "use-vc",
+        Edns0 = "edns0",
+        Inet6 = "inet6",
+        NoTldQuery = "no-tld-query",
+        TrustAd = "trust-ad",
+        NoReload = "no-reload",
+        NoAaaa = "no-aaaa",
+        NoCheckNames = "no-check-names",
+        Debug = "debug",
+        Ip6Bytestring = "ip6-bytestring",
+        Ip6Dotint = "ip6-dotint",
+        NoIp6Dotint = "no-ip6-dotint",
+    }
+}
+
+spelled! {
+    /// TCP socket state in `ss` spelling.
+    pub enum SocketState {
+        Established = "ESTAB",
+        SynSent = "SYN-SENT",
+        SynRecv = "SYN-RECV",
+        FinWait1 = "FIN-WAIT-1",
+        FinWait2 = "FIN-WAIT-2",
+        TimeWait = "TIME-WAIT",
+        Unconn = "UNCONN",
+        CloseWait = "CLOSE-WAIT",
+        LastAck = "LAST-ACK",
+        Listen = "LISTEN",
+        Closing = "CLOSING",
+        BoundInactive = "BOUND-INACTIVE",
+    }
+}
+
+impl SocketState {
+    /// The state for the kernel's `TCP_*` number (`include/net/tcp_states.h`).
+    pub fn from_kernel(state: u8) -> Option<SocketState> {
+        Some(match state {
+            1 => SocketState::Established,
+            2 => SocketState::SynSent,
+            // 12 is TCP_NEW_SYN_RECV (request sockets); the kernel reports those as SYN_RECV.
+            3 | 12 => SocketState::SynRecv,
+            4 => SocketState::FinWait1,
+            5 => SocketState::FinWait2,
+            6 => SocketState::TimeWait,
+            7 => SocketState::Unconn,
+            8 => SocketState::CloseWait,
+            9 => SocketState::LastAck,
+            10 => SocketState::Listen,
+            11 => SocketState::Closing,
+            13 => SocketState::BoundInactive,
+            _ => return None,
+        })
+    }
+}
+
+spelled! {
+    /// Which MTU search ran.
+    pub enum MtuVariant {
+        /// Echo requests with DF (needs NET_RAW or a ping socket).
+        Icmp = "icmp",
+        /// Unprivileged: DF segments toward the target's port, acknowledged bytes read from
+        /// TCP_INFO.
+        Tcp = "tcp",
+    }
+}
+
+spelled! {
+    /// The result of one MTU probe size.
+    pub enum MtuProbeResult {
+        Ok = "ok",
+        Lost = "lost",
+        /// An ICMP frag-needed / packet-too-big came back.
+        FragNeeded = "frag_needed",
+        /// EMSGSIZE before sending: above the interface MTU or a learned path MTU.
+        TooBigLocally = "too_big_locally",
+        /// The peer's MSS keeps TCP segments below this size.
+        Capped = "capped",
+        Failed = "failed",
+    }
+}
+
+spelled! {
+    /// Which limit ended a capture.
+    pub enum CaptureStop {
+        Duration = "duration",
+        Packets = "packets",
+        Bytes = "bytes",
+        Deadline = "deadline",
+        /// The plan's traffic checks had finished and a short linger passed.
+        TrafficDone = "traffic_done",
+    }
+}
+
+spelled! {
+    /// How a captured TCP handshake went.
+    pub enum Handshake {
+        /// SYN answered by SYN-ACK.
+        Established = "established",
+        /// SYN answered by RST.
+        Refused = "refused",
+        /// An ICMP error quoting the flow came back (see `icmp_errors`).
+        Unreachable = "unreachable",
+        /// SYN never answered.
+        Unanswered = "unanswered",
+        /// No SYN seen: the capture started mid-connection.
+        Midstream = "midstream",
+    }
+}
+
+spelled! {
+    /// One side of a captured flow.
+    pub enum FlowSide {
+        Client = "client",
+        Server = "server",
+    }
+}
+
+spelled! {
+    /// ICMP errors a capture names (others travel as `type/code`).
+    pub enum IcmpKind {
+        FragNeeded = "frag_needed",
+        PacketTooBig = "packet_too_big",
+        PortUnreachable = "port_unreachable",
+        HostUnreachable = "host_unreachable",
+        NetUnreachable = "net_unreachable",
+        ProtocolUnreachable = "protocol_unreachable",
+        AdminProhibited = "admin_prohibited",
+        TimeExceeded = "time_exceeded",
+    }
+}
+
+spelled! {
+    /// The /proc/net/snmp, /proc/net/netstat and /proc/net/snmp6 counters the probe reports,
+    /// `Group.Name` as nstat prints them.
+    pub enum Counter {
+        TcpActiveOpens = "Tcp.ActiveOpens",
+        TcpPassiveOpens = "Tcp.PassiveOpens",
+        TcpAttemptFails = "Tcp.AttemptFails",
+        TcpEstabResets = "Tcp.EstabResets",
+        TcpInSegs = "Tcp.InSegs",
+        TcpOutSegs = "Tcp.OutSegs",
+        TcpRetransSegs = "Tcp.RetransSegs",
+        TcpInErrs = "Tcp.InErrs",
+        TcpOutRsts = "Tcp.OutRsts",
+        TcpInCsumErrors = "Tcp.InCsumErrors",
+        ListenOverflows = "TcpExt.ListenOverflows",
+        ListenDrops = "TcpExt.ListenDrops",
+        TimeWaitOverflow = "TcpExt.TCPTimeWaitOverflow",
+        TimeWaitRecycled = "TcpExt.TW",
+        PawsEstab = "TcpExt.PAWSEstab",
+        SynRetrans = "TcpExt.TCPSynRetrans",
+        LostRetransmit = "TcpExt.TCPLostRetransmit",
+        Timeouts = "TcpExt.TCPTimeouts",
+        AbortOnTimeout = "TcpExt.TCPAbortOnTimeout",
+        AbortOnData = "TcpExt.TCPAbortOnData",
+        AbortOnClose = "TcpExt.TCPAbortOnClose",
+        AbortOnMemory = "TcpExt.TCPAbortOnMemory",
+        BacklogDrop = "TcpExt.TCPBacklogDrop",
+        RcvQDrop = "TcpExt.TCPRcvQDrop",
+        ReqQFullDrop = "TcpExt.TCPReqQFullDrop",
+        ReqQFullDoCookies = "TcpExt.TCPReqQFullDoCookies",
+        SyncookiesSent = "TcpExt.SyncookiesSent",
+        MtuProbeFail = "TcpExt.TCPMTUPFail",
+        MtuProbeSuccess = "TcpExt.TCPMTUPSuccess",
+        UdpInErrors = "Udp.InErrors",
+        UdpRcvbufErrors = "Udp.RcvbufErrors",
+        UdpSndbufErrors = "Udp.SndbufErrors",
+        UdpNoPorts = "Udp.NoPorts",
+        UdpInCsumErrors = "Udp.InCsumErrors",
+        IpInDiscards = "Ip.InDiscards",
+        IpOutDiscards = "Ip.OutDiscards",
+        IpOutNoRoutes = "Ip.OutNoRoutes",
+        IpInAddrErrors = "Ip.InAddrErrors",
+        IpReasmFails = "Ip.ReasmFails",
+        IpFragFails = "Ip.FragFails",
+        IcmpInDestUnreachs = "Icmp.InDestUnreachs",
+        IcmpOutDestUnreachs = "Icmp.OutDestUnreachs",
+        IcmpInErrors = "Icmp.InErrors",
+        Ip6InDiscards = "Ip6.InDiscards",
+        Ip6OutNoRoutes = "Ip6.OutNoRoutes",
+        Icmp6InDestUnreachs = "Icmp6.InDestUnreachs",
+        Icmp6InPktTooBigs = "Icmp6.InPktTooBigs",
+        Icmp6OutDestUnreachs = "Icmp6.OutDestUnreachs",
+        Udp6InErrors = "Udp6.InErrors",
+        Udp6RcvbufErrors = "Udp6.RcvbufErrors",
+        Udp6SndbufErrors = "Udp6.SndbufErrors",
+        Udp6NoPorts = "Udp6.NoPorts",
+    }
+}
