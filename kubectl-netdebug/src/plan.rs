@@ -115,7 +115,7 @@ pub fn parse_host_port(input: &str) -> Result<Target, String> {
         label: input.to_string(),
         host: host.to_string(),
         port: Some(port),
-        role: TargetRole::Direct,
+        role: TargetRole::Direct.into(),
     })
 }
 

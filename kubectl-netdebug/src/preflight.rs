@@ -31,16 +31,29 @@ impl std::fmt::Display for ServerVersion {
     }
 }
 
-/// Parse `/version`'s `major`/`minor`, which managed clusters decorate (`"23+"`).
-pub fn parse_server_version(major: &str, minor: &str) -> Option<ServerVersion> {
-    let digits = |s: &str| -> Option<u32> {
-        let d: String = s.chars().take_while(char::is_ascii_digit).collect();
-        d.parse().ok()
+/// Parse `/version` the way kubectl does: `major`/`minor` when they are numbers (managed
+/// clusters decorate the minor, `"24+"`), else the semantic version in `gitVersion`
+/// (`v1.24.0`, `v1.28.3-eks-4f4795d`): servers built from source answer empty `major` and
+/// `minor` and a good `gitVersion`.
+pub fn parse_server_version(major: &str, minor: &str, git_version: &str) -> Option<ServerVersion> {
+    let number = |s: &str| -> Option<u32> {
+        let s = s.strip_suffix('+').unwrap_or(s);
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok()
     };
-    Some(ServerVersion {
-        major: digits(major)?,
-        minor: digits(minor)?,
-    })
+    if let (Some(major), Some(minor)) = (number(major), number(minor)) {
+        return Some(ServerVersion { major, minor });
+    }
+    let semver = git_version.strip_prefix('v').unwrap_or(git_version);
+    let mut parts = semver.splitn(3, '.');
+    let major = parts.next().and_then(|p| p.parse().ok())?;
+    let minor = parts
+        .next()
+        .map(|p| p.split(|c: char| !c.is_ascii_digit()).next().unwrap_or(""))
+        .and_then(|p| p.parse().ok())?;
+    Some(ServerVersion { major, minor })
 }
 
 /// GET /version and refuse servers without ephemeral containers.
@@ -52,13 +65,14 @@ pub async fn check_server_version(
         .apiserver_version()
         .await
         .map_err(|e| Error::from_kube("get /version", e, target))?;
-    let version = parse_server_version(&info.major, &info.minor).ok_or_else(|| Error::Api {
-        what: "get /version".into(),
-        detail: format!(
-            "unrecognised server version major={:?} minor={:?} ({})",
-            info.major, info.minor, info.git_version
-        ),
-    })?;
+    let version = parse_server_version(&info.major, &info.minor, &info.git_version)
+        .ok_or_else(|| Error::Api {
+            what: "get /version".into(),
+            detail: format!(
+                "no Kubernetes version in the answer: major={:?} minor={:?} gitVersion={:?}",
+                info.major, info.minor, info.git_version
+            ),
+        })?;
     if version
         < (ServerVersion {
             major: 1,
@@ -326,23 +340,30 @@ pub async fn check_linux_node(client: &kube::Client, target: &ApiTarget, pod: &P
 mod tests {
     use super::*;
 
+    fn v(major: u32, minor: u32) -> Option<ServerVersion> {
+        Some(ServerVersion { major, minor })
+    }
+
     #[test]
     fn version_parsing() {
-        assert_eq!(
-            parse_server_version("1", "23+"),
-            Some(ServerVersion {
-                major: 1,
-                minor: 23
-            })
-        );
-        assert_eq!(
-            parse_server_version("1", "33"),
-            Some(ServerVersion {
-                major: 1,
-                minor: 33
-            })
-        );
-        assert_eq!(parse_server_version("", "33"), None);
+        assert_eq!(parse_server_version("1", "23+", "v1.23.4"), v(1, 23));
+        assert_eq!(parse_server_version("1", "33", "v1.33.0"), v(1, 33));
+        // Numeric fields win over gitVersion, as in kubectl.
+        assert_eq!(parse_server_version("1", "24", "v1.99.0"), v(1, 24));
+        // Not numbers: gitVersion decides.
+        assert_eq!(parse_server_version("", "33", "v1.33.2"), v(1, 33));
+        assert_eq!(parse_server_version("1", "x", "v1.28.3-eks-4f4795d"), v(1, 28));
+        assert_eq!(parse_server_version("", "", "v1.24.0-alpha.1"), v(1, 24));
+        assert_eq!(parse_server_version("", "", "1.26.0"), v(1, 26));
+        assert_eq!(parse_server_version("", "", ""), None);
+        assert_eq!(parse_server_version("one", "two", "vX.Y"), None);
+    }
+
+    /// Regression: a server built from source answers `major: ""`, `minor: ""` and
+    /// `gitVersion: v1.24.0`; it was refused as "unrecognised" although the version was there.
+    #[test]
+    fn empty_major_minor_with_git_version_is_accepted() {
+        assert_eq!(parse_server_version("", "", "v1.24.0"), v(1, 24));
     }
 
     #[test]

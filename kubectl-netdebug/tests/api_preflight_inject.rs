@@ -26,6 +26,36 @@ async fn server_version_is_read_and_accepted() {
     scenario.await.unwrap();
 }
 
+/// The forms `/version` takes: plain, decorated by a managed cluster, empty with a good
+/// gitVersion (a server built from source), and garbage everywhere.
+async fn version_from(major: &str, minor: &str, git: &str) -> Result<(u32, u32), String> {
+    let (client, mut api) = mock_client();
+    let body = json!({"major": major, "minor": minor, "gitVersion": git, "gitCommit": "", "gitTreeState": "", "buildDate": "", "goVersion": "", "compiler": "", "platform": "linux/amd64"});
+    let scenario = tokio::spawn(async move {
+        let call = api.next().await;
+        call.assert(Method::GET, "/version");
+        call.reply(200, body);
+    });
+    let result = preflight::check_server_version(&client, &target())
+        .await
+        .map(|v| (v.major, v.minor))
+        .map_err(|e| e.to_string());
+    scenario.await.unwrap();
+    result
+}
+
+#[tokio::test]
+async fn server_version_forms() {
+    assert_eq!(version_from("1", "24", "v1.24.3").await, Ok((1, 24)));
+    assert_eq!(version_from("1", "24+", "v1.24.3-gke.100").await, Ok((1, 24)));
+    assert_eq!(version_from("", "", "v1.24.0").await, Ok((1, 24)));
+    let garbage = version_from("x", "y", "z").await.unwrap_err();
+    assert!(
+        garbage.contains(r#"major="x" minor="y" gitVersion="z""#),
+        "says what was received: {garbage}"
+    );
+}
+
 #[tokio::test]
 async fn old_server_is_refused_plainly() {
     let (client, mut api) = mock_client();

@@ -167,7 +167,7 @@ fn core_run(runs: usize) -> CoreRun {
             label: format!("{n}:8080"),
             host: n.to_string(),
             port: Some(8080),
-            role: TargetRole::Direct,
+            role: TargetRole::Direct.into(),
         })
         .collect();
     let mut plan = plan(

@@ -116,7 +116,7 @@ async fn resolve_pod(
         },
         host: ip.clone(),
         port,
-        role: TargetRole::Pod,
+        role: TargetRole::Pod.into(),
     };
     if let Some(p) = port {
         findings.extend(
@@ -175,7 +175,7 @@ async fn resolve_address(
             label,
             host: host.to_string(),
             port: Some(port),
-            role: TargetRole::Direct,
+            role: TargetRole::Direct.into(),
         }],
         dns_names: if is_ip {
             Vec::new()

@@ -96,7 +96,7 @@ pub(crate) async fn resolve(
                 },
                 host: external.clone(),
                 port,
-                role: TargetRole::Direct,
+                role: TargetRole::Direct.into(),
             });
             let address = port.map(|p| DestinationAddress {
                 host: &external,
@@ -293,7 +293,7 @@ fn targets(
                 label,
                 host: ip.clone(),
                 port,
-                role: TargetRole::ClusterIp,
+                role: TargetRole::ClusterIp.into(),
             });
         }
     }
@@ -307,7 +307,7 @@ fn targets(
                     label: host_port(&e.ip, port),
                     host: e.ip.clone(),
                     port: Some(port),
-                    role: TargetRole::Endpoint,
+                    role: TargetRole::Endpoint.into(),
                 });
             }
         }
@@ -320,7 +320,7 @@ fn targets(
                 label: e.ip.clone(),
                 host: e.ip.clone(),
                 port: None,
-                role: TargetRole::Endpoint,
+                role: TargetRole::Endpoint.into(),
             });
         }
     }
