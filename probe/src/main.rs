@@ -1,6 +1,7 @@
 //! `netdebug-probe`: gathers network evidence from inside one network namespace and writes it as
 //! JSON lines (see the `netdebug-protocol` crate) to stdout, then exits. It never writes to the
-//! filesystem and never outlives the plan's deadline.
+//! filesystem. Its checks end at the plan's deadline; the watchdog (runner.rs) ends the process
+//! shortly after it even when something cannot be cancelled or nobody reads stdout.
 
 mod caps;
 mod capture;

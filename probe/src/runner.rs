@@ -28,6 +28,8 @@ const CAPTURE_READY_LIMIT: Duration = Duration::from_millis(1000);
 pub enum RunError {
     #[error("a check task panicked: {0}")]
     Panicked(String),
+    #[error("reading the probe's set-up (privileges, resolv.conf) failed: {0}")]
+    Setup(String),
 }
 
 pub async fn run(plan: Plan, emitter: Emitter) -> Result<(), RunError> {
@@ -36,7 +38,7 @@ pub async fn run(plan: Plan, emitter: Emitter) -> Result<(), RunError> {
     arm_watchdog(emitter.clone(), plan.deadline_ms, started);
     let setup = Setup::read(plan.dns.resolv_conf.clone())
         .await
-        .map_err(|e| RunError::Panicked(e.to_string()))?;
+        .map_err(|e| RunError::Setup(e.to_string()))?;
     emitter.emit(Event::Hello(hello(&plan, &setup)));
     let checks = plan.effective_checks();
     let ctx = Arc::new(Ctx::new(plan, emitter.clone(), setup, started));
@@ -164,7 +166,7 @@ fn arm_watchdog(emitter: Emitter, deadline_ms: u64, started: Instant) {
             std::process::exit(0);
         });
     if let Err(e) = spawned {
-        // Without a watchdog the per-check timeouts still bound the run.
+        // Without a watchdog the per-check timeouts still bound the checks (not a stuck stdout).
         eprintln!("netdebug-probe: cannot start the watchdog thread: {e}");
     }
 }
