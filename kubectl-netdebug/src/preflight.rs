@@ -65,13 +65,15 @@ pub async fn check_server_version(
         .apiserver_version()
         .await
         .map_err(|e| Error::from_kube("get /version", e, target))?;
-    let version = parse_server_version(&info.major, &info.minor, &info.git_version)
-        .ok_or_else(|| Error::Api {
-            what: "get /version".into(),
-            detail: format!(
-                "no Kubernetes version in the answer: major={:?} minor={:?} gitVersion={:?}",
-                info.major, info.minor, info.git_version
-            ),
+    let version =
+        parse_server_version(&info.major, &info.minor, &info.git_version).ok_or_else(|| {
+            Error::Api {
+                what: "get /version".into(),
+                detail: format!(
+                    "no Kubernetes version in the answer: major={:?} minor={:?} gitVersion={:?}",
+                    info.major, info.minor, info.git_version
+                ),
+            }
         })?;
     if version
         < (ServerVersion {
@@ -352,7 +354,10 @@ mod tests {
         assert_eq!(parse_server_version("1", "24", "v1.99.0"), v(1, 24));
         // Not numbers: gitVersion decides.
         assert_eq!(parse_server_version("", "33", "v1.33.2"), v(1, 33));
-        assert_eq!(parse_server_version("1", "x", "v1.28.3-eks-4f4795d"), v(1, 28));
+        assert_eq!(
+            parse_server_version("1", "x", "v1.28.3-eks-4f4795d"),
+            v(1, 28)
+        );
         assert_eq!(parse_server_version("", "", "v1.24.0-alpha.1"), v(1, 24));
         assert_eq!(parse_server_version("", "", "1.26.0"), v(1, 26));
         assert_eq!(parse_server_version("", "", ""), None);

@@ -47,7 +47,10 @@ async fn version_from(major: &str, minor: &str, git: &str) -> Result<(u32, u32),
 #[tokio::test]
 async fn server_version_forms() {
     assert_eq!(version_from("1", "24", "v1.24.3").await, Ok((1, 24)));
-    assert_eq!(version_from("1", "24+", "v1.24.3-gke.100").await, Ok((1, 24)));
+    assert_eq!(
+        version_from("1", "24+", "v1.24.3-gke.100").await,
+        Ok((1, 24))
+    );
     assert_eq!(version_from("", "", "v1.24.0").await, Ok((1, 24)));
     let garbage = version_from("x", "y", "z").await.unwrap_err();
     assert!(

@@ -70,7 +70,10 @@ mod tests {
         assert_eq!((p.uid, p.euid, p.gid), (0, 0, 65534));
         assert_eq!(
             p.capabilities,
-            vec![Open::Known(Capability::NetAdmin), Open::Known(Capability::NetRaw)]
+            vec![
+                Open::Known(Capability::NetAdmin),
+                Open::Known(Capability::NetRaw)
+            ]
         );
         assert!(p.has(Capability::NetRaw));
         assert!(!p.has(Capability::SysAdmin));

@@ -14,6 +14,41 @@ use crate::caps::Privileges;
 use crate::dns;
 use crate::emit::Emitter;
 
+/// What the run reads from files before any check starts: who the probe runs as
+/// (/proc/self/status), which network namespace it is in, and the resolver configuration.
+pub struct Setup {
+    pub privileges: Privileges,
+    /// Inode of the network namespace (for `hello`).
+    pub netns_inode: Option<u64>,
+    resolver: dns::ResolverConfig,
+    resolver_evidence: DnsConfigEvidence,
+}
+
+impl Setup {
+    /// Reads on the blocking pool: the files are small, but a read is still a blocking call
+    /// and the runtime has one thread, which every check and timer shares.
+    pub async fn read(resolv_conf: String) -> Result<Setup, tokio::task::JoinError> {
+        tokio::task::spawn_blocking(move || {
+            let (resolver, resolver_evidence) = dns::load_config(&resolv_conf);
+            Setup {
+                privileges: Privileges::current(),
+                netns_inode: netns_inode(),
+                resolver,
+                resolver_evidence,
+            }
+        })
+        .await
+    }
+}
+
+fn netns_inode() -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/thread-self/ns/net")
+        .or_else(|_| std::fs::metadata("/proc/self/ns/net"))
+        .ok()
+        .map(|m| m.ino())
+}
+
 pub struct Ctx {
     pub plan: Plan,
     pub privileges: Privileges,
@@ -29,16 +64,15 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(plan: Plan, emitter: Emitter, privileges: Privileges, started: Instant) -> Ctx {
+    pub fn new(plan: Plan, emitter: Emitter, setup: Setup, started: Instant) -> Ctx {
         let deadline = started + Duration::from_millis(plan.deadline_ms);
-        let (resolver, resolver_evidence) = dns::load_config(&plan.dns.resolv_conf);
         Ctx {
             plan,
-            privileges,
+            privileges: setup.privileges,
             deadline,
             emitter,
-            resolver,
-            resolver_evidence,
+            resolver: setup.resolver,
+            resolver_evidence: setup.resolver_evidence,
             lookups: Mutex::new(HashMap::new()),
             traffic_done: watch::channel(false).0,
             capture_ready: watch::channel(false).0,

@@ -1,6 +1,7 @@
 //! `netdebug-probe`: gathers network evidence from inside one network namespace and writes it as
 //! JSON lines (see the `netdebug-protocol` crate) to stdout, then exits. It never writes to the
-//! filesystem and never outlives the plan's deadline.
+//! filesystem. Its checks end at the plan's deadline; the watchdog (runner.rs) ends the process
+//! shortly after it even when something cannot be cancelled or nobody reads stdout.
 
 mod caps;
 mod capture;
@@ -54,8 +55,19 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_PROBE_FAILED);
         }
     };
-    let emitter = emit::Emitter::stdout();
-    match runtime.block_on(runner::run(args.plan, emitter)) {
+    let emitter = match emit::Emitter::stdout() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("netdebug-probe: cannot start the output thread: {e}");
+            return ExitCode::from(EXIT_PROBE_FAILED);
+        }
+    };
+    let result = runtime.block_on(runner::run(args.plan, emitter.clone()));
+    // The runner queued `done`; the writer thread may still be writing. Wait for it without a
+    // bound: if stdout is stuck, the watchdog ends the process at the plan's deadline.
+    emitter.close();
+    emitter.flush(None);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("netdebug-probe: {e}");

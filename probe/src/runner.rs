@@ -11,14 +11,16 @@ use protocol::{
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::caps::Privileges;
 use crate::checks::{self, Outcome};
-use crate::context::Ctx;
+use crate::context::{Ctx, Setup};
 use crate::emit::Emitter;
 
 /// Extra time after the deadline before the watchdog ends the process no matter what (a
 /// blocking call the runtime cannot cancel).
 const WATCHDOG_GRACE: Duration = Duration::from_millis(1500);
+/// How long the watchdog waits for its `done` (or the runner's) to be written before it ends
+/// the process anyway: a stdout nobody reads must not keep the probe alive.
+const LAST_WORDS_WAIT: Duration = Duration::from_millis(1000);
 /// How long traffic checks wait for the capture socket to be ready.
 const CAPTURE_READY_LIMIT: Duration = Duration::from_millis(1000);
 
@@ -26,12 +28,18 @@ const CAPTURE_READY_LIMIT: Duration = Duration::from_millis(1000);
 pub enum RunError {
     #[error("a check task panicked: {0}")]
     Panicked(String),
+    #[error("reading the probe's set-up (privileges, resolv.conf) failed: {0}")]
+    Setup(String),
 }
 
 pub async fn run(plan: Plan, emitter: Emitter) -> Result<(), RunError> {
     let started = Instant::now();
-    let privileges = Privileges::current();
-    emitter.emit(Event::Hello(hello(&plan, &privileges)));
+    // First, so that nothing after it (file reads included) can keep the run past its deadline.
+    arm_watchdog(emitter.clone(), plan.deadline_ms, started);
+    let setup = Setup::read(plan.dns.resolv_conf.clone())
+        .await
+        .map_err(|e| RunError::Setup(e.to_string()))?;
+    emitter.emit(Event::Hello(hello(&plan, &setup)));
     // A newer client may ask for a check this probe does not have: say so instead of refusing
     // the whole plan, so every check it does know still runs.
     for name in plan.unknown_checks() {
@@ -46,9 +54,22 @@ pub async fn run(plan: Plan, emitter: Emitter) -> Result<(), RunError> {
         }));
     }
     let checks = plan.effective_checks();
-    let ctx = Arc::new(Ctx::new(plan, emitter.clone(), privileges, started));
-    arm_watchdog(emitter.clone(), ctx.plan.deadline_ms, started);
+    let ctx = Arc::new(Ctx::new(plan, emitter.clone(), setup, started));
+    let statuses = run_checks(&checks, &ctx).await?;
 
+    let count = |s: CheckStatus| statuses.iter().filter(|x| **x == s).count() as u32;
+    emitter.emit_last(Event::Done(Done {
+        elapsed_ms: ms(started.elapsed()),
+        checks_completed: count(CheckStatus::Completed),
+        checks_failed: count(CheckStatus::Error),
+        checks_skipped: count(CheckStatus::Skipped),
+        deadline_exceeded: count(CheckStatus::DeadlineExceeded) > 0,
+    }));
+    Ok(())
+}
+
+/// Runs the checks, observers first, and returns how each ended.
+async fn run_checks(checks: &[CheckKind], ctx: &Arc<Ctx>) -> Result<Vec<CheckStatus>, RunError> {
     let mut observers = JoinSet::new();
     let mut traffic = JoinSet::new();
     // Observers (capture, counters) start first so they see the traffic the others make.
@@ -70,16 +91,7 @@ pub async fn run(plan: Plan, emitter: Emitter) -> Result<(), RunError> {
     while let Some(res) = observers.join_next().await {
         statuses.push(res.map_err(|e| RunError::Panicked(e.to_string()))?);
     }
-
-    let count = |s: CheckStatus| statuses.iter().filter(|x| **x == s).count() as u32;
-    emitter.emit(Event::Done(Done {
-        elapsed_ms: ms(started.elapsed()),
-        checks_completed: count(CheckStatus::Completed),
-        checks_failed: count(CheckStatus::Error),
-        checks_skipped: count(CheckStatus::Skipped),
-        deadline_exceeded: count(CheckStatus::DeadlineExceeded) > 0,
-    }));
-    Ok(())
+    Ok(statuses)
 }
 
 fn is_observer(kind: CheckKind) -> bool {
@@ -122,11 +134,12 @@ async fn run_one(kind: CheckKind, ctx: Arc<Ctx>) -> CheckStatus {
     status
 }
 
-fn hello(plan: &Plan, privileges: &Privileges) -> Hello {
+fn hello(plan: &Plan, setup: &Setup) -> Hello {
+    let privileges = &setup.privileges;
     Hello {
         probe_version: env!("CARGO_PKG_VERSION").to_string(),
         protocol_minor: PROTOCOL_MINOR,
-        netns_inode: netns_inode(),
+        netns_inode: setup.netns_inode,
         hostname: nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok()),
@@ -140,33 +153,33 @@ fn hello(plan: &Plan, privileges: &Privileges) -> Hello {
     }
 }
 
-fn netns_inode() -> Option<u64> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/thread-self/ns/net")
-        .or_else(|_| std::fs::metadata("/proc/self/ns/net"))
-        .ok()
-        .map(|m| m.ino())
-}
-
 /// The probe never outlives its deadline: if the runtime is stuck in something it cannot
-/// cancel, this thread closes the stream with `done` and ends the process.
+/// cancel (a blocking call, or an emit waiting on a stdout nobody reads), this thread closes
+/// the stream with `done` and ends the process. It shares no lock with the writer: it queues
+/// its `done` and waits for it at most LAST_WORDS_WAIT, so a stuck stdout delays the exit by
+/// that much and no more.
 fn arm_watchdog(emitter: Emitter, deadline_ms: u64, started: Instant) {
     let limit = Duration::from_millis(deadline_ms) + WATCHDOG_GRACE;
     let spawned = std::thread::Builder::new()
         .name("watchdog".into())
         .spawn(move || {
             std::thread::sleep(limit.saturating_sub(started.elapsed()));
-            emitter.emit(Event::Done(Done {
+            let done = Event::Done(Done {
                 elapsed_ms: ms(started.elapsed()),
                 checks_completed: 0,
                 checks_failed: 0,
                 checks_skipped: 0,
                 deadline_exceeded: true,
-            }));
+            });
+            // When the runner's `done` is already queued this only waits for it to be written.
+            let until = std::time::Instant::now() + LAST_WORDS_WAIT;
+            if !emitter.last_words(done, until) {
+                emitter.flush(Some(until));
+            }
             std::process::exit(0);
         });
     if let Err(e) = spawned {
-        // Without a watchdog the per-check timeouts still bound the run.
+        // Without a watchdog the per-check timeouts still bound the checks (not a stuck stdout).
         eprintln!("netdebug-probe: cannot start the watchdog thread: {e}");
     }
 }

@@ -137,7 +137,10 @@ mod tests {
     fn rp_filter_of_vlan_interface_round_trips_through_its_sysctl_name() {
         let key = Sysctl::rp_filter_of("eth0.100");
         assert_eq!(key.name(), "net.ipv4.conf.eth0/100.rp_filter");
-        assert_eq!(key.proc_path(), "/proc/sys/net/ipv4/conf/eth0.100/rp_filter");
+        assert_eq!(
+            key.proc_path(),
+            "/proc/sys/net/ipv4/conf/eth0.100/rp_filter"
+        );
         assert_eq!(Sysctl::parse(&key.name()), key);
         let json = serde_json::to_string(&key).unwrap();
         assert_eq!(serde_json::from_str::<Sysctl>(&json).unwrap(), key);

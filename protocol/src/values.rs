@@ -73,7 +73,9 @@ spelled! {
 impl Capability {
     /// The capability with bit number `bit` (`capabilities(7)`), if this version knows it.
     pub fn from_bit(bit: u32) -> Option<Capability> {
-        <Capability as crate::Spelled>::ALL.get(bit as usize).copied()
+        <Capability as crate::Spelled>::ALL
+            .get(bit as usize)
+            .copied()
     }
 }
 
@@ -249,7 +251,9 @@ impl Rcode {
     /// The response code with number `code` (RFC 1035, 2136, 6891), if this version names it.
     pub fn from_code(code: u16) -> Option<Rcode> {
         match code {
-            0..=10 => <Rcode as crate::Spelled>::ALL.get(usize::from(code)).copied(),
+            0..=10 => <Rcode as crate::Spelled>::ALL
+                .get(usize::from(code))
+                .copied(),
             16 => Some(Rcode::BadVers),
             _ => None,
         }

@@ -460,7 +460,8 @@ fn bad_plans_name_the_fault() {
 /// value this version does not know is kept (decoded, its text preserved), not dropped.
 #[test]
 fn older_reader_keeps_lines_with_unknown_check_outcome_and_enum_values() {
-    let started = r#"{"v":1,"seq":1,"type":"check_started","data":{"check":"quic","variant":"zero_rtt"}}"#;
+    let started =
+        r#"{"v":1,"seq":1,"type":"check_started","data":{"check":"quic","variant":"zero_rtt"}}"#;
     let Decoded::Event(env) = decode_line(started).unwrap() else {
         panic!("an unknown check name must not drop the line")
     };

@@ -467,10 +467,9 @@ impl FlowTable {
                     .iter()
                     .any(|e| e.about.as_deref() == Some(about.as_str()));
                 let (handshake, handshake_ms) = match (f.first_syn, f.syn_ack, f.rst) {
-                    (first, Some(ack), _) => (
-                        Handshake::Established,
-                        first.map(|s| ms_between(s, ack)),
-                    ),
+                    (first, Some(ack), _) => {
+                        (Handshake::Established, first.map(|s| ms_between(s, ack)))
+                    }
                     (Some(first), None, Some((false, rst))) => {
                         (Handshake::Refused, Some(ms_between(first, rst)))
                     }

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use protocol::{Capability, CaptureSummary, CheckKind, Evidence, Target};
+use protocol::{Capability, CapturePlan, CaptureSummary, CheckKind, Evidence, Target};
 
 use super::Outcome;
 use crate::capture::{self, compile, filter, Capture, Limits, OpenError};
@@ -59,17 +59,9 @@ async fn capture(ctx: &Arc<Ctx>) -> Outcome {
         );
     }
     let interface = plan.interface.clone().unwrap_or_else(|| "any".to_string());
-    let ifindex = if interface == "any" {
-        0
-    } else {
-        match nix::net::if_::if_nametoindex(interface.as_str()) {
-            Ok(i) => i,
-            Err(_) => {
-                return Outcome::Failed(format!(
-                    "capture: interface `{interface}` does not exist in this network namespace"
-                ))
-            }
-        }
+    let ifindex = match interface_index(&interface) {
+        Ok(i) => i,
+        Err(outcome) => return outcome,
     };
     let mut notes = Vec::new();
     // Target names are resolved after the socket is open (so their DNS queries are captured);
@@ -83,26 +75,10 @@ async fn capture(ctx: &Arc<Ctx>) -> Outcome {
             .filter(|t| t.host.parse::<IpAddr>().is_err())
             .collect(),
     };
-    let candidates = match &plan.filter {
-        Some(f) => build(f, plan.snaplen).map(|p| vec![(f.clone(), p)]),
-        None => default_candidates(ctx, None, plan.snaplen),
+    let (capture, mut expression) = match open(ctx, &plan, ifindex) {
+        Ok(opened) => opened,
+        Err(outcome) => return outcome,
     };
-    let candidates = match candidates {
-        Ok(c) => c,
-        Err(message) => return Outcome::Failed(message),
-    };
-    let programs: Vec<_> = candidates.iter().map(|(_, p)| p.clone()).collect();
-    let (capture, chosen) = match Capture::open(&programs, ifindex) {
-        Ok(c) => c,
-        Err(OpenError::NotPermitted(e)) => {
-            return Outcome::skipped_for_capability(
-                Capability::NetRaw,
-                format!("the kernel refused an AF_PACKET socket ({e}): capture needs CAP_NET_RAW"),
-            )
-        }
-        Err(e) => return Outcome::Failed(e.to_string()),
-    };
-    let mut expression = candidates[chosen].0.clone();
     if plan.filter.is_none() {
         note_fallback(ctx, &expression, &mut notes);
     }
@@ -128,35 +104,13 @@ async fn capture(ctx: &Arc<Ctx>) -> Outcome {
     if !names.is_empty() {
         let limit = duration.min(ctx.remaining().saturating_sub(SUMMARY_MARGIN));
         let resolved = resolve_names(ctx, &names, limit, &mut notes).await;
-        let replaced = default_candidates(ctx, Some(&resolved), plan.snaplen).and_then(|c| {
-            let programs: Vec<_> = c.iter().map(|(_, p)| p.clone()).collect();
-            filter_handle.replace(&programs).map(|i| c[i].0.clone())
-        });
-        match replaced {
-            Ok(resolved_expression) => {
-                note_fallback(ctx, &resolved_expression, &mut notes);
-                expression = resolved_expression;
-            }
-            Err(why) => notes.push(format!(
-                "the filter could not be set to the resolved targets: {why}"
-            )),
+        if let Some(e) = retarget(ctx, &resolved, &filter_handle, plan.snaplen, &mut notes) {
+            expression = e;
         }
     }
     drop(filter_handle);
-    let follows_traffic = plan.stop_after_traffic
-        && ctx
-            .plan
-            .effective_checks()
-            .into_iter()
-            .any(|k| k != CheckKind::Capture && k.info().generates_traffic);
-    if follows_traffic {
-        let ctx = ctx.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            ctx.wait_traffic_done().await;
-            tokio::time::sleep(LINGER.min(ctx.remaining())).await;
-            stop.store(true, Ordering::Relaxed);
-        });
+    if plan.stop_after_traffic {
+        stop_after_traffic(ctx, &stop);
     }
     let captured = match reader.await {
         Ok(Ok(c)) => c,
@@ -186,6 +140,82 @@ async fn capture(ctx: &Arc<Ctx>) -> Outcome {
         notes,
     }));
     Outcome::Completed
+}
+
+/// The capture socket with the first filter (the plan's, or a default candidate) the kernel
+/// accepts, and that filter's expression.
+fn open(ctx: &Ctx, plan: &CapturePlan, ifindex: u32) -> Result<(Capture, String), Outcome> {
+    let candidates = match &plan.filter {
+        Some(f) => build(f, plan.snaplen).map(|p| vec![(f.clone(), p)]),
+        None => default_candidates(ctx, None, plan.snaplen),
+    }
+    .map_err(Outcome::Failed)?;
+    let programs: Vec<_> = candidates.iter().map(|(_, p)| p.clone()).collect();
+    match Capture::open(&programs, ifindex) {
+        Ok((capture, chosen)) => Ok((capture, candidates[chosen].0.clone())),
+        Err(OpenError::NotPermitted(e)) => Err(Outcome::skipped_for_capability(
+            Capability::NetRaw,
+            format!("the kernel refused an AF_PACKET socket ({e}): capture needs CAP_NET_RAW"),
+        )),
+        Err(e) => Err(Outcome::Failed(e.to_string())),
+    }
+}
+
+/// The index of the interface to capture on (0 for `any`).
+fn interface_index(interface: &str) -> Result<u32, Outcome> {
+    if interface == "any" {
+        return Ok(0);
+    }
+    nix::net::if_::if_nametoindex(interface).map_err(|_| {
+        Outcome::Failed(format!(
+            "capture: interface `{interface}` does not exist in this network namespace"
+        ))
+    })
+}
+
+/// Replace the filter with one naming the addresses the targets resolved to; returns its
+/// expression, or None (with a note) when the filter could not be replaced.
+fn retarget(
+    ctx: &Ctx,
+    resolved: &HashMap<String, Vec<IpAddr>>,
+    filter_handle: &capture::FilterHandle,
+    snaplen: u32,
+    notes: &mut Vec<String>,
+) -> Option<String> {
+    let replaced = default_candidates(ctx, Some(resolved), snaplen).and_then(|c| {
+        let programs: Vec<_> = c.iter().map(|(_, p)| p.clone()).collect();
+        filter_handle.replace(&programs).map(|i| c[i].0.clone())
+    });
+    match replaced {
+        Ok(resolved_expression) => {
+            note_fallback(ctx, &resolved_expression, notes);
+            Some(resolved_expression)
+        }
+        Err(why) => {
+            notes.push(format!(
+                "the filter could not be set to the resolved targets: {why}"
+            ));
+            None
+        }
+    }
+}
+
+/// When the plan runs traffic checks, stop the capture `LINGER` after they have all finished.
+fn stop_after_traffic(ctx: &Arc<Ctx>, stop: &Arc<AtomicBool>) {
+    let follows_traffic = ctx
+        .plan
+        .effective_checks()
+        .into_iter()
+        .any(|k| k != CheckKind::Capture && k.info().generates_traffic);
+    if follows_traffic {
+        let ctx = ctx.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            ctx.wait_traffic_done().await;
+            tokio::time::sleep(LINGER.min(ctx.remaining())).await;
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
 }
 
 /// Parse and compile; the program keeps `snaplen` bytes of each packet (the receive ring

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use protocol::{
-    Capability, CheckKind, Evidence, MtuEvidence, MtuPlan, MtuProbe, MtuProbeResult, Open,
+    Capability, CheckKind, Evidence, Link, MtuEvidence, MtuPlan, MtuProbe, MtuProbeResult, Open,
     RouteOutcome, Skipped, TargetRole,
 };
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -152,26 +152,36 @@ pub fn search(
             break;
         }
     }
-    // One loss is thin evidence for a blackhole: repeat the smallest lost size once.
-    if r.blackhole() && r.probes.len() < MAX_PROBES && Instant::now() < deadline {
-        let size = r.smallest_lost.unwrap_or_default();
-        let result = probe(size);
-        r.probes.push(probe_record(size, &result));
-        match result {
-            ProbeResult::Lost => {}
-            ProbeResult::FragNeeded { mtu } => {
-                r.frag_needed_seen = true;
-                r.learned_pmtu = mtu.or(r.learned_pmtu);
-            }
-            _ => {
-                r.note = Some(format!(
-                    "{size} bytes were lost once and not on retry: packet loss, not an MTU limit"
-                ));
-                r.smallest_lost = None;
-            }
+    confirm_blackhole(&mut r, deadline, probe);
+    r
+}
+
+/// One loss is thin evidence for a blackhole: repeat the smallest lost size once. Lost again
+/// confirms it; an ICMP error now explains it; anything else was packet loss.
+fn confirm_blackhole(
+    r: &mut SearchResult,
+    deadline: Instant,
+    mut probe: impl FnMut(u32) -> ProbeResult,
+) {
+    if !r.blackhole() || r.probes.len() >= MAX_PROBES || Instant::now() >= deadline {
+        return;
+    }
+    let size = r.smallest_lost.unwrap_or_default();
+    let result = probe(size);
+    r.probes.push(probe_record(size, &result));
+    match result {
+        ProbeResult::Lost => {}
+        ProbeResult::FragNeeded { mtu } => {
+            r.frag_needed_seen = true;
+            r.learned_pmtu = mtu.or(r.learned_pmtu);
+        }
+        _ => {
+            r.note = Some(format!(
+                "{size} bytes were lost once and not on retry: packet loss, not an MTU limit"
+            ));
+            r.smallest_lost = None;
         }
     }
-    r
 }
 
 /// The evidence line for one probe of `size`.
@@ -201,28 +211,13 @@ fn result_name(r: &ProbeResult) -> MtuProbeResult {
 use protocol::MtuVariant as Variant;
 
 pub async fn run(ctx: Arc<Ctx>) -> Outcome {
-    let plan = ctx.plan.mtu.clone().unwrap_or_default();
     if ctx.plan.targets.is_empty() {
         return Outcome::Skipped {
             reason: "the plan has no targets to probe".into(),
             missing_capability: None,
         };
     }
-    let icmp_ok = icmp_available();
-    if !icmp_ok {
-        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range")
-            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
-            .unwrap_or_else(|_| "unreadable".into());
-        ctx.emit_skipped(Skipped::for_capability(
-            CheckKind::Mtu,
-            Capability::NetRaw,
-            format!(
-                "icmp variant needs net_raw, or net.ipv4.ping_group_range ({range}) to include \
-                 gid {}; running the tcp variant instead",
-                ctx.privileges.gid
-            ),
-        ));
-    }
+    let variant = choose_variant(&ctx).await;
     let rtnl = match Rtnl::connect() {
         Ok(r) => r,
         Err(e) => return Outcome::Failed(e.to_string()),
@@ -231,129 +226,213 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
         Ok(l) => crate::checks::links::build(&l, &[]).links,
         Err(e) => return Outcome::Failed(e.to_string()),
     };
-    let names = links.iter().map(|l| (l.index, l.name.clone())).collect();
-
-    // (label, destination, port) for each distinct thing to probe.
-    let mut jobs: Vec<(String, Open<TargetRole>, IpAddr, Option<u16>)> = Vec::new();
-    let mut seen = HashSet::new();
-    for target in &ctx.plan.targets {
-        match ctx.resolve_target(target).await {
-            Ok(addrs) => {
-                // One address per target: a search costs seconds; the route check covers all.
-                let dst = addrs[0];
-                let port = if icmp_ok { None } else { target.port };
-                if seen.insert((dst, port)) {
-                    jobs.push((target.label.clone(), target.role.clone(), dst, target.port));
-                }
-            }
-            Err(why) => ctx.emit_skipped(Skipped::new(
-                CheckKind::Mtu,
-                format!("target `{}`: {why}", target.label),
-            )),
-        }
-    }
-
+    let jobs = jobs(&ctx, variant).await;
     let mut ran = 0;
     let total = jobs.len();
-    for (i, (label, role, destination, port)) in jobs.into_iter().enumerate() {
-        let variant = if icmp_ok { Variant::Icmp } else { Variant::Tcp };
-        if variant == Variant::Tcp && port.is_none() {
+    for (i, job) in jobs.into_iter().enumerate() {
+        if job.variant == Variant::Tcp && job.port.is_none() {
             ctx.emit_skipped(Skipped::for_capability(
                 CheckKind::Mtu,
                 Capability::NetRaw,
                 format!(
-                    "target `{label}`: the tcp variant needs a port and the icmp variant needs \
-                     net_raw"
+                    "target `{}`: the tcp variant needs a port and the icmp variant needs \
+                     net_raw",
+                    job.label
                 ),
             ));
             continue;
         }
-        let (route_mtu, dev, cached) = match rtnl.route_get(destination).await {
-            Ok(msg) => match super::route::outcome_of(&msg, destination, &names, &[]) {
-                RouteOutcome::Found(info) => (info.mtu, info.dev, is_cached_exception(&msg)),
-                RouteOutcome::NoRoute { message, .. } => {
-                    ctx.emit_skipped(Skipped::new(
-                        CheckKind::Mtu,
-                        format!("target `{label}`: no route to {destination}: {message}"),
-                    ));
-                    continue;
-                }
-            },
-            Err(e) => {
-                ctx.emit_skipped(Skipped::new(
-                    CheckKind::Mtu,
-                    format!("target `{label}`: no route to {destination}: {e}"),
-                ));
-                continue;
-            }
+        let Some(path) = local_path(&ctx, &rtnl, &links, &job).await else {
+            continue;
         };
-        let interface_mtu = dev
-            .as_ref()
-            .and_then(|d| links.iter().find(|l| &l.name == d))
-            .map(|l| l.mtu);
+        // The time left is shared evenly by the targets still to probe.
         let budget = ctx.remaining().saturating_sub(END_MARGIN) / (total - i) as u32;
-        let params = Params {
-            destination,
-            port,
-            plan: plan.clone(),
-            interface_mtu,
-            // A route MTU with an expiry is a PMTU the kernel learned from an ICMP error;
-            // without one it is configured (`ip route ... mtu N`).
-            configured_route_mtu: route_mtu.filter(|_| !cached),
-            learned_before: route_mtu.filter(|_| cached),
-            connect_timeout: Duration::from_millis(ctx.plan.connect_timeout_ms),
-            deadline: Instant::now() + budget,
-        };
-        let params_learned_before = params.learned_before;
-        let result = tokio::task::spawn_blocking(move || match variant {
-            Variant::Icmp => run_icmp(&params),
-            Variant::Tcp => run_tcp(&params),
-        })
-        .await;
-        let mut result = match result {
-            Ok(r) => r,
-            Err(e) => return Outcome::Failed(format!("mtu search for {destination}: {e}")),
-        };
-        if let Some(before) = params_learned_before {
-            // The kernel had already learned this PMTU from an ICMP error before the run.
-            result.frag_needed_seen = true;
-            result.learned_pmtu = result.learned_pmtu.or(Some(before));
+        if let Err(why) = probe_path(&ctx, job, path, budget).await {
+            return Outcome::Failed(why);
         }
-        let blackhole = result.blackhole();
-        // The evidence has no free-text field: a search that got nowhere says why here.
-        if let (None, Some(note)) = (result.largest_ok, result.note.as_ref()) {
-            ctx.emit_skipped(Skipped::new(
-                CheckKind::Mtu,
-                format!("target `{label}`: mtu search toward {destination}: {note}"),
-            ));
-        }
-        ctx.emit(Evidence::Mtu(MtuEvidence {
-            target: label,
-            destination,
-            role,
-            variant: variant.into(),
-            interface_mtu,
-            route_mtu,
-            largest_ok: result.largest_ok,
-            smallest_lost: result.smallest_lost,
-            frag_needed_seen: result.frag_needed_seen,
-            learned_pmtu: result.learned_pmtu,
-            blackhole,
-            probes: result.probes,
-        }));
         ran += 1;
     }
     if ran == 0 && total > 0 {
         return Outcome::Skipped {
             reason: "no target could be probed (see the skipped events)".into(),
-            missing_capability: if icmp_ok {
-                None
-            } else {
-                Some(Capability::NetRaw)
+            missing_capability: match variant {
+                Variant::Icmp => None,
+                Variant::Tcp => Some(Capability::NetRaw),
             },
         };
     }
     Outcome::Completed
+}
+
+/// `icmp` when this process can send echo requests; else `tcp`, said with a `skipped` event.
+async fn choose_variant(ctx: &Ctx) -> Variant {
+    if icmp_available() {
+        return Variant::Icmp;
+    }
+    // A /proc read: through tokio::fs, off the runtime's only thread.
+    let range = tokio::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range")
+        .await
+        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unreadable".into());
+    ctx.emit_skipped(Skipped::for_capability(
+        CheckKind::Mtu,
+        Capability::NetRaw,
+        format!(
+            "icmp variant needs net_raw, or net.ipv4.ping_group_range ({range}) to include \
+             gid {}; running the tcp variant instead",
+            ctx.privileges.gid
+        ),
+    ));
+    Variant::Tcp
+}
+
+/// One thing to probe: a target's first address (and port, for the tcp variant).
+struct Job {
+    label: String,
+    role: Open<TargetRole>,
+    destination: IpAddr,
+    port: Option<u16>,
+    variant: Variant,
+}
+
+/// One job per distinct destination (and port, for tcp); targets that do not resolve are
+/// reported as skipped.
+async fn jobs(ctx: &Ctx, variant: Variant) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    let mut seen = HashSet::new();
+    for target in &ctx.plan.targets {
+        let addrs = match ctx.resolve_target(target).await {
+            Ok(addrs) => addrs,
+            Err(why) => {
+                skip_target(ctx, &target.label, why);
+                continue;
+            }
+        };
+        // One address per target: a search costs seconds; the route check covers all.
+        let destination = addrs[0];
+        let key_port = match variant {
+            Variant::Icmp => None,
+            Variant::Tcp => target.port,
+        };
+        if !seen.insert((destination, key_port)) {
+            continue;
+        }
+        jobs.push(Job {
+            label: target.label.clone(),
+            role: target.role.clone(),
+            destination,
+            port: target.port,
+            variant,
+        });
+    }
+    jobs
+}
+
+fn skip_target(ctx: &Ctx, label: &str, why: impl std::fmt::Display) {
+    ctx.emit_skipped(Skipped::new(
+        CheckKind::Mtu,
+        format!("target `{label}`: {why}"),
+    ));
+}
+
+/// What this host says about the way to a destination before any probe is sent.
+struct LocalPath {
+    /// The route's MTU: configured, or a PMTU the kernel learned (see `cached`).
+    route_mtu: Option<u32>,
+    interface_mtu: Option<u32>,
+    /// The route MTU is a cached exception (it expires): learned from an ICMP error.
+    cached: bool,
+}
+
+/// `ip route get` toward the job's destination and the MTU of the interface it leaves by;
+/// None (after a `skipped` event) when there is no route.
+async fn local_path(ctx: &Ctx, rtnl: &Rtnl, links: &[Link], job: &Job) -> Option<LocalPath> {
+    let destination = job.destination;
+    let names = links.iter().map(|l| (l.index, l.name.clone())).collect();
+    let (route_mtu, dev, cached) = match rtnl.route_get(destination).await {
+        Ok(msg) => match super::route::outcome_of(&msg, destination, &names, &[]) {
+            RouteOutcome::Found(info) => (info.mtu, info.dev, is_cached_exception(&msg)),
+            RouteOutcome::NoRoute { message, .. } => {
+                skip_target(
+                    ctx,
+                    &job.label,
+                    format!("no route to {destination}: {message}"),
+                );
+                return None;
+            }
+        },
+        Err(e) => {
+            skip_target(ctx, &job.label, format!("no route to {destination}: {e}"));
+            return None;
+        }
+    };
+    let interface_mtu = dev
+        .as_ref()
+        .and_then(|d| links.iter().find(|l| &l.name == d))
+        .map(|l| l.mtu);
+    Some(LocalPath {
+        route_mtu,
+        interface_mtu,
+        cached,
+    })
+}
+
+/// Run the search for one job on the blocking pool (its sockets block) within `budget`, and
+/// emit its evidence. Err only when the search task itself failed.
+async fn probe_path(ctx: &Ctx, job: Job, path: LocalPath, budget: Duration) -> Result<(), String> {
+    let destination = job.destination;
+    let params = Params {
+        destination,
+        port: job.port,
+        plan: ctx.plan.mtu.clone().unwrap_or_default(),
+        interface_mtu: path.interface_mtu,
+        // A route MTU with an expiry is a PMTU the kernel learned from an ICMP error;
+        // without one it is configured (`ip route ... mtu N`).
+        configured_route_mtu: path.route_mtu.filter(|_| !path.cached),
+        learned_before: path.route_mtu.filter(|_| path.cached),
+        connect_timeout: Duration::from_millis(ctx.plan.connect_timeout_ms),
+        deadline: Instant::now() + budget,
+    };
+    let learned_before = params.learned_before;
+    let variant = job.variant;
+    let mut result = tokio::task::spawn_blocking(move || match variant {
+        Variant::Icmp => run_icmp(&params),
+        Variant::Tcp => run_tcp(&params),
+    })
+    .await
+    .map_err(|e| format!("mtu search for {destination}: {e}"))?;
+    if let Some(before) = learned_before {
+        // The kernel had already learned this PMTU from an ICMP error before the run.
+        result.frag_needed_seen = true;
+        result.learned_pmtu = result.learned_pmtu.or(Some(before));
+    }
+    // The evidence has no free-text field: a search that got nowhere says why here.
+    if let (None, Some(note)) = (result.largest_ok, result.note.as_ref()) {
+        skip_target(
+            ctx,
+            &job.label,
+            format!("mtu search toward {destination}: {note}"),
+        );
+    }
+    ctx.emit(Evidence::Mtu(evidence(job, &path, result)));
+    Ok(())
+}
+
+fn evidence(job: Job, path: &LocalPath, result: SearchResult) -> MtuEvidence {
+    MtuEvidence {
+        target: job.label,
+        destination: job.destination,
+        role: job.role,
+        variant: job.variant.into(),
+        interface_mtu: path.interface_mtu,
+        route_mtu: path.route_mtu,
+        largest_ok: result.largest_ok,
+        smallest_lost: result.smallest_lost,
+        frag_needed_seen: result.frag_needed_seen,
+        learned_pmtu: result.learned_pmtu,
+        blackhole: result.blackhole(),
+        probes: result.probes,
+    }
 }
 
 struct Params {

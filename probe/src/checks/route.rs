@@ -355,10 +355,7 @@ mod tests {
             RouteOutcome::NoRoute { reason, .. } => reason,
             _ => unreachable!(),
         };
-        assert_eq!(
-            reason(libc::ENETUNREACH),
-            NoRouteReason::NetworkUnreachable
-        );
+        assert_eq!(reason(libc::ENETUNREACH), NoRouteReason::NetworkUnreachable);
         assert_eq!(reason(libc::EHOSTUNREACH), NoRouteReason::HostUnreachable);
         assert_eq!(reason(libc::EACCES), NoRouteReason::Prohibited);
         assert_eq!(reason(libc::EINVAL), NoRouteReason::Blackhole);

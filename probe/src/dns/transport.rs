@@ -23,7 +23,6 @@ pub enum Exchange {
 /// UDP or TCP: the protocol's own vocabulary, so the evidence needs no translation.
 pub use protocol::DnsTransport as Transport;
 
-
 pub async fn exchange(
     transport: Transport,
     server: SocketAddr,

@@ -2,7 +2,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AddressScope, LinkKind, OperState, Open};
+use crate::{AddressScope, LinkKind, Open, OperState};
 
 /// All interfaces of the namespace (`ip -s addr` equivalent, from rtnetlink).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
