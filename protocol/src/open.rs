@@ -27,7 +27,7 @@ pub trait Spelled: Copy + Eq + 'static {
 
 /// A fixed-value field as read from the wire: a value this version knows, or the text of one it
 /// does not (kept verbatim, so it can still be shown and re-encoded unchanged).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Open<T> {
     Known(T),
     /// A value a newer peer sent; this version can only show its text.
@@ -62,6 +62,20 @@ impl<T: Spelled> Open<T> {
     /// Is this one of `values`?
     pub fn is_any(&self, values: &[T]) -> bool {
         self.known().is_some_and(|v| values.contains(&v))
+    }
+}
+
+/// Ordered by wire text, so maps keyed by these values (counters, socket states) keep the
+/// alphabetical order their JSON always had, whatever the declaration order of the variants.
+impl<T: Spelled + Ord> Ord for Open<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl<T: Spelled + Ord> PartialOrd for Open<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 

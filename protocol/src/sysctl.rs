@@ -9,8 +9,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::spelled;
 
-/// A sysctl the probe reports.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A sysctl the probe reports. Ordered by its dotted name (the JSON map's order).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Sysctl {
     /// `net.ipv4.conf.<scope>.rp_filter`: reverse path filtering (0 off, 1 strict, 2 loose;
     /// the kernel applies max(all, interface)).
@@ -106,6 +106,18 @@ impl Sysctl {
             }
             other => format!("/proc/sys/{}", other.name().replace('.', "/")),
         }
+    }
+}
+
+impl Ord for Sysctl {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.name().cmp(&other.name())
+    }
+}
+
+impl PartialOrd for Sysctl {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 

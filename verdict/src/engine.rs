@@ -1,7 +1,9 @@
 //! `evaluate`: run the rules in layer order and turn their report into a verdict.
 
+use protocol::{DnsLookupEvidence, MtuEvidence, RouteEvidence, TcpEvidence, TcpOutcome};
+
 use crate::facts::Facts;
-use crate::model::{Inputs, Layer, Mark, RuleCode, Severity, Status, Verdict};
+use crate::model::{Inputs, Layer, Mark, RuleCode, Severity, Status, Vantage, Verdict};
 use crate::rules::{self, Report};
 
 /// Judge all evidence. Pure: the same inputs always give the same verdict.
@@ -21,10 +23,10 @@ pub fn evaluate(inputs: &Inputs) -> Verdict {
 
     // A destination was asked about, but no check said anything about it: a healthy
     // verdict would rest on nothing (e.g. the DNS check ended without a lookup).
-    let about_destination = !facts.tcp.is_empty()
-        || !facts.dns_lookups.is_empty()
-        || !facts.routes.is_empty()
-        || !facts.mtu.is_empty();
+    let about_destination = facts.has::<TcpEvidence>()
+        || facts.has::<DnsLookupEvidence>()
+        || facts.has::<RouteEvidence>()
+        || facts.has::<MtuEvidence>();
     let nothing_about_destination = inputs.title.destination.is_some() && !about_destination;
     if report.findings.is_empty() && (report.proven.is_empty() || nothing_about_destination) {
         let why = if nothing_about_destination {
@@ -165,35 +167,36 @@ pub fn evaluate(inputs: &Inputs) -> Verdict {
 }
 
 fn healthy_headline(f: &Facts) -> String {
-    let ok_tcp = f.tcp.iter().filter(|t| t.outcome.is_ok()).count();
+    let tcp: Vec<&TcpEvidence> = f.all::<TcpEvidence>().collect();
+    let ok_tcp = tcp.iter().filter(|t| t.outcome == TcpOutcome::Ok).count();
     if ok_tcp > 0 {
-        format!("reachable ({ok_tcp}/{} connects ok)", f.tcp.len())
-    } else if !f.dns_lookups.is_empty() {
+        format!("reachable ({ok_tcp}/{} connects ok)", tcp.len())
+    } else if f.has::<DnsLookupEvidence>() {
         "resolves".into()
     } else {
         "no problem found".into()
     }
 }
 
-/// The command that looks further when everything checked was fine.
+/// The command that looks further when everything checked was fine, run from the same place.
 fn capture_command(inputs: &Inputs) -> String {
     let t = &inputs.title;
-    let ns = t
-        .namespace
-        .as_deref()
-        .map(|n| format!(" -n {n}"))
-        .unwrap_or_default();
+    // `kubectl netdebug pod/NAME --to D -n NS`: the pod the probe ran in (a workload's pick
+    // included), and the namespace flag after the destination as the user typed it.
+    let (again, ns) = match (&t.vantage, inputs.kube.source.as_ref()) {
+        (Vantage::Pod, Some(src)) => (
+            format!("kubectl netdebug pod/{}", src.pod),
+            format!(" -n {}", src.namespace),
+        ),
+        (vantage, _) => (vantage.command(None), String::new()),
+    };
     match t.destination.as_deref() {
-        Some(d) if !t.source.starts_with("local") && !t.source.starts_with("netns") => format!(
-            "kubectl netdebug {} --to {d}{ns} --capture -w trace.pcap   # if the app still fails",
-            t.source
-        ),
-        Some(d) => format!(
-            "kubectl-netdebug local --to {d} --capture -w trace.pcap   # if the app still fails"
-        ),
-        None => format!(
-            "kubectl netdebug {}{ns} --sockets   # socket-table health of the pod",
-            t.source
-        ),
+        Some(d) => {
+            format!("{again} --to {d}{ns} --capture -w trace.pcap   # if the app still fails")
+        }
+        None if t.vantage == Vantage::Pod => {
+            format!("{again}{ns} --sockets   # socket-table health of the pod")
+        }
+        None => format!("{again} --sockets   # socket-table health of the namespace"),
     }
 }

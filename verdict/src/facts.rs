@@ -1,27 +1,19 @@
 //! The probe's events sorted by kind, and the Kubernetes evidence, in the shape the rules ask
 //! questions of ("every TCP result toward the ClusterIP", "the link named eth0").
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use protocol::{
-    CaptureSummary, CheckFinished, CheckKind, CheckStarted, ConntrackEvidence, CountersEvidence,
-    DnsConfigEvidence, DnsLookupEvidence, Done, Event, Evidence, Hello, Link, LinksEvidence,
-    MtuEvidence, RouteEvidence, RulesEvidence, Skipped, SocketsEvidence, SysctlsEvidence,
+    CheckFinished, CheckKind, CheckStarted, Counter, CountersEvidence, Done, Event, Evidence,
+    EvidenceType, Hello, Link, LinksEvidence, Open, Skipped, Sysctl, SysctlsEvidence, TargetRole,
     TcpEvidence,
 };
 
 use crate::kube::{DestinationInfo, KubeEvidence, ServiceInfo};
 use crate::model::Inputs;
 
-/// What a TCP target stands for, worked out from the Kubernetes evidence (the probe only
-/// knows labels and addresses).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TargetKind {
-    ClusterIp,
-    Endpoint,
-    Other,
-}
-
+/// The probe's events sorted by what they are. Evidence is kept in stream order and read by
+/// type: `facts.all::<TcpEvidence>()`, `facts.one::<LinksEvidence>()`.
 #[derive(Debug, Default)]
 pub struct Facts<'a> {
     pub hello: Option<&'a Hello>,
@@ -29,21 +21,10 @@ pub struct Facts<'a> {
     pub started: Vec<&'a CheckStarted>,
     pub finished: Vec<&'a CheckFinished>,
     pub skipped: Vec<&'a Skipped>,
-    pub links: Option<&'a LinksEvidence>,
-    pub routes: Vec<&'a RouteEvidence>,
-    pub rules: Option<&'a RulesEvidence>,
-    pub dns_config: Option<&'a DnsConfigEvidence>,
-    pub dns_lookups: Vec<&'a DnsLookupEvidence>,
-    pub tcp: Vec<&'a TcpEvidence>,
-    pub sockets: Option<&'a SocketsEvidence>,
-    pub counters: Option<&'a CountersEvidence>,
-    pub conntrack: Option<&'a ConntrackEvidence>,
-    pub sysctls: Option<&'a SysctlsEvidence>,
-    pub mtu: Vec<&'a MtuEvidence>,
-    pub captures: Vec<&'a CaptureSummary>,
     pub pcap_chunks: usize,
     pub events: usize,
     pub kube: Option<&'a KubeEvidence>,
+    evidence: Vec<&'a Evidence>,
 }
 
 impl<'a> Facts<'a> {
@@ -61,24 +42,25 @@ impl<'a> Facts<'a> {
                 Event::CheckFinished(c) => f.finished.push(c),
                 Event::Skipped(s) => f.skipped.push(s),
                 Event::PcapChunk(_) => f.pcap_chunks += 1,
-                Event::Evidence(e) => match e {
-                    // Later evidence of a one-per-run kind replaces earlier (there is one).
-                    Evidence::Links(l) => f.links = Some(l),
-                    Evidence::Route(r) => f.routes.push(r),
-                    Evidence::Rules(r) => f.rules = Some(r),
-                    Evidence::DnsConfig(c) => f.dns_config = Some(c),
-                    Evidence::DnsLookup(l) => f.dns_lookups.push(l),
-                    Evidence::Tcp(t) => f.tcp.push(t),
-                    Evidence::Sockets(s) => f.sockets = Some(s),
-                    Evidence::Counters(c) => f.counters = Some(c),
-                    Evidence::Conntrack(c) => f.conntrack = Some(c),
-                    Evidence::Sysctls(s) => f.sysctls = Some(s),
-                    Evidence::Mtu(m) => f.mtu.push(m),
-                    Evidence::CaptureSummary(c) => f.captures.push(c),
-                },
+                Event::Evidence(e) => f.evidence.push(e),
             }
         }
         f
+    }
+
+    /// Every piece of evidence of type `T`, in stream order.
+    pub fn all<T: EvidenceType>(&self) -> impl Iterator<Item = &'a T> + '_ {
+        self.evidence.iter().filter_map(|e| T::from_evidence(e))
+    }
+
+    /// The last piece of evidence of type `T` (for the kinds a run emits once).
+    pub fn one<T: EvidenceType>(&self) -> Option<&'a T> {
+        self.evidence.iter().rev().find_map(|e| T::from_evidence(e))
+    }
+
+    /// Is there any evidence of type `T`?
+    pub fn has<T: EvidenceType>(&self) -> bool {
+        self.one::<T>().is_some()
     }
 
     pub fn service(&self) -> Option<&'a ServiceInfo> {
@@ -88,38 +70,68 @@ impl<'a> Facts<'a> {
         }
     }
 
-    pub fn target_kind(&self, addr: &SocketAddr) -> TargetKind {
+    /// TCP results toward targets of `role`.
+    pub fn tcp_with_role(&self, role: TargetRole) -> impl Iterator<Item = &'a TcpEvidence> + '_ {
+        self.all::<TcpEvidence>()
+            .filter(move |t| self.role_of(&t.role, t.address.ip()) == role)
+    }
+
+    /// What a target stands for. Probes of protocol minor 1 and later echo the role the plan
+    /// gave each target; for an older probe's evidence (no `role`, read as `direct`), the role
+    /// is recovered from the Kubernetes evidence by address, as those versions did.
+    pub fn role_of(&self, role: &Open<TargetRole>, ip: IpAddr) -> TargetRole {
+        let echoed = self.hello.is_some_and(|h| h.protocol_minor >= 1);
+        match role.known() {
+            Some(r) if echoed || r != TargetRole::Direct => r,
+            Some(_) => self.legacy_role(ip),
+            // A role this version does not know: treat it as a target given directly.
+            None => TargetRole::Direct,
+        }
+    }
+
+    fn legacy_role(&self, ip: IpAddr) -> TargetRole {
         let Some(svc) = self.service() else {
-            return TargetKind::Other;
+            return TargetRole::Direct;
         };
-        let ip = addr.ip().to_string();
+        let ip = ip.to_string();
         if svc.cluster_ip.as_deref() == Some(ip.as_str()) {
-            TargetKind::ClusterIp
+            TargetRole::ClusterIp
         } else if svc.endpoints.iter().any(|e| e.ip == ip) {
-            TargetKind::Endpoint
+            TargetRole::Endpoint
         } else {
-            TargetKind::Other
+            TargetRole::Direct
         }
     }
 
     pub fn link(&self, name: &str) -> Option<&'a Link> {
-        self.links?.links.iter().find(|l| l.name == name)
+        self.one::<LinksEvidence>()?
+            .links
+            .iter()
+            .find(|l| l.name == name)
     }
 
     /// The interface holding `ip`, if any.
     pub fn link_with_address(&self, ip: IpAddr) -> Option<&'a Link> {
-        self.links?
+        self.one::<LinksEvidence>()?
             .links
             .iter()
             .find(|l| l.addresses.iter().any(|a| a.address == ip))
     }
 
-    pub fn sysctl(&self, name: &str) -> Option<&'a str> {
-        self.sysctls?.values.get(name).map(String::as_str)
+    pub fn sysctl(&self, key: &Sysctl) -> Option<&'a str> {
+        self.one::<SysctlsEvidence>()?.get(key)
     }
 
-    pub fn counter_delta(&self, name: &str) -> Option<u64> {
-        self.counters?.counters.get(name).map(|c| c.delta)
+    pub fn counter_delta(&self, counter: Counter) -> Option<u64> {
+        self.one::<CountersEvidence>()?
+            .counters
+            .get(&Open::Known(counter))
+            .map(|c| c.delta)
+    }
+
+    /// Did `check` emit any evidence at all?
+    pub fn has_evidence_of(&self, check: &Open<CheckKind>) -> bool {
+        self.evidence.iter().any(|e| *check == e.check())
     }
 
     pub fn check_ran(&self, kind: CheckKind) -> bool {

@@ -14,6 +14,7 @@ mod engine;
 mod facts;
 pub mod kube;
 mod model;
+mod progress;
 pub mod render;
 mod rules;
 

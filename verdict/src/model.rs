@@ -91,6 +91,41 @@ pub struct Title {
     /// `svc/payments:443`, `10.244.2.37:5432`, `dns api.example.com`; None for `--sockets`.
     pub destination: Option<String>,
     pub namespace: Option<String>,
+    /// Where the probe looked from, as data: the next command to run is built from it (a
+    /// label like `pid/4242` is for reading, not for parsing back).
+    #[serde(default)]
+    pub vantage: Vantage,
+}
+
+/// Where the probe ran.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Vantage {
+    /// A pod, through an ephemeral container (the pod is `KubeEvidence::source`).
+    #[default]
+    Pod,
+    /// This host's own network namespace (`kubectl-netdebug local`).
+    Host,
+    /// A named network namespace (`kubectl-netdebug local --netns NAME`).
+    Netns { name: String },
+    /// The network namespace of a process (`kubectl-netdebug local --pid PID`).
+    Pid { pid: u32 },
+}
+
+impl Vantage {
+    /// The command that runs the plugin again from the same place, without its arguments:
+    /// `kubectl netdebug -n shop pod/checkout`, `kubectl-netdebug local --pid 4242`.
+    pub fn command(&self, pod: Option<(&str, &str)>) -> String {
+        match self {
+            Vantage::Pod => match pod {
+                Some((namespace, name)) => format!("kubectl netdebug -n {namespace} pod/{name}"),
+                None => "kubectl netdebug POD".to_string(),
+            },
+            Vantage::Host => "kubectl-netdebug local".to_string(),
+            Vantage::Netns { name } => format!("kubectl-netdebug local --netns {name}"),
+            Vantage::Pid { pid } => format!("kubectl-netdebug local --pid {pid}"),
+        }
+    }
 }
 
 /// The pcap file the client wrote from `pcap_chunk` events.
@@ -127,43 +162,9 @@ impl Status {
     }
 }
 
-/// Layers in the order a packet's journey depends on them; the verdict names the first one
-/// that failed. `Policy` lines explain transport failures (NetworkPolicy predictions).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Layer {
-    Dns,
-    Service,
-    /// Route, neighbor, interfaces, rp_filter.
-    Network,
-    /// TCP connect, listeners, sockets toward the targets.
-    Transport,
-    /// NetworkPolicy predictions (Kubernetes-level).
-    Policy,
-    /// Path MTU.
-    Path,
-    /// Conntrack and socket-table pressure of the namespace.
-    State,
-    /// The tool itself (probe stopped early, a check failed): not a network layer.
-    Probe,
-}
-
-impl Layer {
-    /// Short label used in text and markdown (`DNS`, `Service`, `Route`, `TCP`, `Policy`,
-    /// `MTU`, `State`, `Probe`).
-    pub fn label(self) -> &'static str {
-        match self {
-            Layer::Dns => "DNS",
-            Layer::Service => "Service",
-            Layer::Network => "Route",
-            Layer::Transport => "TCP",
-            Layer::Policy => "Policy",
-            Layer::Path => "MTU",
-            Layer::State => "State",
-            Layer::Probe => "Probe",
-        }
-    }
-}
+/// Layers in the order a packet's journey depends on them: the protocol's registry says which
+/// layer each check speaks about, so the verdict and the probe share one list.
+pub use protocol::Layer;
 
 /// How one evidence line reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

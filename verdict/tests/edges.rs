@@ -123,8 +123,8 @@ fn full_accept_queue_without_counter_delta_is_a_warning() {
 #[test]
 fn a_core_check_that_errors_without_evidence_is_inconclusive() {
     let e = vec![Event::CheckFinished(CheckFinished {
-        check: CheckKind::Tcp,
-        status: CheckStatus::Error,
+        check: CheckKind::Tcp.into(),
+        status: CheckStatus::Error.into(),
         elapsed_ms: 1.0,
         error: Some("socket: Operation not permitted".into()),
     })];

@@ -15,8 +15,9 @@ use owo_colors::OwoColorize;
 use protocol::Event;
 
 use super::wrap::wrap;
-use super::{status_word, summarize, title_text, Renderer};
+use super::{status_word, title_text, Renderer};
 use crate::model::{Inputs, Layer, Mark, Status, Verdict};
+use crate::progress;
 
 /// Output width the text fits in.
 pub const WIDTH: usize = 100;
@@ -135,7 +136,7 @@ impl TextRenderer {
 
 impl Renderer for TextRenderer {
     fn progress(&mut self, event: &Event) -> Option<String> {
-        let (layer, mark, text) = summarize(event)?;
+        let (layer, mark, text) = progress::line(event)?;
         let mut out = String::new();
         self.evidence_line(&mut out, layer, mark, &text);
         Some(out.trim_end_matches('\n').to_string())

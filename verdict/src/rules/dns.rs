@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use protocol::{DnsLookupEvidence, DnsOutcome, TcpOutcome};
+use protocol::{DnsConfigEvidence, DnsLookupEvidence, DnsOutcome, Open, Rcode, TcpOutcome};
 
 use crate::facts::{ms, plural, Facts};
 use crate::kube::KubeFindingCode;
-use crate::model::{Layer, RuleCode, Severity};
+use crate::model::{Layer, Mark, RuleCode, Severity};
+use crate::progress::Progress;
 use crate::rules::{list, Report};
 
 /// Wasted queries before an external name answers that make the expansion worth reporting
@@ -18,17 +19,34 @@ const WASTED_QUERIES_WORTH_REPORTING: u32 = 4;
 pub fn apply(f: &Facts, r: &mut Report) {
     not_cluster_dns(f, r);
     unreachable_nameservers(f, r);
-    for lookup in &f.dns_lookups {
+    for lookup in f.all::<DnsLookupEvidence>() {
         lookup_rules(f, lookup, r);
     }
     unresolved_targets(f, r);
 }
 
-fn rcode(q: &protocol::DnsQuery) -> Option<&str> {
+/// The response code of a query that got a response.
+fn rcode(q: &protocol::DnsQuery) -> Option<&Open<Rcode>> {
     match &q.outcome {
-        DnsOutcome::Response { rcode, .. } => Some(rcode.as_str()),
+        DnsOutcome::Response { rcode, .. } => Some(rcode),
         _ => None,
     }
+}
+
+/// Did the query get one of `codes`?
+fn answered_with(q: &protocol::DnsQuery, codes: &[Rcode]) -> bool {
+    rcode(q).is_some_and(|c| c.is_any(codes))
+}
+
+/// The nameservers the queries went to, each once, in the order they were first asked.
+fn nameservers_asked(l: &DnsLookupEvidence) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    l.queries
+        .iter()
+        .map(|q| q.nameserver.ip())
+        .filter(|ip| seen.insert(*ip))
+        .map(|ip| ip.to_string())
+        .collect()
 }
 
 fn is_cluster_name(f: &Facts, name: &str) -> bool {
@@ -43,15 +61,7 @@ fn is_cluster_name(f: &Facts, name: &str) -> bool {
 }
 
 fn lookup_rules(f: &Facts, l: &DnsLookupEvidence, r: &mut Report) {
-    let nameservers: Vec<String> = {
-        let mut ns: Vec<String> = l
-            .queries
-            .iter()
-            .map(|q| q.nameserver.ip().to_string())
-            .collect();
-        ns.dedup();
-        ns
-    };
+    let nameservers = nameservers_asked(l);
     let ns_text = list(&nameservers, 2);
     let answered = l.answered_by.is_some() && !l.addresses.is_empty();
     if answered {
@@ -79,7 +89,7 @@ fn lookup_rules(f: &Facts, l: &DnsLookupEvidence, r: &mut Report) {
             && last == l.answered_by.as_deref().map(|a| a.trim_end_matches('.'))
             && l.wasted_queries >= WASTED_QUERIES_WORTH_REPORTING;
         if external_via_expansion {
-            let ndots = f.dns_config.map(|c| c.ndots).unwrap_or(1);
+            let ndots = f.one::<DnsConfigEvidence>().map(|c| c.ndots).unwrap_or(1);
             let dots = l.name.trim_end_matches('.').matches('.').count();
             // glibc tries a name as-is first once it has at least ndots dots.
             let suggested = dots.max(1);
@@ -140,12 +150,12 @@ fn lookup_rules(f: &Facts, l: &DnsLookupEvidence, r: &mut Report) {
     let servfail = l
         .queries
         .iter()
-        .filter(|q| matches!(rcode(q), Some("SERVFAIL") | Some("REFUSED")))
+        .filter(|q| answered_with(q, &[Rcode::ServFail, Rcode::Refused]))
         .count();
     let nx_or_nodata = l
         .queries
         .iter()
-        .filter(|q| matches!(rcode(q), Some("NXDOMAIN") | Some("NOERROR")))
+        .filter(|q| answered_with(q, &[Rcode::NxDomain, Rcode::NoError]))
         .count();
     if total == 0 {
         r.finding(
@@ -176,12 +186,12 @@ fn lookup_rules(f: &Facts, l: &DnsLookupEvidence, r: &mut Report) {
         let Some(q) = l
             .queries
             .iter()
-            .find(|q| matches!(rcode(q), Some("SERVFAIL") | Some("REFUSED")))
+            .find(|q| answered_with(q, &[Rcode::ServFail, Rcode::Refused]))
         else {
             return;
         };
         let cand = q.candidate.trim_end_matches('.');
-        let code = rcode(q).unwrap_or("SERVFAIL");
+        let code = rcode(q).map_or("SERVFAIL", Open::as_str);
         let ns = q.nameserver.ip();
         r.finding(
             RuleCode::DnsServfail,
@@ -204,7 +214,7 @@ fn lookup_rules(f: &Facts, l: &DnsLookupEvidence, r: &mut Report) {
         let nx = l
             .queries
             .iter()
-            .filter(|q| rcode(q) == Some("NXDOMAIN"))
+            .filter(|q| answered_with(q, &[Rcode::NxDomain]))
             .count();
         let cands: Vec<String> = l
             .candidates
@@ -244,7 +254,7 @@ fn lookup_rules(f: &Facts, l: &DnsLookupEvidence, r: &mut Report) {
                 .and_then(|k| k.source.as_ref())
                 .map(|s| s.namespace.clone())
                 .or_else(|| {
-                    f.dns_config
+                    f.one::<DnsConfigEvidence>()
                         .and_then(|c| c.search.first())
                         .and_then(|s| s.split('.').next().map(str::to_string))
                 });
@@ -297,7 +307,7 @@ fn unreachable_nameservers(f: &Facts, r: &mut Report) {
         retry_gap: f64,
     }
     let mut by_ns: BTreeMap<SocketAddr, Tally> = BTreeMap::new();
-    for l in &f.dns_lookups {
+    for l in f.all::<DnsLookupEvidence>() {
         for q in &l.queries {
             let t = by_ns.entry(q.nameserver).or_default();
             t.sent += 1;
@@ -326,8 +336,7 @@ fn unreachable_nameservers(f: &Facts, r: &mut Report) {
         }
     }
     let slowest = f
-        .dns_lookups
-        .iter()
+        .all::<DnsLookupEvidence>()
         .filter(|l| l.addresses.is_empty())
         .map(|l| (l.name.as_str(), l.elapsed_ms))
         .fold(None, |acc: Option<(&str, f64)>, x| match acc {
@@ -335,8 +344,7 @@ fn unreachable_nameservers(f: &Facts, r: &mut Report) {
             _ => Some(x),
         });
     let any_answered = f
-        .dns_lookups
-        .iter()
+        .all::<DnsLookupEvidence>()
         .any(|l| l.answered_by.is_some() && !l.addresses.is_empty());
     for (ns, t) in by_ns {
         if t.sent == 0 || t.silent < t.sent {
@@ -426,7 +434,7 @@ fn unreachable_nameservers(f: &Facts, r: &mut Report) {
 
 /// resolv.conf lists no cluster DNS: Service names cannot resolve.
 fn not_cluster_dns(f: &Facts, r: &mut Report) {
-    let (Some(kube), Some(cfg)) = (f.kube, f.dns_config) else {
+    let (Some(kube), Some(cfg)) = (f.kube, f.one::<DnsConfigEvidence>()) else {
         return;
     };
     let Some(cluster_dns) = kube.cluster_dns.as_deref() else {
@@ -450,7 +458,7 @@ fn not_cluster_dns(f: &Facts, r: &mut Report) {
         return;
     }
     let listed: Vec<String> = cfg.nameservers.iter().map(|n| n.to_string()).collect();
-    let cluster_lookup_failed = f.dns_lookups.iter().any(|l| {
+    let cluster_lookup_failed = f.all::<DnsLookupEvidence>().any(|l| {
         // A single-label name is a Service name in the pod's namespace.
         let short = !l.name.trim_end_matches('.').contains('.');
         (is_cluster_name(f, &l.name) || short) && l.addresses.is_empty()
@@ -499,9 +507,7 @@ fn not_cluster_dns(f: &Facts, r: &mut Report) {
 /// TCP targets given as names that the probe could not resolve, when no DNS rule explains it.
 fn unresolved_targets(f: &Facts, r: &mut Report) {
     let unresolved: Vec<&protocol::TcpEvidence> = f
-        .tcp
-        .iter()
-        .copied()
+        .all::<protocol::TcpEvidence>()
         .filter(|t| t.outcome == TcpOutcome::Unresolved)
         .collect();
     if unresolved.is_empty() {
@@ -533,5 +539,65 @@ fn unresolved_targets(f: &Facts, r: &mut Report) {
             t.target.split(':').next().unwrap_or(&t.target)
         ))
         .add();
+    }
+}
+
+impl Progress for DnsConfigEvidence {
+    fn progress(&self) -> (Layer, Mark, String) {
+        let nameservers: Vec<String> = self.nameservers.iter().map(|n| n.to_string()).collect();
+        let search = if self.search.is_empty() {
+            "(none)".to_string()
+        } else {
+            self.search.join(" ")
+        };
+        (
+            Layer::Dns,
+            Mark::Info,
+            format!(
+                "{}: nameserver {}; search {search}; ndots:{}",
+                self.path,
+                nameservers.join(", "),
+                self.ndots
+            ),
+        )
+    }
+}
+
+impl Progress for DnsLookupEvidence {
+    fn progress(&self) -> (Layer, Mark, String) {
+        let queries = plural(self.queries.len() as u64, "query", "queries");
+        if self.addresses.is_empty() {
+            let outcomes: std::collections::BTreeSet<&str> = self
+                .queries
+                .iter()
+                .map(|q| match &q.outcome {
+                    DnsOutcome::Response { rcode, .. } => rcode.as_str(),
+                    DnsOutcome::Timeout => "timeout",
+                    DnsOutcome::Error { .. } => "error",
+                })
+                .collect();
+            let outcomes: Vec<&str> = outcomes.into_iter().collect();
+            (
+                Layer::Dns,
+                Mark::Fail,
+                format!(
+                    "{}: no address ({}; {queries})",
+                    self.name,
+                    outcomes.join("/")
+                ),
+            )
+        } else {
+            let addresses: Vec<String> = self.addresses.iter().map(|a| a.to_string()).collect();
+            (
+                Layer::Dns,
+                Mark::Ok,
+                format!(
+                    "{} -> {}  ({queries}, {})",
+                    self.name,
+                    addresses.join(", "),
+                    ms(self.elapsed_ms)
+                ),
+            )
+        }
     }
 }

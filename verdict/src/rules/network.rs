@@ -3,10 +3,15 @@
 
 use std::net::IpAddr;
 
-use protocol::{Link, RouteEvidence, RouteInfo, RouteOutcome, TcpOutcome};
+use protocol::{
+    AddressScope, ConfScope, Link, LinksEvidence, NoRouteReason, Open, OperState, RouteEvidence,
+    RouteInfo, RouteOutcome, RouteType, RuleAction, RulesEvidence, Sysctl, SysctlsEvidence,
+    TcpEvidence, TcpOutcome,
+};
 
 use crate::facts::Facts;
-use crate::model::{Layer, RuleCode, Severity};
+use crate::model::{Layer, Mark, RuleCode, Severity};
+use crate::progress::Progress;
 use crate::rules::{list, Report};
 
 /// Link errors+drops as a share of packets that make an interface "erroring" (a few drops of
@@ -18,7 +23,7 @@ pub fn apply(f: &Facts, r: &mut Report) {
     // Healthy routes that share a next hop are shown on one line:
     // `10.96.0.10, 10.244.1.5 via 10.244.0.1 dev eth0 src 10.244.0.13`.
     let mut healthy: Vec<(String, Vec<String>)> = Vec::new();
-    for route in &f.routes {
+    for route in f.all::<RouteEvidence>() {
         match &route.outcome {
             RouteOutcome::NoRoute { reason, message } => no_route(f, route, reason, message, r),
             RouteOutcome::Found(info) => {
@@ -40,7 +45,10 @@ pub fn apply(f: &Facts, r: &mut Report) {
 }
 
 fn link_is_down(l: &Link) -> bool {
-    !l.admin_up || !l.lower_up || l.oper_state == "down" || l.oper_state == "lowerlayerdown"
+    !l.admin_up
+        || !l.lower_up
+        || l.oper_state
+            .is_any(&[OperState::Down, OperState::LowerLayerDown])
 }
 
 fn down_words(l: &Link) -> String {
@@ -55,23 +63,29 @@ fn down_words(l: &Link) -> String {
 
 /// Did a connect toward this route's destination fail?
 fn tcp_failed_to(f: &Facts, ip: IpAddr) -> bool {
-    f.tcp
-        .iter()
-        .any(|t| t.address.ip() == ip && !t.outcome.is_ok() && t.outcome != TcpOutcome::Unresolved)
+    f.all::<TcpEvidence>().any(|t| {
+        t.address.ip() == ip && t.outcome != TcpOutcome::Ok && t.outcome != TcpOutcome::Unresolved
+    })
 }
 
-fn no_route(f: &Facts, route: &RouteEvidence, reason: &str, message: &str, r: &mut Report) {
+fn no_route(
+    f: &Facts,
+    route: &RouteEvidence,
+    reason: &Open<NoRouteReason>,
+    message: &str,
+    r: &mut Report,
+) {
     let dst = route.destination;
     // Interfaces that carry a global address but are down: the routes through them vanished.
     let down: Vec<&Link> = f
-        .links
+        .one::<LinksEvidence>()
         .map(|l| {
             l.links
                 .iter()
                 .filter(|l| {
                     !l.loopback
                         && link_is_down(l)
-                        && l.addresses.iter().any(|a| a.scope == "global")
+                        && l.addresses.iter().any(|a| a.scope == AddressScope::Global)
                 })
                 .collect()
         })
@@ -87,7 +101,7 @@ fn no_route(f: &Facts, route: &RouteEvidence, reason: &str, message: &str, r: &m
                 down_words(l),
                 l.addresses
                     .iter()
-                    .find(|a| a.scope == "global")
+                    .find(|a| a.scope == AddressScope::Global)
                     .map(|a| format!("{}/{}", a.address, a.prefix_len))
                     .unwrap_or_default()
             ),
@@ -107,19 +121,23 @@ fn no_route(f: &Facts, route: &RouteEvidence, reason: &str, message: &str, r: &m
         .add();
         return;
     }
-    let kind = match reason {
-        "network_unreachable" => "no matching route and no default route".to_string(),
-        "blackhole" | "prohibited" | "host_unreachable" => {
+    let kind = match reason.known() {
+        Some(NoRouteReason::NetworkUnreachable) => {
+            "no matching route and no default route".to_string()
+        }
+        Some(
+            NoRouteReason::Blackhole | NoRouteReason::Prohibited | NoRouteReason::HostUnreachable,
+        ) => {
             format!("a `{reason}` route or rule covers it")
         }
-        other => other.to_string(),
+        None => reason.to_string(),
     };
     let rule_note = f
-        .rules
+        .one::<RulesEvidence>()
         .and_then(|rs| {
             rs.rules
                 .iter()
-                .find(|x| matches!(x.action.as_str(), "unreachable" | "prohibit" | "blackhole"))
+                .find(|x| x.action.known().is_some_and(RuleAction::refuses))
         })
         .map(|x| format!(" (ip rule {}: {} {})", x.priority, x.selector, x.action))
         .unwrap_or_default();
@@ -219,7 +237,7 @@ fn found(f: &Facts, route: &RouteEvidence, info: &RouteInfo, r: &mut Report) -> 
         .and_then(|ip| ip.parse().ok());
     if let (Some(pod_ip), Some(src)) = (pod_ip, info.prefsrc) {
         if src != pod_ip
-            && info.route_type != "local"
+            && info.route_type != RouteType::Local
             && !dst.is_loopback()
             && pod_ip.is_ipv4() == src.is_ipv4()
         {
@@ -262,17 +280,33 @@ fn found(f: &Facts, route: &RouteEvidence, info: &RouteInfo, r: &mut Report) -> 
     Some(format!("{rest}{neigh}"))
 }
 
-/// Effective rp_filter for an interface: the kernel uses max(conf.all, conf.DEV).
-fn rp_filter(f: &Facts, dev: &str) -> Option<u32> {
-    let all = f
-        .sysctl("net.ipv4.conf.all.rp_filter")
-        .and_then(|v| v.trim().parse::<u32>().ok());
-    let own = f
-        .sysctl(&format!("net.ipv4.conf.{dev}.rp_filter"))
-        .and_then(|v| v.trim().parse::<u32>().ok());
-    match (all, own) {
-        (None, None) => None,
-        (a, o) => Some(a.unwrap_or(0).max(o.unwrap_or(0))),
+/// rp_filter of one interface as the probe read it: the kernel applies
+/// max(conf.all, conf.DEV).
+struct RpFilter {
+    all: Option<u32>,
+    own: Option<u32>,
+}
+
+impl RpFilter {
+    fn of(f: &Facts, dev: &str) -> RpFilter {
+        let read = |key: &Sysctl| f.sysctl(key).and_then(|v| v.trim().parse::<u32>().ok());
+        RpFilter {
+            all: read(&Sysctl::RpFilter(ConfScope::All)),
+            own: read(&Sysctl::rp_filter_of(dev)),
+        }
+    }
+
+    fn effective(&self) -> Option<u32> {
+        match (self.all, self.own) {
+            (None, None) => None,
+            (a, o) => Some(a.unwrap_or(0).max(o.unwrap_or(0))),
+        }
+    }
+
+    /// `all=0, eth0.100=1`: the values the effective one came from.
+    fn words(&self, dev: &str) -> String {
+        let v = |x: Option<u32>| x.map_or("not reported".to_string(), |v| v.to_string());
+        format!("all={}, {dev}={}", v(self.all), v(self.own))
     }
 }
 
@@ -290,7 +324,7 @@ fn rp_filter_asymmetric(
     let (Some(dev), Some(src)) = (info.dev.as_deref(), info.prefsrc) else {
         return false;
     };
-    if !src.is_ipv4() || info.route_type == "local" {
+    if !src.is_ipv4() || info.route_type == RouteType::Local {
         return false;
     }
     let Some(src_link) = f.link_with_address(src) else {
@@ -299,12 +333,11 @@ fn rp_filter_asymmetric(
     if src_link.name == dev || src_link.loopback {
         return false;
     }
-    let Some(mode) = rp_filter(f, &src_link.name) else {
-        return false;
-    };
-    if mode != 1 {
+    let rp = RpFilter::of(f, &src_link.name);
+    if rp.effective() != Some(1) {
         return false;
     }
+    let key = Sysctl::rp_filter_of(&src_link.name).name();
     let dst = route.destination;
     let severity = if tcp_failed_to(f, dst) {
         Severity::Failure
@@ -318,22 +351,20 @@ fn rp_filter_asymmetric(
         "rp_filter drops replies",
         format!(
             "packets to {dst} leave via {dev} with source {src} of {}, so replies arrive on {} \
-             where strict rp_filter (net.ipv4.conf.{}.rp_filter=1) drops them: the route back \
-             is via {dev}",
-            src_link.name, src_link.name, src_link.name
+             where strict rp_filter (effective 1: {}) drops them: the route back is via {dev}",
+            src_link.name,
+            src_link.name,
+            rp.words(&src_link.name)
         ),
     )
     .line(line.to_string())
     .line(format!(
-        "rp_filter: all={}, {}={} (strict); source {src} is on {}",
-        f.sysctl("net.ipv4.conf.all.rp_filter").unwrap_or("?"),
-        src_link.name,
-        f.sysctl(&format!("net.ipv4.conf.{}.rp_filter", src_link.name)).unwrap_or("?"),
+        "rp_filter: {} (strict); source {src} is on {}",
+        rp.words(&src_link.name),
         src_link.name
     ))
     .next(format!(
-        "sysctl -w net.ipv4.conf.{}.rp_filter=2 net.ipv4.conf.all.rp_filter=2   # loose, or fix the route",
-        src_link.name
+        "sysctl -w {key}=2 net.ipv4.conf.all.rp_filter=2   # loose, or fix the route"
     ))
     .next(format!("ip route get {dst}; ip rule show"))
     .add();
@@ -341,10 +372,11 @@ fn rp_filter_asymmetric(
 }
 
 fn interface_errors(f: &Facts, r: &mut Report) {
-    let Some(links) = f.links else { return };
+    let Some(links) = f.one::<LinksEvidence>() else {
+        return;
+    };
     let route_devs: Vec<&str> = f
-        .routes
-        .iter()
+        .all::<RouteEvidence>()
         .filter_map(|rt| match &rt.outcome {
             RouteOutcome::Found(i) => i.dev.as_deref(),
             _ => None,
@@ -390,5 +422,72 @@ fn interface_errors(f: &Facts, r: &mut Report) {
             l.name
         ))
         .add();
+    }
+}
+
+impl Progress for LinksEvidence {
+    fn progress(&self) -> (Layer, Mark, String) {
+        let up = self
+            .links
+            .iter()
+            .filter(|x| x.lower_up && x.admin_up)
+            .count();
+        let each: Vec<String> = self
+            .links
+            .iter()
+            .map(|x| format!("{} mtu {}", x.name, x.mtu))
+            .collect();
+        (
+            Layer::Network,
+            Mark::Info,
+            format!(
+                "{} interfaces ({up} up): {}",
+                self.links.len(),
+                each.join(", ")
+            ),
+        )
+    }
+}
+
+impl Progress for RouteEvidence {
+    fn progress(&self) -> (Layer, Mark, String) {
+        match &self.outcome {
+            RouteOutcome::Found(i) => (
+                Layer::Network,
+                Mark::Info,
+                format!(
+                    "{}{} dev {}{}",
+                    self.destination,
+                    i.gateway.map(|g| format!(" via {g}")).unwrap_or_default(),
+                    i.dev.as_deref().unwrap_or("?"),
+                    i.prefsrc.map(|s| format!(" src {s}")).unwrap_or_default()
+                ),
+            ),
+            RouteOutcome::NoRoute { message, .. } => (
+                Layer::Network,
+                Mark::Fail,
+                format!("{}: {message}", self.destination),
+            ),
+        }
+    }
+}
+
+impl Progress for RulesEvidence {
+    fn progress(&self) -> (Layer, Mark, String) {
+        (
+            Layer::Network,
+            Mark::Info,
+            format!("{} policy routing rules", self.rules.len()),
+        )
+    }
+}
+
+impl Progress for SysctlsEvidence {
+    fn progress(&self) -> (Layer, Mark, String) {
+        (
+            Layer::Network,
+            Mark::Info,
+            format!("{} sysctls read", self.values.len()),
+        )
     }
 }

@@ -1,11 +1,13 @@
 //! Path: MTU blackhole (small packets pass, large ones vanish, no ICMP frag-needed).
 
 use crate::facts::Facts;
-use crate::model::{Layer, RuleCode, Severity};
+use crate::model::{Layer, Mark, RuleCode, Severity};
+use crate::progress::Progress;
 use crate::rules::Report;
+use protocol::MtuEvidence;
 
 pub fn apply(f: &Facts, r: &mut Report) {
-    for m in &f.mtu {
+    for m in f.all::<MtuEvidence>() {
         let iface = m.interface_mtu.or(m.route_mtu);
         let blackhole = m.blackhole
             || (m.largest_ok.is_some() && m.smallest_lost.is_some() && !m.frag_needed_seen);
@@ -66,5 +68,30 @@ pub fn apply(f: &Facts, r: &mut Report) {
                 ),
             );
         }
+    }
+}
+
+impl Progress for MtuEvidence {
+    fn progress(&self) -> (Layer, Mark, String) {
+        let size = |v: Option<u32>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+        (
+            Layer::Path,
+            if self.blackhole {
+                Mark::Fail
+            } else {
+                Mark::Info
+            },
+            format!(
+                "{}: largest ok {}, smallest lost {}{}",
+                self.destination,
+                size(self.largest_ok),
+                size(self.smallest_lost),
+                if self.frag_needed_seen {
+                    ", frag-needed seen"
+                } else {
+                    ""
+                }
+            ),
+        )
     }
 }

@@ -20,8 +20,7 @@ pub fn apply(f: &Facts, r: &mut Report) {
                 }
                 // Connects that should have been dropped and were not.
                 let contradicted: Vec<String> = f
-                    .tcp
-                    .iter()
+                    .all::<protocol::TcpEvidence>()
                     .filter(|t| t.outcome == TcpOutcome::Ok)
                     .map(|t| t.address.to_string())
                     .collect();

@@ -1,23 +1,16 @@
 //! The tool itself: a stream that ended without `done`, checks that errored or were cut by
 //! the deadline, checks that were skipped or not part of the plan (the `unchecked` list).
 
-use protocol::{CheckKind, CheckStatus};
+use protocol::{CheckKind, CheckStatus, Open};
 
 use crate::facts::{ms, Facts};
 use crate::model::{Inputs, Layer, RuleCode, Severity, StreamEnd, Unchecked};
 use crate::rules::Report;
 
-/// The layer a check's evidence belongs to.
-pub fn layer_of(check: CheckKind) -> Layer {
-    match check {
-        CheckKind::Dns => Layer::Dns,
-        CheckKind::Links | CheckKind::Route | CheckKind::Sysctls => Layer::Network,
-        CheckKind::Tcp | CheckKind::Sockets | CheckKind::Counters | CheckKind::Capture => {
-            Layer::Transport
-        }
-        CheckKind::Mtu => Layer::Path,
-        CheckKind::Conntrack => Layer::State,
-    }
+/// The layer a check's evidence belongs to (from the registry); a check this version does not
+/// know is the tool's own business.
+pub fn layer_of(check: &Open<CheckKind>) -> Layer {
+    check.known().map_or(Layer::Probe, |k| k.info().layer)
 }
 
 /// Stream end and check failures, before any network rule: they decide whether the rest can
@@ -69,16 +62,16 @@ pub fn check_failures(f: &Facts, r: &mut Report) -> Vec<Unchecked> {
         unchecked.push(Unchecked {
             check: s.check.to_string(),
             reason: s.reason.clone(),
-            missing_capability: s.missing_capability.clone(),
+            missing_capability: s.missing_capability.as_ref().map(|c| c.to_string()),
         });
     }
     for c in &f.finished {
-        let why = match c.status {
-            CheckStatus::Error => format!(
+        let why = match c.status.known() {
+            Some(CheckStatus::Error) => format!(
                 "failed: {}",
                 c.error.as_deref().unwrap_or("no error message")
             ),
-            CheckStatus::DeadlineExceeded => format!(
+            Some(CheckStatus::DeadlineExceeded) => format!(
                 "cut short by the run's deadline after {} (evidence so far is used)",
                 ms(c.elapsed_ms)
             ),
@@ -96,18 +89,14 @@ pub fn check_failures(f: &Facts, r: &mut Report) -> Vec<Unchecked> {
             missing_capability: None,
         });
         if c.status == CheckStatus::Error
-            && matches!(c.check, CheckKind::Dns | CheckKind::Tcp | CheckKind::Route)
+            && c.check
+                .is_any(&[CheckKind::Dns, CheckKind::Tcp, CheckKind::Route])
         {
-            // A core check that produced nothing: the verdict cannot rest on it.
-            let has_evidence = match c.check {
-                CheckKind::Dns => !f.dns_lookups.is_empty(),
-                CheckKind::Tcp => !f.tcp.is_empty(),
-                _ => !f.routes.is_empty(),
-            };
-            if !has_evidence {
+            // A check the destination's verdict rests on produced nothing: it cannot stand.
+            if !f.has_evidence_of(&c.check) {
                 r.finding(
                     RuleCode::CheckFailed,
-                    layer_of(c.check),
+                    layer_of(&c.check),
                     Severity::Inconclusive,
                     format!("{} check failed", c.check),
                     format!(
@@ -121,16 +110,18 @@ pub fn check_failures(f: &Facts, r: &mut Report) -> Vec<Unchecked> {
             }
         }
     }
-    // Optional checks that were not part of this run at all.
-    for (kind, hint) in [
-        (CheckKind::Mtu, "path MTU not probed in this run"),
-        (CheckKind::Capture, "no packet capture in this run"),
-    ] {
+    // Optional checks (not in the registry's default set) that were not part of this run.
+    for kind in CheckKind::ALL.iter().copied().filter(|k| !k.info().default) {
+        let hint = match kind {
+            CheckKind::Mtu => "path MTU not probed in this run".to_string(),
+            CheckKind::Capture => "no packet capture in this run".to_string(),
+            other => format!("the {other} check was not part of this run"),
+        };
         let mentioned = f.check_ran(kind) || unchecked.iter().any(|u| u.check == kind.as_str());
         if !mentioned && f.hello.is_some() {
             unchecked.push(Unchecked {
                 check: kind.to_string(),
-                reason: hint.to_string(),
+                reason: hint,
                 missing_capability: None,
             });
         }

@@ -3,9 +3,9 @@
 //! Kubernetes-level facts come from the client's findings; the dataplane rules compare the
 //! probe's TCP results toward the ClusterIP and toward each endpoint.
 
-use protocol::{TcpEvidence, TcpOutcome};
+use protocol::{TargetRole, TcpEvidence, TcpOutcome};
 
-use crate::facts::{Facts, TargetKind};
+use crate::facts::Facts;
 use crate::kube::{DestinationInfo, KubeFinding, KubeFindingCode, ServiceInfo};
 use crate::model::{Layer, RuleCode, Severity};
 use crate::rules::transport::outcome_words;
@@ -215,40 +215,34 @@ fn selector_text(svc: &ServiceInfo) -> String {
 /// Outcomes that a Service-side rule can compare (name resolution and local port exhaustion
 /// are not about the Service).
 fn comparable(t: &TcpEvidence) -> bool {
-    !matches!(
-        t.outcome,
-        TcpOutcome::Unresolved | TcpOutcome::AddressNotAvailable
-    )
+    !t.outcome
+        .is_any(&[TcpOutcome::Unresolved, TcpOutcome::AddressNotAvailable])
 }
 
 /// ClusterIP vs endpoints, and one bad endpoint among good ones.
 fn dataplane(f: &Facts, svc: &ServiceInfo, r: &mut Report) {
     let cluster: Vec<&TcpEvidence> = f
-        .tcp
-        .iter()
-        .copied()
-        .filter(|t| comparable(t) && f.target_kind(&t.address) == TargetKind::ClusterIp)
+        .tcp_with_role(TargetRole::ClusterIp)
+        .filter(|t| comparable(t))
         .collect();
     let endpoints: Vec<&TcpEvidence> = f
-        .tcp
-        .iter()
-        .copied()
-        .filter(|t| comparable(t) && f.target_kind(&t.address) == TargetKind::Endpoint)
+        .tcp_with_role(TargetRole::Endpoint)
+        .filter(|t| comparable(t))
         .collect();
     let good: Vec<&TcpEvidence> = endpoints
         .iter()
         .copied()
-        .filter(|t| t.outcome.is_ok())
+        .filter(|t| t.outcome == TcpOutcome::Ok)
         .collect();
     let bad: Vec<&TcpEvidence> = endpoints
         .iter()
         .copied()
-        .filter(|t| !t.outcome.is_ok())
+        .filter(|t| t.outcome != TcpOutcome::Ok)
         .collect();
     let cluster_bad: Vec<&TcpEvidence> = cluster
         .iter()
         .copied()
-        .filter(|t| !t.outcome.is_ok())
+        .filter(|t| t.outcome != TcpOutcome::Ok)
         .collect();
     let ns = &svc.namespace;
     let name = &svc.name;

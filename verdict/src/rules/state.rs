@@ -1,8 +1,10 @@
 //! State: conntrack near its maximum (new flows get dropped when the table is full).
 
 use crate::facts::Facts;
-use crate::model::{Layer, RuleCode, Severity};
+use crate::model::{Layer, Mark, RuleCode, Severity};
+use crate::progress::Progress;
 use crate::rules::Report;
+use protocol::ConntrackEvidence;
 
 /// Fill ratio from which conntrack is "near its maximum".
 pub const CONNTRACK_NEAR_MAX: f64 = 0.9;
@@ -10,7 +12,9 @@ pub const CONNTRACK_NEAR_MAX: f64 = 0.9;
 pub const CONNTRACK_FULL: f64 = 0.99;
 
 pub fn apply(f: &Facts, r: &mut Report) {
-    let Some(c) = f.conntrack else { return };
+    let Some(c) = f.one::<ConntrackEvidence>() else {
+        return;
+    };
     if !c.present {
         r.info(
             Layer::State,
@@ -73,4 +77,14 @@ pub fn apply(f: &Facts, r: &mut Report) {
     .next("conntrack -S; sysctl net.netfilter.nf_conntrack_max   # on the node")
     .next("raise nf_conntrack_max (kube-proxy --conntrack-max-per-core) or find the flow source: conntrack -L | awk '{print $5}' | sort | uniq -c | sort -rn | head")
     .add();
+}
+
+impl Progress for ConntrackEvidence {
+    fn progress(&self) -> (Layer, Mark, String) {
+        let text = match (self.present, self.count, self.max) {
+            (true, Some(n), Some(m)) => format!("conntrack {n}/{m}"),
+            _ => "conntrack not visible".to_string(),
+        };
+        (Layer::State, Mark::Info, text)
+    }
 }

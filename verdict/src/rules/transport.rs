@@ -5,11 +5,15 @@
 
 use std::net::IpAddr;
 
-use protocol::{is_loopback_only, RouteOutcome, TcpEvidence, TcpOutcome};
+use protocol::{
+    is_loopback_only, CaptureSummary, Counter, CountersEvidence, Handshake, RouteEvidence,
+    RouteOutcome, RouteType, SocketState, SocketsEvidence, TcpEvidence, TcpOutcome,
+};
 
 use crate::facts::{ms, plural, Facts};
 use crate::kube::KubeFindingCode;
-use crate::model::{Layer, RuleCode, Severity};
+use crate::model::{Layer, Mark, RuleCode, Severity};
+use crate::progress::Progress;
 use crate::rules::{list, Report};
 
 /// CLOSE-WAIT sockets toward one peer from which we call it accumulation (a handful is a
@@ -24,7 +28,18 @@ pub const RETRANS_RATIO: f64 = 0.001;
 
 /// `timeout 3.0 s`, `refused`, `ok 1.2 ms`.
 pub fn outcome_words(t: &TcpEvidence) -> String {
-    match t.outcome {
+    let Some(outcome) = t.outcome.known() else {
+        // A newer probe's outcome: its own word, and the message if there is one.
+        return format!(
+            "{}{}",
+            t.outcome,
+            t.message
+                .as_deref()
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default()
+        );
+    };
+    match outcome {
         TcpOutcome::Ok => format!("ok {}", ms(t.latency_ms)),
         TcpOutcome::Refused => "refused".into(),
         TcpOutcome::Timeout => format!("timed out after {}", ms(t.latency_ms)),
@@ -39,8 +54,8 @@ pub fn outcome_words(t: &TcpEvidence) -> String {
 
 /// Short form for evidence lines (`timeout 3.0 s`).
 fn short_words(t: &TcpEvidence) -> String {
-    match t.outcome {
-        TcpOutcome::Timeout => format!("timeout {}", ms(t.latency_ms)),
+    match t.outcome.known() {
+        Some(TcpOutcome::Timeout) => format!("timeout {}", ms(t.latency_ms)),
         _ => outcome_words(t),
     }
 }
@@ -58,12 +73,12 @@ pub fn apply(f: &Facts, r: &mut Report) {
 /// What each capture saw, in one line: packets, handshakes, DNS, kernel drops. Proof when
 /// everything it saw was answered; context otherwise (the failing rules say what went wrong).
 fn capture_overview(f: &Facts, r: &mut Report) {
-    for c in &f.captures {
+    for c in f.all::<CaptureSummary>() {
         let flows = c.tcp_flows.len();
         let answered = c
             .tcp_flows
             .iter()
-            .filter(|fl| fl.handshake == "established")
+            .filter(|fl| fl.handshake == Handshake::Established)
             .count();
         let dns_answered = c.dns.iter().filter(|d| d.rcode.is_some()).count();
         let mut parts = vec![format!(
@@ -116,7 +131,7 @@ fn socket_health(f: &Facts, r: &mut Report) {
         RuleCode::CloseWaitAccumulation,
         RuleCode::ListenQueueOverflow,
     ];
-    if let Some(s) = f.sockets {
+    if let Some(s) = f.one::<SocketsEvidence>() {
         if !socket_rules.iter().any(|rule| r.has(*rule)) {
             let states: Vec<String> = s.states.iter().map(|(k, v)| format!("{k} {v}")).collect();
             let tw = s
@@ -137,17 +152,17 @@ fn socket_health(f: &Facts, r: &mut Report) {
             );
         }
     }
-    if let Some(c) = f.counters {
+    if let Some(c) = f.one::<CountersEvidence>() {
         if !r.has(RuleCode::TcpRetransmissions) && !r.has(RuleCode::ListenQueueOverflow) {
-            let d = |k: &str| f.counter_delta(k).unwrap_or(0);
+            let d = |k: Counter| f.counter_delta(k).unwrap_or(0);
             r.ok(
                 Layer::Transport,
                 format!(
                     "counters over {}: retransmitted segments +{} of +{}, listen overflows +{}",
                     ms(c.interval_ms),
-                    d("Tcp.RetransSegs"),
-                    d("Tcp.OutSegs"),
-                    d("TcpExt.ListenOverflows")
+                    d(Counter::TcpRetransSegs),
+                    d(Counter::TcpOutSegs),
+                    d(Counter::ListenOverflows)
                 ),
             );
         }
@@ -156,10 +171,8 @@ fn socket_health(f: &Facts, r: &mut Report) {
 
 fn connects(f: &Facts, r: &mut Report) {
     let ok: Vec<&TcpEvidence> = f
-        .tcp
-        .iter()
-        .copied()
-        .filter(|t| t.outcome.is_ok())
+        .all::<TcpEvidence>()
+        .filter(|t| t.outcome == TcpOutcome::Ok)
         .collect();
     if !ok.is_empty() {
         let parts: Vec<String> = ok
@@ -169,10 +182,8 @@ fn connects(f: &Facts, r: &mut Report) {
         r.ok(Layer::Transport, list(&parts, 4));
     }
     let failing: Vec<&TcpEvidence> = f
-        .tcp
-        .iter()
-        .copied()
-        .filter(|t| !t.outcome.is_ok() && !r.explained.contains(&t.address))
+        .all::<TcpEvidence>()
+        .filter(|t| t.outcome != TcpOutcome::Ok && !r.explained.contains(&t.address))
         .collect();
     // A route rule already explained an unreachable network for these.
     let network_explains = r.has_failure_in(Layer::Network);
@@ -267,7 +278,10 @@ fn connects(f: &Facts, r: &mut Report) {
 }
 
 fn refused_rules(f: &Facts, refused: &[&TcpEvidence], r: &mut Report) {
-    let listeners = f.sockets.map(|s| s.listeners.as_slice()).unwrap_or(&[]);
+    let listeners = f
+        .one::<SocketsEvidence>()
+        .map(|s| s.listeners.as_slice())
+        .unwrap_or(&[]);
     for t in refused {
         let port = t.address.port();
         let loopback_listener = listeners
@@ -348,20 +362,18 @@ fn refused_rules(f: &Facts, refused: &[&TcpEvidence], r: &mut Report) {
 /// Connects that timed out toward a listener in this very namespace while the kernel
 /// counted listen-queue overflows: the full accept queue dropped their SYNs.
 fn overflow_timeouts<'a>(f: &Facts<'a>) -> Vec<&'a TcpEvidence> {
-    let overflows = f.counter_delta("TcpExt.ListenOverflows").unwrap_or(0)
-        + f.counter_delta("TcpExt.ListenDrops").unwrap_or(0);
+    let overflows = f.counter_delta(Counter::ListenOverflows).unwrap_or(0)
+        + f.counter_delta(Counter::ListenDrops).unwrap_or(0);
     if overflows == 0 {
         return Vec::new();
     }
-    f.tcp
-        .iter()
-        .copied()
+    f.all::<TcpEvidence>()
         .filter(|t| t.outcome == TcpOutcome::Timeout)
         .filter(|t| {
-            f.routes.iter().any(|r| {
+            f.all::<RouteEvidence>().any(|r| {
                 r.destination == t.address.ip()
-                    && matches!(&r.outcome, RouteOutcome::Found(i) if i.route_type == "local")
-            }) || f.sockets.is_some_and(|s| {
+                    && matches!(&r.outcome, RouteOutcome::Found(i) if i.route_type == RouteType::Local)
+            }) || f.one::<SocketsEvidence>().is_some_and(|s| {
                 s.listeners
                     .iter()
                     .any(|l| l.local.port() == t.address.port())
@@ -394,9 +406,11 @@ fn timeout_rules(f: &Facts, timeouts: &[&TcpEvidence], r: &mut Report) {
     let t0 = timeouts[0];
     // What a capture saw about these flows.
     let mut capture_lines = Vec::new();
-    for c in &f.captures {
+    for c in f.all::<CaptureSummary>() {
         for flow in &c.tcp_flows {
-            if timeouts.iter().any(|t| t.address == flow.server) && flow.handshake == "unanswered" {
+            if timeouts.iter().any(|t| t.address == flow.server)
+                && flow.handshake == Handshake::Unanswered
+            {
                 capture_lines.push(format!(
                     "capture: {} SYN{} to {}, no SYN-ACK, no RST, no ICMP",
                     flow.syn_count,
@@ -487,9 +501,9 @@ fn capture_hint(ip: IpAddr, port: u16) -> String {
 }
 
 fn exhaustion(f: &Facts, eaddr: &[&TcpEvidence], r: &mut Report) {
-    let s = f.sockets;
+    let s = f.one::<SocketsEvidence>();
     let tw = s
-        .and_then(|s| s.states.get("TIME-WAIT").copied())
+        .and_then(|s| s.states.get(&SocketState::TimeWait.into()).copied())
         .unwrap_or(0);
     let range = s.and_then(|s| s.local_port_range);
     let size = range.map(|(lo, hi)| u64::from(hi.saturating_sub(lo)) + 1);
@@ -536,14 +550,20 @@ fn time_wait(f: &Facts, r: &mut Report) {
     if r.has(RuleCode::EphemeralPortExhaustion) {
         return;
     }
-    let Some(s) = f.sockets else { return };
+    let Some(s) = f.one::<SocketsEvidence>() else {
+        return;
+    };
     let (Some(ratio), Some((lo, hi))) = (s.time_wait_ratio, s.local_port_range) else {
         return;
     };
     if ratio < TIME_WAIT_NEAR_RANGE {
         return;
     }
-    let tw = s.states.get("TIME-WAIT").copied().unwrap_or(0);
+    let tw = s
+        .states
+        .get(&SocketState::TimeWait.into())
+        .copied()
+        .unwrap_or(0);
     r.finding(
         RuleCode::EphemeralPortExhaustion,
         Layer::Transport,
@@ -564,8 +584,14 @@ fn time_wait(f: &Facts, r: &mut Report) {
 }
 
 fn close_wait(f: &Facts, r: &mut Report) {
-    let Some(s) = f.sockets else { return };
-    let total = s.states.get("CLOSE-WAIT").copied().unwrap_or(0);
+    let Some(s) = f.one::<SocketsEvidence>() else {
+        return;
+    };
+    let total = s
+        .states
+        .get(&SocketState::CloseWait.into())
+        .copied()
+        .unwrap_or(0);
     let top = s.close_wait_by_peer.first();
     let worst = top.map(|p| p.count).unwrap_or(total);
     if worst < CLOSE_WAIT_WORTH_REPORTING {
@@ -605,10 +631,10 @@ fn close_wait(f: &Facts, r: &mut Report) {
 }
 
 fn listen_queue(f: &Facts, r: &mut Report) {
-    let overflows = f.counter_delta("TcpExt.ListenOverflows").unwrap_or(0);
-    let drops = f.counter_delta("TcpExt.ListenDrops").unwrap_or(0);
+    let overflows = f.counter_delta(Counter::ListenOverflows).unwrap_or(0);
+    let drops = f.counter_delta(Counter::ListenDrops).unwrap_or(0);
     let full: Vec<String> = f
-        .sockets
+        .one::<SocketsEvidence>()
         .map(|s| {
             s.listeners
                 .iter()
@@ -620,7 +646,10 @@ fn listen_queue(f: &Facts, r: &mut Report) {
     if overflows == 0 && drops == 0 && full.is_empty() {
         return;
     }
-    let interval = f.counters.map(|c| ms(c.interval_ms)).unwrap_or_default();
+    let interval = f
+        .one::<CountersEvidence>()
+        .map(|c| ms(c.interval_ms))
+        .unwrap_or_default();
     let mut cause = String::new();
     if overflows > 0 || drops > 0 {
         cause.push_str(&format!(
@@ -673,15 +702,14 @@ fn listen_queue(f: &Facts, r: &mut Report) {
 }
 
 fn retransmissions(f: &Facts, r: &mut Report) {
-    let Some(retrans) = f.counter_delta("Tcp.RetransSegs") else {
+    let Some(retrans) = f.counter_delta(Counter::TcpRetransSegs) else {
         return;
     };
-    let out = f.counter_delta("Tcp.OutSegs").unwrap_or(0);
+    let out = f.counter_delta(Counter::TcpOutSegs).unwrap_or(0);
     let flows: Vec<String> = f
-        .captures
-        .iter()
+        .all::<CaptureSummary>()
         .flat_map(|c| c.tcp_flows.iter())
-        .filter(|fl| fl.retransmits > 0 && fl.handshake == "established")
+        .filter(|fl| fl.retransmits > 0 && fl.handshake == Handshake::Established)
         .map(|fl| {
             format!(
                 "{} -> {} {} retransmits",
@@ -699,7 +727,10 @@ fn retransmissions(f: &Facts, r: &mut Report) {
     if retrans < RETRANS_MIN || ratio < RETRANS_RATIO || timeouts_explain {
         return;
     }
-    let interval = f.counters.map(|c| ms(c.interval_ms)).unwrap_or_default();
+    let interval = f
+        .one::<CountersEvidence>()
+        .map(|c| ms(c.interval_ms))
+        .unwrap_or_default();
     let mut b = r
         .finding(
             RuleCode::TcpRetransmissions,
@@ -722,4 +753,66 @@ fn retransmissions(f: &Facts, r: &mut Report) {
     b.next("ip -s link; tc -s qdisc   # interface drops and qdisc losses on both ends")
         .next("netstat -s | grep -i retrans")
         .add();
+}
+
+impl Progress for TcpEvidence {
+    fn progress(&self) -> (Layer, Mark, String) {
+        let mark = if self.outcome == TcpOutcome::Ok {
+            Mark::Ok
+        } else {
+            Mark::Fail
+        };
+        (
+            Layer::Transport,
+            mark,
+            format!("{} {}", self.address, outcome_words(self)),
+        )
+    }
+}
+
+impl Progress for SocketsEvidence {
+    fn progress(&self) -> (Layer, Mark, String) {
+        let states: Vec<String> = self
+            .states
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        (
+            Layer::Transport,
+            Mark::Info,
+            format!("{} sockets: {}", self.total, states.join(", ")),
+        )
+    }
+}
+
+impl Progress for CountersEvidence {
+    fn progress(&self) -> (Layer, Mark, String) {
+        let delta = |c: Counter| self.counters.get(&c.into()).map(|v| v.delta).unwrap_or(0);
+        (
+            Layer::Transport,
+            Mark::Info,
+            format!(
+                "counters over {}: retransmits +{}, listen overflows +{}",
+                ms(self.interval_ms),
+                delta(Counter::TcpRetransSegs),
+                delta(Counter::ListenOverflows)
+            ),
+        )
+    }
+}
+
+impl Progress for CaptureSummary {
+    fn progress(&self) -> (Layer, Mark, String) {
+        (
+            Layer::Transport,
+            Mark::Info,
+            format!(
+                "capture on {}: {} packets, {} flows, stopped by {}",
+                self.interface,
+                self.packets_captured,
+                self.tcp_flows.len(),
+                self.stopped_by
+            ),
+        )
+    }
 }

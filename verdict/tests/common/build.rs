@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use protocol::*;
 
 use netdebug_verdict::kube::KubeEvidence;
-use netdebug_verdict::{Inputs, StreamEnd, Title};
+use netdebug_verdict::{Inputs, StreamEnd, Title, Vantage};
 
 pub fn inputs(events: Vec<Event>) -> Inputs {
     inputs_with(events, KubeEvidence::default())
@@ -25,6 +25,9 @@ pub fn inputs_with(mut events: Vec<Event>, kube: KubeEvidence) -> Inputs {
             source: "netns/client".into(),
             destination: Some("10.199.0.2:8080".into()),
             namespace: None,
+            vantage: Vantage::Netns {
+                name: "client".into(),
+            },
         },
         pcap: None,
         ignored_events: Vec::new(),
@@ -41,7 +44,7 @@ pub fn hello(caps: &[&str]) -> Event {
         kernel: None,
         uid: 0,
         euid: 0,
-        capabilities: caps.iter().map(|c| c.to_string()).collect(),
+        capabilities: caps.iter().map(|c| Open::parse(c)).collect(),
         deadline_ms: 15000,
     })
 }
@@ -68,7 +71,8 @@ pub fn tcp(addr: &str, outcome: TcpOutcome, latency_ms: f64) -> Event {
     Event::Evidence(Evidence::Tcp(TcpEvidence {
         target: addr.into(),
         address: sa(addr),
-        outcome,
+        role: TargetRole::Direct.into(),
+        outcome: outcome.into(),
         latency_ms,
         local: None,
         errno: None,
@@ -81,16 +85,17 @@ pub fn route(dst: &str, dev: &str, gw: Option<&str>, src: &str, neigh: Option<&s
     Event::Evidence(Evidence::Route(RouteEvidence {
         target: dst.into(),
         destination: ip(dst),
+        role: TargetRole::Direct.into(),
         outcome: RouteOutcome::Found(RouteInfo {
             table: 254,
-            route_type: "unicast".into(),
+            route_type: RouteType::Unicast.into(),
             dev: Some(dev.into()),
             gateway: gw.map(ip),
             prefsrc: Some(ip(src)),
             mtu: None,
             neighbor: neigh.map(|state| Neighbor {
                 address: ip(nh),
-                state: state.into(),
+                state: Open::parse(state),
                 lladdr: None,
             }),
         }),
@@ -101,8 +106,9 @@ pub fn no_route(dst: &str) -> Event {
     Event::Evidence(Evidence::Route(RouteEvidence {
         target: dst.into(),
         destination: ip(dst),
+        role: TargetRole::Direct.into(),
         outcome: RouteOutcome::NoRoute {
-            reason: "network_unreachable".into(),
+            reason: NoRouteReason::NetworkUnreachable.into(),
             message: "Network is unreachable (os error 101)".into(),
         },
     }))
@@ -112,8 +118,8 @@ pub fn link(name: &str, up: bool, addr: Option<&str>) -> Link {
     Link {
         index: 2,
         name: name.into(),
-        kind: Some("veth".into()),
-        oper_state: if up { "up".into() } else { "down".into() },
+        kind: Some(LinkKind::Veth.into()),
+        oper_state: if up { OperState::Up } else { OperState::Down }.into(),
         admin_up: up,
         lower_up: up,
         loopback: name == "lo",
@@ -124,7 +130,7 @@ pub fn link(name: &str, up: bool, addr: Option<&str>) -> Link {
                 vec![InterfaceAddress {
                     address: ip(a),
                     prefix_len: 24,
-                    scope: "global".into(),
+                    scope: AddressScope::Global.into(),
                 }]
             })
             .into_iter()
@@ -153,11 +159,11 @@ pub fn query(cand: &str, ns: &str, outcome: DnsOutcome, latency_ms: f64) -> serd
 
 pub fn response(rcode: &str, answer: Option<&str>) -> DnsOutcome {
     DnsOutcome::Response {
-        rcode: rcode.into(),
+        rcode: Open::parse(rcode),
         answers: answer
             .map(|a| DnsRecord {
                 name: "x".into(),
-                rtype: "A".into(),
+                rtype: RecordType::A.into(),
                 ttl: 30,
                 data: a.into(),
             })
@@ -211,7 +217,7 @@ pub fn counters(values: &[(&str, u64)]) -> Event {
             .iter()
             .map(|(k, d)| {
                 (
-                    k.to_string(),
+                    Open::parse(k),
                     CounterValue {
                         value: 1000 + d,
                         delta: *d,
@@ -239,7 +245,7 @@ pub fn sysctls(values: &[(&str, &str)]) -> Event {
     Event::Evidence(Evidence::Sysctls(SysctlsEvidence {
         values: values
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, v)| (Sysctl::parse(k), v.to_string()))
             .collect::<BTreeMap<_, _>>(),
     }))
 }
@@ -248,7 +254,8 @@ pub fn mtu(dst: &str, largest_ok: u32, smallest_lost: Option<u32>, frag_needed: 
     Event::Evidence(Evidence::Mtu(MtuEvidence {
         target: dst.into(),
         destination: ip(dst),
-        variant: "icmp".into(),
+        role: TargetRole::Direct.into(),
+        variant: MtuVariant::Icmp.into(),
         interface_mtu: Some(1500),
         route_mtu: None,
         largest_ok: Some(largest_ok),
@@ -262,8 +269,8 @@ pub fn mtu(dst: &str, largest_ok: u32, smallest_lost: Option<u32>, frag_needed: 
 
 pub fn skipped(check: CheckKind, reason: &str, cap: Option<&str>) -> Event {
     Event::Skipped(Skipped {
-        check,
+        check: check.into(),
         reason: reason.into(),
-        missing_capability: cap.map(str::to_string),
+        missing_capability: cap.map(Open::parse),
     })
 }
