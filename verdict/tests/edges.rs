@@ -238,3 +238,84 @@ fn an_unresolved_target_is_a_dns_failure_once() {
     ]));
     assert_eq!(v.rules_fired, vec![RuleCode::DnsNxdomain]);
 }
+
+/// Regression: the nameservers of a lookup were deduplicated with `dedup` on an unsorted
+/// list, so queries alternating between two servers read "SERVFAIL from 10.96.0.10,
+/// 10.96.0.11 and 2 more" although only two servers were asked.
+#[test]
+fn dns_servfail_names_each_nameserver_once() {
+    let servfail = || response("SERVFAIL", None);
+    let cand = "api.example.com.";
+    let events = vec![
+        dns_config(&["10.96.0.10", "10.96.0.11"], &[], 1),
+        lookup(
+            "api.example.com",
+            &[cand],
+            vec![
+                query(cand, "10.96.0.10", servfail(), 1.0),
+                query(cand, "10.96.0.11", servfail(), 1.0),
+                query(cand, "10.96.0.10", servfail(), 1.0),
+                query(cand, "10.96.0.11", servfail(), 1.0),
+            ],
+            None,
+            4,
+        ),
+    ];
+    let v = evaluate(&inputs(events));
+    assert!(v.fired(RuleCode::DnsServfail), "{:?}", v.rules_fired);
+    let line = v
+        .evidence
+        .iter()
+        .find(|l| l.text.contains("SERVFAIL from"))
+        .expect("the SERVFAIL line");
+    assert!(
+        line.text
+            .contains("SERVFAIL from 10.96.0.10, 10.96.0.11 (4/4 queries)"),
+        "{}",
+        line.text
+    );
+    assert!(!line.text.contains("more"), "{}", line.text);
+}
+
+fn next_steps_from(vantage: netdebug_verdict::Vantage, destination: Option<&str>) -> Vec<String> {
+    let mut i = inputs(ok_path());
+    i.title.destination = destination.map(str::to_string);
+    i.title.source = "local".into();
+    i.title.vantage = vantage;
+    evaluate(&i).next
+}
+
+/// Regression: the next step in local mode was derived from the title's prefix and suggested
+/// `kubectl netdebug pid/4242 ...` for `local --pid 4242`.
+#[test]
+fn local_pid_next_step_keeps_pid() {
+    let next = next_steps_from(
+        netdebug_verdict::Vantage::Pid { pid: 4242 },
+        Some("10.199.70.2:8080"),
+    );
+    assert_eq!(
+        next,
+        ["kubectl-netdebug local --pid 4242 --to 10.199.70.2:8080 --capture -w trace.pcap   # if the app still fails"]
+    );
+}
+
+/// Regression: the same next step dropped `--netns`.
+#[test]
+fn local_netns_next_step_keeps_netns() {
+    let next = next_steps_from(
+        netdebug_verdict::Vantage::Netns {
+            name: "blue".into(),
+        },
+        None,
+    );
+    assert_eq!(
+        next,
+        ["kubectl-netdebug local --netns blue --sockets   # socket-table health of the namespace"]
+    );
+    let host = next_steps_from(netdebug_verdict::Vantage::Host, Some("10.199.70.2:8080"));
+    assert!(
+        host[0].starts_with("kubectl-netdebug local --to "),
+        "{host:?}"
+    );
+    assert!(!host[0].contains("kubectl netdebug"), "{host:?}");
+}
