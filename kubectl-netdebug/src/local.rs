@@ -57,6 +57,15 @@ pub fn source_label(args: &LocalArgs) -> String {
     }
 }
 
+/// Where the probe looks from, for the verdict's next steps.
+pub fn vantage(args: &LocalArgs) -> verdict::Vantage {
+    match (&args.netns, args.pid) {
+        (Some(name), _) => verdict::Vantage::Netns { name: name.clone() },
+        (None, Some(pid)) => verdict::Vantage::Pid { pid },
+        _ => verdict::Vantage::Host,
+    }
+}
+
 /// The header line's destination: the `--to` list, else the DNS names.
 pub fn destination_label(args: &LocalArgs) -> Option<String> {
     if !args.to.is_empty() {
@@ -149,6 +158,7 @@ mod imp {
             source: source_label(&args),
             destination: destination_label(&args),
             namespace: None,
+            vantage: vantage(&args),
         };
         let mut session = Session::new(
             &args.output,

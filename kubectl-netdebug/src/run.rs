@@ -191,6 +191,7 @@ async fn run_until(
             .clone()
             .or_else(|| (!args.dns.is_empty()).then(|| format!("dns {}", args.dns.join(", ")))),
         namespace: Some(pod_namespace.clone()),
+        vantage: verdict::Vantage::Pod,
     };
     let mut session = Session::new(&args.output, title, kube, args.write.as_deref())?;
     let chatty = args.output.format == OutputFormat::Text && std::io::stderr().is_terminal();

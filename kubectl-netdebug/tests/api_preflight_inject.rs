@@ -253,7 +253,7 @@ fn probe_container(profile: Profile) -> ProbeContainer {
         label: "svc/payments:443".into(),
         host: "10.96.12.34".into(),
         port: Some(443),
-        role: protocol::TargetRole::ClusterIp,
+        role: protocol::TargetRole::ClusterIp.into(),
     }]);
     plan.dns.names = vec!["payments.shop.svc.cluster.local".into()];
     ProbeContainer {

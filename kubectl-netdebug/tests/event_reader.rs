@@ -135,7 +135,7 @@ async fn malformed_known_event_is_noted_and_numbering_kept() {
     let mut reader = EventReader::new();
     let bad = vec![
         lines[0].clone(),
-        r#"{"v":1,"seq":1,"type":"check_started","data":{"check":"nonsense"}}"#.to_string(),
+        r#"{"v":1,"seq":1,"type":"check_started","data":{"check":42}}"#.to_string(),
         lines[2].clone(),
     ];
     let items = read_all(&mut reader, &bad).await.unwrap();

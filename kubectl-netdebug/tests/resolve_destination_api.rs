@@ -126,7 +126,14 @@ mod resolve_destination {
         let labels: Vec<(&str, &str, Option<u16>, TargetRole)> = d
             .targets
             .iter()
-            .map(|t| (t.label.as_str(), t.host.as_str(), t.port, t.role))
+            .map(|t| {
+                (
+                    t.label.as_str(),
+                    t.host.as_str(),
+                    t.port,
+                    t.role.known().unwrap(),
+                )
+            })
             .collect();
         assert_eq!(
             labels,
@@ -485,7 +492,7 @@ mod resolve_destination {
         let roles: Vec<(&str, TargetRole)> = d
             .targets
             .iter()
-            .map(|t| (t.label.as_str(), t.role))
+            .map(|t| (t.label.as_str(), t.role.known().unwrap()))
             .collect();
         assert_eq!(
             roles,
@@ -527,7 +534,12 @@ mod resolve_destination {
         assert_eq!(d.targets.len(), 1);
         let t = &d.targets[0];
         assert_eq!(
-            (t.label.as_str(), t.host.as_str(), t.port, t.role),
+            (
+                t.label.as_str(),
+                t.host.as_str(),
+                t.port,
+                t.role.known().unwrap()
+            ),
             (
                 "svc/billing:443",
                 "billing.example.com",
@@ -852,7 +864,10 @@ mod resolve_destination {
         .unwrap();
         assert_eq!(d.targets.len(), 1);
         assert_eq!(
-            (d.targets[0].label.as_str(), d.targets[0].role),
+            (
+                d.targets[0].label.as_str(),
+                d.targets[0].role.known().unwrap()
+            ),
             ("10.244.2.37:5432", TargetRole::Direct)
         );
         assert!(d.dns_names.is_empty());
@@ -1061,7 +1076,7 @@ mod resolve_destination {
             (
                 d.targets[0].label.as_str(),
                 d.targets[0].port,
-                d.targets[0].role
+                d.targets[0].role.known().unwrap()
             ),
             ("10.244.0.70", None, TargetRole::Endpoint)
         );
