@@ -6,10 +6,8 @@ use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use protocol::{
-    decode_line, CaptureSummary, CheckFinished, CheckKind, ConntrackEvidence, CountersEvidence,
-    Decoded, DnsConfigEvidence, DnsLookupEvidence, Done, Envelope, Event, Evidence, Hello,
-    LinksEvidence, MtuEvidence, Plan, RouteEvidence, RulesEvidence, Skipped, SocketsEvidence,
-    SysctlsEvidence, Target, TcpEvidence,
+    decode_line, CheckFinished, CheckKind, Decoded, Done, Envelope, Event, Evidence, Hello, Plan,
+    Skipped, Target,
 };
 
 use crate::cmd::{run_with_timeout, CmdOutput};
@@ -57,7 +55,7 @@ pub fn tcp_target(addr: SocketAddr) -> Target {
 /// A plan running exactly `checks` against `targets` (protocol defaults otherwise).
 pub fn plan(checks: &[CheckKind], targets: Vec<Target>) -> Plan {
     let mut plan = Plan::new(targets);
-    plan.checks = checks.to_vec();
+    plan.checks = checks.iter().map(|&c| c.into()).collect();
     plan
 }
 
@@ -173,37 +171,8 @@ pub fn resolv_conf(contents: &str) -> tempfile::NamedTempFile {
 }
 
 /// Evidence structs that can be picked out of an [`Evidence`] by type.
-pub trait EvidenceKind: Sized {
-    fn from_evidence(e: &Evidence) -> Option<&Self>;
-}
-
-macro_rules! evidence_kinds {
-    ($($variant:ident => $ty:ty),* $(,)?) => {
-        $(impl EvidenceKind for $ty {
-            fn from_evidence(e: &Evidence) -> Option<&Self> {
-                match e {
-                    Evidence::$variant(x) => Some(x),
-                    _ => None,
-                }
-            }
-        })*
-    };
-}
-
-evidence_kinds! {
-    Links => LinksEvidence,
-    Route => RouteEvidence,
-    Rules => RulesEvidence,
-    DnsConfig => DnsConfigEvidence,
-    DnsLookup => DnsLookupEvidence,
-    Tcp => TcpEvidence,
-    Sockets => SocketsEvidence,
-    Counters => CountersEvidence,
-    Conntrack => ConntrackEvidence,
-    Sysctls => SysctlsEvidence,
-    Mtu => MtuEvidence,
-    CaptureSummary => CaptureSummary,
-}
+/// Evidence asked for by type: the protocol's registry says which variant holds it.
+pub use protocol::EvidenceType as EvidenceKind;
 
 impl ProbeRun {
     /// Panics (with stderr and stdout) unless the probe exited 0 and the stream starts with

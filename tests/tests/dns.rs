@@ -162,7 +162,7 @@ fn response(q: &DnsQuery) -> (&str, Records, bool) {
                     (
                         a.name.to_lowercase(),
                         a.ttl,
-                        a.rtype.clone(),
+                        a.rtype.to_string(),
                         a.data.clone(),
                     )
                 })
@@ -186,14 +186,14 @@ fn assert_matches_dig(lab: &Lab, lookup: &DnsLookupEvidence) {
     for q in &lookup.queries {
         let (rcode, answers, _) = response(q);
         let mut extra = vec![];
-        if q.transport == "tcp" {
+        if q.transport.as_str() == "tcp" {
             extra.push("+tcp");
         }
         let d = dig(
             lab,
             &q.nameserver.ip().to_string(),
             &q.candidate,
-            &q.qtype,
+            q.qtype.as_str(),
             &extra,
         );
         assert_eq!(
@@ -267,7 +267,7 @@ fn search_walk_follows_ndots_and_matches_dig() {
     assert!(web
         .queries
         .iter()
-        .all(|q| q.transport == "udp" && q.attempt == 1));
+        .all(|q| q.transport.as_str() == "udp" && q.attempt == 1));
     assert_matches_dig(&lab, web);
 
     // A trailing dot: only the name itself.
@@ -327,7 +327,11 @@ fn dead_nameservers_refused_then_silent_then_answer() {
     let l = run.lookup("web.corp.test.");
     assert_eq!(l.answered_by.as_deref(), Some("web.corp.test."), "{l:#?}");
     for qtype in ["A", "AAAA"] {
-        let qs: Vec<&DnsQuery> = l.queries.iter().filter(|q| q.qtype == qtype).collect();
+        let qs: Vec<&DnsQuery> = l
+            .queries
+            .iter()
+            .filter(|q| q.qtype.as_str() == qtype)
+            .collect();
         let servers: Vec<String> = qs.iter().map(|q| q.nameserver.to_string()).collect();
         assert_eq!(
             servers,
@@ -423,11 +427,15 @@ fn truncated_udp_answer_is_asked_again_over_tcp() {
     let conf = "nameserver 10.199.1.1\noptions timeout:2\n";
     let run = probe_dns(&lab, conf, &["big.corp.test."], json!({}));
     let l = run.lookup("big.corp.test.");
-    let a: Vec<&DnsQuery> = l.queries.iter().filter(|q| q.qtype == "A").collect();
+    let a: Vec<&DnsQuery> = l
+        .queries
+        .iter()
+        .filter(|q| q.qtype.as_str() == "A")
+        .collect();
     assert_eq!(a.len(), 2, "{a:#?}");
-    assert_eq!(a[0].transport, "udp");
+    assert_eq!(a[0].transport.as_str(), "udp");
     assert!(response(a[0]).2, "the UDP answer is marked truncated");
-    assert_eq!(a[1].transport, "tcp");
+    assert_eq!(a[1].transport.as_str(), "tcp");
     assert_eq!(a[1].nameserver, a[0].nameserver, "TCP to the same server");
     let (rcode, answers, truncated) = response(a[1]);
     assert_eq!((rcode, truncated), ("NOERROR", false));
@@ -492,7 +500,10 @@ fn plan_tcp_sends_every_query_over_tcp() {
     let run = probe_dns(&lab, K8S_LIKE, &["web"], json!({"dns": {"tcp": true}}));
     let l = run.lookup("web");
     assert!(!l.queries.is_empty());
-    assert!(l.queries.iter().all(|q| q.transport == "tcp"), "{l:#?}");
+    assert!(
+        l.queries.iter().all(|q| q.transport.as_str() == "tcp"),
+        "{l:#?}"
+    );
     assert_eq!(l.answered_by.as_deref(), Some("web.corp.test."));
     assert_matches_dig(&lab, l);
 }

@@ -9,7 +9,8 @@ use netdebug_scenarios::{
     json_plan, run_probe, run_probe_unprivileged, Accept, Link, Netns, ProbeRun, TcpServerOptions,
 };
 use protocol::{
-    CheckStatus, ConntrackEvidence, CountersEvidence, Event, Evidence, SysctlsEvidence,
+    CheckStatus, ConntrackEvidence, CountersEvidence, Event, Evidence, Open, Sysctl,
+    SysctlsEvidence,
 };
 use serde_json::{json, Value};
 
@@ -36,13 +37,17 @@ fn sysctls_agree_with_sysctl() {
     );
     let ev = run.one::<SysctlsEvidence>();
     assert_eq!(
-        ev.values["net.ipv4.conf.v0.rp_filter"], "1",
+        ev.values[&Sysctl::parse("net.ipv4.conf.v0.rp_filter")],
+        "1",
         "the target's interface"
     );
-    assert_eq!(ev.values["net.ipv4.conf.all.rp_filter"], "2");
-    assert_eq!(ev.values["net.core.somaxconn"], "77");
     assert_eq!(
-        ev.values["net.ipv4.ip_local_port_range"]
+        ev.values[&Sysctl::parse("net.ipv4.conf.all.rp_filter")],
+        "2"
+    );
+    assert_eq!(ev.values[&Sysctl::parse("net.core.somaxconn")], "77");
+    assert_eq!(
+        ev.values[&Sysctl::parse("net.ipv4.ip_local_port_range")]
             .split_whitespace()
             .collect::<Vec<_>>(),
         ["20000", "29999"]
@@ -58,14 +63,37 @@ fn sysctls_agree_with_sysctl() {
         "net.ipv4.ip_forward",
         "net.ipv4.tcp_max_syn_backlog",
     ] {
-        assert!(ev.values.contains_key(key), "{key} missing");
+        assert!(ev.values.contains_key(&Sysctl::parse(key)), "{key} missing");
     }
-    // lo is on no target's route.
-    assert!(!ev.values.contains_key("net.ipv4.conf.lo.rp_filter"));
+    // Every interface's rp_filter is read, not only the ones a target's route leaves by: the
+    // asymmetric-route rule needs the interface that holds the source address.
+    assert!(ev.values.contains_key(&Sysctl::rp_filter_of("lo")));
     for (name, value) in &ev.values {
         let want = a.sh(&format!("sysctl -n {name}"));
         assert_eq!(value, want.trim_end_matches('\n'), "{name}");
     }
+}
+
+/// Regression: rp_filter of an interface whose name has a dot (a VLAN, `eth0.100`) was
+/// written under `eth0/100` and looked up under `eth0.100`. This kernel has no VLAN support,
+/// so the dotted name is a veth's: the sysctl spelling is the same.
+#[test]
+fn rp_filter_of_a_dotted_interface_name_is_read_under_its_real_name() {
+    let a = Netns::new("sd");
+    a.sh("ip link add v0.7 type veth peer name v1.7 \
+         && sysctl -qw net.ipv4.conf.v0/7.rp_filter=2 net.ipv4.conf.v1/7.rp_filter=1");
+    let run = probe(&a, json!({"v": 1, "checks": ["sysctls"]}));
+    let ev = run.one::<SysctlsEvidence>();
+    assert_eq!(ev.get(&Sysctl::rp_filter_of("v0.7")), Some("2"));
+    assert_eq!(ev.get(&Sysctl::rp_filter_of("v1.7")), Some("1"));
+    // On the wire the key is spelled as sysctl(8) spells it: the oracle lists the same name.
+    let wire = serde_json::to_value(ev).unwrap();
+    assert_eq!(wire["values"]["net.ipv4.conf.v0/7.rp_filter"], "2");
+    let listed = a.sh("sysctl -a 2>/dev/null | grep rp_filter");
+    assert!(
+        listed.contains("net.ipv4.conf.v0/7.rp_filter = 2"),
+        "sysctl -a lists {listed}"
+    );
 }
 
 #[test]
@@ -174,7 +202,7 @@ fn counters_see_retransmissions_and_listen_overflows() {
         ("TcpExt.ListenDrops", "TcpExtListenDrops"),
         ("Tcp.ActiveOpens", "TcpActiveOpens"),
     ] {
-        let c = ev.counters[ours];
+        let c = ev.counters[&Open::parse(ours)];
         assert!(c.delta > 0, "{ours} did not move: {c:?}");
         let (b, a) = (before[theirs], after[theirs]);
         // nstat read just before and just after the probe: the probe's samples lie between.
@@ -194,7 +222,10 @@ fn counters_see_retransmissions_and_listen_overflows() {
         "TcpExt.TCPTimeWaitOverflow",
         "Ip.InDiscards",
     ] {
-        assert!(ev.counters.contains_key(name), "{name} reported");
+        assert!(
+            ev.counters.contains_key(&Open::parse(name)),
+            "{name} reported"
+        );
     }
 }
 

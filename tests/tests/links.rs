@@ -42,7 +42,7 @@ fn assert_matches_ip(ns: &Netns, ev: &LinksEvidence) {
         );
         assert_eq!(u64::from(l.mtu), il["mtu"].as_u64().unwrap(), "{name} mtu");
         assert_eq!(
-            l.oper_state,
+            l.oper_state.as_str(),
             il["operstate"].as_str().unwrap().to_ascii_lowercase(),
             "{name} oper state"
         );
@@ -51,7 +51,7 @@ fn assert_matches_ip(ns: &Netns, ev: &LinksEvidence) {
         assert_eq!(l.loopback, has_flag(il, "LOOPBACK"), "{name} loopback");
         assert_eq!(l.mac.as_deref(), il["address"].as_str(), "{name} mac");
         assert_eq!(
-            l.kind.as_deref(),
+            l.kind.as_ref().map(|v| v.as_str()),
             il["linkinfo"]["info_kind"].as_str(),
             "{name} kind"
         );
@@ -105,7 +105,7 @@ fn assert_matches_ip(ns: &Netns, ev: &LinksEvidence) {
                 (
                     a.address.to_string(),
                     u64::from(a.prefix_len),
-                    a.scope.clone(),
+                    a.scope.to_string(),
                 )
             })
             .collect();
@@ -131,8 +131,11 @@ fn links_agree_with_ip_and_show_drops_and_down_links() {
     let ev = links(&a);
     assert_matches_ip(&a, &ev);
     let v0 = find(&ev, "v0");
-    assert_eq!((v0.mtu, v0.kind.as_deref()), (1400, Some("veth")));
-    assert!(v0.admin_up && v0.lower_up && v0.oper_state == "up");
+    assert_eq!(
+        (v0.mtu, v0.kind.as_ref().map(|v| v.as_str())),
+        (1400, Some("veth"))
+    );
+    assert!(v0.admin_up && v0.lower_up && v0.oper_state.as_str() == "up");
     assert_eq!(v0.stats.tx_dropped, 3, "three oversize datagrams dropped");
     assert!(v0
         .addresses
@@ -142,7 +145,7 @@ fn links_agree_with_ip_and_show_drops_and_down_links() {
     assert!(lo.loopback && lo.admin_up);
     let d1 = find(&ev, "d1");
     assert!(!d1.admin_up && !d1.lower_up, "d1 was never set up: {d1:?}");
-    assert_eq!(d1.oper_state, "down");
+    assert_eq!(d1.oper_state.as_str(), "down");
     let d0 = find(&ev, "d0");
     assert!(
         d0.admin_up && !d0.lower_up,
@@ -165,11 +168,11 @@ fn links_agree_with_ip_and_show_drops_and_down_links() {
     assert_matches_ip(&a, &ev);
     let v0 = find(&ev, "v0");
     assert!(v0.admin_up && !v0.lower_up, "{v0:?}");
-    assert_ne!(v0.oper_state, "up");
+    assert_ne!(v0.oper_state.as_str(), "up");
     let ev_b = links(&b);
     assert_matches_ip(&b, &ev_b);
     let v1 = find(&ev_b, "v1");
-    assert!(!v1.admin_up && v1.oper_state == "down", "{v1:?}");
+    assert!(!v1.admin_up && v1.oper_state.as_str() == "down", "{v1:?}");
     assert_eq!(
         v1.stats.rx_dropped, 3,
         "the peer counts the same drops on receive"

@@ -84,7 +84,10 @@ fn without_privileges_capture_is_skipped_and_the_rest_still_runs() {
     // capture: skipped, naming the capability, never an error, no packets.
     let skipped = run.skipped(CheckKind::Capture);
     assert_eq!(skipped.len(), 1, "{skipped:#?}");
-    assert_eq!(skipped[0].missing_capability.as_deref(), Some("net_raw"));
+    assert_eq!(
+        skipped[0].missing_capability,
+        Some(protocol::Capability::NetRaw.into())
+    );
     assert!(
         skipped[0].reason.contains("CAP_NET_RAW"),
         "{}",

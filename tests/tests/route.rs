@@ -85,7 +85,7 @@ fn assert_no_route(ns: &Netns, r: &RouteEvidence, reason: &str) {
     else {
         panic!("{}: expected no route, got {:?}", r.target, r.outcome);
     };
-    assert_eq!(got, reason, "{}", r.target);
+    assert_eq!(got.as_str(), reason, "{}", r.target);
     let out = ns.try_exec(&["ip", "route", "get", &r.destination.to_string()]);
     assert!(
         !out.success(),
@@ -135,7 +135,7 @@ fn routes_agree_with_ip_route_get() {
     }
     let direct = found(by_target(&routes, "direct"));
     assert_eq!((direct.table, direct.gateway), (254, None));
-    assert_eq!(direct.route_type, "unicast");
+    assert_eq!(direct.route_type.as_str(), "unicast");
     let gw = found(by_target(&routes, "gw"));
     assert_eq!(gw.gateway, Some("10.199.20.2".parse::<IpAddr>().unwrap()));
     assert_eq!(found(by_target(&routes, "mtu")).mtu, Some(1300));
@@ -181,7 +181,8 @@ fn neighbor_states_agree_with_ip_neigh() {
     );
     // INCOMPLETE turns into FAILED after the ARP retries: the probe saw one of ip's states.
     assert!(
-        Some(&n.state) == dead_before.as_ref() || Some(&n.state) == dead_after.as_ref(),
+        Some(n.state.as_str()) == dead_before.as_deref()
+            || Some(n.state.as_str()) == dead_after.as_deref(),
         "probe {} vs ip {dead_before:?} / {dead_after:?}",
         n.state
     );
@@ -204,7 +205,7 @@ fn neighbor_states_agree_with_ip_neigh() {
     a.sh("ip neigh flush dev v0");
     let (routes, _) = run_route(&a, json!([{"label": "fresh", "host": "10.199.20.9"}]));
     let n = found(by_target(&routes, "fresh")).neighbor.clone().unwrap();
-    assert_eq!(n.state, "NONE");
+    assert_eq!(n.state.as_str(), "NONE");
     assert!(a
         .ip_json(&["neigh", "show", "10.199.20.9", "dev", "v0"])
         .as_array()
@@ -223,13 +224,17 @@ fn rules_agree_with_ip_rule() {
     for (family, flag) in [("inet", "-4"), ("inet6", "-6")] {
         let ip = a.ip_json(&[flag, "rule", "show"]);
         let ip = ip.as_array().unwrap();
-        let ours: Vec<_> = rules.rules.iter().filter(|r| r.family == family).collect();
+        let ours: Vec<_> = rules
+            .rules
+            .iter()
+            .filter(|r| r.family.as_str() == family)
+            .collect();
         assert_eq!(ours.len(), ip.len(), "{family}: {ours:?} vs {ip:?}");
         for (r, i) in ours.iter().zip(ip) {
             assert_eq!(u64::from(r.priority), i["priority"].as_u64().unwrap());
             match i["table"].as_str() {
                 Some(t) => {
-                    assert_eq!(r.action, "lookup");
+                    assert_eq!(r.action.as_str(), "lookup");
                     assert_eq!(r.table, Some(table_id(Some(t))), "{r:?} vs {i}");
                 }
                 None => assert_eq!(

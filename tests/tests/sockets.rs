@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use netdebug_scenarios::*;
-use protocol::{CheckKind, Listener, PeerCount, SocketsEvidence};
+use protocol::{CheckKind, Listener, PeerCount, SocketState, SocketsEvidence};
 
 fn sa(s: &str) -> SocketAddr {
     s.parse().expect("socket address literal")
@@ -203,10 +203,15 @@ fn sockets_check_matches_ss_in_the_same_namespace() {
     let e: &SocketsEvidence = run.one();
 
     // Counts per state and total: ss -tan.
-    assert_eq!(e.states, after, "probe vs ss -tan");
+    assert_eq!(state_text(&e.states), after, "probe vs ss -tan");
     assert_eq!(e.total, after.values().sum::<u64>());
-    assert_eq!(e.states.get("ESTAB"), Some(&(6 + 3)), "{:?}", e.states);
-    assert_eq!(e.states.get("CLOSE-WAIT"), Some(&8));
+    assert_eq!(
+        e.states.get(&SocketState::Established.into()),
+        Some(&(6 + 3)),
+        "{:?}",
+        e.states
+    );
+    assert_eq!(e.states.get(&SocketState::CloseWait.into()), Some(&8));
 
     // CLOSE-WAIT by peer: grouped from ss output, and as built.
     assert_eq!(e.close_wait_by_peer, ss_close_wait_by_peer(&s.client));
@@ -295,7 +300,7 @@ fn sockets_top_limits_peers_and_listeners() {
     assert_eq!(e.listeners.len(), 1);
     assert_eq!(e.listeners[0].local, sa("10.199.20.1:9000"));
     // Counts are never truncated.
-    assert_eq!(e.states, s.client.ss_tcp_state_counts());
+    assert_eq!(state_text(&e.states), s.client.ss_tcp_state_counts());
 }
 
 #[test]
@@ -343,7 +348,14 @@ fn a_target_name_that_does_not_resolve_does_not_hold_back_the_table() {
         finished.elapsed_ms
     );
     let e: &SocketsEvidence = run.one();
-    assert_eq!(e.states, ns.ss_tcp_state_counts());
-    assert_eq!(e.states.get("ESTAB"), Some(&2));
+    assert_eq!(state_text(&e.states), ns.ss_tcp_state_counts());
+    assert_eq!(e.states.get(&SocketState::Established.into()), Some(&2));
     assert!(e.syn_sent_to_targets.is_empty());
+}
+
+/// The probe's state counts keyed by their `ss` spelling, to compare with `ss -tan`.
+fn state_text(
+    states: &std::collections::BTreeMap<protocol::Open<SocketState>, u64>,
+) -> std::collections::BTreeMap<String, u64> {
+    states.iter().map(|(k, v)| (k.to_string(), *v)).collect()
 }

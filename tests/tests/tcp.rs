@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use netdebug_scenarios::pair::{CLI, CLI6, SRV, SRV6};
 use netdebug_scenarios::ClientServer as Lab;
-use protocol::{Evidence, TcpEvidence, TcpOutcome};
+use protocol::{Evidence, MtuEvidence, Open, RouteEvidence, TargetRole, TcpEvidence, TcpOutcome};
 use serde_json::json;
 
 /// A TCP server that accepts, reads until EOF and logs `peer bytes-received` per connection.
@@ -253,7 +253,11 @@ fn client_side_firewall_and_routes() {
     ];
     for (host, port, outcome, errno, bash_says) in expected {
         let e = &ev[&format!("{host}:{port}")];
-        assert_eq!((e.outcome, e.errno), (outcome, errno), "{e:?}");
+        assert_eq!(
+            (e.outcome.known(), e.errno),
+            (Some(outcome), errno),
+            "{e:?}"
+        );
         let oracle = bash_connect(&lab, host, port);
         assert!(
             oracle.contains(bash_says),
@@ -347,4 +351,85 @@ fn ipv6_targets_are_connected_too() {
         oracle.contains("Connection refused"),
         "bash says {oracle:?}"
     );
+}
+
+/// The plan's role for each target comes back in the evidence about it (tcp, route, mtu), so
+/// the verdict never re-derives it from addresses.
+#[test]
+fn target_role_is_echoed_in_tcp_route_and_mtu_evidence() {
+    let lab = Lab::new("tcprole");
+    let _server = lab.listen(8080);
+    let target = |label: &str, port: u16, role: &str| json!({"label": label, "host": SRV, "port": port, "role": role});
+    let plan = json!({
+        "v": 1,
+        "checks": ["tcp", "route", "mtu"],
+        "connect_timeout_ms": 2000,
+        "mtu": {"wait_ms": 200},
+        "targets": [
+            target("svc/web:80", 8080, "cluster_ip"),
+            target("10.199.1.1:8080", 8080, "endpoint"),
+            target("direct", 8081, "direct"),
+        ],
+    });
+    let run = lab.probe(plan);
+    let roles_of = |evidence: Vec<(String, Open<TargetRole>)>| -> BTreeMap<String, String> {
+        evidence
+            .into_iter()
+            .map(|(label, role)| (label, role.to_string()))
+            .collect()
+    };
+    let tcp = roles_of(
+        run.evidence::<TcpEvidence>()
+            .into_iter()
+            .map(|t| (t.target.clone(), t.role.clone()))
+            .collect(),
+    );
+    let want: BTreeMap<String, String> = [
+        ("svc/web:80", "cluster_ip"),
+        ("10.199.1.1:8080", "endpoint"),
+        ("direct", "direct"),
+    ]
+    .into_iter()
+    .map(|(l, r)| (l.to_string(), r.to_string()))
+    .collect();
+    assert_eq!(tcp, want, "tcp evidence");
+    let route = roles_of(
+        run.evidence::<RouteEvidence>()
+            .into_iter()
+            .map(|r| (r.target.clone(), r.role.clone()))
+            .collect(),
+    );
+    assert_eq!(route, want, "route evidence");
+    // The MTU search probes each destination once: the first target naming it carries it.
+    let mtu = run.evidence::<MtuEvidence>();
+    assert!(!mtu.is_empty(), "an mtu result");
+    for m in mtu {
+        assert_eq!(Some(&m.role.to_string()), want.get(&m.target), "{m:?}");
+    }
+}
+
+/// A newer client may name a check this probe does not have: the probe says so with a
+/// `skipped` event for it and runs the others.
+#[test]
+fn unknown_check_in_plan_is_skipped_and_the_rest_runs() {
+    let lab = Lab::new("tcpunk");
+    let _server = lab.listen(8080);
+    let plan = json!({
+        "v": 1,
+        "checks": ["tcp", "quic"],
+        "targets": [{"label": "web", "host": SRV, "port": 8080}],
+    });
+    let run = lab.probe(plan);
+    let skipped = run.all_skipped();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0].check, Open::Unknown("quic".into()));
+    assert!(
+        skipped[0].reason.contains("does not know the check `quic`"),
+        "{}",
+        skipped[0].reason
+    );
+    let tcp = run.evidence::<TcpEvidence>();
+    assert_eq!(tcp.len(), 1);
+    assert_eq!(tcp[0].outcome, TcpOutcome::Ok);
+    assert_eq!(run.done().checks_completed, 1);
 }
