@@ -118,7 +118,7 @@ mod imp {
     use super::*;
     use crate::events::{EventReader, ReadError};
     use crate::output::Session;
-    use crate::plan::{build_plan, parse_host_port, PlanOptions};
+    use crate::plan::{build_plan, check_limits, parse_host_port, PlanOptions, Site};
 
     /// Time the probe gets beyond its own deadline to write `done` and exit.
     const GRACE: Duration = Duration::from_secs(5);
@@ -130,15 +130,6 @@ mod imp {
             .map(|t| parse_host_port(t))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(Error::Local)?;
-        if let Some(d) = args.capture.capture_duration {
-            if d >= args.timeout {
-                return Err(Error::Local(format!(
-                    "--capture-duration {} does not fit in --timeout {}: raise --timeout",
-                    crate::duration::format_duration(d),
-                    crate::duration::format_duration(args.timeout)
-                )));
-            }
-        }
         let options = PlanOptions {
             dns_names: args.dns.clone(),
             capture: args.capture.clone(),
@@ -146,6 +137,7 @@ mod imp {
             mtu: args.mtu,
             deadline: args.timeout,
         };
+        check_limits(&options, args.timeout, Site::Local).map_err(Error::Local)?;
         let plan = build_plan(targets, &options);
         plan.validate().map_err(|e| Error::Local(format!("{e}")))?;
         if let Some(n) = &args.netns {

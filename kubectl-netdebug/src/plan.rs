@@ -74,6 +74,52 @@ pub fn build_plan(targets: Vec<Target>, options: &PlanOptions) -> Plan {
     plan
 }
 
+/// Where the probe runs, for the time a run needs around the probe itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Site {
+    /// An ephemeral container: injection, the image starting and the log stream take time
+    /// besides the probe's own run.
+    Cluster,
+    /// A child process on this host: it starts at once and its stdout is the stream.
+    Local,
+}
+
+impl Site {
+    fn overhead(self) -> Duration {
+        match self {
+            Site::Cluster => Duration::from_secs(20),
+            Site::Local => Duration::ZERO,
+        }
+    }
+}
+
+/// Every limit of the plan the flags describe, checked the same way for local and cluster
+/// runs and before any network or API call: a bad limit is the user's input, not something
+/// to find out after a pod was patched.
+///
+/// An explicit capture duration is a promise to watch that long, and the probe needs
+/// `AFTER_CAPTURE` more to report and finish; the cluster adds its own overhead. (The local
+/// path used to accept any duration shorter than --timeout, which left the probe no time to
+/// finish; the cluster path forgot the probe's own margin.)
+pub fn check_limits(options: &PlanOptions, timeout: Duration, site: Site) -> Result<(), String> {
+    if let Some(d) = options.capture.capture_duration {
+        let needed = d + AFTER_CAPTURE + site.overhead();
+        if needed > timeout {
+            return Err(format!(
+                "--capture-duration {} does not fit in --timeout {}: raise --timeout to at least {}",
+                crate::duration::format_duration(d),
+                crate::duration::format_duration(timeout),
+                crate::duration::format_duration(needed)
+            ));
+        }
+    }
+    // The same plan as the run builds, without the targets it cannot know yet: every limit
+    // the probe would refuse (deadline, capture sizes) is refused here instead.
+    build_plan(Vec::new(), options)
+        .validate()
+        .map_err(|e| format!("the flags ask for a plan the probe cannot run: {e}"))
+}
+
 /// The probe deadline for a run limited to `overall`: at most 15 s, and at most half of the
 /// overall time so that injection, image start and log streaming fit in the rest.
 pub fn probe_deadline(overall: Duration) -> Duration {

@@ -12,7 +12,7 @@ use crate::events::EventReader;
 use crate::inject::{inject, random_container_name, ProbeContainer};
 use crate::local::PROBE_BINARY;
 use crate::output::Session;
-use crate::plan::{build_plan, probe_deadline, PlanOptions};
+use crate::plan::{build_plan, check_limits, probe_deadline, PlanOptions, Site};
 use crate::resolve;
 use crate::stream::{stream_events, LogSource};
 use crate::wait::{wait_for_start, Started, WaitFor};
@@ -51,27 +51,24 @@ pub fn parse_input(args: &RunArgs) -> Result<ParsedInput> {
         protocol::validate_host(name)
             .map_err(|why| Error::Resolve(format!("--dns {name}: {why}")))?;
     }
-    if let Some(d) = args.capture.capture_duration {
-        // Injection, image start and the log stream need time besides the capture itself.
-        let needed = d + CAPTURE_OVERHEAD;
-        if needed > args.timeout {
-            return Err(Error::Resolve(format!(
-                "--capture-duration {} does not fit in --timeout {}: raise --timeout to at least {}",
-                crate::duration::format_duration(d),
-                crate::duration::format_duration(args.timeout),
-                crate::duration::format_duration(needed)
-            )));
-        }
-    }
+    check_limits(&plan_options(args, Vec::new()), args.timeout, Site::Cluster)
+        .map_err(Error::Resolve)?;
     Ok(ParsedInput {
         source,
         destination,
     })
 }
 
-/// What a run needs besides an explicit capture duration: injection, the image starting, the
-/// probe reporting, the log stream.
-const CAPTURE_OVERHEAD: std::time::Duration = std::time::Duration::from_secs(20);
+/// The plan's options from the flags (the DNS names resolution adds come in `dns_names`).
+fn plan_options(args: &RunArgs, dns_names: Vec<String>) -> PlanOptions {
+    PlanOptions {
+        dns_names,
+        capture: args.capture.clone(),
+        write_pcap: args.write.is_some(),
+        mtu: args.mtu,
+        deadline: probe_deadline(args.timeout),
+    }
+}
 
 /// The run against an already built client (tests pass a mocked one), bounded by `--timeout`.
 pub async fn run_with(cluster: Cluster, args: &RunArgs, parsed: ParsedInput) -> Result<i32> {
@@ -94,7 +91,6 @@ async fn run_until(
     parsed: ParsedInput,
     deadline: Instant,
 ) -> Result<i32> {
-    let overall = args.timeout;
     let ParsedInput {
         source: source_spec,
         destination: dest_spec,
@@ -159,16 +155,7 @@ async fn run_until(
         profile::choose(args.profile, &pod_namespace, ns_labels.as_ref());
     kube.profile = Some(profile_info);
 
-    let plan = build_plan(
-        targets,
-        &PlanOptions {
-            dns_names,
-            capture: args.capture.clone(),
-            write_pcap: args.write.is_some(),
-            mtu: args.mtu,
-            deadline: probe_deadline(overall),
-        },
-    );
+    let plan = build_plan(targets, &plan_options(args, dns_names));
     plan.validate()
         .map_err(|e| Error::Resolve(format!("cannot build the probe plan: {e}")))?;
     let probe_run = std::time::Duration::from_millis(plan.deadline_ms);

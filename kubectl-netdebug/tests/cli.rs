@@ -239,3 +239,64 @@ fn bad_dns_names_fail_before_any_api_call() {
         assert_eq!(stderr(&o).trim_end(), expected);
     }
 }
+
+/// Regression: limits the probe would refuse (its deadline at most 600 s) were found only
+/// after the API calls; `--capture-duration 599s --timeout 700s` fits in --timeout but asks
+/// the probe for a 601 s deadline. The kubeconfig does not exist: the limit error comes first.
+#[test]
+fn plan_limits_rejected_before_any_api_call() {
+    let o = run(&[
+        "pod/x",
+        "--to",
+        "svc/web",
+        "--capture-duration",
+        "599s",
+        "--timeout",
+        "700s",
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("error: the flags ask for a plan the probe cannot run: "),
+        "{err}"
+    );
+    assert!(err.contains("deadline_ms 601000"), "{err}");
+    assert!(!err.contains("kubeconfig"), "{err}");
+}
+
+/// Regression: local mode accepted a capture as long as --timeout itself (no time left for
+/// the probe to report), the cluster path asked for the probe's margin too: one rule now,
+/// the cluster adding its own overhead.
+#[test]
+fn capture_fits_timeout_same_rule_local_and_cluster() {
+    let local = run(&[
+        "local",
+        "--to",
+        "127.0.0.1:1",
+        "--capture-duration",
+        "10s",
+        "--timeout",
+        "11s",
+    ]);
+    let err = stderr(&local);
+    assert_eq!(local.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err.trim_end(),
+        "error: --capture-duration 10s does not fit in --timeout 11s: raise --timeout to at least 12s"
+    );
+    let cluster = run(&[
+        "pod/x",
+        "--to",
+        "svc/web",
+        "--capture-duration",
+        "10s",
+        "--timeout",
+        "31s",
+    ]);
+    let err = stderr(&cluster);
+    assert_eq!(cluster.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err.trim_end(),
+        "error: --capture-duration 10s does not fit in --timeout 31s: raise --timeout to at least 32s"
+    );
+}
