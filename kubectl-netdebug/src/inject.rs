@@ -101,7 +101,7 @@ fn inject_error(e: kube::Error, target: &ApiTarget, namespace: &str, pod: &str) 
         )),
         (kube::Error::Api(s), Some(_)) => fail(s.message.clone()),
         (kube::Error::HyperError(_) | kube::Error::Service(_), _) => {
-            Error::from_kube("patch pods/ephemeralcontainers", e, target)
+            Error::from_kube("patch pods/ephemeralcontainers", e, Some(target))
         }
         _ => fail(error_chain(&e)),
     }

@@ -64,11 +64,11 @@ pub async fn check_server_version(
     let info = client
         .apiserver_version()
         .await
-        .map_err(|e| Error::from_kube("get /version", e, target))?;
+        .map_err(|e| Error::from_kube("get /version", e, Some(target)))?;
     let version =
         parse_server_version(&info.major, &info.minor, &info.git_version).ok_or_else(|| {
             Error::Api {
-                what: "get /version".into(),
+                call: "get /version".into(),
                 detail: format!(
                     "no Kubernetes version in the answer: major={:?} minor={:?} gitVersion={:?}",
                     info.major, info.minor, info.git_version
@@ -205,7 +205,7 @@ pub async fn check_rbac(
             let answer = api
                 .create(&PostParams::default(), &access_review(access, namespace))
                 .await
-                .map_err(|e| Error::from_kube("create selfsubjectaccessreview", e, target))?;
+                .map_err(|e| Error::from_kube("create selfsubjectaccessreview", e, Some(target)))?;
             let status = answer.status.unwrap_or_default();
             Ok::<_, Error>((access, status.allowed, status.reason))
         }
@@ -225,7 +225,7 @@ pub async fn check_rbac(
     if missing.is_empty() {
         return Ok(());
     }
-    Err(Error::RbacDenied(format!(
+    Err(Error::PermissionsMissing(format!(
         "RBAC: you may not {} in namespace {namespace} (context {}); ask for a Role granting it",
         missing.join("; nor "),
         target.context
@@ -247,7 +247,7 @@ pub async fn namespace_labels(
         Err(e) => Err(Error::from_kube(
             format!("get namespace {namespace}"),
             e,
-            target,
+            Some(target),
         )),
     }
 }
@@ -318,7 +318,13 @@ pub async fn check_linux_node(client: &kube::Client, target: &ApiTarget, pod: &P
             .labels
             .and_then(|l| l.get(NODE_OS_LABEL).cloned()),
         Err(e) if matches!(api_status(&e), Some(403) | Some(404)) => None,
-        Err(e) => return Err(Error::from_kube(format!("get node {node_name}"), e, target)),
+        Err(e) => {
+            return Err(Error::from_kube(
+                format!("get node {node_name}"),
+                e,
+                Some(target),
+            ))
+        }
     };
     let os = os
         .or_else(|| spec.os.as_ref().map(|o| o.name.clone()))

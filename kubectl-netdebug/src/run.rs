@@ -35,24 +35,23 @@ pub struct ParsedInput {
 
 pub fn parse_input(args: &RunArgs) -> Result<ParsedInput> {
     let source_text = args.source.as_deref().unwrap_or_default();
-    let source = resolve::parse_source(source_text).map_err(|e| Error::Resolve(e.to_string()))?;
+    let source = resolve::parse_source(source_text)?;
     let destination = args
         .to
         .as_deref()
         .map(resolve::parse_destination)
-        .transpose()
-        .map_err(|e| Error::Resolve(e.to_string()))?;
+        .transpose()?;
     for name in &args.dns {
         if name.parse::<std::net::IpAddr>().is_ok() {
-            return Err(Error::Resolve(format!(
+            return Err(Error::InvalidInput(format!(
                 "--dns {name}: an IP address, not a name (use --to {name}:PORT to test an address)"
             )));
         }
         protocol::validate_host(name)
-            .map_err(|why| Error::Resolve(format!("--dns {name}: {why}")))?;
+            .map_err(|why| Error::InvalidInput(format!("--dns {name}: {why}")))?;
     }
     check_limits(&plan_options(args, Vec::new()), args.timeout, Site::Cluster)
-        .map_err(Error::Resolve)?;
+        .map_err(Error::InvalidInput)?;
     Ok(ParsedInput {
         source,
         destination,
@@ -121,8 +120,7 @@ async fn run_until(
 
     let source =
         resolve::resolve_source(&client, &namespace, &source_spec, args.container.as_deref())
-            .await
-            .map_err(|e| Error::Resolve(e.to_string()))?;
+            .await?;
     preflight::check_pod_running(&source.pod)?;
     preflight::check_linux_node(&client, &target, &source.pod).await?;
     let pod_name = source.pod.metadata.name.clone().unwrap_or_default();
@@ -140,9 +138,7 @@ async fn run_until(
     let mut targets = Vec::new();
     let mut dns_names = Vec::new();
     if let Some(spec) = &dest_spec {
-        let dest = resolve::resolve_destination(&client, &namespace, spec, &source)
-            .await
-            .map_err(|e| Error::Resolve(e.to_string()))?;
+        let dest = resolve::resolve_destination(&client, &namespace, spec, &source).await?;
         kube.destination = Some(dest.info);
         kube.findings = dest.findings;
         targets = dest.targets;
@@ -157,7 +153,7 @@ async fn run_until(
 
     let plan = build_plan(targets, &plan_options(args, dns_names));
     plan.validate()
-        .map_err(|e| Error::Resolve(format!("cannot build the probe plan: {e}")))?;
+        .map_err(|e| Error::InvalidInput(format!("cannot build the probe plan: {e}")))?;
     let probe_run = std::time::Duration::from_millis(plan.deadline_ms);
 
     let container = ProbeContainer {

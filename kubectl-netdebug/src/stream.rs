@@ -10,7 +10,7 @@ use kube::api::{Api, LogParams};
 use tokio::time::Instant;
 
 use crate::connect::ApiTarget;
-use crate::error::{error_chain, Error, Result};
+use crate::error::{api_status, Error, Result};
 use crate::events::{EventReader, Item, ReadError};
 use crate::wait::{observe, Observation, Started};
 
@@ -60,26 +60,35 @@ pub async fn stream_events<F: FnMut(Item)>(
             follow,
             ..Default::default()
         };
-        let read = async {
-            let stream = api.log_stream(source.pod, &params).await.map_err(|e| {
-                ReadError::Io(std::io::Error::other(format!(
-                    "opening the log: {}",
-                    error_chain(&e)
-                )))
-            })?;
-            reader.read_from(stream, &mut deliver).await
-        };
+        // Opening the log is an API call: a refusal (RBAC, a vanished pod) is the client's
+        // error to report, not a probe that "stopped early"; a transport failure is retried
+        // like a dropped stream, and reported as the API failure it is when it persists.
+        let stream =
+            match tokio::time::timeout_at(deadline, api.log_stream(source.pod, &params)).await {
+                Err(_) => return Ok(deadline_passed(reader, reconnects)),
+                Ok(Err(e)) => {
+                    let refused = api_status(&e).is_some();
+                    let err = Error::from_kube(
+                        format!(
+                            "get pods/log in namespace \"{}\" (pod {}, container {})",
+                            source.namespace, source.pod, source.container
+                        ),
+                        e,
+                        Some(source.target),
+                    );
+                    if refused || reconnects >= MAX_RECONNECTS {
+                        return Err(err);
+                    }
+                    last_problem = format!("opening the log failed: {err}");
+                    reconnects += 1;
+                    tokio::time::sleep(RECONNECT_PAUSE).await;
+                    continue;
+                }
+                Ok(Ok(stream)) => stream,
+            };
+        let read = reader.read_from(stream, &mut deliver);
         match tokio::time::timeout_at(deadline, read).await {
-            Err(_) => {
-                return Ok(StreamOutcome {
-                    exit_code: None,
-                    ended_early: Some(format!(
-                        "the client's deadline passed while the probe was still reporting ({})",
-                        after_seq(reader)
-                    )),
-                    reconnects,
-                })
-            }
+            Err(_) => return Ok(deadline_passed(reader, reconnects)),
             Ok(Err(e @ ReadError::Protocol(_))) | Ok(Err(e @ ReadError::LineTooLong)) => {
                 return Err(Error::Stream(e.to_string()))
             }
@@ -130,6 +139,17 @@ pub async fn stream_events<F: FnMut(Item)>(
     }
 }
 
+fn deadline_passed(reader: &EventReader, reconnects: u32) -> StreamOutcome {
+    StreamOutcome {
+        exit_code: None,
+        ended_early: Some(format!(
+            "the client's deadline passed while the probe was still reporting ({})",
+            after_seq(reader)
+        )),
+        reconnects,
+    }
+}
+
 fn after_seq(reader: &EventReader) -> String {
     match reader.last_seq() {
         Some(s) => format!("last event seq {s}"),
@@ -169,7 +189,7 @@ async fn container_status(api: &Api<Pod>, source: &LogSource<'_>) -> Result<Opti
     let pod = api
         .get(source.pod)
         .await
-        .map_err(|e| Error::from_kube(format!("get pod {}", source.pod), e, source.target))?;
+        .map_err(|e| Error::from_kube(format!("get pod {}", source.pod), e, Some(source.target)))?;
     Ok(match observe(&pod, source.container) {
         Observation::Started(s) => Some(s),
         _ => None,

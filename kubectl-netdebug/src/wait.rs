@@ -145,7 +145,7 @@ async fn watch_until_started(
         let stream = api
             .watch(&params, &version)
             .await
-            .map_err(|e| Error::from_kube(format!("watch pod {}", what.pod), e, target))?;
+            .map_err(|e| Error::from_kube(format!("watch pod {}", what.pod), e, Some(target)))?;
         let mut stream = stream.boxed();
         let mut resync = false;
         loop {
@@ -180,7 +180,7 @@ async fn watch_until_started(
                 }
                 WatchEvent::Error(status) => {
                     return Err(Error::Api {
-                        what: format!("watch pod {}", what.pod),
+                        call: format!("watch pod {}", what.pod),
                         detail: format!("{} ({})", status.message, status.code),
                     })
                 }
@@ -196,7 +196,7 @@ async fn watch_until_started(
             let pod = api
                 .get(what.pod)
                 .await
-                .map_err(|e| Error::from_kube(format!("get pod {}", what.pod), e, target))?;
+                .map_err(|e| Error::from_kube(format!("get pod {}", what.pod), e, Some(target)))?;
             version = pod.metadata.resource_version.clone().unwrap_or_default();
             if let Some(done) = decide(&pod, what, spinner)? {
                 return Ok(done);

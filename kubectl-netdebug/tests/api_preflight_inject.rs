@@ -150,7 +150,7 @@ async fn rbac_reviews_name_what_is_missing() {
             "watch /pods",
         ]
     );
-    assert!(matches!(err, Error::RbacDenied(_)));
+    assert!(matches!(err, Error::PermissionsMissing(_)));
     assert_eq!(
         err.to_string(),
         "RBAC: you may not patch pods/ephemeralcontainers (to inject the probe as an ephemeral \

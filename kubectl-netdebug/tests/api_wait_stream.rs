@@ -328,3 +328,39 @@ async fn unknown_major_in_the_log_is_an_error() {
     );
     scenario.await.unwrap();
 }
+
+/// Regression: a refused log request (RBAC) was retried as a dropped stream and ended as
+/// "probe stopped early", an inconclusive verdict; it is the client's error, naming the call.
+#[tokio::test]
+async fn log_stream_forbidden_is_a_client_error_not_probe_stopped_early() {
+    let (client, mut api) = mock_client();
+    let scenario = tokio::spawn(async move {
+        let call = api.next().await;
+        log_request(&call, true);
+        call.reply_status(
+            403,
+            "Forbidden",
+            "pods \"web\" is forbidden: User \"dev\" cannot get resource \"pods/log\" in the namespace \"shop\"",
+        );
+    });
+    let t = target();
+    let mut reader = EventReader::new();
+    let err = stream_events(
+        &source(&client, &t),
+        &mut reader,
+        Instant::now() + Duration::from_secs(20),
+        |_| {},
+    )
+    .await
+    .unwrap_err();
+    scenario.await.unwrap();
+    assert!(matches!(err, Error::RbacDenied { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with(
+            "RBAC denied: cannot get pods/log in namespace \"shop\" (pod web, container "
+        ),
+        "{text}"
+    );
+    assert!(text.contains("cannot get resource \"pods/log\""), "{text}");
+}

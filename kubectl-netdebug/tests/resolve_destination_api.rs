@@ -4,8 +4,9 @@
 mod resolve_mock;
 
 mod resolve_destination {
+    use kubectl_netdebug::error::Error;
     use kubectl_netdebug::resolve::{
-        parse_destination, resolve_destination, ResolveError, ResolvedDestination, ResolvedSource,
+        parse_destination, resolve_destination, ResolvedDestination, ResolvedSource,
     };
     use netdebug_verdict::kube::{DestinationInfo, KubeFinding, KubeFindingCode, Severity};
     use protocol::TargetRole;
@@ -42,7 +43,7 @@ mod resolve_destination {
         to: &str,
         src: ResolvedSource,
         script: Vec<crate::resolve_mock::Exchange>,
-    ) -> Result<ResolvedDestination, ResolveError> {
+    ) -> Result<ResolvedDestination, Error> {
         let spec = parse_destination(to).unwrap();
         scenario(script, |c| async move {
             resolve_destination(&c, "shop", &spec, &src).await

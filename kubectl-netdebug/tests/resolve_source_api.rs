@@ -3,7 +3,8 @@
 mod resolve_mock;
 
 mod resolve_source {
-    use kubectl_netdebug::resolve::{parse_source, resolve_source, ResolveError};
+    use kubectl_netdebug::error::Error;
+    use kubectl_netdebug::resolve::{parse_source, resolve_source};
     use serde_json::json;
 
     use crate::resolve_mock::{get, list, pod, scenario, status};
@@ -187,7 +188,7 @@ mod resolve_source {
         )
         .await
         .unwrap_err();
-        assert!(matches!(err, ResolveError::NotFound { kind: "pod", .. }));
+        assert!(matches!(err, Error::NotFound { kind: "pod", .. }));
         assert_eq!(
             err.to_string(),
             "pod \"nope\" not found in namespace \"shop\""

@@ -9,7 +9,8 @@ use kube::api::{Api, ListParams};
 use kube::Resource;
 use serde::de::DeserializeOwned;
 
-use super::error::{is_not_found, Call, ResolveError};
+use super::error::{is_not_found, Call};
+use crate::error::Error;
 
 /// GET a namespaced object. On 404, a GET of the namespace tells whether the namespace or
 /// the object is missing (kubectl says only the latter; the former is the usual typo).
@@ -19,7 +20,7 @@ pub async fn get<K>(
     name: &str,
     resource: &'static str,
     kind: &'static str,
-) -> Result<K, ResolveError>
+) -> Result<K, Error>
 where
     K: Resource<Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
     K::DynamicType: Default,
@@ -37,12 +38,12 @@ async fn not_found(
     namespace: &str,
     name: &str,
     kind: &'static str,
-) -> ResolveError {
+) -> Error {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     match namespaces.get(namespace).await {
-        Err(e) if is_not_found(&e) => ResolveError::NamespaceNotFound(namespace.to_string()),
+        Err(e) if is_not_found(&e) => Error::NamespaceNotFound(namespace.to_string()),
         // Present, or not ours to read: the object itself is what is missing.
-        _ => ResolveError::NotFound {
+        _ => Error::NotFound {
             kind,
             name: name.to_string(),
             namespace: namespace.to_string(),
@@ -56,7 +57,7 @@ pub async fn list<K>(
     namespace: &str,
     label_selector: Option<&str>,
     resource: &'static str,
-) -> Result<Vec<K>, ResolveError>
+) -> Result<Vec<K>, Error>
 where
     K: Resource<Scope = NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
     K::DynamicType: Default,

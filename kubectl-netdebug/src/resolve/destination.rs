@@ -7,10 +7,10 @@ use netdebug_verdict::kube::{
 };
 use protocol::{Target, TargetRole};
 
-use super::error::ResolveError;
 use super::policy::{self, DestinationAddress, DestinationPod};
 use super::spec::DestSpec;
 use super::{api, pods, service, ResolvedSource};
+use crate::error::Error;
 
 /// What `--to` resolved to.
 #[derive(Debug, Clone)]
@@ -31,7 +31,7 @@ pub async fn resolve_destination(
     default_namespace: &str,
     spec: &DestSpec,
     source: &ResolvedSource,
-) -> Result<ResolvedDestination, ResolveError> {
+) -> Result<ResolvedDestination, Error> {
     match spec {
         DestSpec::Service {
             name,
@@ -66,10 +66,10 @@ async fn resolve_pod(
     name: &str,
     port: Option<u16>,
     source: &ResolvedSource,
-) -> Result<ResolvedDestination, ResolveError> {
+) -> Result<ResolvedDestination, Error> {
     let pod: Pod = api::get(client, ns, name, "pods", "pod").await?;
     if !pods::is_running(&pod) {
-        return Err(ResolveError::PodNotRunning {
+        return Err(Error::PodNotRunning {
             namespace: ns.to_string(),
             pod: name.to_string(),
             phase: pods::phase(&pod).to_string(),
@@ -77,7 +77,7 @@ async fn resolve_pod(
         });
     }
     let ip = pods::ip(&pod)
-        .ok_or_else(|| ResolveError::PodWithoutIp {
+        .ok_or_else(|| Error::PodWithoutIp {
             namespace: ns.to_string(),
             pod: name.to_string(),
             phase: pods::phase(&pod).to_string(),

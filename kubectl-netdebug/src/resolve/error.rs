@@ -1,81 +1,7 @@
-//! Resolution errors: each a complete one-line sentence naming the object, the namespace and
-//! what to do about it. API failures keep the verb and resource of the call that failed.
+//! The API calls resolution makes, named the way RBAC names them, so a failure (an
+//! [`Error`] from the one classifier, [`Error::from_kube`]) says exactly what was attempted.
 
-use crate::error::error_chain;
-
-/// Why SOURCE or DEST could not be turned into something to probe.
-#[derive(Debug, thiserror::Error)]
-pub enum ResolveError {
-    #[error("invalid SOURCE `{input}`: {reason}")]
-    InvalidSource { input: String, reason: String },
-    #[error("invalid --to `{input}`: {reason}")]
-    InvalidDestination { input: String, reason: String },
-    /// `kind` is the API resource in kubectl's words: `pod`, `service`, `deployment`...
-    #[error("{kind} \"{name}\" not found in namespace \"{namespace}\"")]
-    NotFound {
-        kind: &'static str,
-        name: String,
-        namespace: String,
-    },
-    #[error("namespace \"{0}\" not found")]
-    NamespaceNotFound(String),
-    #[error("service \"{service}\" in namespace \"{namespace}\" has no port {asked} (its ports: {available})")]
-    PortNotFound {
-        service: String,
-        namespace: String,
-        asked: String,
-        available: String,
-    },
-    #[error("container \"{container}\" not found in pod \"{pod}\" (containers: {available})")]
-    ContainerNotFound {
-        pod: String,
-        container: String,
-        available: String,
-    },
-    #[error("pod \"{pod}\" in namespace \"{namespace}\" is not running (phase {phase}{reason})")]
-    PodNotRunning {
-        namespace: String,
-        pod: String,
-        phase: String,
-        /// Already formatted as `, reason X: message`, or empty.
-        reason: String,
-    },
-    #[error("pod \"{pod}\" in namespace \"{namespace}\" has no IP address yet (phase {phase})")]
-    PodWithoutIp {
-        namespace: String,
-        pod: String,
-        phase: String,
-    },
-    #[error("{workload} in namespace \"{namespace}\" has no Ready, Running pod: {detail}")]
-    NoReadyPod {
-        workload: String,
-        namespace: String,
-        detail: String,
-    },
-    #[error("{workload} in namespace \"{namespace}\" has no usable pod selector: {detail}")]
-    BadSelector {
-        workload: String,
-        namespace: String,
-        detail: String,
-    },
-    /// HTTP 403 from the API server.
-    #[error("RBAC denied: cannot {verb} {resource} {scope} (the server said: {message})")]
-    RbacDenied {
-        verb: &'static str,
-        resource: &'static str,
-        /// `in namespace "shop"` or `"shop"` (cluster-scoped objects).
-        scope: String,
-        message: String,
-    },
-    /// Any other API or transport failure, with the call that failed.
-    #[error("cannot {verb} {resource} {scope}: {detail}")]
-    Api {
-        verb: &'static str,
-        resource: &'static str,
-        scope: String,
-        detail: String,
-    },
-}
+use crate::error::Error;
 
 /// One API call, named the way RBAC names it, so a failure says exactly what was attempted.
 #[derive(Debug, Clone, Copy)]
@@ -118,27 +44,14 @@ impl<'a> Call<'a> {
 
     /// Classify a kube error of this call. 404 is not handled here: what "not found" means
     /// depends on the caller (the object or its namespace), see `not_found_or`.
-    pub fn error(&self, err: kube::Error) -> ResolveError {
-        match err {
-            kube::Error::Api(status) if status.code == 403 => ResolveError::RbacDenied {
-                verb: self.verb,
-                resource: self.resource,
-                scope: self.scope(),
-                message: status.message.clone(),
-            },
-            kube::Error::Api(status) => ResolveError::Api {
-                verb: self.verb,
-                resource: self.resource,
-                scope: self.scope(),
-                detail: format!("{} ({} {})", status.message, status.code, status.reason),
-            },
-            other => ResolveError::Api {
-                verb: self.verb,
-                resource: self.resource,
-                scope: self.scope(),
-                detail: error_chain(&other),
-            },
-        }
+    pub fn error(&self, err: kube::Error) -> Error {
+        Error::from_kube(self, err, None)
+    }
+}
+
+impl std::fmt::Display for Call<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} {}", self.verb, self.resource, self.scope())
     }
 }
 

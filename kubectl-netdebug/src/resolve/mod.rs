@@ -17,7 +17,6 @@ mod source;
 mod spec;
 
 pub use destination::{resolve_destination, ResolvedDestination};
-pub use error::ResolveError;
 pub use source::{choose_container, resolve_source, ResolvedSource, DEFAULT_CONTAINER_ANNOTATION};
 pub use spec::{parse_destination, parse_source, DestSpec, PortRef, SourceKind, SourceSpec};
 

@@ -7,9 +7,9 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use netdebug_verdict::kube::SourceInfo;
 
-use super::error::ResolveError;
 use super::spec::{SourceKind, SourceSpec};
 use super::{api, labels, pods};
+use crate::error::Error;
 
 /// The source pod, what the verdict says about it, and the container to target.
 #[derive(Debug, Clone)]
@@ -29,7 +29,7 @@ pub async fn resolve_source(
     namespace: &str,
     spec: &SourceSpec,
     container: Option<&str>,
-) -> Result<ResolvedSource, ResolveError> {
+) -> Result<ResolvedSource, Error> {
     let (pod, picked_from) = match spec.kind {
         SourceKind::Pod => (
             api::get::<Pod>(client, namespace, &spec.name, "pods", "pod").await?,
@@ -67,7 +67,7 @@ async fn workload_selector(
     namespace: &str,
     kind: SourceKind,
     name: &str,
-) -> Result<Option<LabelSelector>, ResolveError> {
+) -> Result<Option<LabelSelector>, Error> {
     let singular = kind.singular();
     Ok(match kind {
         SourceKind::Deployment => {
@@ -110,9 +110,9 @@ async fn pick_pod(
     namespace: &str,
     spec: &SourceSpec,
     selector: &Option<LabelSelector>,
-) -> Result<Pod, ResolveError> {
+) -> Result<Pod, Error> {
     let workload = spec.to_string();
-    let bad_selector = |detail: String| ResolveError::BadSelector {
+    let bad_selector = |detail: String| Error::BadSelector {
         workload: workload.clone(),
         namespace: namespace.to_string(),
         detail,
@@ -167,7 +167,7 @@ async fn pick_pod(
             }
         )
     };
-    Err(ResolveError::NoReadyPod {
+    Err(Error::NoReadyPod {
         workload,
         namespace: namespace.to_string(),
         detail,
@@ -176,13 +176,13 @@ async fn pick_pod(
 
 /// `--container` when given (it must exist), else kubectl's default-container annotation
 /// when it names a container, else the first container.
-pub fn choose_container(pod: &Pod, asked: Option<&str>) -> Result<String, ResolveError> {
+pub fn choose_container(pod: &Pod, asked: Option<&str>) -> Result<String, Error> {
     let names = pods::container_names(pod);
     if let Some(asked) = asked {
         if names.contains(&asked) {
             return Ok(asked.to_string());
         }
-        return Err(ResolveError::ContainerNotFound {
+        return Err(Error::ContainerNotFound {
             pod: pods::name(pod).to_string(),
             container: asked.to_string(),
             available: if names.is_empty() {
@@ -200,7 +200,7 @@ pub fn choose_container(pod: &Pod, asked: Option<&str>) -> Result<String, Resolv
         .filter(|c| names.contains(&c.as_str()));
     match annotated.map(String::as_str).or(names.first().copied()) {
         Some(c) => Ok(c.to_string()),
-        None => Err(ResolveError::ContainerNotFound {
+        None => Err(Error::ContainerNotFound {
             pod: pods::name(pod).to_string(),
             container: "(any)".to_string(),
             available: "none".to_string(),

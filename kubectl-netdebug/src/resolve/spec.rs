@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 
-use super::error::ResolveError;
+use crate::error::Error;
 
 /// The kinds of object a source pod can be picked from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,8 +108,8 @@ const DEST_FORMS: &str =
 
 /// Parse SOURCE: `pod/NAME` (`po/`, `pods/`), `deploy/NAME`, `sts/`, `ds/`, `rs/`, `job/`
 /// (singular and plural long forms too), or a bare pod name.
-pub fn parse_source(s: &str) -> Result<SourceSpec, ResolveError> {
-    let bad = |reason: String| ResolveError::InvalidSource {
+pub fn parse_source(s: &str) -> Result<SourceSpec, Error> {
+    let bad = |reason: String| Error::InvalidSource {
         input: s.to_string(),
         reason,
     };
@@ -145,8 +145,8 @@ pub fn parse_source(s: &str) -> Result<SourceSpec, ResolveError> {
 
 /// Parse `--to`: `svc/NAME[.NS][:port|:portname]` (`service/`, `services/`),
 /// `pod/NAME[.NS][:port]` (`po/`, `pods/`), `IP:port`, `[v6]:port`, `host:port`.
-pub fn parse_destination(s: &str) -> Result<DestSpec, ResolveError> {
-    let bad = |reason: String| ResolveError::InvalidDestination {
+pub fn parse_destination(s: &str) -> Result<DestSpec, Error> {
+    let bad = |reason: String| Error::InvalidDestination {
         input: s.to_string(),
         reason,
     };

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Pod;
 use netdebug_verdict::kube::{KubeFinding, KubeFindingCode, Severity};
 
 use super::endpoints::Endpoint;
-use crate::resolve::error::ResolveError;
+use crate::error::Error;
 use crate::resolve::labels::{self, Labels};
 use crate::resolve::{api, pods};
 
@@ -22,7 +22,7 @@ pub(super) async fn selector_findings(
     selector: &Labels,
     selected_pods: &[Pod],
     endpoints: &[Endpoint],
-) -> Result<Vec<KubeFinding>, ResolveError> {
+) -> Result<Vec<KubeFinding>, Error> {
     let object = format!("svc/{name}");
     let mut findings = Vec::new();
     // Selector and endpoints.

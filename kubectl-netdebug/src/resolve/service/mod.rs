@@ -22,10 +22,10 @@ use ports::{
     describe_resolved_port, resolve_on_pod, select_ports, target_port_finding, PortUnderTest,
 };
 
-use super::error::ResolveError;
 use super::policy::{self, DestinationAddress, DestinationPod};
 use super::spec::PortRef;
 use super::{api, labels, pods, ResolvedDestination, ResolvedSource, CLUSTER_DOMAIN};
+use crate::error::Error;
 
 /// Pods fetched one by one for a selector-less Service's endpoints, at most.
 const MAX_ENDPOINT_POD_GETS: usize = 10;
@@ -37,7 +37,7 @@ pub(crate) async fn resolve(
     namespace: Option<&str>,
     asked: Option<&PortRef>,
     source: &ResolvedSource,
-) -> Result<ResolvedDestination, ResolveError> {
+) -> Result<ResolvedDestination, Error> {
     let ns = namespace.unwrap_or(default_namespace);
     let svc: Service = api::get(client, ns, name, "services", "service").await?;
     let spec = svc.spec.clone().unwrap_or_default();

@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use netdebug_verdict::kube::{KubeFinding, KubeFindingCode, ServicePortInfo, Severity};
 
 use super::endpoints::Endpoint;
-use crate::resolve::error::ResolveError;
+use crate::error::Error;
 use crate::resolve::pods;
 use crate::resolve::spec::PortRef;
 
@@ -78,7 +78,7 @@ pub(super) fn select_ports(
     namespace: &str,
     ports: &[ServicePort],
     asked: Option<&PortRef>,
-) -> Result<Vec<PortUnderTest>, ResolveError> {
+) -> Result<Vec<PortUnderTest>, Error> {
     let all: Vec<PortUnderTest> = ports
         .iter()
         .filter_map(PortUnderTest::from_service_port)
@@ -106,7 +106,7 @@ pub(super) fn select_ports(
             target: IntOrString::Int(i32::from(*n)),
         }]);
     }
-    Err(ResolveError::PortNotFound {
+    Err(Error::PortNotFound {
         service: svc_name.to_string(),
         namespace: namespace.to_string(),
         asked: asked.to_string(),
