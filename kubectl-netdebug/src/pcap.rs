@@ -1,6 +1,13 @@
 //! Writing the capture's `pcap_chunk` events to a file (or stdout for `-w -`), in order.
+//!
+//! The events arrive on the async runtime (the log stream's callback); the writes happen on a
+//! thread of their own, fed through a channel, so a slow disk or a stdout pipe nobody drains
+//! never stalls the runtime that reads the stream and keeps the deadline. The file is created
+//! up front, before anything is injected, so a bad path fails the run at once.
 
 use std::io::Write;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 
 use base64::Engine;
 
@@ -8,7 +15,9 @@ use crate::error::{Error, Result};
 
 pub struct PcapWriter {
     path: String,
-    out: Box<dyn Write + Send>,
+    /// Decoded chunks for the writer thread; closed by `finish`.
+    chunks: Option<mpsc::Sender<Vec<u8>>>,
+    writer: Option<JoinHandle<std::io::Result<()>>>,
     next_index: u32,
     packets: u64,
 }
@@ -24,9 +33,16 @@ impl PcapWriter {
                     .map_err(|e| Error::Output(format!("cannot create pcap file {path}: {e}")))?,
             ))
         };
+        // Unbounded: the capture itself is bounded (packets, bytes, duration), so is this.
+        let (chunks, received) = mpsc::channel::<Vec<u8>>();
+        let writer = std::thread::Builder::new()
+            .name("pcap-writer".into())
+            .spawn(move || write_all(out, received))
+            .map_err(|e| Error::Output(format!("cannot start the pcap writer: {e}")))?;
         Ok(PcapWriter {
             path: path.to_string(),
-            out,
+            chunks: Some(chunks),
+            writer: Some(writer),
             next_index: 0,
             packets: 0,
         })
@@ -38,6 +54,7 @@ impl PcapWriter {
 
     /// Append one chunk. Chunks must come in index order (the reader already guarantees stream
     /// order); a chunk out of order means lost data and is refused rather than written wrongly.
+    /// Never blocks: the bytes go to the writer thread.
     pub fn write_chunk(&mut self, chunk: &protocol::PcapChunk) -> Result<()> {
         if chunk.index != self.next_index {
             return Err(Error::Output(format!(
@@ -48,33 +65,59 @@ impl PcapWriter {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(chunk.data.as_bytes())
             .map_err(|e| Error::Output(format!("pcap chunk {} is not base64: {e}", chunk.index)))?;
-        self.out
-            .write_all(&bytes)
-            .map_err(|e| Error::Output(format!("writing {}: {e}", self.path)))?;
+        let sent = self.chunks.as_ref().map(|c| c.send(bytes));
+        if !matches!(sent, Some(Ok(()))) {
+            // The thread is gone: it stopped on a write error, which `finish` reports.
+            return self.finish_writer().map(|_| ());
+        }
         self.next_index += 1;
         self.packets += u64::from(chunk.packets);
         Ok(())
     }
 
+    /// Close the channel and wait for the thread's last write and flush.
+    fn finish_writer(&mut self) -> Result<()> {
+        drop(self.chunks.take());
+        let Some(writer) = self.writer.take() else {
+            return Ok(());
+        };
+        match writer.join() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::Output(format!("writing {}: {e}", self.path))),
+            Err(_) => Err(Error::Output(format!(
+                "the writer of {} panicked",
+                self.path
+            ))),
+        }
+    }
+
     /// Flush and describe the file. With no chunk received (capture skipped or failed) there is
     /// no pcap to offer: the empty file is removed (a 0-byte file is not a valid pcap) and
-    /// `None` returned.
+    /// `None` returned. Called once the stream has ended; waits for the last write.
     pub fn finish(mut self) -> Result<Option<verdict::PcapInfo>> {
-        self.out
-            .flush()
-            .map_err(|e| Error::Output(format!("writing {}: {e}", self.path)))?;
+        self.finish_writer()?;
         if self.next_index == 0 {
             if self.path != "-" {
-                drop(self.out);
                 let _ = std::fs::remove_file(&self.path);
             }
             return Ok(None);
         }
         Ok(Some(verdict::PcapInfo {
-            path: self.path,
+            path: std::mem::take(&mut self.path),
             packets: self.packets,
         }))
     }
+}
+
+/// The writer thread: every chunk in order, then a flush.
+fn write_all(
+    mut out: Box<dyn Write + Send>,
+    chunks: mpsc::Receiver<Vec<u8>>,
+) -> std::io::Result<()> {
+    for bytes in chunks {
+        out.write_all(&bytes)?;
+    }
+    out.flush()
 }
 
 #[cfg(test)]
