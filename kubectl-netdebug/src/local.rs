@@ -117,7 +117,7 @@ mod imp {
 
     use super::*;
     use crate::events::{EventReader, ReadError};
-    use crate::output::Session;
+    use crate::output::{probe_refused, ProbeEnd, Session};
     use crate::plan::{build_plan, check_limits, parse_host_port, PlanOptions, Site};
 
     /// Time the probe gets beyond its own deadline to write `done` and exit.
@@ -208,6 +208,7 @@ mod imp {
             .trim()
             .to_string();
 
+        let mut ended_early = None;
         if !reader.saw_done() {
             let code = status.and_then(|s| s.code());
             // Exit 2 before any event: the probe refused to run (bad netns, no permission to
@@ -215,10 +216,8 @@ mod imp {
             if code == Some(2) && reader.last_seq().is_none() {
                 return Err(Error::Local(if last_stderr.is_empty() {
                     format!("{} failed (exit code 2) without a message", probe.display())
-                } else if last_stderr.starts_with(PROBE_BINARY) {
-                    last_stderr
                 } else {
-                    format!("{PROBE_BINARY}: {last_stderr}")
+                    probe_refused(&last_stderr)
                 }));
             }
             let how = if timed_out || status.is_none() {
@@ -232,24 +231,16 @@ mod imp {
                     None => "the probe was killed by a signal before finishing".into(),
                 }
             };
-            let mut reason = how;
-            if !last_stderr.is_empty() {
-                reason.push_str(&format!(": {last_stderr}"));
-            }
-            session.end_early(reason);
-        } else if let Some(code) = status.and_then(|s| s.code()).filter(|c| *c != 0) {
-            session.warn(format!(
-                "the probe finished its run but exited with code {code}{}",
-                if last_stderr.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {last_stderr}")
-                }
-            ));
+            ended_early = Some(how);
         }
-        for m in reader.malformed().to_vec() {
-            session.warn(format!("the probe sent a malformed event: {m}"));
-        }
+        session.record_end(
+            ProbeEnd {
+                ended_early,
+                exit_code: status.and_then(|s| s.code()),
+                last_words: (!last_stderr.is_empty()).then_some(last_stderr),
+            },
+            &reader,
+        );
         session.finish()
     }
 

@@ -8,8 +8,32 @@ use verdict::{Inputs, Renderer, Title};
 
 use crate::cli::{OutputArgs, OutputFormat};
 use crate::error::{Error, Result};
-use crate::events::Item;
+use crate::events::{EventReader, Item};
+use crate::local::PROBE_BINARY;
 use crate::pcap::PcapWriter;
+
+/// How the probe's run ended, as the cluster path (container status, log) or the local path
+/// (child process) learned it.
+#[derive(Debug, Default)]
+pub struct ProbeEnd {
+    /// None when `done` arrived; otherwise why the stream ended early.
+    pub ended_early: Option<String>,
+    pub exit_code: Option<i32>,
+    /// The probe's last words outside the protocol (its stderr locally; a non-protocol line of
+    /// the container log in a pod).
+    pub last_words: Option<String>,
+}
+
+/// The error for a probe that refused to run before its first event (bad plan, no
+/// permission to enter the namespace): its own words, prefixed with its name once.
+pub fn probe_refused(words: &str) -> String {
+    let words = words.trim();
+    if words.starts_with(PROBE_BINARY) {
+        words.to_string()
+    } else {
+        format!("{PROBE_BINARY}: {words}")
+    }
+}
 
 pub struct Session {
     inputs: Inputs,
@@ -102,6 +126,29 @@ impl Session {
     /// Something about the run the verdict should say (not worth a warning now).
     pub fn note(&mut self, message: String) {
         self.inputs.client_notes.push(message);
+    }
+
+    /// How the probe's run ended, the same way for a pod and for `local`: a stream cut short,
+    /// a complete run that still exited non-zero, and any malformed events on the way.
+    pub fn record_end(&mut self, end: ProbeEnd, reader: &EventReader) {
+        let words = end
+            .last_words
+            .as_deref()
+            .map(|w| format!("; its last output: {w}"))
+            .unwrap_or_default();
+        match end.ended_early {
+            Some(reason) => self.end_early(format!("{reason}{words}")),
+            None => {
+                if let Some(code) = end.exit_code.filter(|c| *c != 0) {
+                    self.warn(format!(
+                        "the probe finished its run but exited with code {code}{words}"
+                    ));
+                }
+            }
+        }
+        for m in reader.malformed().to_vec() {
+            self.warn(format!("the probe sent a malformed event: {m}"));
+        }
     }
 
     /// The stream ended without `done`, for this reason.

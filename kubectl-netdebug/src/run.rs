@@ -10,8 +10,7 @@ use crate::connect::{connect, Cluster};
 use crate::error::{Error, Result};
 use crate::events::EventReader;
 use crate::inject::{inject, random_container_name, ProbeContainer};
-use crate::local::PROBE_BINARY;
-use crate::output::Session;
+use crate::output::{probe_refused, ProbeEnd, Session};
 use crate::plan::{build_plan, check_limits, probe_deadline, PlanOptions, Site};
 use crate::resolve;
 use crate::stream::{stream_events, LogSource};
@@ -218,12 +217,7 @@ async fn run_until(
         // The probe refused to run at all; its last words are the termination message.
         if let Some(m) = message.as_deref().and_then(|m| m.lines().last()) {
             if !m.contains("\"v\"") {
-                let m = m.trim();
-                return Err(Error::Stream(if m.starts_with(PROBE_BINARY) {
-                    m.to_string()
-                } else {
-                    format!("{PROBE_BINARY}: {m}")
-                }));
+                return Err(Error::Stream(probe_refused(m)));
             }
         }
     }
@@ -240,20 +234,14 @@ async fn run_until(
         session.accept(item)
     })
     .await?;
-    if let Some(reason) = &outcome.ended_early {
-        let mut reason = reason.clone();
-        if let Some(line) = reader.other_lines().last() {
-            reason.push_str(&format!("; its last output: {line}"));
-        }
-        session.end_early(reason);
-    } else if let Some(code) = outcome.exit_code.filter(|c| *c != 0) {
-        session.warn(format!(
-            "the probe finished its run but exited with code {code}"
-        ));
-    }
-    for m in reader.malformed().to_vec() {
-        session.warn(format!("the probe sent a malformed event: {m}"));
-    }
+    session.record_end(
+        ProbeEnd {
+            last_words: reader.other_lines().last().cloned(),
+            ended_early: outcome.ended_early.clone(),
+            exit_code: outcome.exit_code,
+        },
+        &reader,
+    );
     if outcome.reconnects > 0 {
         session.note(format!(
             "the log stream was resumed {} time(s); {} repeated event(s) skipped",
