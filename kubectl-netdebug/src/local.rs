@@ -135,6 +135,7 @@ mod imp {
             capture: args.capture.clone(),
             write_pcap: args.write.is_some(),
             mtu: args.mtu,
+            sockets: args.sockets,
             deadline: args.timeout,
         };
         check_limits(&options, args.timeout, Site::Local).map_err(Error::Local)?;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use protocol::{CapturePlan, MtuPlan, Plan, Target, TargetRole};
+use protocol::{CapturePlan, CheckKind, MtuPlan, Plan, Target, TargetRole};
 
 use crate::cli::CaptureArgs;
 
@@ -23,8 +23,20 @@ pub struct PlanOptions {
     /// Ask for pcap chunks (only when they will be written: `-w`).
     pub write_pcap: bool,
     pub mtu: bool,
+    /// `--sockets`: the socket-table report. Alone (no destination, no names) it asks for the
+    /// checks about the pod's own stack only.
+    pub sockets: bool,
     pub deadline: Duration,
 }
+
+/// What `--sockets` alone runs: the namespace's own state, no traffic of the probe's.
+const STACK_CHECKS: [CheckKind; 5] = [
+    CheckKind::Links,
+    CheckKind::Sockets,
+    CheckKind::Counters,
+    CheckKind::Conntrack,
+    CheckKind::Sysctls,
+];
 
 pub fn build_plan(targets: Vec<Target>, options: &PlanOptions) -> Plan {
     let mut plan = Plan::new(targets);
@@ -70,6 +82,12 @@ pub fn build_plan(targets: Vec<Target>, options: &PlanOptions) -> Plan {
     }
     if options.mtu {
         plan.mtu = Some(MtuPlan::default());
+    }
+    if options.sockets && plan.targets.is_empty() && plan.dns.names.is_empty() {
+        plan.checks = STACK_CHECKS.iter().map(|&c| c.into()).collect();
+        if plan.capture.is_some() {
+            plan.checks.push(CheckKind::Capture.into());
+        }
     }
     plan
 }
@@ -239,6 +257,7 @@ mod tests {
                 },
                 write_pcap: false,
                 mtu: true,
+                sockets: false,
                 deadline: Duration::from_secs(6),
             },
         );
@@ -272,5 +291,30 @@ mod tests {
             probe_deadline(Duration::from_millis(500)),
             Duration::from_secs(1)
         );
+    }
+
+    /// Regression: `--sockets` was parsed and never read; alone it now asks for the checks
+    /// about the pod's own stack, with a destination it leaves the default set alone.
+    #[test]
+    fn sockets_flag_alone_runs_the_stack_checks() {
+        let options = PlanOptions {
+            sockets: true,
+            deadline: Duration::from_secs(10),
+            ..PlanOptions::default()
+        };
+        let plan = build_plan(Vec::new(), &options);
+        plan.validate().unwrap();
+        assert_eq!(plan.effective_checks(), {
+            let mut c = STACK_CHECKS.to_vec();
+            c.sort();
+            c
+        });
+        assert!(!plan.effective_checks().contains(&CheckKind::Tcp));
+        let with_target = build_plan(vec![parse_host_port("10.0.0.1:80").unwrap()], &options);
+        assert!(
+            with_target.checks.is_empty(),
+            "the default set for a destination"
+        );
+        assert!(with_target.effective_checks().contains(&CheckKind::Sockets));
     }
 }

@@ -64,6 +64,7 @@ fn plan_options(args: &RunArgs, dns_names: Vec<String>) -> PlanOptions {
         capture: args.capture.clone(),
         write_pcap: args.write.is_some(),
         mtu: args.mtu,
+        sockets: args.sockets,
         deadline: probe_deadline(args.timeout),
     }
 }
