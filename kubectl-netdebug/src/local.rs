@@ -58,11 +58,11 @@ pub fn source_label(args: &LocalArgs) -> String {
 }
 
 /// Where the probe looks from, for the verdict's next steps.
-pub fn vantage(args: &LocalArgs) -> verdict::Vantage {
+pub fn origin(args: &LocalArgs) -> verdict::Origin {
     match (&args.netns, args.pid) {
-        (Some(name), _) => verdict::Vantage::Netns { name: name.clone() },
-        (None, Some(pid)) => verdict::Vantage::Pid { pid },
-        _ => verdict::Vantage::Host,
+        (Some(name), _) => verdict::Origin::LocalNetns { name: name.clone() },
+        (None, Some(pid)) => verdict::Origin::LocalPid { pid },
+        _ => verdict::Origin::Local,
     }
 }
 
@@ -151,7 +151,7 @@ mod imp {
             source: source_label(&args),
             destination: destination_label(&args),
             namespace: None,
-            vantage: vantage(&args),
+            origin: Some(origin(&args)),
         };
         let mut session = Session::new(
             &args.output,

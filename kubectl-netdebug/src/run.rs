@@ -174,7 +174,10 @@ async fn run_until(
             .clone()
             .or_else(|| (!args.dns.is_empty()).then(|| format!("dns {}", args.dns.join(", ")))),
         namespace: Some(pod_namespace.clone()),
-        vantage: verdict::Vantage::Pod,
+        origin: Some(verdict::Origin::Pod {
+            namespace: pod_namespace.clone(),
+            name: pod_name.clone(),
+        }),
     };
     let mut session = Session::new(&args.output, title, kube, args.write.as_deref())?;
     let chatty = args.output.format == OutputFormat::Text && std::io::stderr().is_terminal();

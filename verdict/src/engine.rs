@@ -1,68 +1,62 @@
 //! `evaluate`: run the rules in layer order and turn their report into a verdict.
 
-use protocol::{DnsLookupEvidence, MtuEvidence, RouteEvidence, TcpEvidence, TcpOutcome};
+use protocol::CheckKind;
 
+use crate::checks::{capture, conntrack, counters, dns, links, mtu, route, sockets, tcp};
 use crate::facts::Facts;
-use crate::model::{Inputs, Layer, Mark, RuleCode, Severity, Status, Vantage, Verdict};
-use crate::rules::{self, Report};
+use crate::model::{
+    EvidenceLine, Finding, Inputs, Layer, Mark, RuleCode, Severity, Status, Verdict,
+};
+use crate::report::Report;
+use crate::rules::{kube, probe};
+
+/// A rule: reads the facts, adds to the report.
+type Rule = fn(&Facts, &mut Report);
+
+/// Every rule, in the order they run: layer by layer (DNS, Service, Network, Transport,
+/// Policy, Path, State), so a later rule sees what an earlier one explained. Within a layer
+/// the order decides which of two rules claims a target, and the order of proven lines.
+const RULES: &[Rule] = &[
+    dns::apply,
+    kube::service,
+    route::apply,
+    links::apply,
+    tcp::apply,
+    sockets::time_wait,
+    sockets::close_wait,
+    counters::listen_queue,
+    counters::retransmissions,
+    sockets::health,
+    counters::health,
+    capture::apply,
+    kube::policy,
+    mtu::apply,
+    conntrack::apply,
+];
 
 /// Judge all evidence. Pure: the same inputs always give the same verdict.
 pub fn evaluate(inputs: &Inputs) -> Verdict {
     let facts = Facts::gather(inputs);
     let mut report = Report::default();
 
-    rules::probe::stopped_early(inputs, &facts, &mut report);
-    rules::dns::apply(&facts, &mut report);
-    rules::service::apply(&facts, &mut report);
-    rules::network::apply(&facts, &mut report);
-    rules::transport::apply(&facts, &mut report);
-    rules::policy::apply(&facts, &mut report);
-    rules::path::apply(&facts, &mut report);
-    rules::state::apply(&facts, &mut report);
-    let unchecked = rules::probe::check_failures(&facts, &mut report);
-
-    // A destination was asked about, but no check said anything about it: a healthy
-    // verdict would rest on nothing (e.g. the DNS check ended without a lookup).
-    let about_destination = facts.has::<TcpEvidence>()
-        || facts.has::<DnsLookupEvidence>()
-        || facts.has::<RouteEvidence>()
-        || facts.has::<MtuEvidence>();
-    let nothing_about_destination = inputs.title.destination.is_some() && !about_destination;
-    if report.findings.is_empty() && (report.proven.is_empty() || nothing_about_destination) {
-        let why = if nothing_about_destination {
-            "the probe produced no evidence about the destination (no DNS lookup, route or TCP \
-             result), so nothing about it is proven"
-        } else {
-            "no check produced a result that proves or disproves the path"
-        };
-        report
-            .finding(
-                RuleCode::NothingProven,
-                Layer::Probe,
-                Severity::Inconclusive,
-                "nothing proven",
-                why,
-            )
-            .add();
+    probe::stopped_early(inputs, &facts, &mut report);
+    for rule in RULES {
+        rule(&facts, &mut report);
     }
+    let unchecked = probe::check_failures(&facts, &mut report);
+    nothing_proven(inputs, &facts, &mut report);
 
-    // Most important first: inconclusive stream end, then failures by layer, then
-    // inconclusive checks, then warnings by layer. Rule order breaks ties (catalog order).
-    let rank = |s: Severity, rule: RuleCode| -> u8 {
-        match (s, rule) {
-            (Severity::Inconclusive, RuleCode::ProbeStoppedEarly) => 0,
-            (Severity::Failure, _) => 1,
-            (Severity::Inconclusive, _) => 2,
-            (Severity::Warning, _) => 3,
-        }
-    };
-    report
-        .findings
-        .sort_by_key(|x| (rank(x.severity, x.rule), x.layer, x.rule));
-
-    let primary = report.findings.first();
+    let Report {
+        mut findings,
+        lines,
+        proven,
+        notes,
+        ..
+    } = report;
+    sort_findings(&mut findings);
+    let primary = findings.first();
     let status = match primary.map(|p| p.severity) {
-        None => Status::Healthy,
+        None | Some(Severity::Info) => Status::Healthy,
         Some(Severity::Failure) => Status::Failed,
         Some(Severity::Inconclusive) => Status::Inconclusive,
         Some(Severity::Warning) => Status::Degraded,
@@ -74,26 +68,95 @@ pub fn evaluate(inputs: &Inputs) -> Verdict {
         Some(p) => p.headline.clone(),
         None => healthy_headline(&facts),
     };
-    let mut cause = primary.map(|p| p.cause.clone());
-    // Stopped early: say what the partial evidence already showed, without concluding.
-    if primary.is_some_and(|p| p.rule == RuleCode::ProbeStoppedEarly) {
-        if let (Some(c), Some(f)) = (
-            cause.as_mut(),
-            report
-                .findings
-                .iter()
-                .find(|x| x.severity == Severity::Failure),
-        ) {
-            c.push_str(&format!(
+    let mut rules_fired: Vec<RuleCode> = findings.iter().map(|x| x.rule).collect();
+    rules_fired.sort();
+    rules_fired.dedup();
+
+    Verdict {
+        status,
+        layer,
+        headline,
+        cause: cause(&findings),
+        evidence: evidence_block(lines),
+        proven,
+        unchecked,
+        next: next_steps(inputs, &findings, status),
+        notes: all_notes(inputs, notes),
+        findings,
+        rules_fired,
+    }
+}
+
+/// A destination was asked about, but no check said anything about it: a healthy verdict
+/// would rest on nothing (e.g. the DNS check ended without a lookup).
+fn nothing_proven(inputs: &Inputs, f: &Facts, report: &mut Report) {
+    let about_destination = [
+        CheckKind::Tcp,
+        CheckKind::Dns,
+        CheckKind::Route,
+        CheckKind::Mtu,
+    ]
+    .into_iter()
+    .any(|k| f.about_destination(k));
+    let nothing_about_destination = inputs.title.destination.is_some() && !about_destination;
+    if !report.findings.is_empty() || !(report.proven.is_empty() || nothing_about_destination) {
+        return;
+    }
+    let why = if nothing_about_destination {
+        "the probe produced no evidence about the destination (no DNS lookup, route or TCP \
+         result), so nothing about it is proven"
+    } else {
+        "no check produced a result that proves or disproves the path"
+    };
+    report
+        .finding(
+            RuleCode::NothingProven,
+            Layer::Probe,
+            Severity::Inconclusive,
+            "nothing proven",
+            why,
+        )
+        .add();
+}
+
+/// Most important first: inconclusive stream end, then failures by layer, then inconclusive
+/// checks, then warnings by layer. Rule order breaks ties (catalog order).
+fn sort_findings(findings: &mut [Finding]) {
+    let rank = |s: Severity, rule: RuleCode| -> u8 {
+        match (s, rule) {
+            (Severity::Inconclusive, RuleCode::ProbeStoppedEarly) => 0,
+            (Severity::Failure, _) => 1,
+            (Severity::Inconclusive, _) => 2,
+            (Severity::Warning, _) => 3,
+            (Severity::Info, _) => 4,
+        }
+    };
+    findings.sort_by_key(|x| (rank(x.severity, x.rule), x.layer, x.rule));
+}
+
+/// The primary finding's cause. When the probe stopped early: what the partial evidence
+/// already showed, without concluding.
+fn cause(findings: &[Finding]) -> Option<String> {
+    let primary = findings.first()?;
+    let mut cause = primary.cause.clone();
+    if primary.rule == RuleCode::ProbeStoppedEarly {
+        if let Some(f) = findings.iter().find(|x| x.severity == Severity::Failure) {
+            cause.push_str(&format!(
                 "; the partial evidence already shows {} ({})",
                 f.headline,
                 f.layer.label()
             ));
         }
     }
-    let mut next: Vec<String> = primary.map(|p| p.next.clone()).unwrap_or_default();
+    Some(cause)
+}
+
+/// One or two commands: the primary finding's, else the next finding's that has any; when
+/// healthy, how to look further.
+fn next_steps(inputs: &Inputs, findings: &[Finding], status: Status) -> Vec<String> {
+    let mut next: Vec<String> = findings.first().map(|p| p.next.clone()).unwrap_or_default();
     if next.is_empty() {
-        if let Some(second) = report.findings.iter().skip(1).find(|x| !x.next.is_empty()) {
+        if let Some(second) = findings.iter().skip(1).find(|x| !x.next.is_empty()) {
             next.extend(second.next.iter().cloned());
         }
     }
@@ -108,8 +171,11 @@ pub fn evaluate(inputs: &Inputs) -> Verdict {
         });
     }
     next.truncate(2);
+    next
+}
 
-    let mut notes = report.notes;
+/// The rules' notes, then the client's, the profile, the pcap file and ignored events.
+fn all_notes(inputs: &Inputs, mut notes: Vec<String>) -> Vec<String> {
     notes.extend(inputs.client_notes.iter().cloned());
     if let Some(p) = inputs.kube.profile.as_ref() {
         notes.push(format!("profile {}: {}", p.name, p.reason));
@@ -135,9 +201,11 @@ pub fn evaluate(inputs: &Inputs) -> Verdict {
             kinds.join(", ")
         ));
     }
+    notes
+}
 
-    // Evidence block in layer order; failing lines after the proven ones of the same layer.
-    let mut evidence = report.lines;
+/// Evidence block in layer order; failing lines after the proven ones of the same layer.
+fn evidence_block(mut lines: Vec<EvidenceLine>) -> Vec<EvidenceLine> {
     let mark_rank = |m: Mark| match m {
         Mark::Ok => 0,
         Mark::Info => 1,
@@ -145,58 +213,39 @@ pub fn evaluate(inputs: &Inputs) -> Verdict {
         Mark::Fail => 3,
         Mark::Skip => 4,
     };
-    evidence.sort_by_key(|l| (l.layer, mark_rank(l.mark)));
-
-    let mut rules_fired: Vec<RuleCode> = report.findings.iter().map(|x| x.rule).collect();
-    rules_fired.sort();
-    rules_fired.dedup();
-
-    Verdict {
-        status,
-        layer,
-        headline,
-        cause,
-        evidence,
-        proven: report.proven,
-        unchecked,
-        next,
-        findings: report.findings,
-        rules_fired,
-        notes,
-    }
+    lines.sort_by_key(|l| (l.layer, mark_rank(l.mark)));
+    lines
 }
 
 fn healthy_headline(f: &Facts) -> String {
-    let tcp: Vec<&TcpEvidence> = f.all::<TcpEvidence>().collect();
-    let ok_tcp = tcp.iter().filter(|t| t.outcome == TcpOutcome::Ok).count();
+    let tcp = f.all::<protocol::TcpEvidence>();
+    let ok_tcp = tcp.iter().filter(|t| tcp::connected(t)).count();
     if ok_tcp > 0 {
         format!("reachable ({ok_tcp}/{} connects ok)", tcp.len())
-    } else if f.has::<DnsLookupEvidence>() {
+    } else if f.about_destination(CheckKind::Dns) {
         "resolves".into()
     } else {
         "no problem found".into()
     }
 }
 
-/// The command that looks further when everything checked was fine, run from the same place.
+/// The command that looks further when everything checked was fine, run from the same place
+/// (built from [`crate::Title::origin`], never from the display label).
 fn capture_command(inputs: &Inputs) -> String {
-    let t = &inputs.title;
-    // `kubectl netdebug pod/NAME --to D -n NS`: the pod the probe ran in (a workload's pick
-    // included), and the namespace flag after the destination as the user typed it.
-    let (again, ns) = match (&t.vantage, inputs.kube.source.as_ref()) {
-        (Vantage::Pod, Some(src)) => (
-            format!("kubectl netdebug pod/{}", src.pod),
-            format!(" -n {}", src.namespace),
+    let origin = inputs.title.origin_or(&inputs.kube);
+    match inputs.title.destination.as_deref() {
+        Some(d) => format!(
+            "{}   # if the app still fails",
+            origin.command(Some(d), "--capture -w trace.pcap")
         ),
-        (vantage, _) => (vantage.command(None), String::new()),
-    };
-    match t.destination.as_deref() {
-        Some(d) => {
-            format!("{again} --to {d}{ns} --capture -w trace.pcap   # if the app still fails")
-        }
-        None if t.vantage == Vantage::Pod => {
-            format!("{again}{ns} --sockets   # socket-table health of the pod")
-        }
-        None => format!("{again} --sockets   # socket-table health of the namespace"),
+        None => format!(
+            "{}   # socket-table health of {}",
+            origin.command(None, "--sockets"),
+            if origin.is_local() {
+                "this namespace"
+            } else {
+                "the pod"
+            }
+        ),
     }
 }

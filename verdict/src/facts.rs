@@ -1,38 +1,51 @@
-//! The probe's events sorted by kind, and the Kubernetes evidence, in the shape the rules ask
-//! questions of ("every TCP result toward the ClusterIP", "the link named eth0").
+//! The probe's events and the Kubernetes evidence, in the shape the rules ask questions of:
+//! evidence by type (`facts.all::<TcpEvidence>()`, `facts.one::<LinksEvidence>()`), the
+//! events about checks, and a few lookups ("the link named eth0", "rp_filter of eth0.100").
 
 use std::net::IpAddr;
 
 use protocol::{
-    CheckFinished, CheckKind, CheckStarted, Counter, CountersEvidence, Done, Event, Evidence,
-    EvidenceType, Hello, Link, LinksEvidence, Open, Skipped, Sysctl, SysctlsEvidence, TargetRole,
-    TcpEvidence,
+    CheckFinished, CheckKind, CheckStarted, Counter, DnsLookupEvidence, Done, Event, Evidence,
+    EvidenceType, Hello, Link, LinksEvidence, MtuEvidence, Open, RouteEvidence, Skipped, Sysctl,
+    SysctlsEvidence, TargetRole, TcpEvidence,
 };
 
-use crate::kube::{DestinationInfo, KubeEvidence, ServiceInfo};
-use crate::model::Inputs;
+use crate::kube::{DestinationInfo, KubeEvidence, KubeFinding, KubeFindingCode, ServiceInfo};
+use crate::model::{Inputs, Origin};
 
-/// The probe's events sorted by what they are. Evidence is kept in stream order and read by
-/// type: `facts.all::<TcpEvidence>()`, `facts.one::<LinksEvidence>()`.
-#[derive(Debug, Default)]
+/// The protocol minor version from which the probe echoes each target's role in its
+/// evidence (`route`, `tcp`, `mtu`).
+const ROLE_ECHOED_SINCE_MINOR: u32 = 1;
+
+#[derive(Debug)]
 pub struct Facts<'a> {
     pub hello: Option<&'a Hello>,
     pub done: Option<&'a Done>,
     pub started: Vec<&'a CheckStarted>,
     pub finished: Vec<&'a CheckFinished>,
     pub skipped: Vec<&'a Skipped>,
+    /// Every piece of evidence, in stream order.
+    evidence: Vec<&'a Evidence>,
     pub pcap_chunks: usize,
     pub events: usize,
-    pub kube: Option<&'a KubeEvidence>,
-    evidence: Vec<&'a Evidence>,
+    pub kube: &'a KubeEvidence,
+    /// Where the probe ran, when the client said so ([`crate::Title::origin`]).
+    pub origin: Option<&'a Origin>,
 }
 
 impl<'a> Facts<'a> {
     pub fn gather(inputs: &'a Inputs) -> Facts<'a> {
         let mut f = Facts {
-            kube: Some(&inputs.kube),
+            hello: None,
+            done: None,
+            started: Vec::new(),
+            finished: Vec::new(),
+            skipped: Vec::new(),
+            evidence: Vec::new(),
+            pcap_chunks: 0,
             events: inputs.events.len(),
-            ..Facts::default()
+            kube: &inputs.kube,
+            origin: inputs.title.origin.as_ref(),
         };
         for event in &inputs.events {
             match event {
@@ -49,58 +62,65 @@ impl<'a> Facts<'a> {
     }
 
     /// Every piece of evidence of type `T`, in stream order.
-    pub fn all<T: EvidenceType>(&self) -> impl Iterator<Item = &'a T> + '_ {
-        self.evidence.iter().filter_map(|e| T::from_evidence(e))
+    pub fn all<T: EvidenceType>(&self) -> Vec<&'a T> {
+        self.evidence
+            .iter()
+            .filter_map(|e| T::from_evidence(e))
+            .collect()
     }
 
-    /// The last piece of evidence of type `T` (for the kinds a run emits once).
+    /// The evidence of a one-per-run type (links, sockets, counters...): the last one, should
+    /// a probe ever send two.
     pub fn one<T: EvidenceType>(&self) -> Option<&'a T> {
         self.evidence.iter().rev().find_map(|e| T::from_evidence(e))
     }
 
-    /// Is there any evidence of type `T`?
-    pub fn has<T: EvidenceType>(&self) -> bool {
-        self.one::<T>().is_some()
+    /// Did `check` say anything about the destination itself (a lookup of its name, its
+    /// route, a connect, its path MTU)?
+    pub fn about_destination(&self, check: CheckKind) -> bool {
+        match check {
+            CheckKind::Dns => self.one::<DnsLookupEvidence>().is_some(),
+            CheckKind::Route => self.one::<RouteEvidence>().is_some(),
+            CheckKind::Tcp => self.one::<TcpEvidence>().is_some(),
+            CheckKind::Mtu => self.one::<MtuEvidence>().is_some(),
+            _ => false,
+        }
     }
 
     pub fn service(&self) -> Option<&'a ServiceInfo> {
-        match self.kube?.destination.as_ref()? {
+        match self.kube.destination.as_ref()? {
             DestinationInfo::Service(s) => Some(s),
             _ => None,
         }
     }
 
-    /// TCP results toward targets of `role`.
-    pub fn tcp_with_role(&self, role: TargetRole) -> impl Iterator<Item = &'a TcpEvidence> + '_ {
-        self.all::<TcpEvidence>()
-            .filter(move |t| self.role_of(&t.role, t.address.ip()) == role)
+    /// The client's Kubernetes-level finding with `code`, if it reported one.
+    pub fn kube_finding(&self, code: KubeFindingCode) -> Option<&'a KubeFinding> {
+        self.kube.finding(code)
     }
 
-    /// What a target stands for. Probes of protocol minor 1 and later echo the role the plan
-    /// gave each target; for an older probe's evidence (no `role`, read as `direct`), the role
-    /// is recovered from the Kubernetes evidence by address, as those versions did.
-    pub fn role_of(&self, role: &Open<TargetRole>, ip: IpAddr) -> TargetRole {
-        let echoed = self.hello.is_some_and(|h| h.protocol_minor >= 1);
-        match role.known() {
-            Some(r) if echoed || r != TargetRole::Direct => r,
-            Some(_) => self.legacy_role(ip),
-            // A role this version does not know: treat it as a target given directly.
-            None => TargetRole::Direct,
-        }
+    /// A run without Kubernetes (`kubectl-netdebug local`): no next step may name Kubernetes
+    /// objects or commands. Inputs from a client older than [`crate::Title::origin`] do not
+    /// say, and keep the suggestions they always had.
+    pub fn is_local(&self) -> bool {
+        self.origin.is_some_and(Origin::is_local)
     }
 
-    fn legacy_role(&self, ip: IpAddr) -> TargetRole {
-        let Some(svc) = self.service() else {
-            return TargetRole::Direct;
-        };
-        let ip = ip.to_string();
-        if svc.cluster_ip.as_deref() == Some(ip.as_str()) {
-            TargetRole::ClusterIp
-        } else if svc.endpoints.iter().any(|e| e.ip == ip) {
-            TargetRole::Endpoint
-        } else {
-            TargetRole::Direct
+    /// What a target stands for. The probe echoes the role the plan gave it; a probe older
+    /// than that sends none, which reads as `direct`: only then is the role worked out from
+    /// the Kubernetes evidence, by comparing the address with the Service's ClusterIP and
+    /// endpoints.
+    pub fn role(&self, role: &Open<TargetRole>, ip: IpAddr) -> Open<TargetRole> {
+        let echoed = self
+            .hello
+            .is_some_and(|h| h.protocol_minor >= ROLE_ECHOED_SINCE_MINOR);
+        if echoed || *role != TargetRole::Direct {
+            return role.clone();
         }
+        self.service()
+            .and_then(|s| s.role_of(ip))
+            .map(Open::Known)
+            .unwrap_or_else(|| role.clone())
     }
 
     pub fn link(&self, name: &str) -> Option<&'a Link> {
@@ -123,39 +143,14 @@ impl<'a> Facts<'a> {
     }
 
     pub fn counter_delta(&self, counter: Counter) -> Option<u64> {
-        self.one::<CountersEvidence>()?
+        self.one::<protocol::CountersEvidence>()?
             .counters
             .get(&Open::Known(counter))
             .map(|c| c.delta)
     }
 
-    /// Did `check` emit any evidence at all?
-    pub fn has_evidence_of(&self, check: &Open<CheckKind>) -> bool {
-        self.evidence.iter().any(|e| *check == e.check())
-    }
-
     pub fn check_ran(&self, kind: CheckKind) -> bool {
         self.started.iter().any(|s| s.check == kind)
             || self.finished.iter().any(|f| f.check == kind)
-    }
-}
-
-/// `1.2 ms`, `38 ms`, `3.0 s`.
-pub fn ms(value: f64) -> String {
-    if value >= 1000.0 {
-        format!("{:.1} s", value / 1000.0)
-    } else if value >= 10.0 {
-        format!("{value:.0} ms")
-    } else {
-        format!("{value:.1} ms")
-    }
-}
-
-/// `1 query`, `3 queries`.
-pub fn plural(n: u64, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("{n} {one}")
-    } else {
-        format!("{n} {many}")
     }
 }

@@ -3,6 +3,7 @@
 //! data: the client fills it, the verdict engine reads it, `-o json` prints it.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
@@ -123,18 +124,19 @@ pub struct ProfileInfo {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Info,
-    Warning,
-    Failure,
-}
+/// The one severity scale (see [`crate::Severity`]), re-exported here for the client.
+pub use crate::model::Severity;
 
 /// One Kubernetes-level fact with a stable code the verdict rules match on.
+///
+/// Judged once: the client, which sees the API objects, rates the fact from them alone
+/// (`severity`); the verdict's rule for the code carries that rating into its finding and
+/// judges only what the probe's evidence adds (a predicted deny that a connect contradicts, a
+/// timeout a deny explains). Every code is read by a rule (see `rules/kube.rs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KubeFinding {
     pub code: KubeFindingCode,
+    /// `info` for context, `warning` or `failure` for a problem the API objects show.
     pub severity: Severity,
     /// The object the finding is about: `svc/payments`, `networkpolicy/shop/deny-all`.
     pub object: String,
@@ -180,4 +182,26 @@ pub enum KubeFindingCode {
     /// name lookups will time out. Kept apart from `NetworkPolicyDenies` (which is about the
     /// destination's TCP port); details carry `policy`, `namespace`, `direction`.
     NetworkPolicyDeniesDns,
+}
+
+impl ServiceInfo {
+    /// What `ip` is to this Service: its ClusterIP or one of its endpoints. Addresses are
+    /// compared as addresses (`::1` and `0:0::1` are the same), not as text.
+    pub fn role_of(&self, ip: IpAddr) -> Option<protocol::TargetRole> {
+        let same = |text: &str| text.parse::<IpAddr>().is_ok_and(|a| a == ip);
+        if self.cluster_ip.as_deref().is_some_and(same) {
+            Some(protocol::TargetRole::ClusterIp)
+        } else if self.endpoints.iter().any(|e| same(&e.ip)) {
+            Some(protocol::TargetRole::Endpoint)
+        } else {
+            None
+        }
+    }
+}
+
+impl KubeEvidence {
+    /// The first finding with `code`.
+    pub fn finding(&self, code: KubeFindingCode) -> Option<&KubeFinding> {
+        self.findings.iter().find(|f| f.code == code)
+    }
 }

@@ -6,18 +6,27 @@
 //! Renderer::progress(event) per event (text only), Renderer::finish(inputs, verdict) at the end
 //! ```
 //!
+//! Layout: `checks/` has one module per check of the probe, holding the progress line and the
+//! rules of the evidence that check emits (read by type: `facts.all::<TcpEvidence>()`);
+//! `rules/` the rules about Kubernetes findings and about the tool itself; `engine.rs` runs
+//! them in layer order; `render/` only formats a verdict and progress lines.
+//!
 //! Exit codes ([`Verdict::exit_code`]): 0 healthy, 1 a problem was found (degraded or
 //! failed), 2 the tool could not do its job (inconclusive). The JSON output format is
 //! documented in `verdict/OUTPUT.md`.
 
+mod checks;
 mod engine;
 mod facts;
 pub mod kube;
 mod model;
-mod progress;
+pub mod progress;
 pub mod render;
+mod report;
 mod rules;
+mod words;
 
 pub use engine::evaluate;
 pub use model::*;
+pub use progress::ProgressLine;
 pub use render::{JsonRenderer, MarkdownRenderer, Renderer, TextRenderer};

@@ -91,39 +91,64 @@ pub struct Title {
     /// `svc/payments:443`, `10.244.2.37:5432`, `dns api.example.com`; None for `--sockets`.
     pub destination: Option<String>,
     pub namespace: Option<String>,
-    /// Where the probe looked from, as data: the next command to run is built from it (a
-    /// label like `pid/4242` is for reading, not for parsing back).
-    #[serde(default)]
-    pub vantage: Vantage,
+    /// Where the probe ran, as data: the commands the verdict suggests are built from it (a
+    /// display label such as `source` is never parsed). None in inputs from a client older
+    /// than this field; see [`Title::origin_or`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
 }
 
 /// Where the probe ran.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Vantage {
-    /// A pod, through an ephemeral container (the pod is `KubeEvidence::source`).
-    #[default]
-    Pod,
-    /// This host's own network namespace (`kubectl-netdebug local`).
-    Host,
-    /// A named network namespace (`kubectl-netdebug local --netns NAME`).
-    Netns { name: String },
-    /// The network namespace of a process (`kubectl-netdebug local --pid PID`).
-    Pid { pid: u32 },
+pub enum Origin {
+    /// In a pod's network namespace (`kubectl netdebug pod/NAME -n NAMESPACE`).
+    Pod { namespace: String, name: String },
+    /// `kubectl-netdebug local`: this host's own namespace.
+    Local,
+    /// `kubectl-netdebug local --netns NAME`.
+    LocalNetns { name: String },
+    /// `kubectl-netdebug local --pid PID`.
+    LocalPid { pid: u32 },
 }
 
-impl Vantage {
-    /// The command that runs the plugin again from the same place, without its arguments:
-    /// `kubectl netdebug -n shop pod/checkout`, `kubectl-netdebug local --pid 4242`.
-    pub fn command(&self, pod: Option<(&str, &str)>) -> String {
+impl Origin {
+    /// A run without Kubernetes: no suggestion may name Kubernetes objects or commands.
+    pub fn is_local(&self) -> bool {
+        !matches!(self, Origin::Pod { .. })
+    }
+
+    /// The command line that runs netdebug from the same place again, toward `to` (if
+    /// any), with `flags`: `kubectl netdebug pod/web-0 --to svc/db:5432 -n shop --capture`,
+    /// `kubectl-netdebug local --netns blue --sockets`.
+    pub fn command(&self, to: Option<&str>, flags: &str) -> String {
+        let to = to.map(|d| format!(" --to {d}")).unwrap_or_default();
         match self {
-            Vantage::Pod => match pod {
-                Some((namespace, name)) => format!("kubectl netdebug -n {namespace} pod/{name}"),
-                None => "kubectl netdebug POD".to_string(),
+            Origin::Pod { namespace, name } => {
+                format!("kubectl netdebug pod/{name}{to} -n {namespace} {flags}")
+            }
+            Origin::Local => format!("kubectl-netdebug local{to} {flags}"),
+            Origin::LocalNetns { name } => {
+                format!("kubectl-netdebug local --netns {name}{to} {flags}")
+            }
+            Origin::LocalPid { pid } => format!("kubectl-netdebug local --pid {pid}{to} {flags}"),
+        }
+    }
+}
+
+impl Title {
+    /// [`Title::origin`], or for inputs from an older client that did not fill it, what the
+    /// Kubernetes evidence says: a pod when the client resolved a source pod, else a local run.
+    pub fn origin_or(&self, kube: &KubeEvidence) -> Origin {
+        if let Some(o) = &self.origin {
+            return o.clone();
+        }
+        match &kube.source {
+            Some(s) => Origin::Pod {
+                namespace: s.namespace.clone(),
+                name: s.pod.clone(),
             },
-            Vantage::Host => "kubectl-netdebug local".to_string(),
-            Vantage::Netns { name } => format!("kubectl-netdebug local --netns {name}"),
-            Vantage::Pid { pid } => format!("kubectl-netdebug local --pid {pid}"),
+            None => Origin::Local,
         }
     }
 }
@@ -162,8 +187,8 @@ impl Status {
     }
 }
 
-/// Layers in the order a packet's journey depends on them: the protocol's registry says which
-/// layer each check speaks about, so the verdict and the probe share one list.
+/// Layers in the order a packet's journey depends on them (defined with the check registry in
+/// `protocol`, so a check's layer is said once: `CheckKind::info().layer`).
 pub use protocol::Layer;
 
 /// How one evidence line reads.
@@ -215,10 +240,15 @@ pub struct Unchecked {
     pub missing_capability: Option<String>,
 }
 
-/// Severity of a finding.
+/// How bad something is: of a finding of the verdict, and of a Kubernetes-level fact the
+/// client reports ([`crate::kube::KubeFinding`]). One scale for both, so a rule about a
+/// Kubernetes fact carries the fact's severity into its finding instead of judging it again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
+    /// Context: worth knowing, neither good nor bad (Kubernetes facts only; no rule's
+    /// finding has it).
+    Info,
     /// Degrades but does not break the path.
     Warning,
     /// Breaks the path.

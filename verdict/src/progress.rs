@@ -1,44 +1,58 @@
-//! The one-line reading of each event as it arrives (the text renderer shows it on a terminal),
-//! judged from that event alone: the verdict at the end weighs everything together. Each
-//! evidence type's line is written beside its rules (`impl Progress for ...` in the rule
-//! modules); this module only routes an event to it, so renderers need not know the rules.
+//! The one-line reading of an event as it arrives, judged from that event alone (the verdict
+//! at the end weighs everything together). The text renderer prints these while the probe
+//! runs. Each evidence type says its own line ([`Progress`], implemented next to that type's
+//! rules in `checks/`); the line's layer is its check's (`CheckKind::info().layer`).
 
-use protocol::{Capability, CheckStatus, Event, Evidence, Hello, Open, Skipped};
+use protocol::{Capability, CheckKind, CheckStatus, Event, Evidence, EvidenceType, Hello, Open};
 
-use crate::facts::ms;
 use crate::model::{Layer, Mark};
-use crate::rules::probe::layer_of;
+use crate::words::ms;
 
-/// How one kind of evidence reads the moment it arrives.
-pub(crate) trait Progress {
-    fn progress(&self) -> (Layer, Mark, String);
+/// One progress line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgressLine {
+    pub layer: Layer,
+    pub mark: Mark,
+    pub text: String,
 }
 
-impl Progress for Evidence {
-    fn progress(&self) -> (Layer, Mark, String) {
-        // One arm per evidence kind: the compiler asks for a line when a kind is added.
-        match self {
-            Evidence::Links(e) => e.progress(),
-            Evidence::Route(e) => e.progress(),
-            Evidence::Rules(e) => e.progress(),
-            Evidence::DnsConfig(e) => e.progress(),
-            Evidence::DnsLookup(e) => e.progress(),
-            Evidence::Tcp(e) => e.progress(),
-            Evidence::Sockets(e) => e.progress(),
-            Evidence::Counters(e) => e.progress(),
-            Evidence::Conntrack(e) => e.progress(),
-            Evidence::Sysctls(e) => e.progress(),
-            Evidence::Mtu(e) => e.progress(),
-            Evidence::CaptureSummary(e) => e.progress(),
-        }
+/// Evidence that says what it shows as it arrives.
+pub trait Progress: EvidenceType {
+    fn progress(&self) -> (Mark, String);
+}
+
+fn evidence<T: Progress>(e: &T) -> ProgressLine {
+    let (mark, text) = e.progress();
+    ProgressLine {
+        layer: T::CHECK.info().layer,
+        mark,
+        text,
     }
 }
 
+/// The layer of a check named in an event; a check this version does not know is the tool's.
+fn layer_of(check: &Open<CheckKind>) -> Layer {
+    check.known().map_or(Layer::Probe, |k| k.info().layer)
+}
+
 /// The line for `event`, or None for events that say nothing on their own.
-pub(crate) fn line(event: &Event) -> Option<(Layer, Mark, String)> {
-    match event {
-        Event::Hello(h) => Some(hello(h)),
-        Event::Skipped(s) => Some(skipped(s)),
+pub fn line(event: &Event) -> Option<ProgressLine> {
+    let (layer, mark, text) = match event {
+        Event::Evidence(e) => return Some(evidence_line(e)),
+        Event::Hello(h) => (Layer::Probe, Mark::Info, hello(h)),
+        Event::Skipped(s) => (
+            layer_of(&s.check),
+            Mark::Skip,
+            format!(
+                "{}: {}{}",
+                s.check,
+                s.reason,
+                s.missing_capability
+                    .as_ref()
+                    .map(|c| format!(" (needs {c})"))
+                    .unwrap_or_default()
+            ),
+        ),
         Event::CheckFinished(c) => {
             let text = match c.status.known()? {
                 CheckStatus::Error => format!(
@@ -53,61 +67,58 @@ pub(crate) fn line(event: &Event) -> Option<(Layer, Mark, String)> {
                 ),
                 CheckStatus::Completed | CheckStatus::Skipped => return None,
             };
-            Some((layer_of(&c.check), Mark::Warn, text))
+            (layer_of(&c.check), Mark::Warn, text)
         }
-        Event::Evidence(e) => Some(e.progress()),
-        Event::CheckStarted(_) | Event::PcapChunk(_) | Event::Done(_) => None,
+        Event::CheckStarted(_) | Event::PcapChunk(_) | Event::Done(_) => return None,
+    };
+    Some(ProgressLine { layer, mark, text })
+}
+
+fn evidence_line(e: &Evidence) -> ProgressLine {
+    match e {
+        Evidence::Links(x) => evidence(x),
+        Evidence::Route(x) => evidence(x),
+        Evidence::Rules(x) => evidence(x),
+        Evidence::DnsConfig(x) => evidence(x),
+        Evidence::DnsLookup(x) => evidence(x),
+        Evidence::Tcp(x) => evidence(x),
+        Evidence::Sockets(x) => evidence(x),
+        Evidence::Counters(x) => evidence(x),
+        Evidence::Conntrack(x) => evidence(x),
+        Evidence::Sysctls(x) => evidence(x),
+        Evidence::Mtu(x) => evidence(x),
+        Evidence::CaptureSummary(x) => evidence(x),
     }
 }
 
-fn hello(h: &Hello) -> (Layer, Mark, String) {
-    (
-        Layer::Probe,
-        Mark::Info,
-        format!(
-            "probe {} started{}{}, uid {}, capabilities: {}",
-            h.probe_version,
-            h.hostname
-                .as_deref()
-                .map(|n| format!(" on {n}"))
-                .unwrap_or_default(),
-            h.netns_inode
-                .map(|i| format!(" (netns {i})"))
-                .unwrap_or_default(),
-            h.uid,
-            network_capabilities(&h.capabilities)
-        ),
+fn hello(h: &Hello) -> String {
+    format!(
+        "probe {} started{}{}, uid {}, capabilities: {}",
+        h.probe_version,
+        h.hostname
+            .as_deref()
+            .map(|n| format!(" on {n}"))
+            .unwrap_or_default(),
+        h.netns_inode
+            .map(|i| format!(" (netns {i})"))
+            .unwrap_or_default(),
+        h.uid,
+        network_capabilities(&h.capabilities)
     )
 }
 
-fn skipped(s: &Skipped) -> (Layer, Mark, String) {
-    (
-        layer_of(&s.check),
-        Mark::Skip,
-        format!(
-            "{}: {}{}",
-            s.check,
-            s.reason,
-            s.missing_capability
-                .as_ref()
-                .map(|c| format!(" (needs {c})"))
-                .unwrap_or_default()
-        ),
-    )
-}
-
-/// The capabilities that matter to the checks (net_raw, net_admin), and how many others.
+/// The capabilities that matter to the checks (net_raw, net_admin, sys_admin), and how many
+/// others.
 fn network_capabilities(caps: &[Open<Capability>]) -> String {
+    const RELEVANT: [Capability; 3] = [
+        Capability::NetRaw,
+        Capability::NetAdmin,
+        Capability::SysAdmin,
+    ];
     let relevant: Vec<&str> = caps
         .iter()
-        .filter(|c| {
-            c.is_any(&[
-                Capability::NetRaw,
-                Capability::NetAdmin,
-                Capability::SysAdmin,
-            ])
-        })
-        .map(Open::as_str)
+        .filter(|c| c.is_any(&RELEVANT))
+        .map(|c| c.as_str())
         .collect();
     let others = caps.len() - relevant.len();
     match (relevant.is_empty(), others) {

@@ -1,4 +1,5 @@
-//! Text for a terminal, aligned like DESIGN.md's example and wrapped to 100 columns:
+//! Text for a terminal, aligned like the example in the design (`../shared/design/DESIGN.md`)
+//! and wrapped to 100 columns:
 //!
 //! ```text
 //! netdebug  pod/checkout-7d9 (shop) -> svc/payments:443   FAIL  L4 timeout
@@ -136,9 +137,9 @@ impl TextRenderer {
 
 impl Renderer for TextRenderer {
     fn progress(&mut self, event: &Event) -> Option<String> {
-        let (layer, mark, text) = progress::line(event)?;
+        let line = progress::line(event)?;
         let mut out = String::new();
-        self.evidence_line(&mut out, layer, mark, &text);
+        self.evidence_line(&mut out, line.layer, line.mark, &line.text);
         Some(out.trim_end_matches('\n').to_string())
     }
 

@@ -1,17 +1,16 @@
 //! The tool itself: a stream that ended without `done`, checks that errored or were cut by
 //! the deadline, checks that were skipped or not part of the plan (the `unchecked` list).
 
-use protocol::{CheckKind, CheckStatus, Open};
+use protocol::{CheckFinished, CheckKind, CheckStatus};
 
-use crate::facts::{ms, Facts};
+use crate::facts::Facts;
 use crate::model::{Inputs, Layer, RuleCode, Severity, StreamEnd, Unchecked};
-use crate::rules::Report;
+use crate::report::Report;
+use crate::words::ms;
 
-/// The layer a check's evidence belongs to (from the registry); a check this version does not
-/// know is the tool's own business.
-pub fn layer_of(check: &Open<CheckKind>) -> Layer {
-    check.known().map_or(Layer::Probe, |k| k.info().layer)
-}
+/// The checks whose evidence is about the destination itself: one that errored without any
+/// evidence leaves the verdict nothing to rest on.
+const CORE: [CheckKind; 3] = [CheckKind::Dns, CheckKind::Tcp, CheckKind::Route];
 
 /// Stream end and check failures, before any network rule: they decide whether the rest can
 /// be trusted.
@@ -46,7 +45,7 @@ pub fn stopped_early(inputs: &Inputs, f: &Facts, r: &mut Report) {
         format!("the probe stopped before finishing ({reason}): {last}{running_text}"),
     )
     .detail(format!("{last}{running_text}"))
-    .next(match f.kube.and_then(|k| k.source.as_ref()) {
+    .next(match f.kube.source.as_ref().filter(|_| !f.is_local()) {
         Some(s) => format!(
             "kubectl get pod -n {} {} -o jsonpath='{{.status.ephemeralContainerStatuses}}'",
             s.namespace, s.pod
@@ -57,14 +56,15 @@ pub fn stopped_early(inputs: &Inputs, f: &Facts, r: &mut Report) {
 }
 
 pub fn check_failures(f: &Facts, r: &mut Report) -> Vec<Unchecked> {
-    let mut unchecked = Vec::new();
-    for s in &f.skipped {
-        unchecked.push(Unchecked {
+    let mut unchecked: Vec<Unchecked> = f
+        .skipped
+        .iter()
+        .map(|s| Unchecked {
             check: s.check.to_string(),
             reason: s.reason.clone(),
             missing_capability: s.missing_capability.as_ref().map(|c| c.to_string()),
-        });
-    }
+        })
+        .collect();
     for c in &f.finished {
         let why = match c.status.known() {
             Some(CheckStatus::Error) => format!(
@@ -77,10 +77,7 @@ pub fn check_failures(f: &Facts, r: &mut Report) -> Vec<Unchecked> {
             ),
             _ => continue,
         };
-        if unchecked
-            .iter()
-            .any(|u: &Unchecked| u.check == c.check.as_str())
-        {
+        if unchecked.iter().any(|u| u.check == c.check.as_str()) {
             continue;
         }
         unchecked.push(Unchecked {
@@ -88,43 +85,49 @@ pub fn check_failures(f: &Facts, r: &mut Report) -> Vec<Unchecked> {
             reason: why.clone(),
             missing_capability: None,
         });
-        if c.status == CheckStatus::Error
-            && c.check
-                .is_any(&[CheckKind::Dns, CheckKind::Tcp, CheckKind::Route])
-        {
-            // A check the destination's verdict rests on produced nothing: it cannot stand.
-            if !f.has_evidence_of(&c.check) {
-                r.finding(
-                    RuleCode::CheckFailed,
-                    layer_of(&c.check),
-                    Severity::Inconclusive,
-                    format!("{} check failed", c.check),
-                    format!(
-                        "the {} check could not run: {}",
-                        c.check,
-                        c.error.as_deref().unwrap_or("no error message")
-                    ),
-                )
-                .detail(why)
-                .add();
-            }
-        }
+        core_check_failed(f, c, why, r);
     }
-    // Optional checks (not in the registry's default set) that were not part of this run.
+    // Optional checks (not run unless asked for) that were not part of this run at all.
     for kind in CheckKind::ALL.iter().copied().filter(|k| !k.info().default) {
-        let hint = match kind {
-            CheckKind::Mtu => "path MTU not probed in this run".to_string(),
-            CheckKind::Capture => "no packet capture in this run".to_string(),
-            other => format!("the {other} check was not part of this run"),
-        };
         let mentioned = f.check_ran(kind) || unchecked.iter().any(|u| u.check == kind.as_str());
         if !mentioned && f.hello.is_some() {
             unchecked.push(Unchecked {
                 check: kind.to_string(),
-                reason: hint,
+                reason: not_run(kind),
                 missing_capability: None,
             });
         }
     }
     unchecked
+}
+
+/// A core check that errored and produced nothing: the verdict cannot rest on it.
+fn core_check_failed(f: &Facts, c: &CheckFinished, why: String, r: &mut Report) {
+    let Some(kind) = c.check.known().filter(|k| CORE.contains(k)) else {
+        return;
+    };
+    if c.status != CheckStatus::Error || f.about_destination(kind) {
+        return;
+    }
+    r.finding(
+        RuleCode::CheckFailed,
+        kind.info().layer,
+        Severity::Inconclusive,
+        format!("{kind} check failed"),
+        format!(
+            "the {kind} check could not run: {}",
+            c.error.as_deref().unwrap_or("no error message")
+        ),
+    )
+    .detail(why)
+    .add();
+}
+
+/// Why an optional check has no evidence when it was not asked for.
+fn not_run(kind: CheckKind) -> String {
+    match kind {
+        CheckKind::Mtu => "path MTU not probed in this run".to_string(),
+        CheckKind::Capture => "no packet capture in this run".to_string(),
+        other => format!("{other} not part of this run"),
+    }
 }

@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use protocol::*;
 
 use netdebug_verdict::kube::KubeEvidence;
-use netdebug_verdict::{Inputs, StreamEnd, Title, Vantage};
+use netdebug_verdict::{Inputs, StreamEnd, Title};
 
 pub fn inputs(events: Vec<Event>) -> Inputs {
     inputs_with(events, KubeEvidence::default())
@@ -25,9 +25,7 @@ pub fn inputs_with(mut events: Vec<Event>, kube: KubeEvidence) -> Inputs {
             source: "netns/client".into(),
             destination: Some("10.199.0.2:8080".into()),
             namespace: None,
-            vantage: Vantage::Netns {
-                name: "client".into(),
-            },
+            origin: None,
         },
         pcap: None,
         ignored_events: Vec::new(),
@@ -273,4 +271,27 @@ pub fn skipped(check: CheckKind, reason: &str, cap: Option<&str>) -> Event {
         reason: reason.into(),
         missing_capability: cap.map(Open::parse),
     })
+}
+
+/// A TCP result with the role a probe of protocol minor 1 or later echoes.
+pub fn tcp_as(addr: &str, role: TargetRole, outcome: TcpOutcome, latency_ms: f64) -> Event {
+    let Event::Evidence(Evidence::Tcp(mut t)) = tcp(addr, outcome, latency_ms) else {
+        unreachable!("tcp() builds tcp evidence")
+    };
+    t.role = role.into();
+    Event::Evidence(Evidence::Tcp(t))
+}
+
+/// Inputs from a probe that speaks protocol minor `minor` (roles are echoed from minor 1).
+pub fn inputs_from_minor(minor: u32, events: Vec<Event>, kube: KubeEvidence) -> Inputs {
+    let mut i = inputs_with(events, kube);
+    if let Some(Event::Hello(h)) = i.events.first_mut() {
+        h.protocol_minor = minor;
+    }
+    i
+}
+
+/// Evidence given as its JSON (for values this version of the protocol does not know).
+pub fn evidence_json(value: serde_json::Value) -> Event {
+    ev(value)
 }

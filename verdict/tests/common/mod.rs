@@ -14,7 +14,7 @@ use netdebug_verdict::kube::{
     DestinationInfo, EndpointInfo, KubeEvidence, KubeFinding, KubeFindingCode, ServiceInfo,
     ServicePortInfo, Severity, SourceInfo,
 };
-use netdebug_verdict::{Inputs, StreamEnd, Title, Vantage};
+use netdebug_verdict::{Inputs, StreamEnd, Title};
 
 pub fn fixture_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -46,26 +46,12 @@ pub fn inputs_from_lines(text: &str, title: Title, kube: KubeEvidence) -> Inputs
     inputs
 }
 
-/// The vantage a recorded scenario's source label stands for (`netns/client`, `local`).
-fn vantage_of(source: &str) -> Vantage {
-    match source.split_once('/') {
-        Some(("netns", name)) => Vantage::Netns {
-            name: name.to_string(),
-        },
-        Some(("pid", pid)) => Vantage::Pid {
-            pid: pid.parse().expect("test pid"),
-        },
-        Some(("pod", _)) => Vantage::Pod,
-        _ => Vantage::Host,
-    }
-}
-
 pub fn title(source: &str, destination: &str) -> Title {
     Title {
         source: source.to_string(),
         destination: Some(destination.to_string()),
         namespace: None,
-        vantage: vantage_of(source),
+        origin: None,
     }
 }
 
@@ -74,7 +60,7 @@ pub fn k8s_title(source: &str, destination: &str, ns: &str) -> Title {
         source: source.to_string(),
         destination: Some(destination.to_string()),
         namespace: Some(ns.to_string()),
-        vantage: Vantage::Pod,
+        origin: None,
     }
 }
 

@@ -1,10 +1,36 @@
-//! Path: MTU blackhole (small packets pass, large ones vanish, no ICMP frag-needed).
+//! `mtu` evidence: the path MTU search toward each target. Rule: MTU blackhole (small packets
+//! pass, large ones vanish, no ICMP frag-needed); otherwise the size proven to pass.
+
+use protocol::MtuEvidence;
 
 use crate::facts::Facts;
 use crate::model::{Layer, Mark, RuleCode, Severity};
 use crate::progress::Progress;
-use crate::rules::Report;
-use protocol::MtuEvidence;
+use crate::report::Report;
+
+impl Progress for MtuEvidence {
+    fn progress(&self) -> (Mark, String) {
+        let size = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+        (
+            if self.blackhole {
+                Mark::Fail
+            } else {
+                Mark::Info
+            },
+            format!(
+                "{}: largest ok {}, smallest lost {}{}",
+                self.destination,
+                size(self.largest_ok),
+                size(self.smallest_lost),
+                if self.frag_needed_seen {
+                    ", frag-needed seen"
+                } else {
+                    ""
+                }
+            ),
+        )
+    }
+}
 
 pub fn apply(f: &Facts, r: &mut Report) {
     for m in f.all::<MtuEvidence>() {
@@ -68,30 +94,5 @@ pub fn apply(f: &Facts, r: &mut Report) {
                 ),
             );
         }
-    }
-}
-
-impl Progress for MtuEvidence {
-    fn progress(&self) -> (Layer, Mark, String) {
-        let size = |v: Option<u32>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
-        (
-            Layer::Path,
-            if self.blackhole {
-                Mark::Fail
-            } else {
-                Mark::Info
-            },
-            format!(
-                "{}: largest ok {}, smallest lost {}{}",
-                self.destination,
-                size(self.largest_ok),
-                size(self.smallest_lost),
-                if self.frag_needed_seen {
-                    ", frag-needed seen"
-                } else {
-                    ""
-                }
-            ),
-        )
     }
 }

@@ -1,15 +1,29 @@
-//! State: conntrack near its maximum (new flows get dropped when the table is full).
+//! `conntrack` evidence: the connection tracking table. Rule: conntrack near its maximum (new
+//! flows get dropped when the table is full); otherwise its fill, proven.
+
+use protocol::ConntrackEvidence;
 
 use crate::facts::Facts;
 use crate::model::{Layer, Mark, RuleCode, Severity};
 use crate::progress::Progress;
-use crate::rules::Report;
-use protocol::ConntrackEvidence;
+use crate::report::Report;
 
 /// Fill ratio from which conntrack is "near its maximum".
 pub const CONNTRACK_NEAR_MAX: f64 = 0.9;
 /// Fill ratio from which new flows are being dropped in practice.
 pub const CONNTRACK_FULL: f64 = 0.99;
+
+impl Progress for ConntrackEvidence {
+    fn progress(&self) -> (Mark, String) {
+        (
+            Mark::Info,
+            match (self.present, self.count, self.max) {
+                (true, Some(n), Some(m)) => format!("conntrack {n}/{m}"),
+                _ => "conntrack not visible".to_string(),
+            },
+        )
+    }
+}
 
 pub fn apply(f: &Facts, r: &mut Report) {
     let Some(c) = f.one::<ConntrackEvidence>() else {
@@ -74,17 +88,19 @@ pub fn apply(f: &Facts, r: &mut Report) {
         "nf_conntrack_count {count} / nf_conntrack_max {max} ({:.0}%){drop_text}",
         ratio * 100.0
     ))
-    .next("conntrack -S; sysctl net.netfilter.nf_conntrack_max   # on the node")
-    .next("raise nf_conntrack_max (kube-proxy --conntrack-max-per-core) or find the flow source: conntrack -L | awk '{print $5}' | sort | uniq -c | sort -rn | head")
+    .next(if f.is_local() {
+        "conntrack -S; sysctl net.netfilter.nf_conntrack_max"
+    } else {
+        "conntrack -S; sysctl net.netfilter.nf_conntrack_max   # on the node"
+    })
+    .next(format!(
+        "raise nf_conntrack_max{} or find the flow source: conntrack -L | awk '{{print $5}}' | \
+         sort | uniq -c | sort -rn | head",
+        if f.is_local() {
+            ""
+        } else {
+            " (kube-proxy --conntrack-max-per-core)"
+        }
+    ))
     .add();
-}
-
-impl Progress for ConntrackEvidence {
-    fn progress(&self) -> (Layer, Mark, String) {
-        let text = match (self.present, self.count, self.max) {
-            (true, Some(n), Some(m)) => format!("conntrack {n}/{m}"),
-            _ => "conntrack not visible".to_string(),
-        };
-        (Layer::State, Mark::Info, text)
-    }
 }
