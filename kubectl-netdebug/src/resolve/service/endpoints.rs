@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use netdebug_verdict::kube::EndpointInfo;
 
 use super::ports::{resolve_on_pod, PortUnderTest};
 
@@ -20,6 +21,24 @@ pub(super) struct Endpoint {
     pub(super) node: Option<String>,
     /// Resolved port per examined Service port (index into the examined ports).
     pub(super) ports: Vec<Option<u16>>,
+}
+
+impl Endpoint {
+    /// What the verdict is told about this endpoint: its port is the one for the first TCP
+    /// port examined (else the first resolved one).
+    pub(super) fn info(&self, first_tcp: Option<usize>) -> EndpointInfo {
+        EndpointInfo {
+            ip: self.ip.clone(),
+            port: first_tcp
+                .and_then(|i| self.ports[i])
+                .or(self.ports.first().copied().flatten()),
+            ready: self.ready,
+            serving: self.serving,
+            terminating: self.terminating,
+            pod: self.pod.clone(),
+            node: self.node.clone(),
+        }
+    }
 }
 
 /// Merge the slices' endpoints by address; each endpoint's port per examined Service port is

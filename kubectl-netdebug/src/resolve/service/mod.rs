@@ -6,10 +6,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Pod, Service, ServiceSpec};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use netdebug_verdict::kube::{
-    DestinationInfo, EndpointInfo, KubeFinding, KubeFindingCode, ServiceInfo, Severity,
+    DestinationInfo, KubeFinding, KubeFindingCode, ServiceInfo, Severity,
 };
 use protocol::{Target, TargetRole};
 
@@ -17,7 +17,7 @@ mod endpoints;
 mod findings;
 mod ports;
 
-use endpoints::{collect_endpoints, host_port};
+use endpoints::{collect_endpoints, host_port, Endpoint};
 use ports::{
     describe_resolved_port, resolve_on_pod, select_ports, target_port_finding, PortUnderTest,
 };
@@ -75,56 +75,13 @@ pub(crate) async fn resolve(
 
     if service_type == "ExternalName" {
         let external = spec.external_name.clone().unwrap_or_default();
-        info.external_name = Some(external.clone());
-        findings.push(KubeFinding {
-            code: KubeFindingCode::ExternalNameService,
-            severity: Severity::Info,
-            object: object.clone(),
-            message: format!(
-                "svc/{name} is ExternalName: {fqdn} is a CNAME to {external}; there is no \
-                 ClusterIP and no endpoint, the probe connects to {external} itself"
-            ),
-            details: [("external_name".to_string(), external.clone())].into(),
-        });
-        let port = examined.iter().find(|p| p.is_tcp()).map(|p| p.port);
-        let mut targets = Vec::new();
-        if protocol::validate_host(&external).is_ok() {
-            targets.push(Target {
-                label: match port {
-                    Some(p) => format!("{object}:{p}"),
-                    None => object.clone(),
-                },
-                host: external.clone(),
-                port,
-                role: TargetRole::Direct.into(),
-            });
-            let address = port.map(|p| DestinationAddress {
-                host: &external,
-                port: p,
-            });
-            findings.extend(policy::findings(client, source, ns, &[], address, true).await);
-        }
-        return Ok(ResolvedDestination {
-            info: DestinationInfo::Service(info),
-            targets,
-            dns_names,
-            findings,
-        });
+        return Ok(external_name(client, source, info, &examined, dns_names, external).await);
     }
 
-    let cluster_ips: Vec<String> = spec
-        .cluster_ips
-        .clone()
-        .filter(|v| !v.is_empty())
-        .or_else(|| spec.cluster_ip.clone().map(|ip| vec![ip]))
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|ip| !ip.is_empty() && ip != "None")
-        .collect();
-    let headless = spec.cluster_ip.as_deref() == Some("None");
-    info.headless = headless;
+    let cluster_ips = cluster_ips_of(&spec);
+    info.headless = spec.cluster_ip.as_deref() == Some("None");
     info.cluster_ip = cluster_ips.first().cloned();
-    if headless {
+    if info.headless {
         findings.push(KubeFinding {
             code: KubeFindingCode::HeadlessService,
             severity: Severity::Info,
@@ -145,118 +102,32 @@ pub(crate) async fn resolve(
     )
     .await?;
 
-    // The pods behind the Service: by its selector, or (no selector) by the endpoints'
-    // targetRefs.
-    let mut selected_pods: Vec<Pod> = Vec::new();
-    if selector.is_empty() {
-        let mut names: Vec<String> = slices
-            .iter()
-            .flat_map(|s| s.endpoints.iter())
-            .filter_map(|e| e.target_ref.as_ref())
-            .filter(|r| r.kind.as_deref() == Some("Pod"))
-            .filter(|r| r.namespace.as_deref().unwrap_or(ns) == ns)
-            .filter_map(|r| r.name.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        names.truncate(MAX_ENDPOINT_POD_GETS);
-        for pod_name in names {
-            // Only to learn ports and labels: a pod we cannot read is skipped, not fatal.
-            if let Some(p) = api::get_quiet::<Pod>(client, ns, &pod_name).await {
-                selected_pods.push(p);
-            }
-        }
-    } else {
-        let sel = labels::from_map(&selector);
-        selected_pods = api::list::<Pod>(client, ns, Some(&sel.to_string()), "pods")
-            .await?
-            .into_iter()
-            .filter(|p| labels::matches(&sel, &pods::labels(p)))
-            .collect();
-    }
+    let selected_pods = pods_behind(client, ns, &selector, &slices).await?;
     let pod_by_name: BTreeMap<&str, &Pod> =
         selected_pods.iter().map(|p| (pods::name(p), p)).collect();
 
     let endpoints = collect_endpoints(&slices, &examined, &pod_by_name);
     let first_tcp = examined.iter().position(PortUnderTest::is_tcp);
-    info.endpoints = endpoints
-        .iter()
-        .map(|e| EndpointInfo {
-            ip: e.ip.clone(),
-            port: first_tcp
-                .and_then(|i| e.ports[i])
-                .or(e.ports.first().copied().flatten()),
-            ready: e.ready,
-            serving: e.serving,
-            terminating: e.terminating,
-            pod: e.pod.clone(),
-            node: e.node.clone(),
-        })
-        .collect();
+    info.endpoints = endpoints.iter().map(|e| e.info(first_tcp)).collect();
 
     findings.extend(
         findings::selector_findings(client, ns, name, &selector, &selected_pods, &endpoints)
             .await?,
     );
-    let ready = endpoints.iter().filter(|e| e.ready).count();
     findings.extend(findings::readiness_finding(name, &endpoints, &pod_by_name));
 
-    // targetPorts against the pods' declared container ports.
-    let mut port_ok_text = Vec::new();
-    for p in &examined {
-        match target_port_finding(name, p, &selected_pods) {
-            Some(f) => findings.push(f),
-            None => port_ok_text.push(describe_resolved_port(
-                p,
-                &selected_pods,
-                &endpoints,
-                &examined,
-            )),
-        }
-    }
-    let port_problem = findings
-        .iter()
-        .any(|f| f.code == KubeFindingCode::TargetPortNotExposed);
-    if !endpoints.is_empty() && ready == endpoints.len() && !port_problem {
-        findings.push(KubeFinding {
-            code: KubeFindingCode::ServiceHealthy,
-            severity: Severity::Info,
-            object: object.clone(),
-            message: if port_ok_text.is_empty() {
-                "the Service defines no ports".to_string()
-            } else {
-                port_ok_text.join("; ")
-            },
-            details: BTreeMap::new(),
-        });
-    }
+    findings.extend(port_findings(
+        name,
+        &object,
+        &examined,
+        &selected_pods,
+        &endpoints,
+        &findings,
+    ));
 
     let targets = targets(&object, &examined, &cluster_ips, &endpoints);
 
-    // NetworkPolicies toward the endpoint pods (or the selected pods when none is published).
-    let mut policy_pods: Vec<DestinationPod> = Vec::new();
-    if let Some(i) = first_tcp {
-        for e in &endpoints {
-            if let (Some(pod), Some(port)) = (
-                e.pod.as_deref().and_then(|n| pod_by_name.get(n)),
-                e.ports[i],
-            ) {
-                if !policy_pods
-                    .iter()
-                    .any(|d| pods::name(d.pod) == pods::name(pod))
-                {
-                    policy_pods.push(DestinationPod { pod, port });
-                }
-            }
-        }
-        if endpoints.is_empty() {
-            for pod in &selected_pods {
-                if let Some(port) = resolve_on_pod(&examined[i], pod) {
-                    policy_pods.push(DestinationPod { pod, port });
-                }
-            }
-        }
-    }
+    let policy_pods = policy_pods(first_tcp, &examined, &endpoints, &pod_by_name, &selected_pods);
     // Always: even without a destination pod, an egress-isolated source may lack DNS.
     findings.extend(policy::findings(client, source, ns, &policy_pods, None, true).await);
 
@@ -266,6 +137,184 @@ pub(crate) async fn resolve(
         dns_names,
         findings,
     })
+}
+
+/// An ExternalName Service: a CNAME, no ClusterIP and no endpoint; the probe connects to the
+/// external name itself.
+async fn external_name(
+    client: &kube::Client,
+    source: &ResolvedSource,
+    mut info: ServiceInfo,
+    examined: &[PortUnderTest],
+    dns_names: Vec<String>,
+    external: String,
+) -> ResolvedDestination {
+    let (name, ns, fqdn) = (info.name.clone(), info.namespace.clone(), info.dns_name.clone());
+    let object = format!("svc/{name}");
+    info.external_name = Some(external.clone());
+    let mut findings = vec![KubeFinding {
+        code: KubeFindingCode::ExternalNameService,
+        severity: Severity::Info,
+        object: object.clone(),
+        message: format!(
+            "svc/{name} is ExternalName: {fqdn} is a CNAME to {external}; there is no \
+             ClusterIP and no endpoint, the probe connects to {external} itself"
+        ),
+        details: [("external_name".to_string(), external.clone())].into(),
+    }];
+    let port = examined.iter().find(|p| p.is_tcp()).map(|p| p.port);
+    let mut targets = Vec::new();
+    if protocol::validate_host(&external).is_ok() {
+        targets.push(Target {
+            label: match port {
+                Some(p) => format!("{object}:{p}"),
+                None => object.clone(),
+            },
+            host: external.clone(),
+            port,
+            role: TargetRole::Direct.into(),
+        });
+        let address = port.map(|p| DestinationAddress {
+            host: &external,
+            port: p,
+        });
+        findings.extend(policy::findings(client, source, &ns, &[], address, true).await);
+    }
+    ResolvedDestination {
+        info: DestinationInfo::Service(info),
+        targets,
+        dns_names,
+        findings,
+    }
+}
+
+/// The Service's ClusterIPs (all families), without the `None` of a headless Service.
+fn cluster_ips_of(spec: &ServiceSpec) -> Vec<String> {
+    spec.cluster_ips
+        .clone()
+        .filter(|v| !v.is_empty())
+        .or_else(|| spec.cluster_ip.clone().map(|ip| vec![ip]))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|ip| !ip.is_empty() && ip != "None")
+        .collect()
+}
+
+/// The pods behind the Service: by its selector, or (no selector) by the endpoints'
+/// targetRefs.
+async fn pods_behind(
+    client: &kube::Client,
+    ns: &str,
+    selector: &BTreeMap<String, String>,
+    slices: &[EndpointSlice],
+) -> Result<Vec<Pod>, Error> {
+    if !selector.is_empty() {
+        let sel = labels::from_map(selector);
+        return Ok(api::list::<Pod>(client, ns, Some(&sel.to_string()), "pods")
+            .await?
+            .into_iter()
+            .filter(|p| labels::matches(&sel, &pods::labels(p)))
+            .collect());
+    }
+    let mut names: Vec<String> = slices
+        .iter()
+        .flat_map(|s| s.endpoints.iter())
+        .filter_map(|e| e.target_ref.as_ref())
+        .filter(|r| r.kind.as_deref() == Some("Pod"))
+        .filter(|r| r.namespace.as_deref().unwrap_or(ns) == ns)
+        .filter_map(|r| r.name.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    names.truncate(MAX_ENDPOINT_POD_GETS);
+    let mut selected = Vec::new();
+    for pod_name in names {
+        // Only to learn ports and labels: a pod we cannot read is skipped, not fatal.
+        if let Some(p) = api::get_quiet::<Pod>(client, ns, &pod_name).await {
+            selected.push(p);
+        }
+    }
+    Ok(selected)
+}
+
+/// targetPorts against the pods' declared container ports; when every endpoint is ready and
+/// every port resolves, the Service's healthy finding with the port mapping.
+fn port_findings(
+    name: &str,
+    object: &str,
+    examined: &[PortUnderTest],
+    selected_pods: &[Pod],
+    endpoints: &[Endpoint],
+    earlier: &[KubeFinding],
+) -> Vec<KubeFinding> {
+    let mut findings = Vec::new();
+    let mut port_ok_text = Vec::new();
+    for p in examined {
+        match target_port_finding(name, p, selected_pods) {
+            Some(f) => findings.push(f),
+            None => port_ok_text.push(describe_resolved_port(
+                p,
+                selected_pods,
+                endpoints,
+                examined,
+            )),
+        }
+    }
+    let ready = endpoints.iter().filter(|e| e.ready).count();
+    let port_problem = findings
+        .iter()
+        .chain(earlier)
+        .any(|f| f.code == KubeFindingCode::TargetPortNotExposed);
+    if !endpoints.is_empty() && ready == endpoints.len() && !port_problem {
+        findings.push(KubeFinding {
+            code: KubeFindingCode::ServiceHealthy,
+            severity: Severity::Info,
+            object: object.to_string(),
+            message: if port_ok_text.is_empty() {
+                "the Service defines no ports".to_string()
+            } else {
+                port_ok_text.join("; ")
+            },
+            details: BTreeMap::new(),
+        });
+    }
+    findings
+}
+
+/// The pods NetworkPolicies are evaluated toward: the endpoint pods, or the selected pods
+/// when no endpoint is published.
+fn policy_pods<'p>(
+    first_tcp: Option<usize>,
+    examined: &[PortUnderTest],
+    endpoints: &[Endpoint],
+    pod_by_name: &BTreeMap<&str, &'p Pod>,
+    selected_pods: &'p [Pod],
+) -> Vec<DestinationPod<'p>> {
+    let mut policy_pods: Vec<DestinationPod> = Vec::new();
+    let Some(i) = first_tcp else {
+        return policy_pods;
+    };
+    for e in endpoints {
+        if let (Some(pod), Some(port)) = (
+            e.pod.as_deref().and_then(|n| pod_by_name.get(n)),
+            e.ports[i],
+        ) {
+            if !policy_pods
+                .iter()
+                .any(|d| pods::name(d.pod) == pods::name(pod))
+            {
+                policy_pods.push(DestinationPod { pod, port });
+            }
+        }
+    }
+    if endpoints.is_empty() {
+        for pod in selected_pods {
+            if let Some(port) = resolve_on_pod(&examined[i], pod) {
+                policy_pods.push(DestinationPod { pod, port });
+            }
+        }
+    }
+    policy_pods
 }
 
 /// The ClusterIP(s) per examined port, then every endpoint per TCP port (labels unique).
