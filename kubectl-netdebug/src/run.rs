@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use tokio::time::Instant;
 
 use crate::cli::{OutputFormat, RunArgs};
-use crate::connect::{connect, Cluster};
+use crate::connect::{connect, ApiTarget, Cluster};
 use crate::error::{Error, Result};
 use crate::events::EventReader;
 use crate::inject::{inject, random_container_name, ProbeContainer};
@@ -100,24 +100,7 @@ async fn run_until(
         target,
     } = cluster;
 
-    preflight::check_server_version(&client, &target).await?;
-    let ns_labels = preflight::namespace_labels(&client, &target, &namespace).await?;
-    preflight::check_rbac(&client, &target, &namespace, preflight::POD_ACCESS).await?;
-    if let Some(resolve::DestSpec::Service {
-        namespace: service_namespace,
-        ..
-    }) = &dest_spec
-    {
-        let service_namespace = service_namespace.as_deref().unwrap_or(&namespace);
-        preflight::check_rbac(
-            &client,
-            &target,
-            service_namespace,
-            preflight::SERVICE_ACCESS,
-        )
-        .await?;
-    }
-
+    let ns_labels = preflight_checks(&client, &target, &namespace, dest_spec.as_ref()).await?;
     let source =
         resolve::resolve_source(&client, &namespace, &source_spec, args.container.as_deref())
             .await?;
@@ -131,22 +114,8 @@ async fn run_until(
         .clone()
         .unwrap_or_else(|| namespace.clone());
 
-    let mut kube = verdict::kube::KubeEvidence {
-        source: Some(source.info.clone()),
-        ..Default::default()
-    };
-    let mut targets = Vec::new();
-    let mut dns_names = Vec::new();
-    if let Some(spec) = &dest_spec {
-        let dest = resolve::resolve_destination(&client, &namespace, spec, &source).await?;
-        kube.destination = Some(dest.info);
-        kube.findings = dest.findings;
-        targets = dest.targets;
-        dns_names = dest.dns_names;
-    }
-    dns_names.extend(args.dns.iter().cloned());
-    kube.cluster_dns = cluster_dns(&client).await;
-
+    let (mut kube, targets, dns_names) =
+        kube_evidence(&client, &namespace, dest_spec.as_ref(), &source, args).await?;
     let (probe_profile, profile_info) =
         profile::choose(args.profile, &pod_namespace, ns_labels.as_ref());
     kube.profile = Some(profile_info);
@@ -154,8 +123,6 @@ async fn run_until(
     let plan = build_plan(targets, &plan_options(args, dns_names));
     plan.validate()
         .map_err(|e| Error::InvalidInput(format!("cannot build the probe plan: {e}")))?;
-    let probe_run = std::time::Duration::from_millis(plan.deadline_ms);
-
     let container = ProbeContainer {
         name: random_container_name(),
         target_container: source.target_container.clone(),
@@ -164,7 +131,89 @@ async fn run_until(
         profile: probe_profile,
         plan,
     };
-    let title = verdict::Title {
+    let title = title_of(args, &source, &pod_namespace, &pod_name);
+    let mut session = Session::new(&args.output, title, kube, args.write.as_deref())?;
+    announce(args, &session, &source, &container);
+
+    let pod = PodRef {
+        client: &client,
+        target: &target,
+        namespace: &pod_namespace,
+        name: &pod_name,
+    };
+    start_probe(&pod, &container, deadline).await?;
+    stream_into(&mut session, &pod, &container.name, deadline).await?;
+    session.finish()
+}
+
+/// The pod the probe runs in, and how to reach its API server.
+struct PodRef<'a> {
+    client: &'a kube::Client,
+    target: &'a ApiTarget,
+    namespace: &'a str,
+    name: &'a str,
+}
+
+/// Before anything is resolved: a server with ephemeral containers, the namespace, and the
+/// permissions the run needs (the Service's namespace too). Returns the namespace's labels.
+async fn preflight_checks(
+    client: &kube::Client,
+    target: &ApiTarget,
+    namespace: &str,
+    dest_spec: Option<&resolve::DestSpec>,
+) -> Result<Option<std::collections::BTreeMap<String, String>>> {
+    preflight::check_server_version(client, target).await?;
+    let ns_labels = preflight::namespace_labels(client, target, namespace).await?;
+    preflight::check_rbac(client, target, namespace, preflight::POD_ACCESS).await?;
+    if let Some(resolve::DestSpec::Service {
+        namespace: service_namespace,
+        ..
+    }) = dest_spec
+    {
+        let service_namespace = service_namespace.as_deref().unwrap_or(namespace);
+        preflight::check_rbac(client, target, service_namespace, preflight::SERVICE_ACCESS).await?;
+    }
+    Ok(ns_labels)
+}
+
+/// What Kubernetes says about the source and the destination, the probe's targets and the
+/// names it resolves.
+async fn kube_evidence(
+    client: &kube::Client,
+    namespace: &str,
+    dest_spec: Option<&resolve::DestSpec>,
+    source: &resolve::ResolvedSource,
+    args: &RunArgs,
+) -> Result<(
+    verdict::kube::KubeEvidence,
+    Vec<protocol::Target>,
+    Vec<String>,
+)> {
+    let mut kube = verdict::kube::KubeEvidence {
+        source: Some(source.info.clone()),
+        ..Default::default()
+    };
+    let mut targets = Vec::new();
+    let mut dns_names = Vec::new();
+    if let Some(spec) = dest_spec {
+        let dest = resolve::resolve_destination(client, namespace, spec, source).await?;
+        kube.destination = Some(dest.info);
+        kube.findings = dest.findings;
+        targets = dest.targets;
+        dns_names = dest.dns_names;
+    }
+    dns_names.extend(args.dns.iter().cloned());
+    kube.cluster_dns = cluster_dns(client).await;
+    Ok((kube, targets, dns_names))
+}
+
+fn title_of(
+    args: &RunArgs,
+    source: &resolve::ResolvedSource,
+    pod_namespace: &str,
+    pod_name: &str,
+) -> verdict::Title {
+    verdict::Title {
         source: match &source.info.picked_from {
             Some(from) => format!("{from} (pod/{pod_name})"),
             None => format!("pod/{pod_name}"),
@@ -173,45 +222,66 @@ async fn run_until(
             .to
             .clone()
             .or_else(|| (!args.dns.is_empty()).then(|| format!("dns {}", args.dns.join(", ")))),
-        namespace: Some(pod_namespace.clone()),
+        namespace: Some(pod_namespace.to_string()),
         origin: Some(verdict::Origin::Pod {
-            namespace: pod_namespace.clone(),
-            name: pod_name.clone(),
+            namespace: pod_namespace.to_string(),
+            name: pod_name.to_string(),
         }),
-    };
-    let mut session = Session::new(&args.output, title, kube, args.write.as_deref())?;
-    let chatty = args.output.format == OutputFormat::Text && std::io::stderr().is_terminal();
-    if chatty {
-        if let Some(from) = &source.info.picked_from {
-            eprintln!("using pod {pod_namespace}/{pod_name} (a Ready pod of {from})");
-        }
-        if let Some(p) = &session.inputs().kube.profile {
-            eprintln!(
-                "injecting {} as {} (profile {}: {})",
-                container.image, container.name, p.name, p.reason
-            );
-        }
     }
+}
 
-    let injected = inject(&client, &target, &pod_namespace, &pod_name, &container).await?;
+/// On a terminal, say which pod was picked and how the probe is injected.
+fn announce(
+    args: &RunArgs,
+    session: &Session,
+    source: &resolve::ResolvedSource,
+    container: &ProbeContainer,
+) {
+    let chatty = args.output.format == OutputFormat::Text && std::io::stderr().is_terminal();
+    if !chatty {
+        return;
+    }
+    if let (Some(from), Some(pod)) = (&source.info.picked_from, &session.inputs().kube.source) {
+        eprintln!(
+            "using pod {}/{} (a Ready pod of {from})",
+            pod.namespace, pod.pod
+        );
+    }
+    if let Some(p) = &session.inputs().kube.profile {
+        eprintln!(
+            "injecting {} as {} (profile {}: {})",
+            container.image, container.name, p.name, p.reason
+        );
+    }
+}
+
+/// Inject the probe and wait for it to start; a probe that refused to run at all is an error
+/// in its own words.
+async fn start_probe(
+    pod: &PodRef<'_>,
+    container: &ProbeContainer,
+    deadline: Instant,
+) -> Result<()> {
+    let injected = inject(pod.client, pod.target, pod.namespace, pod.name, container).await?;
     let version = injected
         .metadata
         .resource_version
         .clone()
         .unwrap_or_default();
     let what = WaitFor {
-        namespace: &pod_namespace,
-        pod: &pod_name,
+        namespace: pod.namespace,
+        pod: pod.name,
         container: &container.name,
         image: &container.image,
     };
     // Starting may take at most what is left after the probe's own run and a moment to
     // collect its output.
+    let probe_run = std::time::Duration::from_millis(container.plan.deadline_ms);
     let start_deadline = deadline
         .checked_sub(probe_run + std::time::Duration::from_secs(3))
         .filter(|d| *d > Instant::now())
         .unwrap_or(deadline);
-    let started = wait_for_start(&client, &target, &what, &version, start_deadline).await?;
+    let started = wait_for_start(pod.client, pod.target, &what, &version, start_deadline).await?;
     if let Started::Terminated {
         exit_code: 2,
         message,
@@ -225,14 +295,23 @@ async fn run_until(
             }
         }
     }
+    Ok(())
+}
 
+/// Stream the probe's events into the session, then how its run ended.
+async fn stream_into(
+    session: &mut Session,
+    pod: &PodRef<'_>,
+    container: &str,
+    deadline: Instant,
+) -> Result<()> {
     let mut reader = EventReader::new();
     let source_log = LogSource {
-        client: &client,
-        target: &target,
-        namespace: &pod_namespace,
-        pod: &pod_name,
-        container: &container.name,
+        client: pod.client,
+        target: pod.target,
+        namespace: pod.namespace,
+        pod: pod.name,
+        container,
     };
     let outcome = stream_events(&source_log, &mut reader, deadline, |item| {
         session.accept(item)
@@ -253,7 +332,7 @@ async fn run_until(
             reader.duplicates_skipped()
         ));
     }
-    session.finish()
+    Ok(())
 }
 
 /// The cluster DNS Service's ClusterIP (`kube-system/kube-dns`, the name CoreDNS keeps for

@@ -127,7 +127,13 @@ pub(crate) async fn resolve(
 
     let targets = targets(&object, &examined, &cluster_ips, &endpoints);
 
-    let policy_pods = policy_pods(first_tcp, &examined, &endpoints, &pod_by_name, &selected_pods);
+    let policy_pods = policy_pods(
+        first_tcp,
+        &examined,
+        &endpoints,
+        &pod_by_name,
+        &selected_pods,
+    );
     // Always: even without a destination pod, an egress-isolated source may lack DNS.
     findings.extend(policy::findings(client, source, ns, &policy_pods, None, true).await);
 
@@ -149,7 +155,11 @@ async fn external_name(
     dns_names: Vec<String>,
     external: String,
 ) -> ResolvedDestination {
-    let (name, ns, fqdn) = (info.name.clone(), info.namespace.clone(), info.dns_name.clone());
+    let (name, ns, fqdn) = (
+        info.name.clone(),
+        info.namespace.clone(),
+        info.dns_name.clone(),
+    );
     let object = format!("svc/{name}");
     info.external_name = Some(external.clone());
     let mut findings = vec![KubeFinding {
