@@ -4,7 +4,6 @@
 //! findings that name the deciding policy.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -77,143 +76,155 @@ pub async fn findings(
         policies: BTreeMap::new(),
         namespaces: BTreeMap::new(),
     };
-    let mut out = Vec::new();
+    let destination = Destination {
+        namespace: destination_namespace,
+        pods: destination_pods,
+        address,
+    };
+    let mut out = egress_findings(&mut cache, source, &destination, needs_dns).await;
+    out.extend(ingress_findings(&mut cache, source, &destination).await);
+    out
+}
+
+/// Where the connection goes: pods in a namespace, or an address.
+struct Destination<'d> {
+    namespace: &'d str,
+    pods: &'d [DestinationPod<'d>],
+    address: Option<DestinationAddress<'d>>,
+}
+
+/// Egress at the source: when a policy isolates it, the decision toward each destination
+/// (and toward cluster DNS when names are looked up).
+async fn egress_findings(
+    cache: &mut Cache<'_>,
+    source: &ResolvedSource,
+    destination: &Destination<'_>,
+    needs_dns: bool,
+) -> Vec<KubeFinding> {
     let src_ns = source.info.namespace.as_str();
     let src_labels = &source.info.labels;
-    let src_ip: Option<IpAddr> = source.info.pod_ip.as_deref().and_then(|i| i.parse().ok());
-    let src_name = source.info.pod.as_str();
-
-    // Egress at the source.
-    match cache.policies(src_ns).await.clone() {
-        Err(e) => out.push(unreadable(Direction::Egress, src_ns, &e)),
-        Ok(policies) => {
-            let isolated = policies
-                .iter()
-                .any(|p| netpol::selects(p, src_ns, src_labels, Direction::Egress));
-            if isolated {
-                let mut decisions = Vec::new();
-                if !destination_pods.is_empty() {
-                    let dst_ns_labels = cache.namespace(destination_namespace).await;
-                    for d in destination_pods {
-                        let labels = pods::labels(d.pod);
-                        let peer = Peer {
-                            pod: Some(PeerPod {
-                                name: pods::name(d.pod),
-                                namespace: destination_namespace,
-                                labels: &labels,
-                                namespace_labels: &dst_ns_labels,
-                            }),
-                            ip: pods::ip(d.pod).and_then(|i| i.parse().ok()),
-                            host: None,
-                        };
-                        let port = PortContext {
-                            port: d.port,
-                            protocol: "TCP",
-                            destination_pod: Some(d.pod),
-                        };
-                        let decision = netpol::decide(
-                            &policies,
-                            Direction::Egress,
-                            src_ns,
-                            src_labels,
-                            &peer,
-                            &port,
-                        );
-                        decisions.push((format!("pod/{}", pods::name(d.pod)), d.port, decision));
-                    }
-                }
-                if let Some(a) = &address {
-                    let ip: Option<IpAddr> = a.host.parse().ok();
-                    let peer = Peer {
-                        pod: None,
-                        ip,
-                        host: Some(a.host),
-                    };
-                    let port = PortContext {
-                        port: a.port,
-                        protocol: "TCP",
-                        destination_pod: None,
-                    };
-                    let decision = netpol::decide(
-                        &policies,
-                        Direction::Egress,
-                        src_ns,
-                        src_labels,
-                        &peer,
-                        &port,
-                    );
-                    decisions.push((a.host.to_string(), a.port, decision));
-                }
-                out.extend(summarize(
-                    Direction::Egress,
-                    src_ns,
-                    &format!("pod/{src_name}"),
-                    decisions,
-                ));
-                if needs_dns {
-                    out.extend(dns_egress(&mut cache, &policies, source).await);
-                }
-            }
+    let policies = match cache.policies(src_ns).await.clone() {
+        Err(e) => return vec![unreadable(Direction::Egress, src_ns, &e)],
+        Ok(policies) => policies,
+    };
+    let isolated = policies
+        .iter()
+        .any(|p| netpol::selects(p, src_ns, src_labels, Direction::Egress));
+    if !isolated {
+        return Vec::new();
+    }
+    let decide = |peer: &Peer, port: &PortContext| {
+        netpol::decide(&policies, Direction::Egress, src_ns, src_labels, peer, port)
+    };
+    let mut decisions = Vec::new();
+    if !destination.pods.is_empty() {
+        let dst_ns_labels = cache.namespace(destination.namespace).await;
+        for d in destination.pods {
+            let labels = pods::labels(d.pod);
+            let peer = Peer {
+                pod: Some(PeerPod {
+                    name: pods::name(d.pod),
+                    namespace: destination.namespace,
+                    labels: &labels,
+                    namespace_labels: &dst_ns_labels,
+                }),
+                ip: pods::ip(d.pod).and_then(|i| i.parse().ok()),
+                host: None,
+            };
+            let decision = decide(&peer, &tcp_port(d.port, Some(d.pod)));
+            decisions.push((format!("pod/{}", pods::name(d.pod)), d.port, decision));
         }
     }
-
-    // Ingress at each destination pod.
-    if !destination_pods.is_empty() {
-        match cache.policies(destination_namespace).await.clone() {
-            Err(e) => out.push(unreadable(Direction::Ingress, destination_namespace, &e)),
-            Ok(policies) => {
-                let selected: Vec<&DestinationPod> = destination_pods
-                    .iter()
-                    .filter(|d| {
-                        let labels = pods::labels(d.pod);
-                        policies.iter().any(|p| {
-                            netpol::selects(p, destination_namespace, &labels, Direction::Ingress)
-                        })
-                    })
-                    .collect();
-                if !selected.is_empty() {
-                    let src_ns_labels = cache.namespace(src_ns).await;
-                    let peer = Peer {
-                        pod: Some(PeerPod {
-                            name: src_name,
-                            namespace: src_ns,
-                            labels: src_labels,
-                            namespace_labels: &src_ns_labels,
-                        }),
-                        ip: src_ip,
-                        host: None,
-                    };
-                    let decisions = selected
-                        .iter()
-                        .map(|d| {
-                            let labels: Labels = pods::labels(d.pod);
-                            let port = PortContext {
-                                port: d.port,
-                                protocol: "TCP",
-                                destination_pod: Some(d.pod),
-                            };
-                            let decision = netpol::decide(
-                                &policies,
-                                Direction::Ingress,
-                                destination_namespace,
-                                &labels,
-                                &peer,
-                                &port,
-                            );
-                            (format!("pod/{}", pods::name(d.pod)), d.port, decision)
-                        })
-                        .collect();
-                    out.extend(summarize(
-                        Direction::Ingress,
-                        destination_namespace,
-                        &format!("pod/{src_name}"),
-                        decisions,
-                    ));
-                }
-            }
-        }
+    if let Some(a) = &destination.address {
+        let peer = Peer {
+            pod: None,
+            ip: a.host.parse().ok(),
+            host: Some(a.host),
+        };
+        let decision = decide(&peer, &tcp_port(a.port, None));
+        decisions.push((a.host.to_string(), a.port, decision));
+    }
+    let mut out = summarize(
+        Direction::Egress,
+        src_ns,
+        &format!("pod/{}", source.info.pod),
+        decisions,
+    );
+    if needs_dns {
+        out.extend(dns_egress(cache, &policies, source).await);
     }
     out
+}
+
+/// Ingress at each destination pod a policy selects: the decision for the source pod.
+async fn ingress_findings(
+    cache: &mut Cache<'_>,
+    source: &ResolvedSource,
+    destination: &Destination<'_>,
+) -> Vec<KubeFinding> {
+    if destination.pods.is_empty() {
+        return Vec::new();
+    }
+    let dst_ns = destination.namespace;
+    let policies = match cache.policies(dst_ns).await.clone() {
+        Err(e) => return vec![unreadable(Direction::Ingress, dst_ns, &e)],
+        Ok(policies) => policies,
+    };
+    let selected: Vec<&DestinationPod> = destination
+        .pods
+        .iter()
+        .filter(|d| {
+            let labels = pods::labels(d.pod);
+            policies
+                .iter()
+                .any(|p| netpol::selects(p, dst_ns, &labels, Direction::Ingress))
+        })
+        .collect();
+    if selected.is_empty() {
+        return Vec::new();
+    }
+    let src_ns = source.info.namespace.as_str();
+    let src_ns_labels = cache.namespace(src_ns).await;
+    let peer = Peer {
+        pod: Some(PeerPod {
+            name: &source.info.pod,
+            namespace: src_ns,
+            labels: &source.info.labels,
+            namespace_labels: &src_ns_labels,
+        }),
+        ip: source.info.pod_ip.as_deref().and_then(|i| i.parse().ok()),
+        host: None,
+    };
+    let decisions = selected
+        .iter()
+        .map(|d| {
+            let labels: Labels = pods::labels(d.pod);
+            let decision = netpol::decide(
+                &policies,
+                Direction::Ingress,
+                dst_ns,
+                &labels,
+                &peer,
+                &tcp_port(d.port, Some(d.pod)),
+            );
+            (format!("pod/{}", pods::name(d.pod)), d.port, decision)
+        })
+        .collect();
+    summarize(
+        Direction::Ingress,
+        dst_ns,
+        &format!("pod/{}", source.info.pod),
+        decisions,
+    )
+}
+
+/// A TCP connection to `port` (of `pod`, when the destination is one: named ports).
+fn tcp_port(port: u16, pod: Option<&Pod>) -> PortContext<'_> {
+    PortContext {
+        port,
+        protocol: "TCP",
+        destination_pod: pod,
+    }
 }
 
 /// Where cluster DNS runs: CoreDNS and kube-dns both carry this label.
