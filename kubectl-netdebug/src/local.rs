@@ -146,19 +146,7 @@ mod imp {
         }
         let probe = find_probe()?;
         let plan_json = serde_json::to_string(&plan).expect("a plan always serialises");
-
-        let title = verdict::Title {
-            source: source_label(&args),
-            destination: destination_label(&args),
-            namespace: None,
-            origin: Some(origin(&args)),
-        };
-        let mut session = Session::new(
-            &args.output,
-            title,
-            verdict::kube::KubeEvidence::default(),
-            args.write.as_deref(),
-        )?;
+        let mut session = session_for(&args)?;
 
         let mut child = tokio::process::Command::new(&probe)
             .args(probe_args(&args, &plan_json))
@@ -209,8 +197,9 @@ mod imp {
             .trim()
             .to_string();
 
-        let mut ended_early = None;
-        if !reader.saw_done() {
+        let ended_early = if reader.saw_done() {
+            None
+        } else {
             let code = status.and_then(|s| s.code());
             // Exit 2 before any event: the probe refused to run (bad netns, no permission to
             // setns, a plan it rejects). That is the tool failing, with the probe's own words.
@@ -221,19 +210,8 @@ mod imp {
                     probe_refused(&last_stderr)
                 }));
             }
-            let how = if timed_out || status.is_none() {
-                format!(
-                    "the probe did not finish within {} s and was stopped",
-                    (args.timeout + GRACE).as_secs()
-                )
-            } else {
-                match status.and_then(|s| s.code()) {
-                    Some(c) => format!("the probe exited with code {c} before finishing"),
-                    None => "the probe was killed by a signal before finishing".into(),
-                }
-            };
-            ended_early = Some(how);
-        }
+            Some(cut_short(timed_out, status, args.timeout + GRACE))
+        };
         session.record_end(
             ProbeEnd {
                 ended_early,
@@ -243,6 +221,40 @@ mod imp {
             &reader,
         );
         session.finish()
+    }
+
+    /// The output session, titled with where the probe looks from.
+    fn session_for(args: &LocalArgs) -> Result<Session> {
+        let title = verdict::Title {
+            source: source_label(args),
+            destination: destination_label(args),
+            namespace: None,
+            origin: Some(origin(args)),
+        };
+        Session::new(
+            &args.output,
+            title,
+            verdict::kube::KubeEvidence::default(),
+            args.write.as_deref(),
+        )
+    }
+
+    /// Why a probe that did not send `done` stopped, from its exit status.
+    fn cut_short(
+        timed_out: bool,
+        status: Option<std::process::ExitStatus>,
+        limit: Duration,
+    ) -> String {
+        match status.filter(|_| !timed_out) {
+            None => format!(
+                "the probe did not finish within {} s and was stopped",
+                limit.as_secs()
+            ),
+            Some(s) => match s.code() {
+                Some(c) => format!("the probe exited with code {c} before finishing"),
+                None => "the probe was killed by a signal before finishing".into(),
+            },
+        }
     }
 
     /// A name (not a path) must exist under /var/run/netns, as `ip netns` keeps them; saying

@@ -50,48 +50,7 @@ pub(super) async fn selector_findings(
             details: BTreeMap::new(),
         });
     } else if selected_pods.is_empty() {
-        let all_pods: Vec<Pod> = api::list(client, ns, None, "pods").await?;
-        let closest = labels::closest(
-            selector,
-            all_pods.iter().map(|p| {
-                (
-                    pods::name(p),
-                    p.metadata.labels.as_ref().unwrap_or(&EMPTY_LABELS),
-                )
-            }),
-        );
-        let sel_text = labels::text(selector);
-        let mut details: BTreeMap<String, String> =
-            [("selector".to_string(), sel_text.clone())].into();
-        let message = match &closest {
-            Some(c) => {
-                details.insert("closest_labels".into(), labels::text(&c.labels));
-                details.insert("closest_pod".into(), c.pod.clone());
-                format!(
-                    "svc/{name} selector {sel_text} matches no pod in namespace {ns}; the \
-                     closest is pod/{} with {} ({} of {} selector labels match)",
-                    c.pod,
-                    labels::text(&c.labels),
-                    c.matching_pairs,
-                    selector.len()
-                )
-            }
-            None if all_pods.is_empty() => {
-                format!("svc/{name} selector {sel_text} matches no pod: namespace {ns} has no pods")
-            }
-            None => format!(
-                "svc/{name} selector {sel_text} matches no pod in namespace {ns}; none of its \
-                 {} pods has any of the selector's label keys",
-                all_pods.len()
-            ),
-        };
-        findings.push(KubeFinding {
-            code: KubeFindingCode::SelectorMatchesNoPod,
-            severity: Severity::Failure,
-            object: object.clone(),
-            message,
-            details,
-        });
+        findings.push(selector_matches_no_pod(client, ns, name, selector).await?);
     }
     if endpoints.is_empty() {
         let why = if !selector.is_empty() && !selected_pods.is_empty() {
@@ -118,6 +77,56 @@ pub(super) async fn selector_findings(
     }
 
     Ok(findings)
+}
+
+/// A selector that matches no pod: the pod whose labels come closest, to show the typo.
+async fn selector_matches_no_pod(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    selector: &Labels,
+) -> Result<KubeFinding, Error> {
+    let all_pods: Vec<Pod> = api::list(client, ns, None, "pods").await?;
+    let closest = labels::closest(
+        selector,
+        all_pods.iter().map(|p| {
+            (
+                pods::name(p),
+                p.metadata.labels.as_ref().unwrap_or(&EMPTY_LABELS),
+            )
+        }),
+    );
+    let sel_text = labels::text(selector);
+    let mut details: BTreeMap<String, String> = [("selector".to_string(), sel_text.clone())].into();
+    let message = match &closest {
+        Some(c) => {
+            details.insert("closest_labels".into(), labels::text(&c.labels));
+            details.insert("closest_pod".into(), c.pod.clone());
+            format!(
+                "svc/{name} selector {sel_text} matches no pod in namespace {ns}; the \
+                 closest is pod/{} with {} ({} of {} selector labels match)",
+                c.pod,
+                labels::text(&c.labels),
+                c.matching_pairs,
+                selector.len()
+            )
+        }
+        None if all_pods.is_empty() => {
+            format!("svc/{name} selector {sel_text} matches no pod: namespace {ns} has no pods")
+        }
+        None => format!(
+            "svc/{name} selector {sel_text} matches no pod in namespace {ns}; none of its \
+             {} pods has any of the selector's label keys",
+            all_pods.len()
+        ),
+    };
+    Ok(KubeFinding {
+        code: KubeFindingCode::SelectorMatchesNoPod,
+        severity: Severity::Failure,
+        object: format!("svc/{name}"),
+        message,
+        details,
+    })
 }
 
 /// Endpoints not ready: counts, and per endpoint its pod's reason.

@@ -48,30 +48,11 @@ pub(crate) async fn resolve(
     let svc_ports = spec.ports.clone().unwrap_or_default();
     let examined = select_ports(name, ns, &svc_ports, asked)?;
     let selector = spec.selector.clone().unwrap_or_default();
-    let fqdn = format!("{name}.{ns}.svc.{CLUSTER_DOMAIN}");
-    // The name an application in the source pod would use (search list and ndots apply, as
-    // they do for the app), then the absolute name, which proves the record exists whatever
-    // the search list says.
-    let app_name = if ns == source.info.namespace {
-        name.to_string()
-    } else {
-        format!("{name}.{ns}")
-    };
-    let dns_names = vec![app_name, format!("{fqdn}.")];
+    let mut info = service_info(ns, name, &service_type, &selector, &examined);
+    let fqdn = info.dns_name.clone();
+    let dns_names = dns_names(name, ns, &fqdn, source);
     let object = format!("svc/{name}");
     let mut findings = Vec::new();
-    let mut info = ServiceInfo {
-        namespace: ns.to_string(),
-        name: name.to_string(),
-        service_type: service_type.clone(),
-        cluster_ip: None,
-        headless: false,
-        external_name: None,
-        selector: selector.clone(),
-        ports: examined.iter().map(PortUnderTest::info).collect(),
-        endpoints: Vec::new(),
-        dns_name: fqdn.clone(),
-    };
 
     if service_type == "ExternalName" {
         let external = spec.external_name.clone().unwrap_or_default();
@@ -143,6 +124,40 @@ pub(crate) async fn resolve(
         dns_names,
         findings,
     })
+}
+
+/// What the verdict is told about the Service before its endpoints are known.
+fn service_info(
+    ns: &str,
+    name: &str,
+    service_type: &str,
+    selector: &BTreeMap<String, String>,
+    examined: &[PortUnderTest],
+) -> ServiceInfo {
+    ServiceInfo {
+        namespace: ns.to_string(),
+        name: name.to_string(),
+        service_type: service_type.to_string(),
+        cluster_ip: None,
+        headless: false,
+        external_name: None,
+        selector: selector.clone(),
+        ports: examined.iter().map(PortUnderTest::info).collect(),
+        endpoints: Vec::new(),
+        dns_name: format!("{name}.{ns}.svc.{CLUSTER_DOMAIN}"),
+    }
+}
+
+/// The name an application in the source pod would use (search list and ndots apply, as
+/// they do for the app), then the absolute name, which proves the record exists whatever the
+/// search list says.
+fn dns_names(name: &str, ns: &str, fqdn: &str, source: &ResolvedSource) -> Vec<String> {
+    let app_name = if ns == source.info.namespace {
+        name.to_string()
+    } else {
+        format!("{name}.{ns}")
+    };
+    vec![app_name, format!("{fqdn}.")]
 }
 
 /// An ExternalName Service: a CNAME, no ClusterIP and no endpoint; the probe connects to the
