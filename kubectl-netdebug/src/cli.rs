@@ -392,12 +392,18 @@ pub struct CaptureArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub capture_duration: Option<Duration>,
 
-    /// Stop capturing after this many packets [default: 10000].
-    #[arg(long, value_name = "N")]
+    /// Stop capturing after this many packets (the default is the protocol's).
+    #[arg(long, value_name = "N", help = format!(
+        "Stop capturing after this many packets [default: {}]",
+        protocol::DEFAULT_CAPTURE_PACKETS
+    ))]
     pub capture_packets: Option<u64>,
 
-    /// Stop capturing after this many bytes [default: 16 MiB].
-    #[arg(long, value_name = "BYTES")]
+    /// Stop capturing after this many bytes (the default is the protocol's).
+    #[arg(long, value_name = "BYTES", help = format!(
+        "Stop capturing after this many bytes [default: {} MiB]",
+        protocol::DEFAULT_CAPTURE_BYTES >> 20
+    ))]
     pub capture_bytes: Option<u64>,
 
     /// Keep whole packets, payloads included (default: headers only).

@@ -121,6 +121,14 @@ impl Site {
 /// finish; the cluster path forgot the probe's own margin.)
 pub fn check_limits(options: &PlanOptions, timeout: Duration, site: Site) -> Result<(), String> {
     if let Some(d) = options.capture.capture_duration {
+        let longest = Duration::from_millis(protocol::MAX_DEADLINE_MS) - AFTER_CAPTURE;
+        if d > longest {
+            return Err(format!(
+                "--capture-duration {} is longer than a probe may run: at most {}",
+                crate::duration::format_duration(d),
+                crate::duration::format_duration(longest)
+            ));
+        }
         let needed = d + AFTER_CAPTURE + site.overhead();
         if needed > timeout {
             return Err(format!(

@@ -89,6 +89,14 @@ pub struct CapturePlan {
     pub stop_after_traffic: bool,
 }
 
+/// The longest run a plan may ask for.
+pub const MAX_DEADLINE_MS: u64 = 600_000;
+
+/// Packets a capture keeps when the plan sets no limit.
+pub const DEFAULT_CAPTURE_PACKETS: u64 = 10_000;
+/// Bytes a capture keeps when the plan sets no limit (16 MiB).
+pub const DEFAULT_CAPTURE_BYTES: u64 = 16 << 20;
+
 fn default_snaplen() -> u32 {
     128
 }
@@ -99,8 +107,8 @@ impl Default for CapturePlan {
             interface: None,
             filter: None,
             max_duration_ms: 5_000,
-            max_packets: 10_000,
-            max_bytes: 16 << 20,
+            max_packets: DEFAULT_CAPTURE_PACKETS,
+            max_bytes: DEFAULT_CAPTURE_BYTES,
             snaplen: default_snaplen(),
             pcap: true,
             stop_after_traffic: true,
@@ -228,9 +236,9 @@ impl Plan {
         if self.v != crate::PROTOCOL_MAJOR {
             return Err(PlanError::Version(self.v));
         }
-        if self.deadline_ms == 0 || self.deadline_ms > 600_000 {
+        if self.deadline_ms == 0 || self.deadline_ms > MAX_DEADLINE_MS {
             return Err(PlanError::Invalid(format!(
-                "deadline_ms {} out of range (1..=600000)",
+                "deadline_ms {} out of range (1..={MAX_DEADLINE_MS})",
                 self.deadline_ms
             )));
         }
