@@ -220,7 +220,7 @@ mod imp {
             },
             &reader,
         );
-        session.finish()
+        session.finish().await
     }
 
     /// The output session, titled with where the probe looks from.

@@ -37,7 +37,7 @@ pub fn probe_refused(words: &str) -> String {
 
 pub struct Session {
     inputs: Inputs,
-    renderer: Box<dyn Renderer>,
+    renderer: Box<dyn Renderer + Send>,
     /// Print progress lines (stderr, only when it is a terminal).
     progress: bool,
     pcap: Option<PcapWriter>,
@@ -65,7 +65,7 @@ impl Session {
         pcap_path: Option<&str>,
     ) -> Result<Session> {
         let final_to_stderr = pcap_path == Some("-");
-        let renderer: Box<dyn Renderer> = match output.format {
+        let renderer: Box<dyn Renderer + Send> = match output.format {
             OutputFormat::Text => Box::new(verdict::TextRenderer::new(use_color(
                 output,
                 final_to_stderr,
@@ -161,10 +161,19 @@ impl Session {
     }
 
     /// Evaluate, render, print; returns the exit code (0 healthy, 1 problem, 2 inconclusive).
-    pub fn finish(mut self) -> Result<i32> {
+    ///
+    /// Waiting for the pcap writer and writing the verdict are blocking I/O: they run on the
+    /// blocking pool, not on the runtime that keeps the deadlines.
+    pub async fn finish(mut self) -> Result<i32> {
         if let Some(e) = self.pcap_error.take() {
             return Err(e);
         }
+        tokio::task::spawn_blocking(move || self.write_out())
+            .await
+            .map_err(|e| Error::Output(format!("writing the output: {e}")))?
+    }
+
+    fn write_out(mut self) -> Result<i32> {
         if let Some(w) = self.pcap.take() {
             let path = w.path().to_string();
             self.inputs.pcap = w.finish()?;

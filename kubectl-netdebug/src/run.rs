@@ -143,7 +143,7 @@ async fn run_until(
     };
     start_probe(&pod, &container, deadline).await?;
     stream_into(&mut session, &pod, &container.name, deadline).await?;
-    session.finish()
+    session.finish().await
 }
 
 /// The pod the probe runs in, and how to reach its API server.
