@@ -200,3 +200,76 @@ impl Session {
         Ok(verdict.exit_code())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::OutputFormat;
+
+    fn session() -> Session {
+        let title = Title {
+            source: "local".into(),
+            destination: None,
+            namespace: None,
+            origin: Some(verdict::Origin::Local),
+        };
+        let output = OutputArgs {
+            format: OutputFormat::Json,
+            no_color: true,
+        };
+        Session::new(&output, title, Default::default(), None).unwrap()
+    }
+
+    /// Regression: the probe's end (cut short, or complete with a non-zero exit) and its
+    /// malformed events were written twice, once per path, with different words; one place
+    /// says them now, for local and cluster runs alike.
+    #[tokio::test]
+    async fn probe_end_is_said_once_the_same_way_for_both_paths() {
+        let mut reader = EventReader::new();
+        let lines = [r#"{"v":1,"seq":0,"type":"check_started","data":{"check":42}}"#.to_string()];
+        let input = futures::io::Cursor::new(lines.join("\n").into_bytes());
+        reader.read_from(input, |_| {}).await.unwrap();
+
+        let mut cut = session();
+        cut.record_end(
+            ProbeEnd {
+                ended_early: Some("the probe exited with code 137 before finishing".into()),
+                exit_code: Some(137),
+                last_words: Some("netdebug-probe: out of memory".into()),
+            },
+            &reader,
+        );
+        assert_eq!(
+            cut.inputs().stream_end,
+            verdict::StreamEnd::EndedEarly {
+                reason: "the probe exited with code 137 before finishing; its last output: \
+                         netdebug-probe: out of memory"
+                    .into()
+            }
+        );
+        assert_eq!(cut.inputs().client_notes.len(), 1, "the malformed event");
+        assert!(cut.inputs().client_notes[0].starts_with("the probe sent a malformed event: "));
+
+        let mut complete = session();
+        complete.record_end(
+            ProbeEnd {
+                ended_early: None,
+                exit_code: Some(3),
+                last_words: None,
+            },
+            &EventReader::new(),
+        );
+        assert_eq!(
+            complete.inputs().client_notes,
+            ["the probe finished its run but exited with code 3"]
+        );
+        assert_eq!(
+            probe_refused("cannot enter netns blue: EPERM"),
+            "netdebug-probe: cannot enter netns blue: EPERM"
+        );
+        assert_eq!(
+            probe_refused("netdebug-probe: bad plan"),
+            "netdebug-probe: bad plan"
+        );
+    }
+}
