@@ -41,10 +41,13 @@ pub async fn run(plan: Plan, emitter: Emitter) -> Result<(), RunError> {
         .map_err(|e| RunError::Setup(e.to_string()))?;
     emitter.emit(Event::Hello(hello(&plan, &setup)));
     // A newer client may ask for a check this probe does not have: say so instead of refusing
-    // the whole plan, so every check it does know still runs.
-    for name in plan.unknown_checks() {
+    // the whole plan, so every check it does know still runs. It ends like any skipped check:
+    // `skipped`, `check_finished`, and counted in `done`.
+    let unknown = plan.unknown_checks();
+    for name in &unknown {
+        let check = Open::Unknown(name.to_string());
         emitter.emit(Event::Skipped(Skipped {
-            check: Open::Unknown(name.to_string()),
+            check: check.clone(),
             reason: format!(
                 "this probe (version {}) does not know the check `{name}`: use the probe image \
                  that matches the client (--image)",
@@ -52,7 +55,14 @@ pub async fn run(plan: Plan, emitter: Emitter) -> Result<(), RunError> {
             ),
             missing_capability: None,
         }));
+        emitter.emit(Event::CheckFinished(CheckFinished {
+            check,
+            status: CheckStatus::Skipped.into(),
+            elapsed_ms: 0.0,
+            error: None,
+        }));
     }
+    let unknown = unknown.len() as u32;
     let checks = plan.effective_checks();
     let ctx = Arc::new(Ctx::new(plan, emitter.clone(), setup, started));
     let statuses = run_checks(&checks, &ctx).await?;
@@ -62,7 +72,7 @@ pub async fn run(plan: Plan, emitter: Emitter) -> Result<(), RunError> {
         elapsed_ms: ms(started.elapsed()),
         checks_completed: count(CheckStatus::Completed),
         checks_failed: count(CheckStatus::Error),
-        checks_skipped: count(CheckStatus::Skipped),
+        checks_skipped: count(CheckStatus::Skipped) + unknown,
         deadline_exceeded: count(CheckStatus::DeadlineExceeded) > 0,
     }));
     Ok(())

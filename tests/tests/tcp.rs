@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use netdebug_scenarios::pair::{CLI, CLI6, SRV, SRV6};
 use netdebug_scenarios::ClientServer as Lab;
-use protocol::{Evidence, MtuEvidence, Open, RouteEvidence, TargetRole, TcpEvidence, TcpOutcome};
+use protocol::{
+    CheckKind, CheckStatus, Evidence, MtuEvidence, Open, RouteEvidence, TargetRole, TcpEvidence,
+    TcpOutcome,
+};
 use serde_json::json;
 
 /// A TCP server that accepts, reads until EOF and logs `peer bytes-received` per connection.
@@ -432,4 +435,11 @@ fn unknown_check_in_plan_is_skipped_and_the_rest_runs() {
     assert_eq!(tcp.len(), 1);
     assert_eq!(tcp[0].outcome, TcpOutcome::Ok);
     assert_eq!(run.done().checks_completed, 1);
+    assert_eq!(
+        run.done().checks_skipped,
+        1,
+        "the unknown check is counted as skipped"
+    );
+    let finished = run.finished(CheckKind::Tcp);
+    assert_eq!(finished.status, CheckStatus::Completed);
 }
