@@ -73,7 +73,17 @@ pub fn apply(f: &Facts, r: &mut Report) {
 }
 
 /// Did a connect toward this route's destination fail?
-pub fn tcp_failed_to(f: &Facts, ip: IpAddr) -> bool {
+/// A path problem toward `ip` breaks it when a connect there failed; otherwise it is worth a
+/// warning (traffic got through, or none was tried).
+pub fn path_severity(f: &Facts, ip: IpAddr) -> Severity {
+    if tcp_failed_to(f, ip) {
+        Severity::Failure
+    } else {
+        Severity::Warning
+    }
+}
+
+fn tcp_failed_to(f: &Facts, ip: IpAddr) -> bool {
     f.all::<TcpEvidence>()
         .iter()
         .any(|t| t.address.ip() == ip && !connected(t) && t.outcome != TcpOutcome::Unresolved)
@@ -283,11 +293,7 @@ fn wrong_source_interface(
     }
     let dev = info.dev.as_deref().unwrap_or("?");
     let pod_dev = f.link_with_address(pod_ip).map(|l| l.name.clone());
-    let severity = if tcp_failed_to(f, dst) {
-        Severity::Failure
-    } else {
-        Severity::Warning
-    };
+    let severity = path_severity(f, dst);
     r.finding(
         RuleCode::WrongSourceInterface,
         Layer::Network,

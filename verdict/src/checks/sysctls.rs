@@ -6,9 +6,9 @@ use std::net::IpAddr;
 
 use protocol::{ConfScope, RouteEvidence, RouteInfo, RouteType, Sysctl, SysctlsEvidence};
 
-use crate::checks::route::tcp_failed_to;
+use crate::checks::route::path_severity;
 use crate::facts::Facts;
-use crate::model::{Layer, Mark, RuleCode, Severity};
+use crate::model::{Layer, Mark, RuleCode};
 use crate::progress::Progress;
 use crate::report::Report;
 
@@ -99,11 +99,7 @@ fn report(
     let own_key = Sysctl::rp_filter_of(src_dev).name();
     let all_key = Sysctl::RpFilter(ConfScope::All).name();
     let values = rp.values();
-    let severity = if tcp_failed_to(f, dst) {
-        Severity::Failure
-    } else {
-        Severity::Warning
-    };
+    let severity = path_severity(f, dst);
     r.finding(
         RuleCode::RpFilterAsymmetric,
         Layer::Network,
