@@ -187,6 +187,8 @@ mod resolve_destination {
             (c.pod.as_deref(), c.node.as_deref(), c.port),
             (Some("payments-c"), Some("node-1"), Some(8443))
         );
+        // The container that declares the port, so a refusal can name it.
+        assert_eq!(c.container.as_deref(), Some("app"));
 
         let nr = finding(&d, KubeFindingCode::EndpointsNotReady);
         assert_eq!(nr.severity, Severity::Warning);

@@ -112,6 +112,10 @@ pub struct EndpointInfo {
     pub terminating: bool,
     #[serde(default)]
     pub pod: Option<String>,
+    /// The container of `pod` that serves `port`: the one declaring it, else the pod's only
+    /// container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
     #[serde(default)]
     pub node: Option<String>,
 }

@@ -279,6 +279,62 @@ fn service_target_port_not_exposed() {
     );
 }
 
+/// Found on a real cluster (issue 16): both the ClusterIP (port 80) and the endpoint (port
+/// 9090 here) refused, and the verdict said "nothing listens on port 80" with a placeholder
+/// command. The port that matters is the endpoint's, and the pod is known.
+#[test]
+fn refused_on_a_service_names_the_endpoint_pod_its_port_and_the_exact_command() {
+    // The pods declare no ports, so the client has no targetPort finding: only the probe's
+    // refusals show the problem.
+    let i = load(
+        "service_target_port",
+        svc_title(),
+        web_service("9090", 9090, [true; 3]),
+    );
+    let v = evaluate(&i);
+    assert_fired(&v, Status::Failed, &[RuleCode::TcpRefusedNoListener]);
+    assert_cause(&v, "svc/web:80 -> 10.199.70.2:9090 answered with RST");
+    assert_cause(&v, "pod web-0 (container app)");
+    assert_cause(&v, "listens on port 9090");
+    assert!(!cause(&v).contains("port 80 "), "{}", cause(&v));
+    assert_eq!(
+        v.next.first().map(String::as_str),
+        Some("kubectl netdebug pod/web-0 -n shop --sockets   # what pod web-0 listens on, and on which addresses"),
+        "{:?}",
+        v.next
+    );
+}
+
+#[test]
+fn refused_by_a_destination_pod_names_it() {
+    let mut k = web_service("8081", 8081, [true; 3]);
+    k.destination = Some(DestinationInfo::Pod(
+        netdebug_verdict::kube::PodDestination {
+            namespace: "shop".into(),
+            name: "web-0".into(),
+            ip: Some("10.199.70.2".into()),
+            port: Some(8081),
+            ready: true,
+        },
+    ));
+    let i = load(
+        "tcp_refused",
+        k8s_title("pod/client", "pod/web-0:8081", "shop"),
+        k,
+    );
+    let v = evaluate(&i);
+    assert_fired(&v, Status::Failed, &[RuleCode::TcpRefusedNoListener]);
+    assert_cause(
+        &v,
+        "pod web-0 is reachable but nothing in it listens on port 8081",
+    );
+    assert!(
+        v.next[0].starts_with("kubectl netdebug pod/web-0 -n shop --sockets"),
+        "{:?}",
+        v.next
+    );
+}
+
 #[test]
 fn service_dataplane_conflict_is_said_exactly() {
     let i = load(

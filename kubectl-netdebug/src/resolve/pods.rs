@@ -100,6 +100,19 @@ pub fn named_port(pod: &Pod, name: &str, protocol: &str) -> Option<(String, u16)
         })
 }
 
+/// The container that serves `port`: the one declaring it, else the pod's only container
+/// (declaring ports is optional). None when several containers could be listening.
+pub fn container_serving(pod: &Pod, port: u16, protocol: &str) -> Option<String> {
+    let declared = declared_ports(pod).into_iter().find(|(_, p)| {
+        u16::try_from(p.container_port).is_ok_and(|n| n == port) && port_protocol(p) == protocol
+    });
+    match (declared, containers(pod)) {
+        (Some((c, _)), _) => Some(c.to_string()),
+        (None, [only]) => Some(only.name.clone()),
+        (None, _) => None,
+    }
+}
+
 /// `8080/TCP (http) in app`, for messages.
 pub fn port_list(pod: &Pod) -> Vec<String> {
     declared_ports(pod)

@@ -10,7 +10,7 @@ use crate::checks::capture::unanswered_syn_lines;
 use crate::checks::counters::overflow_timeouts;
 use crate::facts::Facts;
 use crate::kube::{DestinationInfo, KubeFinding, KubeFindingCode};
-use crate::model::{Layer, Mark, RuleCode, Severity};
+use crate::model::{Layer, Mark, Origin, RuleCode, Severity};
 use crate::progress::Progress;
 use crate::report::Report;
 use crate::words::{list, ms};
@@ -245,28 +245,113 @@ fn no_listener(f: &Facts, t0: &TcpEvidence, rest: &[&&TcpEvidence], r: &mut Repo
         .kube_finding(KubeFindingCode::TargetPortNotExposed)
         .map(|_| " (the targetPort is not exposed, see Service)")
         .unwrap_or("");
-    let port = t0.address.port();
-    r.finding(
-        RuleCode::TcpRefusedNoListener,
-        Layer::Transport,
-        Severity::Failure,
-        "L4 refused",
-        format!(
-            "{} answered with RST in {}: the host is reachable but nothing listens on port {port}{port_note} \
-             (or a REJECT --reject-with tcp-reset rule)",
-            t0.address,
+    // Through a Service, the port that matters is the endpoint's, and the pod is known.
+    let destination = refusing_pod(f, rest);
+    let (shown, port) = match &destination {
+        Some(d) => (d.address, d.address.port()),
+        None => (t0.address, t0.address.port()),
+    };
+    let cause = match &destination {
+        Some(d) => format!(
+            "{}{} answered with RST in {}: pod {}{} is reachable but nothing in it listens on \
+             port {port}{port_note} (or a REJECT --reject-with tcp-reset rule)",
+            d.via_service
+                .as_deref()
+                .map(|svc| format!("{svc} -> "))
+                .unwrap_or_default(),
+            d.address,
+            ms(d.latency_ms),
+            d.pod,
+            d.container
+                .as_deref()
+                .map(|c| format!(" (container {c})"))
+                .unwrap_or_default(),
+        ),
+        None => format!(
+            "{shown} answered with RST in {}: the host is reachable but nothing listens on port \
+             {port}{port_note} (or a REJECT --reject-with tcp-reset rule)",
             ms(t0.latency_ms),
         ),
-    )
-    .line(list(&words, 3))
-    .next(if f.is_local() {
-        format!("ss -ltn 'sport = :{port}'   # on the destination")
-    } else {
-        format!(
-            "ss -ltn 'sport = :{port}'   # on the destination, e.g. kubectl netdebug DEST --sockets"
+    };
+    let mut b = r
+        .finding(
+            RuleCode::TcpRefusedNoListener,
+            Layer::Transport,
+            Severity::Failure,
+            "L4 refused",
+            cause,
         )
-    })
-    .add();
+        .line(list(&words, 3));
+    b = match &destination {
+        Some(d) if !f.is_local() => b.next(format!(
+            "{}   # what pod {} listens on, and on which addresses",
+            Origin::Pod {
+                namespace: d.namespace.clone(),
+                name: d.pod.clone(),
+            }
+            .command(None, "--sockets"),
+            d.pod
+        )),
+        _ if f.is_local() => b.next(format!("ss -ltn 'sport = :{port}'   # on the destination")),
+        _ => b.next(format!(
+            "ss -ltn 'sport = :{port}'   # on the destination ({shown})"
+        )),
+    };
+    b.add();
+}
+
+/// The pod that refused: an endpoint of the Service (or the destination pod) whose own
+/// address answered with RST.
+struct RefusingPod {
+    namespace: String,
+    pod: String,
+    container: Option<String>,
+    /// The endpoint's own address and port (not the Service's).
+    address: std::net::SocketAddr,
+    latency_ms: f64,
+    /// `svc/web:80` when the ClusterIP refused too.
+    via_service: Option<String>,
+}
+
+fn refusing_pod(f: &Facts, refused: &[&&TcpEvidence]) -> Option<RefusingPod> {
+    match f.kube.destination.as_ref()? {
+        DestinationInfo::Service(svc) => {
+            let (t, ep) = refused.iter().find_map(|t| {
+                svc.endpoints
+                    .iter()
+                    .find(|e| e.ip.parse::<IpAddr>().is_ok_and(|ip| ip == t.address.ip()))
+                    .filter(|e| e.port.is_none_or(|p| p == t.address.port()))
+                    .map(|e| (t, e))
+            })?;
+            let cluster_ip = refused
+                .iter()
+                .find(|c| f.role(&c.role, c.address.ip()) == protocol::TargetRole::ClusterIp);
+            Some(RefusingPod {
+                namespace: svc.namespace.clone(),
+                pod: ep.pod.clone()?,
+                container: ep.container.clone(),
+                address: t.address,
+                latency_ms: t.latency_ms,
+                via_service: cluster_ip.map(|c| format!("svc/{}:{}", svc.name, c.address.port())),
+            })
+        }
+        DestinationInfo::Pod(p) => {
+            let t = refused.iter().find(|t| {
+                p.ip.as_deref()
+                    .and_then(|ip| ip.parse::<IpAddr>().ok())
+                    .is_some_and(|ip| ip == t.address.ip())
+            })?;
+            Some(RefusingPod {
+                namespace: p.namespace.clone(),
+                pod: p.name.clone(),
+                container: None,
+                address: t.address,
+                latency_ms: t.latency_ms,
+                via_service: None,
+            })
+        }
+        DestinationInfo::Address { .. } => None,
+    }
 }
 
 fn timeout_rules(f: &Facts, timeouts: &[&TcpEvidence], r: &mut Report) {

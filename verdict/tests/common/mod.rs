@@ -84,6 +84,7 @@ pub fn endpoint(ip: &str, port: u16, ready: bool, pod: &str) -> EndpointInfo {
         serving: ready,
         terminating: false,
         pod: Some(pod.to_string()),
+        container: Some("app".into()),
         node: Some("node-1".into()),
     }
 }

@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use netdebug_verdict::kube::EndpointInfo;
 
 use super::ports::{resolve_on_pod, PortUnderTest};
+use crate::resolve::pods;
 
 /// One endpoint address, merged across slices.
 #[derive(Debug, Clone)]
@@ -21,17 +22,22 @@ pub(super) struct Endpoint {
     pub(super) node: Option<String>,
     /// Resolved port per examined Service port (index into the examined ports).
     pub(super) ports: Vec<Option<u16>>,
+    /// The container serving each of those ports, when the pod tells (see
+    /// [`pods::container_serving`]).
+    pub(super) containers: Vec<Option<String>>,
 }
 
 impl Endpoint {
     /// What the verdict is told about this endpoint: its port is the one for the first TCP
     /// port examined (else the first resolved one).
     pub(super) fn info(&self, first_tcp: Option<usize>) -> EndpointInfo {
+        let index = first_tcp
+            .filter(|i| self.ports[*i].is_some())
+            .or_else(|| self.ports.first().map(|_| 0));
         EndpointInfo {
             ip: self.ip.clone(),
-            port: first_tcp
-                .and_then(|i| self.ports[i])
-                .or(self.ports.first().copied().flatten()),
+            port: index.and_then(|i| self.ports[i]),
+            container: index.and_then(|i| self.containers[i].clone()),
             ready: self.ready,
             serving: self.serving,
             terminating: self.terminating,
@@ -83,6 +89,15 @@ pub(super) fn collect_endpoints(
                         })
                 })
                 .collect();
+            let containers: Vec<Option<String>> = examined
+                .iter()
+                .zip(&ports)
+                .map(|(p, port)| {
+                    pod_obj
+                        .zip(*port)
+                        .and_then(|(pod, port)| pods::container_serving(pod, port, &p.protocol))
+                })
+                .collect();
             for ip in &ep.addresses {
                 if out.iter().any(|e| &e.ip == ip) {
                     continue;
@@ -95,6 +110,7 @@ pub(super) fn collect_endpoints(
                     pod: pod.clone(),
                     node: ep.node_name.clone(),
                     ports: ports.clone(),
+                    containers: containers.clone(),
                 });
             }
         }
