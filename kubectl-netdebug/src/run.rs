@@ -204,6 +204,7 @@ async fn kube_evidence(
     }
     dns_names.extend(args.dns.iter().cloned());
     kube.cluster_dns = cluster_dns(client).await;
+    kube.serves = served_by(client, &source.info).await;
     Ok((kube, targets, dns_names))
 }
 
@@ -333,6 +334,21 @@ async fn stream_into(
         ));
     }
     Ok(())
+}
+
+/// The Services the source pod is an endpoint of. Best effort, like [`cluster_dns`]: without
+/// read access to EndpointSlices, None, and the verdict says nothing about them.
+async fn served_by(
+    client: &kube::Client,
+    source: &verdict::kube::SourceInfo,
+) -> Option<Vec<verdict::kube::ServedPort>> {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        resolve::served_ports(client, &source.namespace, &source.pod),
+    )
+    .await
+    .ok()?
+    .ok()
 }
 
 /// The cluster DNS Service's ClusterIP (`kube-system/kube-dns`, the name CoreDNS keeps for

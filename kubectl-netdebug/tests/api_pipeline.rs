@@ -185,6 +185,8 @@ async fn healthy_run_request_order_and_patch() {
     assert!(pos("selfsubjectaccessreviews") < pos("PATCH"));
     assert!(pos("GET /api/v1/nodes/node-1") < pos("PATCH"));
     assert!(pos("PATCH") < pos("GET /api/v1/namespaces/shop/pods/web/log"));
+    // The Services the pod serves are read before injection, for the socket rules.
+    assert!(pos("GET /apis/discovery.k8s.io/v1/namespaces/shop/endpointslices") < pos("PATCH"));
     // An IP destination needs no Service permissions: four reviews, all about pods.
     assert_eq!(
         requests

@@ -24,6 +24,25 @@ pub struct KubeEvidence {
     /// kubelet configuration).
     #[serde(default)]
     pub cluster_domain: Option<String>,
+    /// The Services the source pod is an endpoint of, with the port each sends to it (from
+    /// the EndpointSlices that name the pod). None when the client did not read them
+    /// (not asked, or not allowed): then nothing is said about them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serves: Option<Vec<ServedPort>>,
+}
+
+/// One port a Service sends to the source pod: `svc/web` port `http` -> 8080/TCP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServedPort {
+    /// The Service's name (in the source pod's namespace).
+    pub service: String,
+    /// The EndpointSlice port's name (the Service port's), when it has one.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The pod's port the traffic is sent to (the resolved targetPort).
+    pub port: u16,
+    /// `TCP`, `UDP`, `SCTP`.
+    pub protocol: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -302,6 +302,9 @@ pub enum RuleCode {
     // Transport
     TcpRefusedNoListener,
     TcpListenerLoopbackOnly,
+    /// The pod is an endpoint of a Service, and nothing listens on the port the Service sends
+    /// to it (on any address that accepts connections to the pod IP).
+    ServedPortNotListening,
     TcpTimeout,
     TcpTimeoutNetworkPolicy,
     TcpRejected,

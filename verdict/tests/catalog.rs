@@ -825,3 +825,85 @@ fn dns_unreachable_explained_by_egress_policy() {
         v.next
     );
 }
+
+// ---- `--sockets` on a pod that serves a Service (issue 16 item 3) ------------------------
+
+/// `kubectl netdebug pod/web-0 --sockets`, recorded in a namespace whose app listens on
+/// 127.0.0.1:8080 only and a sidecar on 0.0.0.0:9090; `serves` is what the EndpointSlices
+/// naming the pod say.
+fn sockets_run(serves: Option<Vec<netdebug_verdict::kube::ServedPort>>) -> Verdict {
+    let kube = KubeEvidence {
+        source: Some(source("web-0", "shop", "10.199.70.2")),
+        serves,
+        ..Default::default()
+    };
+    let mut title = k8s_title("pod/web-0", "-", "shop");
+    title.destination = None;
+    evaluate(&load("sockets_loopback_listener", title, kube))
+}
+
+fn served(service: &str, name: &str, port: u16) -> netdebug_verdict::kube::ServedPort {
+    netdebug_verdict::kube::ServedPort {
+        service: service.into(),
+        name: Some(name.into()),
+        port,
+        protocol: "TCP".into(),
+    }
+}
+
+fn evidence_text(v: &Verdict) -> String {
+    v.evidence
+        .iter()
+        .map(|l| l.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Found on a real cluster: `--sockets` said "1 sockets (LISTEN 1) ... no problem found" and
+/// never showed what listened where.
+#[test]
+fn sockets_lists_every_listener_with_its_bind_address_and_backlog() {
+    let v = sockets_run(None);
+    assert_eq!(v.status, Status::Healthy, "{}", fired(&v));
+    assert!(
+        evidence_text(&v)
+            .contains("listening on 0.0.0.0:9090 (backlog 5), 127.0.0.1:8080 (backlog 5)"),
+        "{}",
+        evidence_text(&v)
+    );
+}
+
+#[test]
+fn sockets_on_an_endpoint_listening_on_loopback_only_names_the_service() {
+    let v = sockets_run(Some(vec![served("web", "http", 8080)]));
+    assert_fired(&v, Status::Failed, &[RuleCode::TcpListenerLoopbackOnly]);
+    assert_cause(&v, "svc/web (port http) sends TCP port 8080 to this pod");
+    assert_cause(&v, "bound to 127.0.0.1:8080 only");
+    assert_cause(&v, "connections to 10.199.70.2:8080");
+    assert!(v.next[0].contains("bind 0.0.0.0:8080"), "{:?}", v.next);
+}
+
+#[test]
+fn sockets_on_an_endpoint_listening_on_every_address_proves_the_service_port() {
+    let v = sockets_run(Some(vec![served("metrics", "m", 9090)]));
+    assert_eq!(v.status, Status::Healthy, "{}", fired(&v));
+    assert!(
+        v.proven
+            .iter()
+            .any(|p| p
+                .contains("svc/metrics (port m) sends port 9090 here: accepted on 0.0.0.0:9090")),
+        "{:?}",
+        v.proven
+    );
+}
+
+#[test]
+fn sockets_on_an_endpoint_without_the_service_port_says_what_it_listens_on() {
+    let v = sockets_run(Some(vec![served("web", "http", 7070)]));
+    assert_fired(&v, Status::Failed, &[RuleCode::ServedPortNotListening]);
+    assert_cause(
+        &v,
+        "nothing in it (container app and its siblings) listens on port 7070",
+    );
+    assert_cause(&v, "it listens on 0.0.0.0:9090, 127.0.0.1:8080");
+}

@@ -183,6 +183,16 @@ scenario_listener_loopback_only() {
     record listener_loopback_only "$(plan "$(target 10.199.70.2:8090 10.199.70.2 8090 direct)")" $S
 }
 
+# `--sockets` in a "pod" (the server namespace) whose app listens on 127.0.0.1:8080 only,
+# beside a sidecar on 0.0.0.0:9090: the stack checks only, no target.
+scenario_sockets_loopback_listener() {
+    base; resolv 10.199.96.53
+    http_server 127.0.0.1 8080
+    http_server 0.0.0.0 9090
+    record sockets_loopback_listener \
+        '{"v":1,"targets":[],"deadline_ms":12000,"connect_timeout_ms":1500,"checks":["links","sockets","counters","conntrack","sysctls"]}' $S
+}
+
 # kube-proxy lost its rules: the ClusterIP is not translated, endpoints answer directly.
 scenario_service_dataplane() {
     base; cluster_dns; resolv 10.199.96.53
@@ -458,6 +468,7 @@ scenario_stopped_early() {
 }
 
 ALL="healthy_service tcp_refused tcp_timeout tcp_rejected listener_loopback_only
+sockets_loopback_listener
 service_dataplane service_bad_endpoint service_no_endpoints service_target_port
 dns_nxdomain dns_search_expansion dns_unreachable dns_servfail dns_not_cluster_dns
 no_route interface_down neighbor_failed rp_filter wrong_interface port_exhaustion

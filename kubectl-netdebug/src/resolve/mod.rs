@@ -12,11 +12,13 @@ pub mod labels;
 pub mod netpol;
 pub mod pods;
 mod policy;
+mod served;
 mod service;
 mod source;
 mod spec;
 
 pub use destination::{resolve_destination, ResolvedDestination};
+pub use served::served_ports;
 pub use source::{choose_container, resolve_source, ResolvedSource, DEFAULT_CONTAINER_ANNOTATION};
 pub use spec::{parse_destination, parse_source, DestSpec, PortRef, SourceKind, SourceSpec};
 

@@ -125,6 +125,7 @@ pub fn kube_service(src: SourceInfo, svc: ServiceInfo, findings: Vec<KubeFinding
         findings,
         cluster_dns: None,
         cluster_domain: Some("cluster.local".into()),
+        serves: None,
     }
 }
 
