@@ -82,7 +82,7 @@ pub fn evaluate(inputs: &Inputs) -> Verdict {
         evidence: evidence_block(lines),
         proven,
         unchecked,
-        next: next_steps(inputs, &findings, status),
+        next: next_steps(inputs, &facts, &findings, status),
         notes: all_notes(inputs, notes),
         findings,
         rules_fired,
@@ -155,7 +155,7 @@ fn cause(findings: &[Finding]) -> Option<String> {
 
 /// One or two commands: the primary finding's, else the next finding's that has any; when
 /// healthy, how to look further.
-fn next_steps(inputs: &Inputs, findings: &[Finding], status: Status) -> Vec<String> {
+fn next_steps(inputs: &Inputs, f: &Facts, findings: &[Finding], status: Status) -> Vec<String> {
     let mut next: Vec<String> = findings.first().map(|p| p.next.clone()).unwrap_or_default();
     if next.is_empty() {
         if let Some(second) = findings.iter().skip(1).find(|x| !x.next.is_empty()) {
@@ -169,7 +169,7 @@ fn next_steps(inputs: &Inputs, findings: &[Finding], status: Status) -> Vec<Stri
                 "tcpdump -nn -r {}   # or open it in Wireshark; --capture-duration 60s watches the app's own traffic",
                 p.path
             ),
-            _ => capture_command(inputs),
+            _ => capture_command(inputs, f),
         });
     }
     next.truncate(2);
@@ -233,13 +233,10 @@ fn healthy_headline(f: &Facts) -> String {
 
 /// The command that looks further when everything checked was fine, run from the same place
 /// (built from [`crate::Title::origin`], never from the display label).
-fn capture_command(inputs: &Inputs) -> String {
+fn capture_command(inputs: &Inputs, f: &Facts) -> String {
     let origin = inputs.title.origin_or(&inputs.kube);
     match inputs.title.destination.as_deref() {
-        Some(d) => format!(
-            "{}   # if the app still fails",
-            origin.command(Some(d), "--capture -w trace.pcap")
-        ),
+        Some(d) => crate::steps::capture(f, &origin, Some(d), "if the app still fails"),
         None => format!(
             "{}   # socket-table health of {}",
             origin.command(None, "--sockets"),

@@ -24,6 +24,7 @@ pub mod progress;
 pub mod render;
 mod report;
 mod rules;
+mod steps;
 mod words;
 
 pub use engine::evaluate;

@@ -907,3 +907,97 @@ fn sockets_on_an_endpoint_without_the_service_port_says_what_it_listens_on() {
     );
     assert_cause(&v, "it listens on 0.0.0.0:9090, 127.0.0.1:8080");
 }
+
+// ---- next steps the profile can run (issue 16 item 4) ------------------------------------
+
+fn restricted() -> Option<ProfileInfo> {
+    Some(ProfileInfo {
+        name: "restricted".into(),
+        reason: "namespace shop enforces restricted".into(),
+    })
+}
+
+fn pod_origin(title: &mut netdebug_verdict::Title) {
+    title.origin = Some(netdebug_verdict::Origin::Pod {
+        namespace: "shop".into(),
+        name: "client".into(),
+    });
+}
+
+/// Found on a real cluster: in a namespace enforcing `restricted` the capture was skipped for
+/// lack of NET_RAW, and the healthy verdict then suggested `--capture -w trace.pcap` in the
+/// same namespace, which would be skipped again.
+#[test]
+fn healthy_run_without_net_raw_suggests_a_capture_that_can_run() {
+    let mut k = web_service("8080", 8080, [true; 3]);
+    k.profile = restricted();
+    let mut title = svc_title();
+    pod_origin(&mut title);
+    let v = evaluate(&load("healthy_service_no_net_raw", title, k));
+    assert_eq!(v.status, Status::Healthy, "{}", fired(&v));
+    assert!(
+        v.unchecked
+            .iter()
+            .any(|u| u.check == "capture" && u.missing_capability.as_deref() == Some("net_raw")),
+        "{:?}",
+        v.unchecked
+    );
+    let step = v.next.last().unwrap();
+    assert!(!step.contains("--capture"), "{step}");
+    assert!(
+        step.starts_with("nsenter -t $(crictl inspectp -o go-template --template '{{.info.pid}}' $(crictl pods -q --name client --namespace shop)) -n tcpdump -ni any -w trace.pcap 'host 10.199.96.10 and port 80'"),
+        "{step}"
+    );
+    assert!(step.contains("as root on node node-1"), "{step}");
+    assert!(
+        step.contains("capture needs NET_RAW, which profile restricted (namespace shop enforces restricted) does not grant"),
+        "{step}"
+    );
+}
+
+#[test]
+fn healthy_run_with_net_raw_suggests_the_capture_flag() {
+    let mut title = svc_title();
+    pod_origin(&mut title);
+    let v = evaluate(&load(
+        "healthy_service",
+        title,
+        web_service("8080", 8080, [true; 3]),
+    ));
+    assert_eq!(
+        v.next.last().map(String::as_str),
+        Some("kubectl netdebug pod/client --to svc/web:80 -n shop --capture -w trace.pcap   # if the app still fails")
+    );
+}
+
+#[test]
+fn timeout_without_net_raw_does_not_suggest_the_capture_flag_again() {
+    let mut k = KubeEvidence {
+        source: Some(source("client", "shop", "10.199.70.1")),
+        ..Default::default()
+    };
+    k.profile = restricted();
+    let mut title = k8s_title("pod/client", "10.199.70.2:8080", "shop");
+    pod_origin(&mut title);
+    let v = evaluate(&load("tcp_timeout_no_net_raw", title, k));
+    assert_fired(&v, Status::Failed, &[RuleCode::TcpTimeout]);
+    let hint = v
+        .next
+        .iter()
+        .find(|n| n.starts_with("tcpdump"))
+        .unwrap_or_else(|| panic!("{:?}", v.next));
+    assert!(!hint.contains("or --capture"), "{hint}");
+    assert!(
+        hint.contains("--capture needs NET_RAW, which profile restricted"),
+        "{hint}"
+    );
+    // With NET_RAW (the same drop, recorded as root) the flag is the easy way.
+    let v = evaluate(&load("tcp_timeout", svc_title(), KubeEvidence::default()));
+    assert!(
+        v.next
+            .iter()
+            .any(|n| n.contains("or --capture -w trace.pcap")),
+        "{:?}",
+        v.next
+    );
+}

@@ -27,7 +27,7 @@ PIDS=()
 die() { echo "record-fixtures: $*" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces, iptables)"
 [ -x "$PROBE" ] || die "no probe at $PROBE (cargo build -p probe)"
-for tool in ip iptables dnsmasq python3 ss; do
+for tool in ip iptables dnsmasq python3 ss setpriv; do
     command -v "$tool" >/dev/null || die "missing tool: $tool"
 done
 
@@ -124,7 +124,8 @@ record() { # name plan-json [netns]
     echo "$plan" >"$WORK/plan.json"
     local out="$OUT/$name.jsonl"
     set +e
-    timeout 60 "$PROBE" --netns "$ns" --plan-file "$WORK/plan.json" >"$out.tmp" 2>"$WORK/probe.err"
+    # WRAP: a command the probe runs under (setpriv to drop a capability).
+    timeout 60 ${WRAP:-} "$PROBE" --netns "$ns" --plan-file "$WORK/plan.json" >"$out.tmp" 2>"$WORK/probe.err"
     local rc=$?
     set -e
     if [ $rc -ne 0 ] && [ "${ALLOW_KILL:-}" != 1 ]; then
@@ -156,6 +157,16 @@ scenario_healthy_service() {
     record healthy_service "$(plan "$(svc_targets)" "" '"web"')"
 }
 
+# A healthy Service asked with --capture by a probe without CAP_NET_RAW: the healthy
+# verdict's "look further" step must be a capture the user can run.
+scenario_healthy_service_no_net_raw() {
+    base; cluster_dns; resolv 10.199.96.53
+    http_server 0.0.0.0 8080
+    cluster_ip_dnat 10.199.70.2:8080
+    WRAP="setpriv --bounding-set=-net_raw" record healthy_service_no_net_raw \
+        "$(plan "$(svc_targets)" ',"capture":{"max_duration_ms":1000,"max_packets":200,"max_bytes":200000}' '"web"')"
+}
+
 scenario_tcp_refused() {
     base; resolv 10.199.96.53
     record tcp_refused "$(plan "$(target 10.199.70.2:8081 10.199.70.2 8081 direct)")"
@@ -166,6 +177,17 @@ scenario_tcp_timeout() {
     http_server 0.0.0.0 8080
     in_s iptables -A INPUT -p tcp --dport 8080 -j DROP
     record tcp_timeout "$(plan "$(target 10.199.70.2:8080 10.199.70.2 8080 direct)" \
+        ',"capture":{"max_duration_ms":2500,"max_packets":200,"max_bytes":200000}')"
+}
+
+# The same silent drop, seen by a probe without CAP_NET_RAW (a namespace enforcing Pod
+# Security `restricted`): the capture is skipped, and no next step may ask for it again.
+scenario_tcp_timeout_no_net_raw() {
+    base; resolv 10.199.96.53
+    http_server 0.0.0.0 8080
+    in_s iptables -A INPUT -p tcp --dport 8080 -j DROP
+    WRAP="setpriv --bounding-set=-net_raw" record tcp_timeout_no_net_raw \
+        "$(plan "$(target 10.199.70.2:8080 10.199.70.2 8080 direct)" \
         ',"capture":{"max_duration_ms":2500,"max_packets":200,"max_bytes":200000}')"
 }
 
@@ -467,7 +489,7 @@ scenario_stopped_early() {
     echo "recorded stopped_early: $(wc -l <"$OUT/stopped_early.jsonl") events (killed)" >&2
 }
 
-ALL="healthy_service tcp_refused tcp_timeout tcp_rejected listener_loopback_only
+ALL="healthy_service healthy_service_no_net_raw tcp_refused tcp_timeout tcp_timeout_no_net_raw tcp_rejected listener_loopback_only
 sockets_loopback_listener
 service_dataplane service_bad_endpoint service_no_endpoints service_target_port
 dns_nxdomain dns_search_expansion dns_unreachable dns_servfail dns_not_cluster_dns

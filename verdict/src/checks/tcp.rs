@@ -404,7 +404,7 @@ fn timeout_rules(f: &Facts, timeouts: &[&TcpEvidence], r: &mut Report) {
     } else {
         format!("kubectl get networkpolicy -A   # then on the node: iptables -S | grep {dest_ip}")
     })
-    .next(capture_hint(dest_ip, t0.address.port()))
+    .next(capture_hint(f, t0.address))
     .add();
 }
 
@@ -459,10 +459,18 @@ fn policy_timeout(
         .add();
 }
 
-fn capture_hint(ip: IpAddr, port: u16) -> String {
-    format!(
-        "tcpdump -ni any 'host {ip} and port {port}'   # on both ends, or --capture -w trace.pcap"
-    )
+/// Capture on both ends; `--capture` only when this run's profile could capture.
+fn capture_hint(f: &Facts, to: std::net::SocketAddr) -> String {
+    let filter = crate::steps::host_port_filter(to);
+    match crate::steps::not_granted(f, protocol::CheckKind::Capture) {
+        None => format!("tcpdump -ni any '{filter}'   # on both ends, or --capture -w trace.pcap"),
+        Some(missing) => format!(
+            "tcpdump -ni any '{filter}'   # on both ends' nodes, in the pods' network namespaces \
+             (--capture needs {}, which {} does not grant)",
+            missing.capability.as_str().to_uppercase(),
+            missing.by
+        ),
+    }
 }
 
 fn exhaustion(s: Option<&SocketsEvidence>, eaddr: &[&TcpEvidence], r: &mut Report) {

@@ -1,0 +1,89 @@
+//! Next steps that ask for a check needing a privilege: one the user can run. When the run's
+//! profile did not grant the privilege (a namespace enforcing Pod Security `restricted`
+//! forbids NET_RAW), suggesting the same flag again in the same place is a dead end; the step
+//! says why and gives what works instead (the same capture from the node, as root).
+
+use std::net::SocketAddr;
+
+use protocol::{Capability, CheckKind, TcpEvidence};
+
+use crate::facts::Facts;
+use crate::model::Origin;
+
+/// Why this run could not run a check: the capability it needs, and the profile that did not
+/// grant it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotGranted {
+    pub capability: Capability,
+    /// `profile restricted (namespace shop enforces restricted)`, or `this process` for a
+    /// local run.
+    pub by: String,
+}
+
+/// Whether the place this run looked from can run `check`. Unknown (no hello, no skip) reads
+/// as runnable: only evidence of a missing privilege turns a step into its alternative.
+pub fn not_granted(f: &Facts, check: CheckKind) -> Option<NotGranted> {
+    let capability = check.info().privilege?;
+    let skipped = f.skipped.iter().any(|s| {
+        s.check == check
+            && s.missing_capability
+                .as_ref()
+                .is_some_and(|c| *c == capability)
+    });
+    let lacking = f
+        .hello
+        .is_some_and(|h| !h.capabilities.iter().any(|c| *c == capability));
+    if !(skipped || lacking) {
+        return None;
+    }
+    let by = match (&f.kube.profile, f.is_local()) {
+        (Some(p), false) => format!("profile {} ({})", p.name, p.reason),
+        (None, false) => "the probe's profile".to_string(),
+        (_, true) => "this process".to_string(),
+    };
+    Some(NotGranted { capability, by })
+}
+
+/// `kubectl netdebug ... --capture -w trace.pcap` from the same place, when the run could
+/// capture; otherwise the capture that works: for a pod, tcpdump in the pod's network
+/// namespace from its node (as root, through crictl and nsenter); for a local run, the same
+/// command as root. `purpose` is the comment the step ends with (`if the app still fails`).
+pub fn capture(f: &Facts, origin: &Origin, to: Option<&str>, purpose: &str) -> String {
+    let flags = "--capture -w trace.pcap";
+    let Some(missing) = not_granted(f, CheckKind::Capture) else {
+        return format!("{}   # {purpose}", origin.command(to, flags));
+    };
+    let why = format!(
+        "capture needs {}, which {} does not grant",
+        missing.capability.as_str().to_uppercase(),
+        missing.by
+    );
+    match origin {
+        Origin::Pod { namespace, name } => {
+            let node = f
+                .kube
+                .source
+                .as_ref()
+                .and_then(|s| s.node.as_deref())
+                .map(|n| format!("node {n}"))
+                .unwrap_or_else(|| "the pod's node".into());
+            format!(
+                "nsenter -t $(crictl inspectp -o go-template --template '{{{{.info.pid}}}}' \
+                 $(crictl pods -q --name {name} --namespace {namespace})) -n \
+                 tcpdump -ni any -w trace.pcap{}   # {purpose}: as root on {node} ({why} in the pod)",
+                filter(f).map(|x| format!(" '{x}'")).unwrap_or_default()
+            )
+        }
+        _ => format!("sudo {}   # {purpose} ({why})", origin.command(to, flags)),
+    }
+}
+
+/// A tcpdump filter for the run's first TCP target: `host 10.96.0.12 and port 80`.
+fn filter(f: &Facts) -> Option<String> {
+    let t: &TcpEvidence = f.all::<TcpEvidence>().into_iter().next()?;
+    Some(host_port_filter(t.address))
+}
+
+pub fn host_port_filter(a: SocketAddr) -> String {
+    format!("host {} and port {}", a.ip(), a.port())
+}
