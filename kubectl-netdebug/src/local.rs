@@ -230,6 +230,7 @@ mod imp {
             destination: destination_label(args),
             namespace: None,
             origin: Some(origin(args)),
+            asked: crate::plan::asked_flags(&args.to, &args.dns),
         };
         Session::new(
             &args.output,

@@ -212,6 +212,7 @@ mod tests {
             destination: None,
             namespace: None,
             origin: Some(verdict::Origin::Local),
+            asked: None,
         };
         let output = OutputArgs {
             format: OutputFormat::Json,

@@ -326,3 +326,60 @@ mod tests {
         assert!(with_target.effective_checks().contains(&CheckKind::Sockets));
     }
 }
+
+/// The flags that named the destination, for the verdict's re-run commands: `--to X` for each
+/// destination, else `--dns NAME` for each name. Values with shell metacharacters are quoted.
+pub fn asked_flags(to: &[String], dns: &[String]) -> Option<String> {
+    let (flag, values) = if !to.is_empty() {
+        ("--to", to)
+    } else if !dns.is_empty() {
+        ("--dns", dns)
+    } else {
+        return None;
+    };
+    Some(
+        values
+            .iter()
+            .map(|v| format!("{flag} {}", shell_word(v)))
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
+/// `v` as one shell word: as is when it is made of safe characters, else single-quoted
+/// (`[::1]:80` too: brackets are a glob).
+fn shell_word(v: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c);
+    if !v.is_empty() && v.chars().all(safe) {
+        v.to_string()
+    } else {
+        format!("'{}'", v.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod asked_tests {
+    use super::asked_flags;
+
+    #[test]
+    fn the_destination_flags_are_repeated_as_given() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            asked_flags(&s(&["svc/web:80"]), &[]).as_deref(),
+            Some("--to svc/web:80")
+        );
+        assert_eq!(
+            asked_flags(&[], &s(&["kubernetes.default", "a.example."])).as_deref(),
+            Some("--dns kubernetes.default --dns a.example.")
+        );
+        assert_eq!(
+            asked_flags(&s(&["10.0.0.1:80", "[::1]:8080"]), &[]).as_deref(),
+            Some("--to 10.0.0.1:80 --to '[::1]:8080'")
+        );
+        assert_eq!(
+            asked_flags(&s(&["a b"]), &[]).as_deref(),
+            Some("--to 'a b'")
+        );
+        assert_eq!(asked_flags(&[], &[]), None);
+    }
+}

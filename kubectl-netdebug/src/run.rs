@@ -228,6 +228,7 @@ fn title_of(
             namespace: pod_namespace.to_string(),
             name: pod_name.to_string(),
         }),
+        asked: crate::plan::asked_flags(args.to.as_slice(), &args.dns),
     }
 }
 

@@ -235,8 +235,8 @@ fn healthy_headline(f: &Facts) -> String {
 /// (built from [`crate::Title::origin`], never from the display label).
 fn capture_command(inputs: &Inputs, f: &Facts) -> String {
     let origin = inputs.title.origin_or(&inputs.kube);
-    match inputs.title.destination.as_deref() {
-        Some(d) => crate::steps::capture(f, &origin, Some(d), "if the app still fails"),
+    match inputs.title.asked_flags() {
+        Some(d) => crate::steps::capture(f, &origin, Some(&d), "if the app still fails"),
         None => format!(
             "{}   # socket-table health of {}",
             origin.command(None, "--sockets"),

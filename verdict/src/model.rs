@@ -96,6 +96,12 @@ pub struct Title {
     /// than this field; see [`Title::origin_or`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
+    /// The flags that named the destination, as the user gave them (`--to svc/web:80`,
+    /// `--dns a.example --dns b.example`, `--to 10.0.0.1:80 --to 10.0.0.2:80`): commands that
+    /// re-run from the same place repeat them. None in inputs from an older client; see
+    /// [`Title::asked_flags`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked: Option<String>,
 }
 
 /// Where the probe ran.
@@ -118,11 +124,11 @@ impl Origin {
         !matches!(self, Origin::Pod { .. })
     }
 
-    /// The command line that runs netdebug from the same place again, toward `to` (if
-    /// any), with `flags`: `kubectl netdebug pod/web-0 --to svc/db:5432 -n shop --capture`,
-    /// `kubectl-netdebug local --netns blue --sockets`.
-    pub fn command(&self, to: Option<&str>, flags: &str) -> String {
-        let to = to.map(|d| format!(" --to {d}")).unwrap_or_default();
+    /// The command line that runs netdebug from the same place again, toward what `asked`
+    /// names (see [`Title::asked_flags`]), with `flags`: `kubectl netdebug pod/web-0 --to
+    /// svc/db:5432 -n shop --capture`, `kubectl-netdebug local --netns blue --sockets`.
+    pub fn command(&self, asked: Option<&str>, flags: &str) -> String {
+        let to = asked.map(|d| format!(" {d}")).unwrap_or_default();
         match self {
             Origin::Pod { namespace, name } => {
                 format!("kubectl netdebug pod/{name}{to} -n {namespace} {flags}")
@@ -137,6 +143,14 @@ impl Origin {
 }
 
 impl Title {
+    /// The flags that name the destination again: [`Title::asked`], or for inputs from an
+    /// older client `--to DESTINATION`.
+    pub fn asked_flags(&self) -> Option<String> {
+        self.asked
+            .clone()
+            .or_else(|| self.destination.as_ref().map(|d| format!("--to {d}")))
+    }
+
     /// [`Title::origin`], or for inputs from an older client that did not fill it, what the
     /// Kubernetes evidence says: a pod when the client resolved a source pod, else a local run.
     pub fn origin_or(&self, kube: &KubeEvidence) -> Origin {

@@ -48,10 +48,10 @@ pub fn not_granted(f: &Facts, check: CheckKind) -> Option<NotGranted> {
 /// capture; otherwise the capture that works: for a pod, tcpdump in the pod's network
 /// namespace from its node (as root, through crictl and nsenter); for a local run, the same
 /// command as root. `purpose` is the comment the step ends with (`if the app still fails`).
-pub fn capture(f: &Facts, origin: &Origin, to: Option<&str>, purpose: &str) -> String {
+pub fn capture(f: &Facts, origin: &Origin, asked: Option<&str>, purpose: &str) -> String {
     let flags = "--capture -w trace.pcap";
     let Some(missing) = not_granted(f, CheckKind::Capture) else {
-        return format!("{}   # {purpose}", origin.command(to, flags));
+        return format!("{}   # {purpose}", origin.command(asked, flags));
     };
     let why = format!(
         "capture needs {}, which {} does not grant",
@@ -74,7 +74,10 @@ pub fn capture(f: &Facts, origin: &Origin, to: Option<&str>, purpose: &str) -> S
                 filter(f).map(|x| format!(" '{x}'")).unwrap_or_default()
             )
         }
-        _ => format!("sudo {}   # {purpose} ({why})", origin.command(to, flags)),
+        _ => format!(
+            "sudo {}   # {purpose} ({why})",
+            origin.command(asked, flags)
+        ),
     }
 }
 

@@ -382,6 +382,7 @@ fn local_title(source: &str, origin: Origin) -> Title {
         destination: Some("10.199.70.2:8080".into()),
         namespace: None,
         origin: Some(origin),
+        asked: None,
     }
 }
 

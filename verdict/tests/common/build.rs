@@ -26,6 +26,7 @@ pub fn inputs_with(mut events: Vec<Event>, kube: KubeEvidence) -> Inputs {
             destination: Some("10.199.0.2:8080".into()),
             namespace: None,
             origin: None,
+            asked: None,
         },
         pcap: None,
         ignored_events: Vec::new(),

@@ -52,6 +52,7 @@ pub fn title(source: &str, destination: &str) -> Title {
         destination: Some(destination.to_string()),
         namespace: None,
         origin: None,
+        asked: None,
     }
 }
 
@@ -61,6 +62,7 @@ pub fn k8s_title(source: &str, destination: &str, ns: &str) -> Title {
         destination: Some(destination.to_string()),
         namespace: Some(ns.to_string()),
         origin: None,
+        asked: None,
     }
 }
 
