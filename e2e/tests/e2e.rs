@@ -360,6 +360,61 @@ fn no_listener_is_refused_not_timeout() {
     assert_eq!(tcp_outcome(&v, &format!("{server_ip}:8080")), "refused");
     let cip = cluster_ip(&ns, "web");
     assert_eq!(tcp_outcome(&v, &format!("{cip}:80")), "refused");
+    // The port that matters is the endpoint's, and the pod is known (issue 16).
+    let cause = v["verdict"]["cause"].as_str().unwrap_or("");
+    assert!(
+        cause.contains(&format!("svc/web:80 -> {server_ip}:8080 answered with RST"))
+            && cause.contains("pod server (container web)")
+            && cause.contains("listens on port 8080"),
+        "{run:?}"
+    );
+    assert_eq!(
+        v["verdict"]["next"][0].as_str().unwrap_or(""),
+        format!(
+            "kubectl netdebug pod/server -n {} --sockets   # what pod server listens on, and on which addresses",
+            ns.name
+        ),
+        "{run:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs a cluster: run e2e/run.sh"]
+fn sockets_on_an_endpoint_listening_on_loopback_only_names_the_service() {
+    let ns = TestNamespace::new("loopback");
+    ns.apply(&server_pod(
+        r#"["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 127.0.0.1:8080 -h /www"]"#,
+        "",
+    ));
+    ns.apply(SERVICE);
+    ns.wait_ready("server");
+    let (code, v, run) = run_json(&ns, &["pod/server", "--sockets"]);
+    assert_eq!(code, Some(1), "{run:?}");
+    assert_fired(&v, "tcp_listener_loopback_only", &run);
+    assert_eq!(
+        v["kube"]["serves"],
+        serde_json::json!([{"service": "web", "name": "http", "port": 8080, "protocol": "TCP"}]),
+        "{run:?}"
+    );
+    let cause = v["verdict"]["cause"].as_str().unwrap_or("");
+    assert!(
+        cause.contains("svc/web (port http) sends TCP port 8080 to this pod")
+            && cause.contains("bound to 127.0.0.1:8080 only"),
+        "{run:?}"
+    );
+    let listeners = evidence(&v, "sockets")[0]["listeners"].clone();
+    assert_eq!(listeners[0]["local"], "127.0.0.1:8080", "{run:?}");
+    assert!(
+        v["verdict"]["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["text"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("listening on 127.0.0.1:8080 (backlog ")),
+        "{run:?}"
+    );
 }
 
 #[test]
@@ -512,12 +567,38 @@ spec:
 "#,
     );
     ns.wait_ready("client");
-    let (code, v, run) = run_json(&ns, &["client", "--dns", "kubernetes.default"]);
+    let (code, v, run) = run_json(&ns, &["client", "--dns", "kubernetes.default", "--capture"]);
     assert_eq!(v["kube"]["profile"]["name"], "restricted", "{run:?}");
     let hello = &v["probe"]["events"][0]["data"];
     assert_eq!(hello["uid"], 65534, "{run:?}");
     assert_eq!(hello["capabilities"], serde_json::json!([]), "{run:?}");
     assert_eq!(code, Some(0), "{run:?}");
+    // The capture cannot run here, so the next step is one that can (issue 16): the same
+    // capture from the node, not `--capture` again in this namespace.
+    assert!(
+        v["verdict"]["unchecked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["check"] == "capture" && u["missing_capability"] == "net_raw"),
+        "{run:?}"
+    );
+    let next: Vec<&str> = v["verdict"]["next"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(next.iter().all(|n| !n.contains("--capture")), "{run:?}");
+    let step = next.last().copied().unwrap_or("");
+    assert!(
+        step.contains(&format!(
+            "crictl pods -q --name client --namespace {}",
+            ns.name
+        )) && step.contains("tcpdump -ni any -w trace.pcap")
+            && step.contains("capture needs NET_RAW, which profile restricted"),
+        "{run:?}"
+    );
 }
 
 // ---- bad input: one clear line, exit 2 ----
