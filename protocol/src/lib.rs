@@ -55,7 +55,11 @@
 //! Readers ask for evidence by type through [`EvidenceType`].
 //!
 //! Minor versions: 1 added `role` (the target's role, echoed from the plan) to `route`, `tcp`
-//! and `mtu` evidence.
+//! and `mtu` evidence. 2 added the plan's `rounds` (repeated connects: `repeat`, `for_ms`,
+//! `rate`, `sample_cap`) and the `tcp_rounds` evidence ([`TcpRoundsEvidence`]: per address,
+//! `attempts`, `outcomes` counts, `latency_ms` {`p50`,`p90`,`p99`,`max`} of the successes,
+//! `first_ms`/`last_ms`, bounded `failures` and `samples` ({`round`, `offset_ms`, `outcome`,
+//! `latency_ms`, `local_port`}) with `failures_dropped`/`samples_dropped`).
 //!
 //! Golden fixtures of every event live in `protocol/tests/fixtures/`; the contract test checks
 //! that they decode, re-encode identically, and that unknown types and fields are tolerated.
@@ -82,4 +86,4 @@ pub use values::*;
 /// Protocol major version. Readers refuse any other major.
 pub const PROTOCOL_MAJOR: u32 = 1;
 /// Protocol minor version: bumped for backwards-compatible additions.
-pub const PROTOCOL_MINOR: u32 = 1;
+pub const PROTOCOL_MINOR: u32 = 2;

@@ -144,6 +144,82 @@ impl Default for MtuPlan {
     }
 }
 
+/// Repeated connect rounds (check `tcp`): every target address is connected to again, round
+/// after round, each attempt a fresh socket (a new source port), paced at `rate` attempts per
+/// second across all addresses, under the plan's one deadline. Without it every address gets
+/// one connect, all at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundsPlan {
+    /// Rounds to run (with `for_ms`: at most this many).
+    pub repeat: u32,
+    /// Keep starting rounds until this long after the first (`--for`).
+    #[serde(default)]
+    pub for_ms: Option<u64>,
+    /// Attempts per second across all addresses.
+    #[serde(default = "default_rate")]
+    pub rate: u32,
+    /// Samples kept per address (counts stay exact past it; failures are kept before
+    /// successes).
+    #[serde(default = "default_sample_cap")]
+    pub sample_cap: u32,
+}
+
+/// Attempts per second when the plan sets no rate (`--rate`).
+pub const DEFAULT_RATE: u32 = 50;
+/// The highest rate a plan may ask for.
+pub const MAX_RATE: u32 = 500;
+/// The most rounds a plan may ask for (`--repeat`).
+pub const MAX_REPEAT: u32 = 100_000;
+/// Samples kept per address when the plan sets no cap.
+pub const DEFAULT_SAMPLE_CAP: u32 = 1_000;
+/// The most samples per address a plan may ask to keep.
+pub const MAX_SAMPLE_CAP: u32 = 100_000;
+
+fn default_rate() -> u32 {
+    DEFAULT_RATE
+}
+fn default_sample_cap() -> u32 {
+    DEFAULT_SAMPLE_CAP
+}
+
+impl RoundsPlan {
+    /// `repeat` rounds at the default rate and sample cap.
+    pub fn new(repeat: u32) -> RoundsPlan {
+        RoundsPlan {
+            repeat,
+            for_ms: None,
+            rate: DEFAULT_RATE,
+            sample_cap: DEFAULT_SAMPLE_CAP,
+        }
+    }
+
+    /// Why these rounds cannot run, if they cannot.
+    pub fn problem(&self) -> Option<String> {
+        if self.repeat == 0 || self.repeat > MAX_REPEAT {
+            return Some(format!(
+                "rounds.repeat {} out of range (1..={MAX_REPEAT})",
+                self.repeat
+            ));
+        }
+        if self.rate == 0 || self.rate > MAX_RATE {
+            return Some(format!(
+                "rounds.rate {} out of range (1..={MAX_RATE} attempts per second)",
+                self.rate
+            ));
+        }
+        if self.for_ms == Some(0) {
+            return Some("rounds.for_ms must be > 0".into());
+        }
+        if self.sample_cap == 0 || self.sample_cap > MAX_SAMPLE_CAP {
+            return Some(format!(
+                "rounds.sample_cap {} out of range (1..={MAX_SAMPLE_CAP})",
+                self.sample_cap
+            ));
+        }
+        None
+    }
+}
+
 /// Everything the probe is asked to do in one run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
@@ -170,6 +246,9 @@ pub struct Plan {
     /// How many peers/listeners to list in socket evidence.
     #[serde(default = "default_top")]
     pub sockets_top: u32,
+    /// Repeated connect rounds; `None`: one connect per address (protocol minor 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<RoundsPlan>,
 }
 
 fn default_deadline() -> u64 {
@@ -194,6 +273,7 @@ impl Plan {
             capture: None,
             mtu: None,
             sockets_top: default_top(),
+            rounds: None,
         }
     }
 
@@ -263,6 +343,9 @@ impl Plan {
                 )));
             }
             validate_host(n).map_err(|why| PlanError::Invalid(format!("dns name `{n}` {why}")))?;
+        }
+        if let Some(why) = self.rounds.as_ref().and_then(RoundsPlan::problem) {
+            return Err(PlanError::Invalid(why));
         }
         if let Some(c) = &self.capture {
             if c.max_duration_ms == 0 || c.max_packets == 0 || c.max_bytes == 0 {

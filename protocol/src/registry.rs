@@ -168,10 +168,10 @@ checks! {
         layer: Dns, default: true, privilege: None, observer: false, traffic: true,
         evidence: { DnsConfig(DnsConfigEvidence) = "dns_config", DnsLookup(DnsLookupEvidence) = "dns_lookup" },
     },
-    /// A TCP connect to each target.
+    /// A TCP connect to each target (and, with plan `rounds`, repeated connects).
     Tcp = "tcp" {
         layer: Transport, default: true, privilege: None, observer: false, traffic: true,
-        evidence: { Tcp(TcpEvidence) = "tcp" },
+        evidence: { Tcp(TcpEvidence) = "tcp", TcpRounds(TcpRoundsEvidence) = "tcp_rounds" },
     },
     /// The namespace's TCP socket table (sock_diag).
     Sockets = "sockets" {

@@ -263,6 +263,37 @@ fn samples() -> Vec<Event> {
             packets: 0,
             data: "1MOyoQIABAAAAAAAAAAAAIAAAAABAAAA".into(),
         }),
+        Event::Evidence(Evidence::TcpRounds(TcpRoundsEvidence {
+            target: "10.244.2.37:8443".into(),
+            address: sa("10.244.2.37:8443"),
+            role: TargetRole::Endpoint.into(),
+            attempts: 8,
+            outcomes: BTreeMap::from([(TcpOutcome::Ok.into(), 6), (TcpOutcome::Timeout.into(), 2)]),
+            latency_ms: Some(LatencySummary {
+                p50: 0.4,
+                p90: 0.9,
+                p99: 2.1,
+                max: 2.1,
+            }),
+            first_ms: 0.0,
+            last_ms: 140.0,
+            failures: vec![ConnectSample {
+                round: 3,
+                offset_ms: 60.0,
+                outcome: TcpOutcome::Timeout.into(),
+                latency_ms: 500.0,
+                local_port: Some(40313),
+            }],
+            failures_dropped: 1,
+            samples: vec![ConnectSample {
+                round: 0,
+                offset_ms: 0.0,
+                outcome: TcpOutcome::Ok.into(),
+                latency_ms: 0.4,
+                local_port: Some(40312),
+            }],
+            samples_dropped: 7,
+        })),
         Event::CheckFinished(CheckFinished {
             check: CheckKind::Tcp.into(),
             status: CheckStatus::Completed.into(),
@@ -448,6 +479,16 @@ fn bad_plans_name_the_fault() {
         (
             r#"{"v":1,"dns":{"names":["10.0.0.1"]}}"#,
             "is an IP address",
+        ),
+        (r#"{"v":1,"rounds":{"repeat":0}}"#, "rounds.repeat 0"),
+        (
+            r#"{"v":1,"rounds":{"repeat":5,"rate":501}}"#,
+            "rounds.rate 501",
+        ),
+        (r#"{"v":1,"rounds":{"repeat":5,"rate":0}}"#, "rounds.rate 0"),
+        (
+            r#"{"v":1,"rounds":{"repeat":5,"for_ms":0}}"#,
+            "rounds.for_ms",
         ),
     ];
     for (json, needle) in cases {

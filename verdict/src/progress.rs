@@ -82,6 +82,7 @@ fn evidence_line(e: &Evidence) -> ProgressLine {
         Evidence::DnsConfig(x) => evidence(x),
         Evidence::DnsLookup(x) => evidence(x),
         Evidence::Tcp(x) => evidence(x),
+        Evidence::TcpRounds(x) => evidence(x),
         Evidence::Sockets(x) => evidence(x),
         Evidence::Counters(x) => evidence(x),
         Evidence::Conntrack(x) => evidence(x),

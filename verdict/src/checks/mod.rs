@@ -10,6 +10,7 @@ pub mod counters;
 pub mod dns;
 pub mod links;
 pub mod mtu;
+pub mod rounds;
 pub mod route;
 pub mod sockets;
 pub mod sysctls;

@@ -1,0 +1,113 @@
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Open, TargetRole, TcpOutcome};
+
+/// Repeated connects to one target address (plan `rounds`): exact counts per outcome, the
+/// connect latency of the successes, and bounded samples of individual attempts. Emitted once
+/// per address after the last round, beside the `tcp` evidence of its first attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TcpRoundsEvidence {
+    pub target: String,
+    pub address: SocketAddr,
+    #[serde(default)]
+    pub role: Open<TargetRole>,
+    /// Connect attempts made (one per round that reached this address).
+    pub attempts: u64,
+    /// Attempts per outcome; every attempt is counted, also past the sample cap.
+    pub outcomes: BTreeMap<Open<TcpOutcome>, u64>,
+    /// Connect latency of the successful attempts; None when none succeeded.
+    #[serde(default)]
+    pub latency_ms: Option<LatencySummary>,
+    /// When the first and the last attempt started, from the start of the first round.
+    pub first_ms: f64,
+    pub last_ms: f64,
+    /// Failed attempts, in order, at most `rounds.sample_cap`; `failures_dropped` more.
+    #[serde(default)]
+    pub failures: Vec<ConnectSample>,
+    #[serde(default)]
+    pub failures_dropped: u64,
+    /// Every attempt, in order, at most `rounds.sample_cap`; `samples_dropped` more.
+    #[serde(default)]
+    pub samples: Vec<ConnectSample>,
+    #[serde(default)]
+    pub samples_dropped: u64,
+}
+
+impl TcpRoundsEvidence {
+    /// Attempts that ended with `outcome`.
+    pub fn count(&self, outcome: TcpOutcome) -> u64 {
+        self.outcomes
+            .get(&Open::Known(outcome))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Attempts that did not connect.
+    pub fn failed(&self) -> u64 {
+        self.attempts.saturating_sub(self.count(TcpOutcome::Ok))
+    }
+}
+
+/// Exact percentiles (nearest rank) over every successful attempt, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl LatencySummary {
+    /// Nearest-rank percentiles of `values`; None when empty. Sorts `values`.
+    pub fn of(values: &mut [f64]) -> Option<LatencySummary> {
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let rank = |p: f64| {
+            let n = values.len();
+            let k = ((p / 100.0) * n as f64).ceil() as usize;
+            values[k.clamp(1, n) - 1]
+        };
+        Some(LatencySummary {
+            p50: rank(50.0),
+            p90: rank(90.0),
+            p99: rank(99.0),
+            max: values[values.len() - 1],
+        })
+    }
+}
+
+/// One connect attempt of a round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectSample {
+    /// The round, from 0.
+    pub round: u32,
+    /// When the attempt started, from the start of the first round.
+    pub offset_ms: f64,
+    pub outcome: Open<TcpOutcome>,
+    /// Time until the outcome was known.
+    pub latency_ms: f64,
+    /// The source port the kernel chose, when it chose one.
+    #[serde(default)]
+    pub local_port: Option<u16>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
+        v.reverse();
+        let s = LatencySummary::of(&mut v).unwrap();
+        assert_eq!((s.p50, s.p90, s.p99, s.max), (50.0, 90.0, 99.0, 100.0));
+        let s = LatencySummary::of(&mut [7.0]).unwrap();
+        assert_eq!((s.p50, s.p99, s.max), (7.0, 7.0, 7.0));
+        assert_eq!(LatencySummary::of(&mut []), None);
+    }
+}
