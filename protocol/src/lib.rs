@@ -59,7 +59,8 @@
 //! `rate`, `sample_cap`) and the `tcp_rounds` evidence ([`TcpRoundsEvidence`]: per address,
 //! `attempts`, `outcomes` counts, `latency_ms` {`p50`,`p90`,`p99`,`max`} of the successes,
 //! `first_ms`/`last_ms`, bounded `failures` and `samples` ({`round`, `offset_ms`, `outcome`,
-//! `latency_ms`, `local_port`}) with `failures_dropped`/`samples_dropped`).
+//! `latency_ms`, `local_port`}) with `failures_dropped`/`samples_dropped`, and `stopped_early` when the deadline ended
+//! the rounds).
 //!
 //! Golden fixtures of every event live in `protocol/tests/fixtures/`; the contract test checks
 //! that they decode, re-encode identically, and that unknown types and fields are tolerated.

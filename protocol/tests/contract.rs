@@ -293,6 +293,7 @@ fn samples() -> Vec<Event> {
                 local_port: Some(40312),
             }],
             samples_dropped: 7,
+            stopped_early: false,
         })),
         Event::CheckFinished(CheckFinished {
             check: CheckKind::Tcp.into(),

@@ -17,6 +17,7 @@ mod counters;
 mod dns;
 mod links;
 mod mtu;
+mod rounds;
 mod route;
 mod sockets;
 mod sysctls;

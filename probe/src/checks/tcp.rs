@@ -15,44 +15,60 @@ use super::Outcome;
 use crate::context::Ctx;
 
 pub async fn run(ctx: Arc<Ctx>) -> Outcome {
-    let per_target = ctx
-        .plan
-        .targets
-        .iter()
-        .filter_map(|t| t.port.map(|port| (t, port)))
-        .map(|(target, port)| probe_target(&ctx, target, port));
-    for evidence in futures::future::join_all(per_target)
-        .await
-        .into_iter()
-        .flatten()
-    {
-        ctx.emit(Evidence::Tcp(evidence));
+    let resolved = futures::future::join_all(
+        ctx.plan
+            .targets
+            .iter()
+            .filter_map(|t| t.port.map(|port| (t, port)))
+            .map(|(target, port)| resolve(&ctx, target, port)),
+    )
+    .await;
+    let mut addresses: Vec<(&Target, SocketAddr)> = Vec::new();
+    for r in resolved {
+        match r {
+            Ok(mut a) => addresses.append(&mut a),
+            Err(unresolved) => ctx.emit(Evidence::Tcp(unresolved)),
+        }
+    }
+    match ctx.plan.rounds.as_ref() {
+        Some(rounds) => super::rounds::run(&ctx, rounds, addresses).await,
+        None => {
+            let connects = addresses.into_iter().map(|(target, address)| {
+                let timeout =
+                    Duration::from_millis(ctx.plan.connect_timeout_ms).min(ctx.remaining());
+                connect(target, address, timeout)
+            });
+            for evidence in futures::future::join_all(connects).await {
+                ctx.emit(Evidence::Tcp(evidence));
+            }
+        }
     }
     Outcome::Completed
 }
 
-async fn probe_target(ctx: &Ctx, target: &Target, port: u16) -> Vec<TcpEvidence> {
-    let addresses = match ctx.resolve_target(target).await {
-        Ok(addresses) => addresses,
-        Err(why) => {
-            return vec![TcpEvidence {
-                target: target.label.clone(),
-                // No address to show: the unspecified one with the target's port.
-                address: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
-                role: target.role.clone(),
-                outcome: TcpOutcome::Unresolved.into(),
-                latency_ms: 0.0,
-                local: None,
-                errno: None,
-                message: Some(why),
-            }];
-        }
-    };
-    let connects = addresses.into_iter().map(|ip| {
-        let timeout = Duration::from_millis(ctx.plan.connect_timeout_ms).min(ctx.remaining());
-        connect(target, SocketAddr::new(ip, port), timeout)
-    });
-    futures::future::join_all(connects).await
+/// The addresses of a target, or the `unresolved` evidence saying why it has none.
+async fn resolve<'t>(
+    ctx: &Ctx,
+    target: &'t Target,
+    port: u16,
+) -> Result<Vec<(&'t Target, SocketAddr)>, TcpEvidence> {
+    match ctx.resolve_target(target).await {
+        Ok(ips) => Ok(ips
+            .into_iter()
+            .map(|ip| (target, SocketAddr::new(ip, port)))
+            .collect()),
+        Err(why) => Err(TcpEvidence {
+            target: target.label.clone(),
+            // No address to show: the unspecified one with the target's port.
+            address: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+            role: target.role.clone(),
+            outcome: TcpOutcome::Unresolved.into(),
+            latency_ms: 0.0,
+            local: None,
+            errno: None,
+            message: Some(why),
+        }),
+    }
 }
 
 /// Connect to `address`, waiting at most `timeout` for the handshake's outcome.
@@ -150,7 +166,7 @@ pub fn classify(e: &io::Error) -> TcpOutcome {
     }
 }
 
-fn ms(d: Duration) -> f64 {
+pub fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
 }
 

@@ -34,6 +34,10 @@ pub struct TcpRoundsEvidence {
     pub samples: Vec<ConnectSample>,
     #[serde(default)]
     pub samples_dropped: u64,
+    /// The rounds stopped before the plan's `repeat`/`for_ms` because the run's deadline left
+    /// no room for another full attempt (no attempt is ever cut short and counted a timeout).
+    #[serde(default)]
+    pub stopped_early: bool,
 }
 
 impl TcpRoundsEvidence {

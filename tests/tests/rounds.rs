@@ -1,0 +1,199 @@
+//! Repeated connect rounds (plan `rounds`, `--repeat`/`--for`/`--rate`) against real servers in
+//! namespaces, with iptables rules that fail a known share of the connections and the rules'
+//! own packet counters as the oracle. Needs root:
+//! `cargo build -p probe && cargo test -p netdebug-scenarios --test rounds`.
+
+use std::collections::BTreeMap;
+
+use netdebug_scenarios::link::Link;
+use netdebug_scenarios::netns::Netns;
+use netdebug_scenarios::pair::SRV;
+use netdebug_scenarios::ClientServer as Lab;
+use protocol::{Evidence, TcpEvidence, TcpOutcome, TcpRoundsEvidence};
+use serde_json::json;
+
+/// The second server namespace's address (its own veth to the client, its own subnet).
+const SRV2: &str = "10.199.2.1";
+const CLI2: &str = "10.199.2.2";
+
+/// Client with two server namespaces: `lab.srv` at SRV (clean) and the returned one at SRV2.
+fn two_servers(tag: &str) -> (Lab, Netns) {
+    let lab = Lab::new(tag);
+    let srv2 = Netns::new(&format!("{tag}t"));
+    Link::veth_pair(
+        &lab.cli,
+        "c1",
+        &format!("{CLI2}/24"),
+        &srv2,
+        "s1",
+        &format!("{SRV2}/24"),
+    );
+    (lab, srv2)
+}
+
+/// Drop every 4th SYN to `port` in `ns`: the statistic match counts the SYNs it sees.
+fn drop_every_4th_syn(ns: &Netns, port: u16) {
+    ns.iptables(&[
+        "-A",
+        "INPUT",
+        "-p",
+        "tcp",
+        "--syn",
+        "--dport",
+        &port.to_string(),
+        "-m",
+        "statistic",
+        "--mode",
+        "nth",
+        "--every",
+        "4",
+        "--packet",
+        "0",
+        "-j",
+        "DROP",
+    ]);
+}
+
+/// Packets the first INPUT rule matched (`iptables -L INPUT -v -x -n`).
+fn first_rule_packets(ns: &Netns) -> u64 {
+    let out = ns
+        .exec(&["iptables", "-L", "INPUT", "-v", "-x", "-n"])
+        .stdout;
+    let line = out
+        .lines()
+        .nth(2)
+        .unwrap_or_else(|| panic!("no rule in INPUT:\n{out}"));
+    line.split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no packet count in {line:?}"))
+}
+
+fn rounds_by_address(evidence: Vec<&TcpRoundsEvidence>) -> BTreeMap<String, TcpRoundsEvidence> {
+    evidence
+        .into_iter()
+        .map(|r| (r.address.ip().to_string(), r.clone()))
+        .collect()
+}
+
+fn rounds_plan(targets: &[(&str, u16)], rounds: serde_json::Value) -> serde_json::Value {
+    let targets: Vec<_> = targets
+        .iter()
+        .map(|(host, port)| json!({"label": format!("{host}:{port}"), "host": host, "port": port}))
+        .collect();
+    // 400 ms: shorter than the first SYN retransmission (1 s), so each attempt sends exactly
+    // one SYN and the rule's counter equals the attempts it failed.
+    json!({"v": 1, "checks": ["tcp"], "connect_timeout_ms": 400, "deadline_ms": 20000,
+           "targets": targets, "rounds": rounds})
+}
+
+#[test]
+fn every_4th_syn_dropped_gives_exactly_a_quarter_timeouts_on_that_server_only() {
+    let (lab, srv2) = two_servers("rnd4");
+    let _clean = lab.listen(8080);
+    let _lossy = srv2.spawn_tcp_server(format!("{SRV2}:8080").parse().unwrap());
+    drop_every_4th_syn(&srv2, 8080);
+
+    let run = lab.probe(rounds_plan(
+        &[(SRV, 8080), (SRV2, 8080)],
+        json!({"repeat": 40, "rate": 200}),
+    ));
+    let rounds = rounds_by_address(run.evidence::<TcpRoundsEvidence>());
+
+    let lossy = &rounds[SRV2];
+    let dropped = first_rule_packets(&srv2);
+    assert_eq!(
+        dropped, 10,
+        "the rule's own counter: 40 SYNs, every 4th dropped"
+    );
+    assert_eq!(lossy.attempts, 40, "{lossy:?}");
+    assert_eq!(lossy.count(TcpOutcome::Timeout), dropped, "{lossy:?}");
+    assert_eq!(lossy.count(TcpOutcome::Ok), 30, "{lossy:?}");
+    // The failures are every 4th round: a constant gap.
+    let failed: Vec<u32> = lossy.failures.iter().map(|f| f.round).collect();
+    assert_eq!(failed.len(), 10, "{failed:?}");
+    assert!(failed.windows(2).all(|w| w[1] - w[0] == 4), "{failed:?}");
+    assert!(lossy
+        .latency_ms
+        .is_some_and(|l| l.p50 < 400.0 && l.max <= l.p99.max(l.max)));
+
+    let clean = &rounds[SRV];
+    assert_eq!(
+        (clean.attempts, clean.count(TcpOutcome::Ok)),
+        (40, 40),
+        "{clean:?}"
+    );
+    assert!(clean.failures.is_empty());
+    assert!(!clean.stopped_early && !lossy.stopped_early);
+
+    // Every attempt was a fresh socket: as many distinct source ports as samples.
+    let mut ports: Vec<u16> = clean.samples.iter().filter_map(|s| s.local_port).collect();
+    ports.sort();
+    ports.dedup();
+    assert_eq!(ports.len(), 40, "a new source port per attempt");
+
+    // The first round is also each address's ordinary tcp evidence (one per address).
+    let single: Vec<&TcpEvidence> = run.evidence::<TcpEvidence>();
+    assert_eq!(single.len(), 2, "{single:?}");
+}
+
+#[test]
+fn samples_are_bounded_and_the_counts_stay_exact() {
+    let lab = Lab::new("rndcap");
+    let _srv = lab.listen(8080);
+    let run = lab.probe(rounds_plan(
+        &[(SRV, 8080)],
+        json!({"repeat": 60, "rate": 300, "sample_cap": 10}),
+    ));
+    let r = &run.evidence::<TcpRoundsEvidence>()[0];
+    assert_eq!(r.attempts, 60);
+    assert_eq!(r.count(TcpOutcome::Ok), 60);
+    assert_eq!((r.samples.len(), r.samples_dropped), (10, 50));
+    // Kept samples are the first ones, in the order they started.
+    let rounds: Vec<u32> = r.samples.iter().map(|s| s.round).collect();
+    assert_eq!(rounds, (0..10).collect::<Vec<u32>>());
+    // The server saw every connection: each one it accepted and holds is closed by the
+    // probe (so it sits in CLOSE-WAIT on the server, which never reads), counted by ss.
+    let states = lab.srv.ss_tcp_state_counts();
+    let held: u64 = states
+        .iter()
+        .filter(|(state, _)| state.as_str() != "LISTEN")
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(held, 60, "connections on the server: {states:?}");
+}
+
+#[test]
+fn rounds_end_before_the_deadline_and_no_attempt_is_cut_into_a_timeout() {
+    let lab = Lab::new("rnddl");
+    let _srv = lab.listen(8080);
+    // 1000 rounds at 100/s would take 10 s; the deadline is 2 s.
+    let mut plan = rounds_plan(&[(SRV, 8080)], json!({"repeat": 1000, "rate": 100}));
+    plan["deadline_ms"] = json!(2000);
+    let run = lab.probe(plan);
+    let r = &run.evidence::<TcpRoundsEvidence>()[0];
+    assert!(r.stopped_early, "{r:?}");
+    assert!(r.attempts > 0 && r.attempts < 1000, "{}", r.attempts);
+    assert_eq!(r.count(TcpOutcome::Ok), r.attempts, "{r:?}");
+}
+
+#[test]
+fn for_duration_stops_starting_rounds_after_it() {
+    let lab = Lab::new("rndfor");
+    let _srv = lab.listen(8080);
+    let run = lab.probe(rounds_plan(
+        &[(SRV, 8080)],
+        json!({"repeat": 100000, "rate": 50, "for_ms": 500}),
+    ));
+    let r = &run.evidence::<TcpRoundsEvidence>()[0];
+    assert!(
+        !r.stopped_early,
+        "the duration ended the rounds, not the deadline"
+    );
+    assert!(r.last_ms < 500.0 + 100.0, "{r:?}");
+    assert!(r.attempts >= 2 && r.attempts < 100, "{}", r.attempts);
+    let only_tcp = run
+        .all_evidence()
+        .all(|e| matches!(e, Evidence::Tcp(_) | Evidence::TcpRounds(_)));
+    assert!(only_tcp);
+}
