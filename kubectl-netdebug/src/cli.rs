@@ -83,6 +83,9 @@ pub struct RunArgs {
     #[command(flatten)]
     pub capture: CaptureArgs,
 
+    #[command(flatten)]
+    pub rounds: RoundsArgs,
+
     /// Write the capture as pcap to FILE (`-` for stdout; implies --capture).
     #[arg(short = 'w', long = "write", value_name = "FILE")]
     pub write: Option<String>,
@@ -191,6 +194,9 @@ pub struct LocalArgs {
     #[command(flatten)]
     pub capture: CaptureArgs,
 
+    #[command(flatten)]
+    pub rounds: RoundsArgs,
+
     /// Write the capture as pcap to FILE (`-` for stdout; implies --capture).
     #[arg(short = 'w', long = "write", value_name = "FILE")]
     pub write: Option<String>,
@@ -209,6 +215,46 @@ pub struct LocalArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Repeated connect rounds (both modes): partial failures only show over many attempts.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Rounds")]
+pub struct RoundsArgs {
+    /// Connect to every target address N times, each a fresh connection (new source port);
+    /// with --for, at most N rounds.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(protocol::MAX_REPEAT)))]
+    pub repeat: Option<u32>,
+
+    /// Keep running rounds for this long (e.g. 30s); must fit in --timeout.
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub for_duration: Option<Duration>,
+
+    /// Connect attempts per second across all targets.
+    #[arg(long, value_name = "R", value_parser = clap::value_parser!(u32).range(1..=i64::from(protocol::MAX_RATE)), help = format!(
+        "Connect attempts per second across all targets [default: {}, at most {}]",
+        protocol::DEFAULT_RATE,
+        protocol::MAX_RATE
+    ))]
+    pub rate: Option<u32>,
+}
+
+impl RoundsArgs {
+    /// The plan's rounds: None for one unpaced attempt per address (no --repeat above 1, no
+    /// --for); a --rate alone changes nothing.
+    pub fn plan(&self) -> Option<protocol::RoundsPlan> {
+        let repeat = match (self.repeat, self.for_duration) {
+            (Some(1) | None, None) => return None,
+            (Some(n), _) => n,
+            (None, Some(_)) => protocol::MAX_REPEAT,
+        };
+        Some(protocol::RoundsPlan {
+            repeat,
+            for_ms: self.for_duration.map(|d| d.as_millis() as u64),
+            rate: self.rate.unwrap_or(protocol::DEFAULT_RATE),
+            sample_cap: protocol::DEFAULT_SAMPLE_CAP,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -118,7 +118,9 @@ mod imp {
     use super::*;
     use crate::events::{EventReader, ReadError};
     use crate::output::{probe_refused, ProbeEnd, Session};
-    use crate::plan::{build_plan, check_limits, parse_host_port, PlanOptions, Site};
+    use crate::plan::{
+        build_plan, check_limits, check_rounds_fit, parse_host_port, PlanOptions, Site,
+    };
 
     /// Time the probe gets beyond its own deadline to write `done` and exit.
     const GRACE: Duration = Duration::from_secs(5);
@@ -137,10 +139,19 @@ mod imp {
             mtu: args.mtu,
             sockets: args.sockets,
             deadline: args.timeout,
+            rounds: args.rounds.plan(),
         };
+        if args.to.is_empty() && options.rounds.is_some() {
+            return Err(Error::Local(
+                "--repeat/--for repeat the TCP connects to a destination: give --to (repeated \
+                 DNS lookups alone are not supported yet)"
+                    .into(),
+            ));
+        }
         check_limits(&options, args.timeout, Site::Local).map_err(Error::Local)?;
         let plan = build_plan(targets, &options);
         plan.validate().map_err(|e| Error::Local(format!("{e}")))?;
+        check_rounds_fit(&plan, args.timeout, Site::Local).map_err(Error::Local)?;
         if let Some(n) = &args.netns {
             check_netns_exists(n)?;
         }

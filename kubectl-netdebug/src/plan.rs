@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use protocol::{CapturePlan, CheckKind, MtuPlan, Plan, Target, TargetRole};
+use protocol::{CapturePlan, CheckKind, MtuPlan, Plan, RoundsPlan, Target, TargetRole};
 
 use crate::cli::CaptureArgs;
 
@@ -11,6 +11,9 @@ use crate::cli::CaptureArgs;
 const FULL_PACKET_SNAPLEN: u32 = 65_535;
 /// Room the probe needs after an explicit capture duration to report and finish.
 const AFTER_CAPTURE: Duration = Duration::from_secs(2);
+/// Room the probe needs after its last round starts: that attempt's connect timeout is added
+/// separately; this is for the other checks and the report.
+const AFTER_ROUNDS: Duration = Duration::from_secs(2);
 
 /// The probe's own deadline when the overall timeout leaves room for it.
 pub const DEFAULT_PROBE_DEADLINE: Duration = Duration::from_secs(15);
@@ -27,6 +30,8 @@ pub struct PlanOptions {
     /// checks about the pod's own stack only.
     pub sockets: bool,
     pub deadline: Duration,
+    /// `--repeat`/`--for`/`--rate`: repeated connect rounds.
+    pub rounds: Option<RoundsPlan>,
 }
 
 /// What `--sockets` alone runs: the namespace's own state, no traffic of the probe's.
@@ -83,6 +88,16 @@ pub fn build_plan(targets: Vec<Target>, options: &PlanOptions) -> Plan {
     if options.mtu {
         plan.mtu = Some(MtuPlan::default());
     }
+    if let Some(rounds) = &options.rounds {
+        // The rounds are a promise like an explicit capture duration: the probe's deadline
+        // grows to hold them (check_rounds_fit says when --timeout cannot).
+        plan.rounds = Some(rounds.clone());
+        let needed = rounds_run_time(rounds, &plan) + AFTER_ROUNDS;
+        plan.deadline_ms = plan
+            .deadline_ms
+            .max(needed.as_millis() as u64)
+            .min(protocol::MAX_DEADLINE_MS);
+    }
     if options.sockets && plan.targets.is_empty() && plan.dns.names.is_empty() {
         plan.checks = STACK_CHECKS.iter().map(|&c| c.into()).collect();
         if plan.capture.is_some() {
@@ -120,6 +135,23 @@ impl Site {
 /// path used to accept any duration shorter than --timeout, which left the probe no time to
 /// finish; the cluster path forgot the probe's own margin.)
 pub fn check_limits(options: &PlanOptions, timeout: Duration, site: Site) -> Result<(), String> {
+    if let Some(rounds) = &options.rounds {
+        if let Some(ms) = rounds.for_ms {
+            let d = Duration::from_millis(ms);
+            let needed = d
+                + Duration::from_millis(Plan::new(Vec::new()).connect_timeout_ms)
+                + AFTER_ROUNDS
+                + site.overhead();
+            if needed > timeout {
+                return Err(format!(
+                    "--for {} does not fit in --timeout {}: raise --timeout to at least {}",
+                    crate::duration::format_duration(d),
+                    crate::duration::format_duration(timeout),
+                    crate::duration::format_duration(needed)
+                ));
+            }
+        }
+    }
     if let Some(d) = options.capture.capture_duration {
         let longest = Duration::from_millis(protocol::MAX_DEADLINE_MS) - AFTER_CAPTURE;
         if d > longest {
@@ -144,6 +176,56 @@ pub fn check_limits(options: &PlanOptions, timeout: Duration, site: Site) -> Res
     build_plan(Vec::new(), options)
         .validate()
         .map_err(|e| format!("the flags ask for a plan the probe cannot run: {e}"))
+}
+
+/// Connect attempts the rounds make per round: one per target with a port (a name that
+/// resolves to several addresses makes more; the probe's deadline still bounds them).
+fn addresses_per_round(plan: &Plan) -> u32 {
+    plan.targets
+        .iter()
+        .filter(|t| t.port.is_some())
+        .count()
+        .max(1) as u32
+}
+
+/// How long the rounds keep starting attempts, plus the last attempt's connect timeout.
+pub fn rounds_run_time(rounds: &RoundsPlan, plan: &Plan) -> Duration {
+    let attempts = u64::from(rounds.repeat) * u64::from(addresses_per_round(plan));
+    let paced = Duration::from_secs_f64(attempts as f64 / f64::from(rounds.rate.max(1)));
+    let starting = match rounds.for_ms {
+        Some(ms) => paced.min(Duration::from_millis(ms)),
+        None => paced,
+    };
+    starting + Duration::from_millis(plan.connect_timeout_ms)
+}
+
+/// Once the targets are known: do the rounds fit in --timeout? A clear error before anything
+/// is injected, with what would fit, rather than rounds cut short by the deadline.
+pub fn check_rounds_fit(plan: &Plan, timeout: Duration, site: Site) -> Result<(), String> {
+    let Some(rounds) = &plan.rounds else {
+        return Ok(());
+    };
+    let needed = rounds_run_time(rounds, plan) + AFTER_ROUNDS + site.overhead();
+    if needed <= timeout {
+        return Ok(());
+    }
+    let fmt = crate::duration::format_duration;
+    let what = match rounds.for_ms {
+        Some(ms) => format!("--for {}", fmt(Duration::from_millis(ms))),
+        None => format!(
+            "--repeat {} toward {} address(es) at --rate {}/s",
+            rounds.repeat,
+            addresses_per_round(plan),
+            rounds.rate
+        ),
+    };
+    Err(format!(
+        "{what} needs about {} with the connect timeout and the probe's start: it does not fit \
+         in --timeout {}; raise --timeout to at least {}, or lower --repeat or raise --rate",
+        fmt(needed),
+        fmt(timeout),
+        fmt(needed)
+    ))
 }
 
 /// The probe deadline for a run limited to `overall`: at most 15 s, and at most half of the
@@ -267,6 +349,7 @@ mod tests {
                 mtu: true,
                 sockets: false,
                 deadline: Duration::from_secs(6),
+                rounds: None,
             },
         );
         plan.validate().unwrap();
@@ -354,6 +437,58 @@ fn shell_word(v: &str) -> String {
         v.to_string()
     } else {
         format!("'{}'", v.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod rounds_tests {
+    use super::*;
+
+    fn targets(n: usize) -> Vec<Target> {
+        (0..n)
+            .map(|i| parse_host_port(&format!("10.0.0.{}:80", i + 1)).unwrap())
+            .collect()
+    }
+
+    fn options(rounds: RoundsPlan) -> PlanOptions {
+        PlanOptions {
+            deadline: Duration::from_secs(15),
+            rounds: Some(rounds),
+            ..PlanOptions::default()
+        }
+    }
+
+    #[test]
+    fn the_deadline_grows_to_hold_the_rounds() {
+        // 200 rounds x 4 addresses at 50/s: 16 s of attempts, + 3 s connect timeout + 2 s.
+        let plan = build_plan(targets(4), &options(RoundsPlan::new(200)));
+        assert_eq!(plan.rounds.as_ref().unwrap().repeat, 200);
+        assert_eq!(plan.deadline_ms, 21_000);
+        assert!(check_rounds_fit(&plan, Duration::from_secs(41), Site::Cluster).is_ok());
+        let err = check_rounds_fit(&plan, Duration::from_secs(40), Site::Cluster).unwrap_err();
+        assert_eq!(
+            err,
+            "--repeat 200 toward 4 address(es) at --rate 50/s needs about 41s with the connect \
+             timeout and the probe's start: it does not fit in --timeout 40s; raise --timeout to \
+             at least 41s, or lower --repeat or raise --rate"
+        );
+        // One round is the single-shot default: its deadline is not touched.
+        let plan = build_plan(
+            targets(4),
+            &PlanOptions {
+                deadline: Duration::from_secs(15),
+                ..PlanOptions::default()
+            },
+        );
+        assert_eq!((plan.rounds, plan.deadline_ms), (None, 15_000));
+    }
+
+    #[test]
+    fn for_bounds_the_rounds_whatever_the_repeat() {
+        let mut r = RoundsPlan::new(protocol::MAX_REPEAT);
+        r.for_ms = Some(10_000);
+        let plan = build_plan(targets(2), &options(r));
+        assert_eq!(plan.deadline_ms, 15_000, "10 s + 3 s + 2 s");
     }
 }
 

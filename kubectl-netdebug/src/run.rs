@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::events::EventReader;
 use crate::inject::{inject, random_container_name, ProbeContainer};
 use crate::output::{probe_refused, ProbeEnd, Session};
-use crate::plan::{build_plan, check_limits, probe_deadline, PlanOptions, Site};
+use crate::plan::{build_plan, check_limits, check_rounds_fit, probe_deadline, PlanOptions, Site};
 use crate::resolve;
 use crate::stream::{stream_events, LogSource};
 use crate::wait::{wait_for_start, Started, WaitFor};
@@ -49,6 +49,13 @@ pub fn parse_input(args: &RunArgs) -> Result<ParsedInput> {
         protocol::validate_host(name)
             .map_err(|why| Error::InvalidInput(format!("--dns {name}: {why}")))?;
     }
+    if args.to.is_none() && args.rounds.plan().is_some() {
+        return Err(Error::InvalidInput(
+            "--repeat/--for repeat the TCP connects to a destination: give --to (repeated DNS \
+             lookups alone are not supported yet)"
+                .into(),
+        ));
+    }
     check_limits(&plan_options(args, Vec::new()), args.timeout, Site::Cluster)
         .map_err(Error::InvalidInput)?;
     Ok(ParsedInput {
@@ -66,6 +73,7 @@ fn plan_options(args: &RunArgs, dns_names: Vec<String>) -> PlanOptions {
         mtu: args.mtu,
         sockets: args.sockets,
         deadline: probe_deadline(args.timeout),
+        rounds: args.rounds.plan(),
     }
 }
 
@@ -123,6 +131,7 @@ async fn run_until(
     let plan = build_plan(targets, &plan_options(args, dns_names));
     plan.validate()
         .map_err(|e| Error::InvalidInput(format!("cannot build the probe plan: {e}")))?;
+    check_rounds_fit(&plan, args.timeout, Site::Cluster).map_err(Error::InvalidInput)?;
     let container = ProbeContainer {
         name: random_container_name(),
         target_container: source.target_container.clone(),

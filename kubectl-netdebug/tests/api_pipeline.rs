@@ -121,7 +121,11 @@ async fn fake_cluster(mut api: MockApi, probe: Probe, seen: Arc<Mutex<Seen>>) {
 }
 
 async fn run_against(probe: Probe) -> (Result<i32, Error>, Seen) {
-    let cli = Cli::try_parse_from([
+    run_with_flags(probe, &[]).await
+}
+
+async fn run_with_flags(probe: Probe, extra: &[&str]) -> (Result<i32, Error>, Seen) {
+    let base = [
         "kubectl-netdebug",
         "pod/web",
         "--to",
@@ -134,8 +138,8 @@ async fn run_against(probe: Probe) -> (Result<i32, Error>, Seen) {
         "20s",
         "--image",
         "registry.invalid/probe:v0",
-    ])
-    .unwrap();
+    ];
+    let cli = Cli::try_parse_from(base.iter().chain(extra)).unwrap();
     let args = cli.run;
     let parsed = parse_input(&args).unwrap();
     let (client, api) = mock_client();
@@ -231,4 +235,24 @@ fn is_collection(path: &str) -> bool {
             | ["api", _, _]
             | ["apis", _, _, _]
     )
+}
+
+/// Rounds that cannot fit in --timeout once the targets are known: a clear error, and the
+/// pod is never patched.
+#[tokio::test]
+async fn rounds_that_do_not_fit_are_refused_before_injection() {
+    let (result, seen) =
+        run_with_flags(Probe::Healthy, &["--repeat", "1000", "--rate", "10"]).await;
+    let err = result.expect_err("the rounds cannot fit in 20s");
+    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("--repeat 1000 toward 1 address(es) at --rate 10/s needs about"),
+        "{err}"
+    );
+    assert!(
+        seen.patch.is_none(),
+        "nothing injected: {:#?}",
+        seen.requests
+    );
 }

@@ -321,3 +321,93 @@ fn help_shows_the_protocols_capture_defaults() {
     assert_eq!(plan.max_packets, protocol::DEFAULT_CAPTURE_PACKETS);
     assert_eq!(plan.max_bytes, protocol::DEFAULT_CAPTURE_BYTES);
 }
+
+/// Repeated rounds: every bad value is one line and exit 2, before any API call (the
+/// kubeconfig does not exist: a limit error comes first).
+#[test]
+fn rounds_flags_bad_input() {
+    let base = ["pod/x", "--to", "svc/web"];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let check = |extra: &[&str], expected: &str| {
+        let args = with(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_usage_error(&args, expected);
+        assert!(!stderr(&run(&args)).contains("kubeconfig"));
+    };
+    check(
+        &["--repeat", "0"],
+        "invalid value '0' for '--repeat <N>': 0 is not in 1..=100000",
+    );
+    check(
+        &["--repeat", "100001"],
+        "invalid value '100001' for '--repeat <N>': 100001 is not in 1..=100000",
+    );
+    check(
+        &["--rate", "0"],
+        "invalid value '0' for '--rate <R>': 0 is not in 1..=500",
+    );
+    check(
+        &["--rate", "501"],
+        "invalid value '501' for '--rate <R>': 501 is not in 1..=500",
+    );
+    check(
+        &["--for", "0s"],
+        "invalid value '0s' for '--for <DURATION>'",
+    );
+    check(
+        &["--for", "60s"],
+        "error: --for 60s does not fit in --timeout 60s: raise --timeout to at least 85s",
+    );
+    check(
+        &[
+            "--repeat",
+            "10",
+            "--capture-duration",
+            "10s",
+            "--timeout",
+            "31s",
+        ],
+        "error: --capture-duration 10s does not fit in --timeout 31s",
+    );
+    let o = run(&["pod/x", "--dns", "a.example", "--repeat", "5"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--repeat/--for repeat the TCP connects to a destination: give --to"),
+        "{}",
+        stderr(&o)
+    );
+    // Local mode: the same flags, the same rules (its probe starts at once: no overhead).
+    let o = run(&[
+        "local",
+        "--to",
+        "127.0.0.1:1",
+        "--for",
+        "20s",
+        "--timeout",
+        "20s",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o).trim_end(),
+        "error: --for 20s does not fit in --timeout 20s: raise --timeout to at least 25s"
+    );
+    let o = run(&[
+        "local",
+        "--to",
+        "127.0.0.1:1",
+        "--to",
+        "127.0.0.1:2",
+        "--repeat",
+        "1000",
+        "--timeout",
+        "20s",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--repeat 1000 toward 2 address(es) at --rate 50/s needs about 45s"),
+        "{}",
+        stderr(&o)
+    );
+}
