@@ -269,3 +269,42 @@ fn text_output_names_the_refused_port() {
     );
     assert!(text.contains(&format!("{closed} refused")), "{text}");
 }
+
+/// `--repeat` reaches the probe as plan rounds and comes back as `tcp_rounds` evidence: one
+/// per address, every attempt counted (10 fit in the listener's accept queue of 17, so all
+/// connect even though it never accepts; oracle: ss shows them queued on the listener).
+#[test]
+fn repeat_runs_rounds_and_reports_their_counts() {
+    let s = Scenario::new("rep");
+    let open = format!("{ADDR}:{OPEN_PORT}");
+    let o = netdebug(&[
+        "local", "--netns", &s.name, "--to", &open, "--repeat", "10", "--rate", "100", "-o", "json",
+    ]);
+    let out = json_of(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let rounds: Vec<&serde_json::Value> = out["probe"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "evidence" && e["data"]["kind"] == "tcp_rounds")
+        .map(|e| &e["data"])
+        .collect();
+    assert_eq!(rounds.len(), 1, "{out:#}");
+    assert_eq!(rounds[0]["address"], open.as_str());
+    assert_eq!(rounds[0]["attempts"], 10);
+    assert_eq!(rounds[0]["outcomes"]["ok"], 10);
+    // The listener's accept queue holds the ten connections the probe made (Recv-Q).
+    let queued: u64 = s
+        .listening_ports()
+        .lines()
+        .find(|l| l.contains(&open))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|q| q.parse().ok())
+        .unwrap_or(0);
+    assert_eq!(queued, 10, "{}", s.listening_ports());
+}
