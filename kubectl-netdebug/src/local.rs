@@ -141,11 +141,9 @@ mod imp {
             deadline: args.timeout,
             rounds: args.rounds.plan(),
         };
-        if args.to.is_empty() && options.rounds.is_some() {
+        if args.to.is_empty() && args.dns.is_empty() && options.rounds.is_some() {
             return Err(Error::Local(
-                "--repeat/--for repeat the TCP connects to a destination: give --to (repeated \
-                 DNS lookups alone are not supported yet)"
-                    .into(),
+                "--repeat/--for repeat connects and lookups: give --to or --dns".into(),
             ));
         }
         check_limits(&options, args.timeout, Site::Local).map_err(Error::Local)?;

@@ -178,25 +178,41 @@ pub fn check_limits(options: &PlanOptions, timeout: Duration, site: Site) -> Res
         .map_err(|e| format!("the flags ask for a plan the probe cannot run: {e}"))
 }
 
-/// Connect attempts the rounds make per round: one per target with a port (a name that
-/// resolves to several addresses makes more; the probe's deadline still bounds them).
-fn addresses_per_round(plan: &Plan) -> u32 {
-    plan.targets
-        .iter()
-        .filter(|t| t.port.is_some())
-        .count()
-        .max(1) as u32
+/// Attempts a round makes in each of its two paced streams: connects (one per target with a
+/// port; a name that resolves to several addresses makes more, the probe's deadline still
+/// bounds them) and lookups (one per name). The two run side by side.
+fn per_round(plan: &Plan) -> (u32, u32) {
+    let connects = plan.targets.iter().filter(|t| t.port.is_some()).count() as u32;
+    let names = plan.dns.names.len() as u32;
+    (connects, names)
 }
 
-/// How long the rounds keep starting attempts, plus the last attempt's connect timeout.
+/// The resolver's default per-try timeout (glibc's 5 s): the wait a last lookup may need
+/// (the pod's resolv.conf is read by the probe; the client cannot know it).
+const RESOLVER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the rounds keep starting attempts, plus the wait of the last one.
 pub fn rounds_run_time(rounds: &RoundsPlan, plan: &Plan) -> Duration {
-    let attempts = u64::from(rounds.repeat) * u64::from(addresses_per_round(plan));
-    let paced = Duration::from_secs_f64(attempts as f64 / f64::from(rounds.rate.max(1)));
-    let starting = match rounds.for_ms {
-        Some(ms) => paced.min(Duration::from_millis(ms)),
-        None => paced,
+    let (connects, names) = per_round(plan);
+    let paced = |items: u32| {
+        let attempts = u64::from(rounds.repeat) * u64::from(items);
+        let d = Duration::from_secs_f64(attempts as f64 / f64::from(rounds.rate.max(1)));
+        match rounds.for_ms {
+            Some(ms) => d.min(Duration::from_millis(ms)),
+            None => d,
+        }
     };
-    starting + Duration::from_millis(plan.connect_timeout_ms)
+    let tcp = if connects > 0 {
+        paced(connects) + Duration::from_millis(plan.connect_timeout_ms)
+    } else {
+        Duration::ZERO
+    };
+    let dns = if names > 0 {
+        paced(names) + RESOLVER_TIMEOUT
+    } else {
+        Duration::ZERO
+    };
+    tcp.max(dns)
 }
 
 /// Once the targets are known: do the rounds fit in --timeout? A clear error before anything
@@ -210,13 +226,12 @@ pub fn check_rounds_fit(plan: &Plan, timeout: Duration, site: Site) -> Result<()
         return Ok(());
     }
     let fmt = crate::duration::format_duration;
+    let (connects, names) = per_round(plan);
     let what = match rounds.for_ms {
         Some(ms) => format!("--for {}", fmt(Duration::from_millis(ms))),
         None => format!(
-            "--repeat {} toward {} address(es) at --rate {}/s",
-            rounds.repeat,
-            addresses_per_round(plan),
-            rounds.rate
+            "--repeat {} toward {connects} address(es) and {names} name(s) at --rate {}/s",
+            rounds.repeat, rounds.rate
         ),
     };
     Err(format!(
@@ -468,9 +483,9 @@ mod rounds_tests {
         let err = check_rounds_fit(&plan, Duration::from_secs(40), Site::Cluster).unwrap_err();
         assert_eq!(
             err,
-            "--repeat 200 toward 4 address(es) at --rate 50/s needs about 41s with the connect \
-             timeout and the probe's start: it does not fit in --timeout 40s; raise --timeout to \
-             at least 41s, or lower --repeat or raise --rate"
+            "--repeat 200 toward 4 address(es) and 0 name(s) at --rate 50/s needs about 41s with \
+             the connect timeout and the probe's start: it does not fit in --timeout 40s; raise \
+             --timeout to at least 41s, or lower --repeat or raise --rate"
         );
         // One round is the single-shot default: its deadline is not touched.
         let plan = build_plan(

@@ -49,11 +49,9 @@ pub fn parse_input(args: &RunArgs) -> Result<ParsedInput> {
         protocol::validate_host(name)
             .map_err(|why| Error::InvalidInput(format!("--dns {name}: {why}")))?;
     }
-    if args.to.is_none() && args.rounds.plan().is_some() {
+    if args.to.is_none() && args.dns.is_empty() && args.rounds.plan().is_some() {
         return Err(Error::InvalidInput(
-            "--repeat/--for repeat the TCP connects to a destination: give --to (repeated DNS \
-             lookups alone are not supported yet)"
-                .into(),
+            "--repeat/--for repeat connects and lookups: give --to or --dns".into(),
         ));
     }
     check_limits(&plan_options(args, Vec::new()), args.timeout, Site::Cluster)

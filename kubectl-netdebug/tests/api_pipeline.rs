@@ -246,8 +246,9 @@ async fn rounds_that_do_not_fit_are_refused_before_injection() {
     let err = result.expect_err("the rounds cannot fit in 20s");
     assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
     assert!(
-        err.to_string()
-            .contains("--repeat 1000 toward 1 address(es) at --rate 10/s needs about"),
+        err.to_string().contains(
+            "--repeat 1000 toward 1 address(es) and 0 name(s) at --rate 10/s needs about"
+        ),
         "{err}"
     );
     assert!(

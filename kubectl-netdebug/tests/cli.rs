@@ -371,10 +371,10 @@ fn rounds_flags_bad_input() {
         ],
         "error: --capture-duration 10s does not fit in --timeout 31s",
     );
-    let o = run(&["pod/x", "--dns", "a.example", "--repeat", "5"]);
+    let o = run(&["pod/x", "--sockets", "--repeat", "5"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("--repeat/--for repeat the TCP connects to a destination: give --to"),
+        stderr(&o).contains("--repeat/--for repeat connects and lookups: give --to or --dns"),
         "{}",
         stderr(&o)
     );
@@ -406,7 +406,9 @@ fn rounds_flags_bad_input() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("--repeat 1000 toward 2 address(es) at --rate 50/s needs about 45s"),
+        stderr(&o).contains(
+            "--repeat 1000 toward 2 address(es) and 0 name(s) at --rate 50/s needs about 45s"
+        ),
         "{}",
         stderr(&o)
     );

@@ -97,6 +97,11 @@ impl Ctx {
         self.deadline.saturating_duration_since(Instant::now())
     }
 
+    /// The pod's resolver configuration (resolv.conf read with glibc's rules).
+    pub fn resolver(&self) -> &dns::ResolverConfig {
+        &self.resolver
+    }
+
     pub fn resolver_evidence(&self) -> &DnsConfigEvidence {
         &self.resolver_evidence
     }

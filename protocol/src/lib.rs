@@ -60,7 +60,10 @@
 //! `attempts`, `outcomes` counts, `latency_ms` {`p50`,`p90`,`p99`,`max`} of the successes,
 //! `first_ms`/`last_ms`, bounded `failures` and `samples` ({`round`, `offset_ms`, `outcome`,
 //! `latency_ms`, `local_port`}) with `failures_dropped`/`samples_dropped`, and `stopped_early` when the deadline ended
-//! the rounds).
+//! the rounds); the `dns_rounds` evidence ([`DnsRoundsEvidence`]: per name, lookups made
+//! the way an application's resolver makes them: `mode`, `outcomes`, `rcodes`, replies `lost`
+//! per record type, `stalls` of at least the resolver's timeout, bounded samples); the
+//! `Conntrack.insert_failed`, `Conntrack.drop`, `Conntrack.early_drop` counters.
 //!
 //! Golden fixtures of every event live in `protocol/tests/fixtures/`; the contract test checks
 //! that they decode, re-encode identically, and that unknown types and fields are tolerated.

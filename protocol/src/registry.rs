@@ -166,7 +166,11 @@ checks! {
     /// resolv.conf and every query the pod's resolver would send for the names.
     Dns = "dns" {
         layer: Dns, default: true, privilege: None, observer: false, traffic: true,
-        evidence: { DnsConfig(DnsConfigEvidence) = "dns_config", DnsLookup(DnsLookupEvidence) = "dns_lookup" },
+        evidence: {
+            DnsConfig(DnsConfigEvidence) = "dns_config",
+            DnsLookup(DnsLookupEvidence) = "dns_lookup",
+            DnsRounds(DnsRoundsEvidence) = "dns_rounds",
+        },
     },
     /// A TCP connect to each target (and, with plan `rounds`, repeated connects).
     Tcp = "tcp" {

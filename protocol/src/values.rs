@@ -266,6 +266,38 @@ impl Rcode {
 }
 
 spelled! {
+    /// How an application's resolver sends the A and AAAA questions of one lookup (glibc's
+    /// send_dg, from resolv.conf's options).
+    pub enum DnsSendMode {
+        /// Both at once from one UDP socket (one source port): glibc's default.
+        Parallel = "parallel",
+        /// One after the other on one socket (`single-request`).
+        SingleRequest = "single_request",
+        /// Both at once; when only one reply comes back, the other is asked again from a new
+        /// socket (`single-request-reopen`).
+        SingleRequestReopen = "single_request_reopen",
+        /// Over TCP (`use-vc`).
+        UseVc = "use_vc",
+    }
+}
+
+spelled! {
+    /// How one application-style lookup (all candidates of the search list) ended.
+    pub enum DnsLookupOutcome {
+        /// A candidate answered with at least one address (or a CNAME-only answer).
+        Answered = "answered",
+        /// Every candidate was NXDOMAIN (or NODATA).
+        NotFound = "not_found",
+        /// A SERVFAIL, REFUSED or NOTIMP ended the lookup.
+        ServerFailure = "server_failure",
+        /// No reply from any nameserver within the timeouts and attempts.
+        Timeout = "timeout",
+        /// A socket error (e.g. ICMP port unreachable).
+        Error = "error",
+    }
+}
+
+spelled! {
     /// Transport of a DNS query.
     pub enum DnsTransport {
         Udp = "udp",
@@ -444,6 +476,13 @@ spelled! {
         SyncookiesSent = "TcpExt.SyncookiesSent",
         MtuProbeFail = "TcpExt.TCPMTUPFail",
         MtuProbeSuccess = "TcpExt.TCPMTUPSuccess",
+        /// /proc/net/stat/nf_conntrack, summed over CPUs: a new connection's entry lost the
+        /// race to be inserted (the parallel A/AAAA DNS signature).
+        ConntrackInsertFailed = "Conntrack.insert_failed",
+        /// Packets dropped because the table was full.
+        ConntrackDrop = "Conntrack.drop",
+        /// Entries evicted early to make room.
+        ConntrackEarlyDrop = "Conntrack.early_drop",
         UdpInErrors = "Udp.InErrors",
         UdpRcvbufErrors = "Udp.RcvbufErrors",
         UdpSndbufErrors = "Udp.SndbufErrors",

@@ -81,6 +81,7 @@ fn evidence_line(e: &Evidence) -> ProgressLine {
         Evidence::Rules(x) => evidence(x),
         Evidence::DnsConfig(x) => evidence(x),
         Evidence::DnsLookup(x) => evidence(x),
+        Evidence::DnsRounds(x) => evidence(x),
         Evidence::Tcp(x) => evidence(x),
         Evidence::TcpRounds(x) => evidence(x),
         Evidence::Sockets(x) => evidence(x),

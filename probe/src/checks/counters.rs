@@ -1,5 +1,5 @@
 //! Check `counters`: the kernel's SNMP/netstat counters for this namespace (/proc/net/snmp,
-//! /proc/net/netstat, /proc/net/snmp6), sampled when the run starts and again when the traffic
+//! /proc/net/netstat, /proc/net/snmp6, /proc/net/stat/nf_conntrack), sampled when the run starts and again when the traffic
 //! checks are done, reported as value and delta for the counters that explain failures
 //! (retransmissions, listen-queue overflows, resets, buffer errors...). It is an observer:
 //! the runner starts it before the traffic checks. Needs no privileges.
@@ -54,6 +54,15 @@ async fn sample() -> Result<HashMap<String, u64>, String> {
         }
         if let Ok(snmp6) = std::fs::read_to_string("/proc/net/snmp6") {
             all.extend(parse_snmp6(&snmp6));
+        }
+        // Absent when conntrack is not loaded here: then these counters are absent from the
+        // evidence, never zero.
+        if let Ok(stat) = std::fs::read_to_string("/proc/net/stat/nf_conntrack") {
+            all.extend(
+                super::conntrack::sum_stat_columns(&stat)
+                    .into_iter()
+                    .map(|(column, sum)| (format!("Conntrack.{column}"), sum)),
+            );
         }
         Ok(all)
     })

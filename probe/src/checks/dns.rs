@@ -21,6 +21,9 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
     for lookup in lookups {
         ctx.emit(Evidence::DnsLookup((*lookup).clone()));
     }
+    if let Some(rounds) = ctx.plan.rounds.as_ref() {
+        super::dns_rounds::run(&ctx, rounds, &names(&ctx)).await;
+    }
     Outcome::Completed
 }
 

@@ -14,21 +14,14 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use futures::stream::{FuturesUnordered, StreamExt};
 use protocol::{
     ConnectSample, Evidence, LatencySummary, Open, RoundsPlan, Target, TcpEvidence, TcpOutcome,
     TcpRoundsEvidence,
 };
-use tokio::time::Instant;
 
-use super::tcp::{connect, ms};
+use super::pacing::{ms, run_paced, Finished, Pace};
+use super::tcp::connect;
 use crate::context::Ctx;
-
-/// Attempts in flight at once, at most: each holds a socket (a file descriptor), and pods
-/// often run with a 1024-descriptor limit. At the hard-capped rate of 500/s and a 3 s connect
-/// timeout this can be reached by a blackholed target; the rate then slows down rather than
-/// failing attempts with EMFILE.
-const MAX_IN_FLIGHT: usize = 256;
 
 /// Room kept before the deadline for the last attempts' evidence to be written.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(200);
@@ -37,14 +30,6 @@ const DEADLINE_MARGIN: Duration = Duration::from_millis(200);
 struct Address<'a> {
     target: &'a Target,
     address: SocketAddr,
-}
-
-/// A finished attempt.
-struct Attempt {
-    index: usize,
-    round: u32,
-    offset: Duration,
-    evidence: TcpEvidence,
 }
 
 pub async fn run(ctx: &Ctx, rounds: &RoundsPlan, addresses: Vec<(&Target, SocketAddr)>) {
@@ -59,76 +44,25 @@ pub async fn run(ctx: &Ctx, rounds: &RoundsPlan, addresses: Vec<(&Target, Socket
         .iter()
         .map(|_| Tally::new(rounds.sample_cap as usize))
         .collect();
-    let stopped_early = schedule(ctx, rounds, &addresses, &mut tallies).await;
+    let timeout = Duration::from_millis(ctx.plan.connect_timeout_ms);
+    let stopped_early = run_paced(
+        &Pace::new(rounds, timeout + DEADLINE_MARGIN),
+        addresses.len(),
+        || ctx.remaining(),
+        |i, _round| connect(addresses[i].target, addresses[i].address, timeout),
+        |done| record(ctx, &mut tallies, done),
+    )
+    .await;
     for (a, tally) in addresses.iter().zip(tallies) {
         ctx.emit(Evidence::TcpRounds(tally.into_evidence(a, stopped_early)));
     }
 }
 
-/// Start the attempts on their time slots and collect them; true when the deadline ended the
-/// rounds before the plan did.
-async fn schedule(
-    ctx: &Ctx,
-    rounds: &RoundsPlan,
-    addresses: &[Address<'_>],
-    tallies: &mut [Tally],
-) -> bool {
-    let interval = Duration::from_secs_f64(1.0 / f64::from(rounds.rate.max(1)));
-    let timeout = Duration::from_millis(ctx.plan.connect_timeout_ms);
-    let for_time = rounds.for_ms.map(Duration::from_millis);
-    let start = Instant::now();
-    let mut in_flight = FuturesUnordered::new();
-    let mut slot: u32 = 0;
-    let mut stopped_early = false;
-    'rounds: for round in 0..rounds.repeat {
-        if for_time.is_some_and(|limit| start.elapsed() >= limit) {
-            break;
-        }
-        for (index, a) in addresses.iter().enumerate() {
-            let at = start + interval * slot;
-            slot = slot.saturating_add(1);
-            // Collect what finishes while waiting for this attempt's slot.
-            loop {
-                tokio::select! {
-                    biased;
-                    Some(done) = in_flight.next(), if !in_flight.is_empty() => {
-                        record(ctx, tallies, done)
-                    }
-                    _ = tokio::time::sleep_until(at) => break,
-                }
-            }
-            while in_flight.len() >= MAX_IN_FLIGHT {
-                if let Some(done) = in_flight.next().await {
-                    record(ctx, tallies, done);
-                }
-            }
-            if ctx.remaining() < timeout + DEADLINE_MARGIN {
-                stopped_early = true;
-                break 'rounds;
-            }
-            let offset = start.elapsed();
-            in_flight.push(async move {
-                let evidence = connect(a.target, a.address, timeout).await;
-                Attempt {
-                    index,
-                    round,
-                    offset,
-                    evidence,
-                }
-            });
-        }
-    }
-    while let Some(done) = in_flight.next().await {
-        record(ctx, tallies, done);
-    }
-    stopped_early
-}
-
 /// The first round's attempt is also the address's ordinary `tcp` evidence.
-fn record(ctx: &Ctx, tallies: &mut [Tally], done: Attempt) {
-    tallies[done.index].add(done.round, done.offset, &done.evidence);
+fn record(ctx: &Ctx, tallies: &mut [Tally], done: Finished<TcpEvidence>) {
+    tallies[done.item].add(done.round, done.offset, &done.result);
     if done.round == 0 {
-        ctx.emit(Evidence::Tcp(done.evidence));
+        ctx.emit(Evidence::Tcp(done.result));
     }
 }
 

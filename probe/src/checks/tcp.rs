@@ -166,8 +166,8 @@ pub fn classify(e: &io::Error) -> TcpOutcome {
     }
 }
 
-pub fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
+fn ms(d: Duration) -> f64 {
+    super::pacing::ms(d)
 }
 
 #[cfg(test)]

@@ -29,6 +29,9 @@ pub struct ResolverConfig {
     pub use_vc: bool,
     /// `single-request` / `single-request-reopen`: A and AAAA one after the other.
     pub single_request: bool,
+    /// How an application's resolver sends A and AAAA (see `app.rs`): `use-vc`, then
+    /// `single-request` (which glibc lets win over `-reopen`), then `single-request-reopen`.
+    pub send_mode: protocol::DnsSendMode,
     /// `no-tld-query`: a single-label name is never sent as is once searched.
     pub no_tld_query: bool,
     /// `no-aaaa`: no AAAA queries.
@@ -49,6 +52,7 @@ impl Default for ResolverConfig {
             rotate: false,
             use_vc: false,
             single_request: false,
+            send_mode: protocol::DnsSendMode::Parallel,
             no_tld_query: false,
             no_aaaa: false,
             edns0: false,
@@ -133,6 +137,15 @@ pub fn parse_config(
         rotate: parsed.rotate,
         use_vc: parsed.use_vc,
         single_request: parsed.single_request || parsed.single_request_reopen,
+        send_mode: if parsed.use_vc {
+            protocol::DnsSendMode::UseVc
+        } else if parsed.single_request {
+            protocol::DnsSendMode::SingleRequest
+        } else if parsed.single_request_reopen {
+            protocol::DnsSendMode::SingleRequestReopen
+        } else {
+            protocol::DnsSendMode::Parallel
+        },
         no_tld_query: parsed.no_tld_query,
         no_aaaa: parsed.no_aaaa,
         edns0: parsed.edns0,

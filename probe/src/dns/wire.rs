@@ -26,6 +26,13 @@ pub struct OutgoingQuery {
     qtype: RecordType,
 }
 
+impl OutgoingQuery {
+    /// The record type asked for.
+    pub fn qtype(&self) -> RecordType {
+        self.qtype
+    }
+}
+
 /// A reply that answers our query (id and question match).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {

@@ -3,7 +3,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Open, TargetRole, TcpOutcome};
+use crate::{DnsLookupOutcome, DnsSendMode, Open, Rcode, RecordType, TargetRole, TcpOutcome};
 
 /// Repeated connects to one target address (plan `rounds`): exact counts per outcome, the
 /// connect latency of the successes, and bounded samples of individual attempts. Emitted once
@@ -98,6 +98,68 @@ pub struct ConnectSample {
     /// The source port the kernel chose, when it chose one.
     #[serde(default)]
     pub local_port: Option<u16>,
+}
+
+/// Repeated lookups of one name the way an application's resolver makes them (plan
+/// `rounds`): A and AAAA sent as resolv.conf's options say (`mode`), the search list walked,
+/// the resolver's own timeout and attempts. Emitted once per name after the last round,
+/// beside the detailed `dns_lookup` of its first lookup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DnsRoundsEvidence {
+    pub name: String,
+    pub mode: Open<DnsSendMode>,
+    /// The resolver's per-try timeout and passes, as used.
+    pub timeout_ms: u64,
+    pub attempts: u32,
+    /// Lookups made, and how each ended (exact counts).
+    pub lookups: u64,
+    pub outcomes: BTreeMap<Open<DnsLookupOutcome>, u64>,
+    /// Lookups the run's deadline cut short: in no other count.
+    #[serde(default)]
+    pub cut_by_deadline: u64,
+    /// Queries sent, and the replies received per response code.
+    pub queries: u64,
+    pub rcodes: BTreeMap<Open<Rcode>, u64>,
+    /// Queries that got no reply within their wait, per record type: the type a stall lost.
+    pub lost: BTreeMap<Open<RecordType>, u64>,
+    /// Lookups that took at least the resolver's timeout (the "5 second DNS" signature).
+    pub stalls: u64,
+    /// Time of the answered lookups, from the first query to the answer.
+    #[serde(default)]
+    pub latency_ms: Option<LatencySummary>,
+    /// Stalled lookups, in order, at most `rounds.sample_cap`.
+    #[serde(default)]
+    pub stall_samples: Vec<DnsLookupSample>,
+    /// Every lookup, in order, at most `rounds.sample_cap`; `samples_dropped` more.
+    #[serde(default)]
+    pub samples: Vec<DnsLookupSample>,
+    #[serde(default)]
+    pub samples_dropped: u64,
+    #[serde(default)]
+    pub stopped_early: bool,
+}
+
+impl DnsRoundsEvidence {
+    /// Lookups that ended with `outcome`.
+    pub fn count(&self, outcome: DnsLookupOutcome) -> u64 {
+        self.outcomes
+            .get(&Open::Known(outcome))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// One application-style lookup of a round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DnsLookupSample {
+    pub round: u32,
+    pub offset_ms: f64,
+    pub outcome: Open<DnsLookupOutcome>,
+    pub latency_ms: f64,
+    pub queries: u32,
+    /// The record types whose query went unanswered at least once in this lookup.
+    #[serde(default)]
+    pub lost: Vec<Open<RecordType>>,
 }
 
 #[cfg(test)]

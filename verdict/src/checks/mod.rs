@@ -8,6 +8,7 @@ pub mod capture;
 pub mod conntrack;
 pub mod counters;
 pub mod dns;
+pub mod dns_rounds;
 pub mod links;
 pub mod mtu;
 pub mod rounds;
