@@ -63,7 +63,11 @@ where
     let mut slot: u32 = 0;
     let mut stopped_early = false;
     'rounds: for round in 0..pace.repeat {
-        if pace.for_time.is_some_and(|limit| start.elapsed() >= limit) {
+        // `--for`: no round whose first slot falls after the duration.
+        if pace
+            .for_time
+            .is_some_and(|limit| pace.interval * slot >= limit)
+        {
             break;
         }
         for item in 0..items {

@@ -209,6 +209,11 @@ mod tests {
             "the listener saw the local address we report"
         );
         drop(listener);
+        // Hold the port with a socket that is bound but not listening: connects are refused,
+        // and no other test can start listening on the port in between.
+        let holder = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+        holder.set_reuse_address(true).unwrap();
+        holder.bind(&open.into()).unwrap();
         let refused = connect(&t, open, Duration::from_secs(2)).await;
         assert_eq!(refused.outcome, TcpOutcome::Refused, "{refused:?}");
         assert_eq!(refused.errno, Some(libc::ECONNREFUSED));
