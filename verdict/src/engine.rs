@@ -2,7 +2,9 @@
 
 use protocol::CheckKind;
 
-use crate::checks::{capture, conntrack, counters, dns, links, mtu, route, sockets, tcp};
+use crate::checks::{
+    capture, conntrack, counters, dns, dns_rounds, links, mtu, route, sockets, tcp,
+};
 use crate::facts::Facts;
 use crate::model::{
     EvidenceLine, Finding, Inputs, Layer, Mark, RuleCode, Severity, Status, Verdict,
@@ -18,6 +20,7 @@ type Rule = fn(&Facts, &mut Report);
 /// the order decides which of two rules claims a target, and the order of proven lines.
 const RULES: &[Rule] = &[
     dns::apply,
+    dns_rounds::apply,
     kube::service,
     route::apply,
     links::apply,

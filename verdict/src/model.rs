@@ -299,6 +299,10 @@ pub enum RuleCode {
     DnsSearchExpansion,
     /// A target name the probe could not resolve, with no other DNS evidence.
     DnsUnresolved,
+    /// Repeated lookups (`--repeat`) that took the resolver's whole timeout.
+    DnsStalls,
+    /// Repeated lookups of which some failed and others answered.
+    DnsIntermittent,
     // Service
     ServiceNoEndpoints,
     ServiceEndpointsNotReady,

@@ -1001,3 +1001,75 @@ fn timeout_without_net_raw_does_not_suggest_the_capture_flag_again() {
         v.next
     );
 }
+
+// ---- repeated lookups (issue 10) ---------------------------------------------------------
+
+/// 20 rounds of lookups through a nameserver that drops every 4th UDP query (recorded):
+/// one reply of a parallel A/AAAA pair goes missing, the lookup waits the resolver's timeout.
+#[test]
+fn dns_rounds_with_lost_replies_are_stalls_with_the_race_signature() {
+    let mut k = KubeEvidence {
+        source: Some(source("client", "shop", "10.199.70.1")),
+        ..Default::default()
+    };
+    k.cluster_dns = Some("10.199.96.53".into());
+    let mut title = k8s_title("pod/client", "dns web.shop.svc.cluster.local.", "shop");
+    title.asked = Some("--dns web.shop.svc.cluster.local. --repeat 20".into());
+    let v = evaluate(&load("dns_stalls", title, k));
+    assert_eq!(v.status, Status::Degraded, "{}", fired(&v));
+    assert!(v.fired(RuleCode::DnsStalls), "{}", fired(&v));
+    let stalls = v
+        .findings
+        .iter()
+        .find(|x| x.rule == RuleCode::DnsStalls)
+        .unwrap();
+    assert!(
+        stalls
+            .cause
+            .contains("of 20 lookups of web.shop.svc.cluster.local. took 1.0 s or more"),
+        "{}",
+        stalls.cause
+    );
+    assert!(stalls.cause.contains("lost: AAAA"), "{}", stalls.cause);
+    assert!(
+        stalls
+            .cause
+            .contains("the signature of the conntrack race on parallel queries"),
+        "{}",
+        stalls.cause
+    );
+    assert!(
+        stalls.next[0].contains("single-request-reopen"),
+        "{:?}",
+        stalls.next
+    );
+    // The compact line: one per name, with the counts.
+    assert!(
+        v.evidence.iter().any(|l| l
+            .text
+            .starts_with("web.shop.svc.cluster.local. 20 lookups (parallel): 20 answered")),
+        "{:#?}",
+        v.evidence
+    );
+}
+
+/// Clean lookups over 20 rounds (recorded beside a Service with a lossy endpoint): the
+/// verdict says what 20 lookups can prove, computed, not "DNS is fine".
+#[test]
+fn clean_dns_rounds_state_their_power() {
+    let v = evaluate(&load(
+        "rounds_bad_endpoint",
+        svc_title(),
+        web_service("8080", 8080, [true; 3]),
+    ));
+    assert!(
+        v.proven
+            .iter()
+            .any(|p| p.contains("web 20 lookups (parallel): 20 answered")
+                && p.contains(
+                    "a failure or stall rate of 14% or more would have shown with 95% confidence"
+                )),
+        "{:#?}",
+        v.proven
+    );
+}

@@ -215,6 +215,28 @@ scenario_sockets_loopback_listener() {
         '{"v":1,"targets":[],"deadline_ms":12000,"connect_timeout_ms":1500,"checks":["links","sockets","counters","conntrack","sysctls"]}' $S
 }
 
+# --repeat 20 toward a Service whose third endpoint (10.199.70.4) drops every 4th SYN (the
+# iptables statistic match), plus 20 rounds of lookups of the Service name through a
+# nameserver that answers everything: the partial failure and the clean DNS of issue 10.
+scenario_rounds_bad_endpoint() {
+    base; cluster_dns; resolv 10.199.96.53 "timeout:1 attempts:2"
+    http_server 0.0.0.0 8080
+    cluster_ip_dnat 10.199.70.2:8080
+    in_s iptables -A INPUT -d 10.199.70.4 -p tcp --syn --dport 8080 \
+        -m statistic --mode nth --every 4 --packet 0 -j DROP
+    # 400 ms: shorter than the SYN retransmission (1 s), so a dropped SYN is a timeout.
+    record rounds_bad_endpoint "$(plan "$(svc_targets)" ',"rounds":{"repeat":20,"rate":100}' '"web"' \
+        | sed 's/"connect_timeout_ms":1500/"connect_timeout_ms":400/')"
+}
+
+# 20 rounds of lookups through a nameserver behind a rule that drops every 4th UDP query:
+# one reply of a parallel A/AAAA pair goes missing and the lookup stalls for the timeout.
+scenario_dns_stalls() {
+    base; cluster_dns; resolv 10.199.96.53 "timeout:1 attempts:2"
+    in_s iptables -A INPUT -p udp --dport 53 -m statistic --mode nth --every 4 --packet 0 -j DROP
+    record dns_stalls "$(plan "" ',"checks":["dns","counters"],"rounds":{"repeat":20,"rate":50}' '"web.shop.svc.cluster.local."')"
+}
+
 # kube-proxy lost its rules: the ClusterIP is not translated, endpoints answer directly.
 scenario_service_dataplane() {
     base; cluster_dns; resolv 10.199.96.53
@@ -489,7 +511,7 @@ scenario_stopped_early() {
     echo "recorded stopped_early: $(wc -l <"$OUT/stopped_early.jsonl") events (killed)" >&2
 }
 
-ALL="healthy_service healthy_service_no_net_raw tcp_refused tcp_timeout tcp_timeout_no_net_raw tcp_rejected listener_loopback_only
+ALL="healthy_service healthy_service_no_net_raw rounds_bad_endpoint dns_stalls tcp_refused tcp_timeout tcp_timeout_no_net_raw tcp_rejected listener_loopback_only
 sockets_loopback_listener
 service_dataplane service_bad_endpoint service_no_endpoints service_target_port
 dns_nxdomain dns_search_expansion dns_unreachable dns_servfail dns_not_cluster_dns

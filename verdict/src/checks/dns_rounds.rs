@@ -2,10 +2,12 @@
 //! resolver makes them. The compact line per name ("200 lookups: 197 answered, 3 stalled
 //! ≥ 5 s (AAAA lost 3); p50 1.2 ms p99 5.0 s").
 
-use protocol::{DnsLookupOutcome, DnsRoundsEvidence};
+use protocol::{Counter, DnsLookupOutcome, DnsRoundsEvidence, DnsSendMode};
 
-use crate::model::Mark;
+use crate::facts::Facts;
+use crate::model::{Layer, Mark, RuleCode, Severity};
 use crate::progress::Progress;
+use crate::report::Report;
 use crate::words::ms;
 
 impl Progress for DnsRoundsEvidence {
@@ -64,4 +66,167 @@ pub fn summary(r: &DnsRoundsEvidence) -> String {
             outcomes.join(", ")
         }
     )
+}
+
+/// The rules over repeated lookups: stalls (the "5 second DNS"), intermittent failures, and
+/// for a clean run what it proves.
+pub fn apply(f: &Facts, r: &mut Report) {
+    let insert_failed = f.counter_delta(Counter::ConntrackInsertFailed);
+    for d in f.all::<DnsRoundsEvidence>() {
+        if d.lookups == 0 {
+            continue;
+        }
+        let answered = d.count(DnsLookupOutcome::Answered);
+        let failed = d.lookups - answered;
+        if d.stalls > 0 {
+            stalls(d, insert_failed, r);
+        }
+        if failed > 0 && answered > 0 {
+            intermittent(d, failed, r);
+        }
+        if failed == 0 && d.stalls == 0 {
+            r.ok(
+                Layer::Dns,
+                format!(
+                    "{} {}: no failure, no stall; {}",
+                    d.name,
+                    summary(d),
+                    power_words(d.lookups, "a failure or stall rate")
+                ),
+            );
+        } else if answered == 0 {
+            // Every lookup failed: the single-lookup rules name the cause; the counts back it.
+            r.info(Layer::Dns, format!("{} {}", d.name, summary(d)));
+        }
+    }
+}
+
+/// `a failure rate of 1.5% or more would have shown with 95% confidence`: with n attempts
+/// and none failing, the smallest rate p with P(no failure) = (1-p)^n <= 5%.
+fn power_words(n: u64, what: &str) -> String {
+    let p = 1.0 - 0.05f64.powf(1.0 / n.max(1) as f64);
+    format!(
+        "{what} of {} or more would have shown with 95% confidence",
+        rate_words(p)
+    )
+}
+
+fn rate_words(p: f64) -> String {
+    let pct = p * 100.0;
+    if pct >= 10.0 {
+        format!("{pct:.0}%")
+    } else if pct >= 1.0 {
+        format!("{pct:.1}%")
+    } else {
+        format!("{pct:.2}%")
+    }
+}
+
+/// `AAAA 3, A 1`.
+fn lost_words(d: &DnsRoundsEvidence) -> String {
+    let mut lost: Vec<(u64, String)> = d.lost.iter().map(|(t, n)| (*n, t.to_string())).collect();
+    lost.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    lost.iter()
+        .map(|(n, t)| format!("{t} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Lookups that took the resolver's whole timeout. With A and AAAA sent at once from one
+/// socket and one reply of a pair lost, it is the conntrack insert race on the DNS ClusterIP's
+/// DNAT (insert_failed rising says so); lost pairs are a nameserver that did not answer.
+fn stalls(d: &DnsRoundsEvidence, insert_failed: Option<u64>, r: &mut Report) {
+    let one_of_pair = d.stall_samples.iter().filter(|s| s.lost.len() == 1).count();
+    let race = d.mode == DnsSendMode::Parallel && one_of_pair * 2 >= d.stall_samples.len().max(1);
+    let timeout = ms(d.timeout_ms as f64);
+    let why = if race {
+        format!(
+            "each time one reply of the A/AAAA pair sent together from one socket never came \
+             (lost: {}) and the resolver waited its full {timeout} before asking again: the \
+             signature of the conntrack race on parallel queries",
+            lost_words(d)
+        )
+    } else {
+        format!(
+            "queries went unanswered (lost: {}) and the resolver waited its timeout of {timeout}",
+            lost_words(d)
+        )
+    };
+    let conntrack = match insert_failed {
+        Some(n) if n > 0 => format!("; conntrack insert_failed rose by {n} during the run"),
+        Some(_) => "; conntrack insert_failed did not rise in this namespace (the race happens \
+                    where the DNAT is, on the node)"
+            .to_string(),
+        None => String::new(),
+    };
+    let mut b = r
+        .finding(
+            RuleCode::DnsStalls,
+            Layer::Dns,
+            Severity::Warning,
+            "DNS stalls",
+            format!(
+                "{} of {} lookups of {} took {timeout} or more ({}): {why}{conntrack}",
+                d.stalls,
+                d.lookups,
+                d.name,
+                rate_words(d.stalls as f64 / d.lookups as f64)
+            ),
+        )
+        .line(format!("{} {}", d.name, summary(d)));
+    if race {
+        b = b
+            .next("spec.dnsConfig.options: [{name: single-request-reopen}]   # in the pod template; or use-vc")
+            .next("a node-local DNS cache (NodeLocal DNSCache) takes the DNAT, and the race, off the path");
+    } else {
+        b = b.next("kubectl -n kube-system logs -l k8s-app=kube-dns --tail=50");
+    }
+    b.add();
+}
+
+/// Some lookups failed, others answered.
+fn intermittent(d: &DnsRoundsEvidence, failed: u64, r: &mut Report) {
+    let how: Vec<String> = d
+        .outcomes
+        .iter()
+        .filter(|(o, _)| **o != DnsLookupOutcome::Answered)
+        .map(|(o, n)| format!("{} {n}", o.as_str().replace('_', " ")))
+        .collect();
+    r.finding(
+        RuleCode::DnsIntermittent,
+        Layer::Dns,
+        Severity::Warning,
+        "intermittent DNS failures",
+        format!(
+            "{failed} of {} lookups of {} failed ({}: {}); the others answered",
+            d.lookups,
+            d.name,
+            rate_words(failed as f64 / d.lookups as f64),
+            how.join(", ")
+        ),
+    )
+    .line(format!("{} {}", d.name, summary(d)))
+    .next("kubectl -n kube-system logs -l k8s-app=kube-dns --tail=50")
+    .add();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn power_of_a_clean_run_is_computed() {
+        assert_eq!(
+            power_words(200, "a failure rate"),
+            "a failure rate of 1.5% or more would have shown with 95% confidence"
+        );
+        assert_eq!(
+            power_words(1, "a failure rate"),
+            "a failure rate of 95% or more would have shown with 95% confidence"
+        );
+        assert_eq!(
+            power_words(10_000, "a failure rate"),
+            "a failure rate of 0.03% or more would have shown with 95% confidence"
+        );
+    }
 }
