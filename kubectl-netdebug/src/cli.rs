@@ -230,6 +230,15 @@ pub struct RoundsArgs {
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_positive_duration)]
     pub for_duration: Option<Duration>,
 
+    /// How long one connect may wait for an answer (e.g. 500ms: below the kernel's 1 s SYN
+    /// retransmission, a lost SYN is then a timeout, as for an application with a short
+    /// connect timeout).
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, help = format!(
+        "How long one connect may wait for an answer [default: {}s]",
+        protocol::DEFAULT_CONNECT_TIMEOUT_MS / 1000
+    ))]
+    pub connect_timeout: Option<Duration>,
+
     /// Connect attempts per second across all targets.
     #[arg(long, value_name = "R", value_parser = clap::value_parser!(u32).range(1..=i64::from(protocol::MAX_RATE)), help = format!(
         "Connect attempts per second across all targets [default: {}, at most {}]",

@@ -140,6 +140,7 @@ mod imp {
             sockets: args.sockets,
             deadline: args.timeout,
             rounds: args.rounds.plan(),
+            connect_timeout: args.rounds.connect_timeout,
         };
         if args.to.is_empty() && args.dns.is_empty() && options.rounds.is_some() {
             return Err(Error::Local(

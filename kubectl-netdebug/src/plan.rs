@@ -32,6 +32,8 @@ pub struct PlanOptions {
     pub deadline: Duration,
     /// `--repeat`/`--for`/`--rate`: repeated connect rounds.
     pub rounds: Option<RoundsPlan>,
+    /// `--connect-timeout`.
+    pub connect_timeout: Option<Duration>,
 }
 
 /// What `--sockets` alone runs: the namespace's own state, no traffic of the probe's.
@@ -53,6 +55,9 @@ pub fn build_plan(targets: Vec<Target>, options: &PlanOptions) -> Plan {
     }
     plan.dns.names = names;
     plan.deadline_ms = options.deadline.as_millis().clamp(1, 600_000) as u64;
+    if let Some(t) = options.connect_timeout {
+        plan.connect_timeout_ms = t.as_millis().clamp(1, u128::from(u64::MAX)) as u64;
+    }
     // A connect attempt must finish well inside the run.
     plan.connect_timeout_ms = plan.connect_timeout_ms.min((plan.deadline_ms / 3).max(1));
     if options.capture.wanted() || options.write_pcap {
@@ -138,10 +143,10 @@ pub fn check_limits(options: &PlanOptions, timeout: Duration, site: Site) -> Res
     if let Some(rounds) = &options.rounds {
         if let Some(ms) = rounds.for_ms {
             let d = Duration::from_millis(ms);
-            let needed = d
-                + Duration::from_millis(Plan::new(Vec::new()).connect_timeout_ms)
-                + AFTER_ROUNDS
-                + site.overhead();
+            let connect = options
+                .connect_timeout
+                .unwrap_or(Duration::from_millis(protocol::DEFAULT_CONNECT_TIMEOUT_MS));
+            let needed = d + connect + AFTER_ROUNDS + site.overhead();
             if needed > timeout {
                 return Err(format!(
                     "--for {} does not fit in --timeout {}: raise --timeout to at least {}",
@@ -365,6 +370,7 @@ mod tests {
                 sockets: false,
                 deadline: Duration::from_secs(6),
                 rounds: None,
+                connect_timeout: None,
             },
         );
         plan.validate().unwrap();
@@ -496,6 +502,16 @@ mod rounds_tests {
             },
         );
         assert_eq!((plan.rounds, plan.deadline_ms), (None, 15_000));
+    }
+
+    #[test]
+    fn connect_timeout_flag_reaches_the_plan() {
+        let mut o = options(RoundsPlan::new(10));
+        o.connect_timeout = Some(Duration::from_millis(500));
+        let plan = build_plan(targets(1), &o);
+        assert_eq!(plan.connect_timeout_ms, 500);
+        // 10 attempts at 50/s (0.2 s) + the last attempt's 0.5 s + 2 s is under 15 s.
+        assert_eq!(plan.deadline_ms, 15_000);
     }
 
     #[test]

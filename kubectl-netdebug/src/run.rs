@@ -72,6 +72,7 @@ fn plan_options(args: &RunArgs, dns_names: Vec<String>) -> PlanOptions {
         sockets: args.sockets,
         deadline: probe_deadline(args.timeout),
         rounds: args.rounds.plan(),
+        connect_timeout: args.rounds.connect_timeout,
     }
 }
 

@@ -254,8 +254,11 @@ pub struct Plan {
 fn default_deadline() -> u64 {
     15_000
 }
+/// A connect's wait when the plan sets none.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 3_000;
+
 fn default_connect_timeout() -> u64 {
-    3_000
+    DEFAULT_CONNECT_TIMEOUT_MS
 }
 fn default_top() -> u32 {
     10
