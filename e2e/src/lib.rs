@@ -115,6 +115,53 @@ impl TestNamespace {
         );
     }
 
+    /// Run `argv` in the network namespace of `pod`'s first container, from the node (the
+    /// suite runs on the single node of ../shared/cluster, as root): how a test puts a fault
+    /// (an iptables rule) inside one pod without giving the pod's own image the tools. Finds
+    /// the container's process through containerd (`ctr task ls`) and enters with nsenter.
+    /// Panics with what is missing on a cluster whose node is not this machine.
+    pub fn exec_in_pod_netns(&self, pod: &str, argv: &[&str]) -> Output {
+        let id = ok(&[
+            "-n",
+            &self.name,
+            "get",
+            "pod",
+            pod,
+            "-o",
+            "jsonpath={.status.containerStatuses[0].containerID}",
+        ]);
+        let id = id.trim().trim_start_matches("containerd://").to_string();
+        let sock = std::env::var("CONTAINERD_SOCK")
+            .unwrap_or_else(|_| "/run/containerd-k8s/containerd.sock".to_string());
+        let tasks = Command::new("ctr")
+            .args(["-a", &sock, "-n", "k8s.io", "task", "ls"])
+            .output()
+            .expect("ctr (containerd's client) must be on PATH: this test needs the node");
+        let tasks = String::from_utf8_lossy(&tasks.stdout).into_owned();
+        let pid = tasks
+            .lines()
+            .find(|l| l.starts_with(&id))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or_else(|| {
+                panic!(
+                    "container {id} of pod {pod} is not a task of the containerd at {sock}: \
+                     this test runs on the cluster's node (../shared/cluster)\n{tasks}"
+                )
+            })
+            .to_string();
+        let out = Command::new("nsenter")
+            .args(["-t", &pid, "-n", "--"])
+            .args(argv)
+            .output()
+            .expect("nsenter");
+        assert!(
+            out.status.success(),
+            "nsenter -t {pid} -n {argv:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
     pub fn wait_running(&self, pod: &str) {
         wait_until(
             Duration::from_secs(90),

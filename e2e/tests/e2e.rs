@@ -763,3 +763,106 @@ current-context: nowhere
     assert!(run.stderr.contains("127.0.0.1:1"), "{run:?}");
     assert!(run.elapsed < Duration::from_secs(30), "{run:?}");
 }
+
+/// One of three endpoints loses every 4th connection: an iptables rule inside that pod's
+/// network namespace drops every 4th SYN to 8080 (put there from the node). That is what a
+/// pod-level firewall or an overloaded pod dropping SYNs does, and it is faithful to the
+/// ClusterIP path too: the packets die inside the endpoint, after kube-proxy's DNAT and the
+/// bridge, so attempts through the Service that land on that pod lose the same SYNs. A
+/// connect timeout under the kernel's 1 s SYN retransmission makes each dropped SYN a timeout.
+#[test]
+#[ignore = "needs a cluster: run e2e/run.sh"]
+fn repeat_finds_the_one_endpoint_that_loses_a_quarter_of_its_connections() {
+    let ns = TestNamespace::new("lossy");
+    for name in ["web-0", "web-1", "web-2"] {
+        ns.apply(&server_pod(HTTPD, "").replace("name: server", &format!("name: {name}")));
+    }
+    ns.apply(SERVICE);
+    ns.apply(CLIENT);
+    for name in ["web-0", "web-1", "web-2", "client"] {
+        ns.wait_ready(name);
+    }
+    ns.wait_dns("client", "web");
+    ns.wait_service_http("client", "web");
+    ns.exec_in_pod_netns(
+        "web-2",
+        &[
+            "iptables",
+            "-A",
+            "INPUT",
+            "-p",
+            "tcp",
+            "--syn",
+            "--dport",
+            "8080",
+            "-m",
+            "statistic",
+            "--mode",
+            "nth",
+            "--every",
+            "4",
+            "--packet",
+            "0",
+            "-j",
+            "DROP",
+        ],
+    );
+    let (code, v, run) = run_json(
+        &ns,
+        &[
+            "client",
+            "--to",
+            "svc/web",
+            "--repeat",
+            "40",
+            "--rate",
+            "100",
+            "--connect-timeout",
+            "500ms",
+        ],
+    );
+    let rounds: Vec<&Value> = evidence(&v, "tcp_rounds");
+    assert_eq!(
+        rounds.len(),
+        4,
+        "the ClusterIP and three endpoints: {run:?}"
+    );
+    let of = |ip: &str| -> &Value {
+        rounds
+            .iter()
+            .find(|r| {
+                r["address"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with(&format!("{ip}:")))
+            })
+            .unwrap_or_else(|| panic!("no rounds for {ip}: {run:?}"))
+    };
+    let timeouts = |r: &Value| r["outcomes"]["timeout"].as_u64().unwrap_or(0);
+    let lossy = of(&pod_ip(&ns, "web-2"));
+    let clean = [of(&pod_ip(&ns, "web-0")), of(&pod_ip(&ns, "web-1"))];
+    let via_service = of(&cluster_ip(&ns, "web"));
+    for r in rounds.iter() {
+        assert_eq!(r["attempts"], 40, "{run:?}");
+    }
+    for r in clean {
+        assert_eq!(r["outcomes"]["ok"], 40, "{r:#}");
+    }
+    // Oracle: the rule's own counter, read in the pod's namespace. Every SYN it dropped was
+    // one attempt's only SYN: to web-2 directly, or through the ClusterIP to web-2.
+    let listing = ns.exec_in_pod_netns("web-2", &["iptables", "-L", "INPUT", "-v", "-x", "-n"]);
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    let dropped: u64 = listing
+        .lines()
+        .nth(2)
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no rule counter: {listing}"));
+    assert!(dropped >= 10, "{listing}");
+    assert_eq!(timeouts(lossy) + timeouts(via_service), dropped, "{run:?}");
+    assert!(timeouts(lossy) >= 7, "about a quarter of 40: {lossy:#}");
+    // The verdict: degraded (traffic passes), and it names the pod.
+    assert_eq!(code, Some(1), "{run:?}");
+    assert_eq!(v["verdict"]["status"], "degraded", "{run:?}");
+    let cause = v["verdict"]["cause"].as_str().unwrap_or("");
+    assert!(cause.contains("web-2"), "{run:?}");
+}

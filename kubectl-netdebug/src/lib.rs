@@ -19,6 +19,7 @@ pub mod plan;
 pub mod preflight;
 pub mod profile;
 pub mod resolve;
+pub mod rounds_bar;
 pub mod run;
 pub mod stream;
 pub mod wait;

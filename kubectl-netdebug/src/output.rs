@@ -44,6 +44,8 @@ pub struct Session {
     pcap_error: Option<Error>,
     /// The final output goes to stderr when stdout carries the pcap (`-w -`).
     final_to_stderr: bool,
+    /// The live display of repeated rounds.
+    bars: crate::rounds_bar::RoundsBars,
 }
 
 /// Colour only on a terminal, and never with `--no-color` or `NO_COLOR` set (no-color.org).
@@ -81,6 +83,7 @@ impl Session {
             pcap,
             pcap_error: None,
             final_to_stderr,
+            bars: crate::rounds_bar::RoundsBars::new(),
         })
     }
 
@@ -103,6 +106,11 @@ impl Session {
                         }
                     }
                     // Written to the file; the verdict only needs the PcapInfo.
+                    return;
+                }
+                if let protocol::Event::Progress(p) = &envelope.event {
+                    // For the live display only: not evidence, not kept.
+                    self.bars.update(p);
                     return;
                 }
                 if self.progress {
@@ -174,6 +182,7 @@ impl Session {
     }
 
     fn write_out(mut self) -> Result<i32> {
+        self.bars.clear();
         if let Some(w) = self.pcap.take() {
             let path = w.path().to_string();
             self.inputs.pcap = w.finish()?;
@@ -219,6 +228,17 @@ mod tests {
             no_color: true,
         };
         Session::new(&output, title, Default::default(), None).unwrap()
+    }
+
+    /// Progress events feed the live display only: the verdict's inputs (and `-o json`)
+    /// never carry them.
+    #[test]
+    fn progress_events_are_not_kept() {
+        let mut s = session();
+        let line = r#"{"v":1,"seq":3,"type":"progress","data":{"check":"tcp","done":5,"total":10,"failed":1}}"#;
+        s.accept(Item::Event(protocol::decode_line(line).unwrap()));
+        assert!(s.inputs().events.is_empty());
+        assert!(s.inputs().ignored_events.is_empty());
     }
 
     /// Regression: the probe's end (cut short, or complete with a non-zero exit) and its

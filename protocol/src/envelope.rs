@@ -24,6 +24,9 @@ pub enum Event {
     Skipped(Skipped),
     PcapChunk(PcapChunk),
     CheckFinished(CheckFinished),
+    /// How far repeated rounds have got (protocol minor 2): for a live progress display only,
+    /// never evidence.
+    Progress(Progress),
     Done(Done),
 }
 
@@ -126,6 +129,19 @@ pub struct CheckFinished {
     pub error: Option<String>,
 }
 
+/// How far a check's repeated rounds have got, sent about twice a second while they run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub check: Open<CheckKind>,
+    /// Attempts finished so far.
+    pub done: u64,
+    /// Attempts planned; None when the rounds run for a duration (`--for`).
+    #[serde(default)]
+    pub total: Option<u64>,
+    /// Finished attempts that failed (did not connect; did not answer, or stalled).
+    pub failed: u64,
+}
+
 /// Last event of a complete run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Done {
@@ -184,6 +200,7 @@ const KNOWN_TYPES: &[&str] = &[
     "skipped",
     "pcap_chunk",
     "check_finished",
+    "progress",
     "done",
 ];
 

@@ -29,6 +29,7 @@
 //! | `evidence`       | [`Evidence`], tagged by `kind` | zero or more per check |
 //! | `skipped`        | [`Skipped`]: check, reason, missing capability | a check that cannot run under the granted privileges or plan |
 //! | `pcap_chunk`     | [`PcapChunk`]: base64 of a piece of a pcap file | capture check, in order |
+//! | `progress`       | [`Progress`]: attempts done, planned, failed | while repeated rounds run (minor 2), for a live display |
 //! | `check_finished` | [`CheckFinished`]: status and duration | a check ends (also after a deadline) |
 //! | `done`           | [`Done`]: totals and whether the deadline cut the run | last line, always (unless the probe was killed) |
 //!
@@ -78,7 +79,7 @@ mod values;
 
 pub use envelope::{
     decode_line, encode_line, CheckFinished, CheckStarted, CheckStatus, DecodeError, Decoded, Done,
-    Envelope, Event, Hello, PcapChunk, Skipped,
+    Envelope, Event, Hello, PcapChunk, Progress, Skipped,
 };
 pub use evidence::*;
 pub use open::{Open, Spelled, UnknownValue};

@@ -325,6 +325,12 @@ fn samples() -> Vec<Event> {
             samples_dropped: 200,
             stopped_early: false,
         })),
+        Event::Progress(Progress {
+            check: CheckKind::Tcp.into(),
+            done: 120,
+            total: Some(800),
+            failed: 3,
+        }),
         Event::CheckFinished(CheckFinished {
             check: CheckKind::Tcp.into(),
             status: CheckStatus::Completed.into(),
@@ -395,6 +401,7 @@ fn every_event_type_and_evidence_kind_has_a_golden_line() {
         "skipped",
         "pcap_chunk",
         "check_finished",
+        "progress",
         "done",
     ] {
         assert!(types.contains(t), "no golden line of type {t}");

@@ -161,6 +161,17 @@ fn samples_are_bounded_and_the_counts_stay_exact() {
         .map(|(_, n)| n)
         .sum();
     assert_eq!(held, 60, "connections on the server: {states:?}");
+    // The live display's events: the last one says every attempt is done.
+    let last = run
+        .events
+        .iter()
+        .filter_map(|e| match &e.event {
+            protocol::Event::Progress(p) => Some(p),
+            _ => None,
+        })
+        .last()
+        .expect("progress events while the rounds run");
+    assert_eq!((last.done, last.total, last.failed), (60, Some(60), 0));
 }
 
 #[test]

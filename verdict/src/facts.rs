@@ -56,6 +56,8 @@ impl<'a> Facts<'a> {
                 Event::Skipped(s) => f.skipped.push(s),
                 Event::PcapChunk(_) => f.pcap_chunks += 1,
                 Event::Evidence(e) => f.evidence.push(e),
+                // A live display's, not evidence.
+                Event::Progress(_) => {}
             }
         }
         f

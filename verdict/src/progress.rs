@@ -69,7 +69,9 @@ pub fn line(event: &Event) -> Option<ProgressLine> {
             };
             (layer_of(&c.check), Mark::Warn, text)
         }
-        Event::CheckStarted(_) | Event::PcapChunk(_) | Event::Done(_) => return None,
+        Event::CheckStarted(_) | Event::PcapChunk(_) | Event::Progress(_) | Event::Done(_) => {
+            return None
+        }
     };
     Some(ProgressLine { layer, mark, text })
 }

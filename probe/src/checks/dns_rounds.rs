@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use protocol::{
-    DnsLookupOutcome, DnsLookupSample, DnsRoundsEvidence, Evidence, LatencySummary, Open,
-    RoundsPlan,
+    CheckKind, DnsLookupOutcome, DnsLookupSample, DnsRoundsEvidence, Evidence, LatencySummary,
+    Open, RoundsPlan,
 };
 
-use super::pacing::{ms, run_paced, Finished, Pace};
+use super::pacing::{ms, run_paced, Finished, Pace, Ticker};
 use crate::context::Ctx;
 use crate::dns::{app_lookup, AppLookup};
 
@@ -31,14 +31,20 @@ pub async fn run(ctx: &Ctx, rounds: &RoundsPlan, names: &[String]) {
         .map(|_| Tally::new(rounds.sample_cap as usize, timeout))
         .collect();
     let deadline = ctx.deadline;
+    let mut ticker = Ticker::new(ctx, CheckKind::Dns, rounds, names.len());
     let stopped_early = run_paced(
         &Pace::new(rounds, timeout + DEADLINE_MARGIN),
         names.len(),
         || ctx.remaining(),
         |i, _round| app_lookup(config, &names[i], deadline),
-        |done| tallies[done.item].add(done),
+        |done| {
+            let l = &done.result;
+            ticker.tick(l.outcome != DnsLookupOutcome::Answered || l.latency >= timeout);
+            tallies[done.item].add(done)
+        },
     )
     .await;
+    ticker.finish();
     for (name, tally) in names.iter().zip(tallies) {
         ctx.emit(Evidence::DnsRounds(tally.into_evidence(
             name,

@@ -108,6 +108,66 @@ where
     stopped_early
 }
 
+/// `progress` events about twice a second while rounds run, and one at the end: for the
+/// client's live display ("120/800 connects, 3 failed"), never evidence.
+pub struct Ticker<'a> {
+    ctx: &'a crate::context::Ctx,
+    check: protocol::CheckKind,
+    total: Option<u64>,
+    done: u64,
+    failed: u64,
+    last: Instant,
+}
+
+/// Time between two progress events.
+const TICK: Duration = Duration::from_millis(500);
+
+impl<'a> Ticker<'a> {
+    /// `total` attempts when the rounds are counted, None when they run for a duration.
+    pub fn new(
+        ctx: &'a crate::context::Ctx,
+        check: protocol::CheckKind,
+        rounds: &RoundsPlan,
+        items: usize,
+    ) -> Ticker<'a> {
+        Ticker {
+            ctx,
+            check,
+            total: rounds
+                .for_ms
+                .is_none()
+                .then(|| u64::from(rounds.repeat) * items as u64),
+            done: 0,
+            failed: 0,
+            last: Instant::now(),
+        }
+    }
+
+    pub fn tick(&mut self, failed: bool) {
+        self.done += 1;
+        self.failed += u64::from(failed);
+        if self.last.elapsed() >= TICK {
+            self.emit();
+        }
+    }
+
+    pub fn finish(&mut self) {
+        self.emit();
+    }
+
+    fn emit(&mut self) {
+        self.last = Instant::now();
+        self.ctx
+            .emitter()
+            .emit(protocol::Event::Progress(protocol::Progress {
+                check: self.check.into(),
+                done: self.done,
+                total: self.total,
+                failed: self.failed,
+            }));
+    }
+}
+
 /// Milliseconds with microsecond precision, as the evidence shows them.
 pub fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0

@@ -15,11 +15,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use protocol::{
-    ConnectSample, Evidence, LatencySummary, Open, RoundsPlan, Target, TcpEvidence, TcpOutcome,
-    TcpRoundsEvidence,
+    CheckKind, ConnectSample, Evidence, LatencySummary, Open, RoundsPlan, Target, TcpEvidence,
+    TcpOutcome, TcpRoundsEvidence,
 };
 
-use super::pacing::{ms, run_paced, Finished, Pace};
+use super::pacing::{ms, run_paced, Finished, Pace, Ticker};
 use super::tcp::connect;
 use crate::context::Ctx;
 
@@ -45,14 +45,19 @@ pub async fn run(ctx: &Ctx, rounds: &RoundsPlan, addresses: Vec<(&Target, Socket
         .map(|_| Tally::new(rounds.sample_cap as usize))
         .collect();
     let timeout = Duration::from_millis(ctx.plan.connect_timeout_ms);
+    let mut ticker = Ticker::new(ctx, CheckKind::Tcp, rounds, addresses.len());
     let stopped_early = run_paced(
         &Pace::new(rounds, timeout + DEADLINE_MARGIN),
         addresses.len(),
         || ctx.remaining(),
         |i, _round| connect(addresses[i].target, addresses[i].address, timeout),
-        |done| record(ctx, &mut tallies, done),
+        |done| {
+            ticker.tick(done.result.outcome != TcpOutcome::Ok);
+            record(ctx, &mut tallies, done)
+        },
     )
     .await;
+    ticker.finish();
     for (a, tally) in addresses.iter().zip(tallies) {
         ctx.emit(Evidence::TcpRounds(tally.into_evidence(a, stopped_early)));
     }
