@@ -208,3 +208,46 @@ fn for_duration_stops_starting_rounds_after_it() {
         .all(|e| matches!(e, Evidence::Tcp(_) | Evidence::TcpRounds(_)));
     assert!(only_tcp);
 }
+
+/// `nstat -asz -j` in the namespace: absolute values, history untouched.
+fn nstat(ns: &Netns, counter: &str) -> u64 {
+    let out = ns.sh("nstat -asz -j");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("nstat json");
+    v["kernel"][counter].as_u64().unwrap_or(0)
+}
+
+/// A flood of rounds against a server with a tiny accept queue that never accepts: once the
+/// queue holds backlog + 1 connections, the kernel drops further SYNs and counts them as
+/// listen overflows (nstat in the server's namespace is the oracle). With a connect timeout
+/// under the SYN retransmission, each dropped SYN is one timed-out attempt.
+#[test]
+fn a_full_accept_queue_turns_the_rest_of_the_rounds_into_timeouts() {
+    let lab = Lab::new("rndq");
+    let _server = lab.srv.spawn_tcp_server_with(
+        format!("{SRV}:8080").parse().unwrap(),
+        netdebug_scenarios::TcpServerOptions {
+            backlog: 1,
+            accept: netdebug_scenarios::Accept::Never,
+        },
+    );
+    let before = nstat(&lab.srv, "TcpExtListenOverflows");
+    let run = lab.probe(rounds_plan(
+        &[(SRV, 8080)],
+        json!({"repeat": 20, "rate": 200}),
+    ));
+    let overflows = nstat(&lab.srv, "TcpExtListenOverflows") - before;
+    let r = &run.evidence::<TcpRoundsEvidence>()[0];
+    let (ok, timeouts) = (r.count(TcpOutcome::Ok), r.count(TcpOutcome::Timeout));
+    assert_eq!(ok + timeouts, 20, "{r:?}");
+    // The queue takes backlog + 1 = 2 connections; everything after is dropped.
+    assert_eq!(ok, 2, "{r:?}");
+    // Every timed-out attempt's SYN was an overflow (the kernel may count a late final ACK
+    // too, so at least as many).
+    assert!(
+        timeouts > 0 && overflows >= timeouts,
+        "overflows {overflows}, {r:?}"
+    );
+    // The failures are the tail of the run: every attempt after the queue filled.
+    let first_failed = r.failures.first().map(|f| f.round).unwrap_or(0);
+    assert_eq!(first_failed, 2, "{r:?}");
+}
