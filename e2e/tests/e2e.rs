@@ -866,3 +866,32 @@ fn repeat_finds_the_one_endpoint_that_loses_a_quarter_of_its_connections() {
     let cause = v["verdict"]["cause"].as_str().unwrap_or("");
     assert!(cause.contains("web-2"), "{run:?}");
 }
+
+/// The pod's own name is in the kubelet's /etc/hosts, not in DNS: the lookup is answered from
+/// the hosts file without a query, and the verdict says DNS was not tested for it.
+#[test]
+#[ignore = "needs a cluster: run e2e/run.sh"]
+fn a_name_in_the_pods_hosts_file_is_answered_from_it() {
+    let ns = TestNamespace::new("hosts");
+    ns.apply(CLIENT);
+    ns.wait_ready("client");
+    let (code, v, run) = run_json(&ns, &["client", "--dns", "client"]);
+    assert_eq!(code, Some(0), "{run:?}");
+    let lookup = evidence(&v, "dns_lookup")
+        .into_iter()
+        .find(|l| l["name"] == "client")
+        .unwrap_or_else(|| panic!("no lookup of the pod's name: {run:?}"));
+    assert_eq!(lookup["source"], "files", "{run:?}");
+    assert_eq!(
+        lookup["addresses"][0],
+        pod_ip(&ns, "client").as_str(),
+        "{run:?}"
+    );
+    assert!(
+        v["verdict"]["proven"].as_array().unwrap().iter().any(|p| p
+            .as_str()
+            .unwrap_or("")
+            .contains("from the hosts file, no DNS query")),
+        "{run:?}"
+    );
+}

@@ -15,7 +15,8 @@ use crate::dns;
 use crate::emit::Emitter;
 
 /// What the run reads from files before any check starts: who the probe runs as
-/// (/proc/self/status), which network namespace it is in, and the resolver configuration.
+/// (/proc/self/status), which network namespace it is in, and the resolver configuration
+/// (resolv.conf and the hosts file).
 pub struct Setup {
     pub privileges: Privileges,
     /// Inode of the network namespace (for `hello`).
@@ -27,9 +28,12 @@ pub struct Setup {
 impl Setup {
     /// Reads on the blocking pool: the files are small, but a read is still a blocking call
     /// and the runtime has one thread, which every check and timer shares.
-    pub async fn read(resolv_conf: String) -> Result<Setup, tokio::task::JoinError> {
+    pub async fn read(
+        resolv_conf: String,
+        hosts_file: String,
+    ) -> Result<Setup, tokio::task::JoinError> {
         tokio::task::spawn_blocking(move || {
-            let (resolver, resolver_evidence) = dns::load_config(&resolv_conf);
+            let (resolver, resolver_evidence) = dns::load_config(&resolv_conf, &hosts_file);
             Setup {
                 privileges: Privileges::current(),
                 netns_inode: netns_inode(),

@@ -36,7 +36,7 @@ pub async fn run(plan: Plan, emitter: Emitter) -> Result<(), RunError> {
     let started = Instant::now();
     // First, so that nothing after it (file reads included) can keep the run past its deadline.
     arm_watchdog(emitter.clone(), plan.deadline_ms, started);
-    let setup = Setup::read(plan.dns.resolv_conf.clone())
+    let setup = Setup::read(plan.dns.resolv_conf.clone(), plan.dns.hosts_file.clone())
         .await
         .map_err(|e| RunError::Setup(e.to_string()))?;
     emitter.emit(Event::Hello(hello(&plan, &setup)));

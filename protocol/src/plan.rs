@@ -31,6 +31,10 @@ pub struct DnsPlan {
     /// is the pod's, since ephemeral containers share it through the kubelet's mount).
     #[serde(default = "default_resolv_conf")]
     pub resolv_conf: String,
+    /// The hosts file looked up before DNS (default `/etc/hosts`: in a pod, the kubelet's, with
+    /// the pod's own name and its `hostAliases`). Protocol minor 2.
+    #[serde(default = "default_hosts_file")]
+    pub hosts_file: String,
     /// Query over TCP as well as UDP (TCP is always used when a UDP answer is truncated).
     #[serde(default)]
     pub tcp: bool,
@@ -48,6 +52,7 @@ impl Default for DnsPlan {
         DnsPlan {
             names: Vec::new(),
             resolv_conf: default_resolv_conf(),
+            hosts_file: default_hosts_file(),
             tcp: false,
             timeout_ms: None,
             aaaa: true,
@@ -57,6 +62,10 @@ impl Default for DnsPlan {
 
 fn default_resolv_conf() -> String {
     "/etc/resolv.conf".to_string()
+}
+
+fn default_hosts_file() -> String {
+    "/etc/hosts".to_string()
 }
 
 fn yes() -> bool {

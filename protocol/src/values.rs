@@ -298,6 +298,22 @@ spelled! {
 }
 
 spelled! {
+    /// Where a name's addresses came from (nsswitch's source).
+    pub enum NameSource {
+        /// The hosts file (`/etc/hosts`): no DNS query is sent.
+        Files = "files",
+        /// The nameservers of resolv.conf.
+        Dns = "dns",
+    }
+}
+
+impl Default for NameSource {
+    fn default() -> Self {
+        NameSource::Dns
+    }
+}
+
+spelled! {
     /// Transport of a DNS query.
     pub enum DnsTransport {
         Udp = "udp",

@@ -109,6 +109,8 @@ fn samples() -> Vec<Event> {
             nameservers_defaulted: false,
             ignored_nameservers: vec![],
             notes: vec![],
+            hosts_file: Some("/etc/hosts".into()),
+            hosts_entries: Some(5),
         })),
         Event::Evidence(Evidence::DnsLookup(DnsLookupEvidence {
             name: "payments".into(),
@@ -153,6 +155,7 @@ fn samples() -> Vec<Event> {
             wasted_queries: 0,
             elapsed_ms: 1.25,
             error: None,
+            source: NameSource::Dns.into(),
         })),
         Event::Evidence(Evidence::Tcp(TcpEvidence {
             target: "svc/payments:443".into(),
@@ -324,6 +327,17 @@ fn samples() -> Vec<Event> {
             samples: Vec::new(),
             samples_dropped: 200,
             stopped_early: false,
+        })),
+        Event::Evidence(Evidence::DnsLookup(DnsLookupEvidence {
+            name: "client".into(),
+            candidates: vec![],
+            queries: vec![],
+            answered_by: Some("client".into()),
+            addresses: vec![ip("10.244.0.13")],
+            wasted_queries: 0,
+            elapsed_ms: 0.0,
+            error: None,
+            source: NameSource::Files.into(),
         })),
         Event::Progress(Progress {
             check: CheckKind::Tcp.into(),

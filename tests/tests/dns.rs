@@ -692,3 +692,56 @@ fn ipv6_nameserver_is_queried_over_ipv6() {
         .all(|q| q.nameserver.to_string() == format!("[{SRV6}]:53")));
     assert_matches_dig(&lab, l);
 }
+
+/// Found as a gap on a real cluster: a name only in /etc/hosts (the pod's own name, a
+/// `hostAliases` entry) was reported unresolved. The hosts file answers first, as nsswitch
+/// `files dns` does, without a query (oracle: dnsmasq's query log), and the evidence says
+/// which source answered; other names still go to DNS.
+#[test]
+fn hosts_file_answers_before_dns_without_a_query() {
+    let lab = Lab::new("dnshosts");
+    let dnsmasq = lab.srv.spawn_dnsmasq(
+        ip(SRV),
+        &[
+            ("web.corp.test", "10.199.60.5"),
+            ("legacy-db", "10.199.99.99"),
+        ],
+    );
+    let hosts = lab.write(
+        "hosts",
+        "127.0.0.1 localhost\n# HostAliases\n10.199.5.5\tlegacy-db.corp.example legacy-db\n",
+    );
+    let resolv = lab.write("resolv.conf", &format!("nameserver {SRV}\n"));
+    let run = lab.probe(json!({
+        "v": 1, "checks": ["dns"],
+        "dns": {"names": ["legacy-db", "web.corp.test"],
+                "resolv_conf": resolv.to_str().unwrap(),
+                "hosts_file": hosts.to_str().unwrap()},
+    }));
+    let lookups: Vec<&DnsLookupEvidence> = run.evidence::<DnsLookupEvidence>();
+    let db = lookups.iter().find(|l| l.name == "legacy-db").unwrap();
+    assert_eq!(db.source, protocol::NameSource::Files, "{db:?}");
+    assert_eq!(
+        db.addresses,
+        [ip("10.199.5.5")],
+        "the hosts file's, not DNS's 10.199.99.99"
+    );
+    assert!(db.queries.is_empty(), "{db:?}");
+    let web = lookups.iter().find(|l| l.name == "web.corp.test").unwrap();
+    assert_eq!(web.source, protocol::NameSource::Dns);
+    assert_eq!(web.addresses, [ip("10.199.60.5")]);
+    let config = run.one::<DnsConfigEvidence>();
+    assert_eq!(config.hosts_file.as_deref(), hosts.to_str());
+    assert_eq!(config.hosts_entries, Some(2));
+    // Oracle: DNS was asked about web.corp.test and never about legacy-db.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let text = loop {
+        let text = dnsmasq.log();
+        if text.contains("query[A] web.corp.test from") || std::time::Instant::now() > until {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(text.contains("query[A] web.corp.test from"), "{text}");
+    assert!(!text.contains("legacy-db"), "{text}");
+}

@@ -65,6 +65,12 @@ pub async fn app_lookup(config: &ResolverConfig, name: &str, deadline: Instant) 
         rcodes: Vec::new(),
         lost: Vec::new(),
     };
+    // The hosts file answers first, without a query (nsswitch `files dns`).
+    if !config.hosts.lookup(name).is_empty() {
+        l.outcome = DnsLookupOutcome::Answered;
+        l.latency = started.elapsed();
+        return l;
+    }
     for candidate in candidates(name, config) {
         if too_long(&candidate.fqdn) {
             continue;

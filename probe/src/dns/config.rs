@@ -38,6 +38,8 @@ pub struct ResolverConfig {
     pub no_aaaa: bool,
     /// `edns0`: queries carry an OPT record advertising 1200 bytes (glibc's size).
     pub edns0: bool,
+    /// The hosts file, looked up before DNS.
+    pub hosts: super::hosts::HostsFile,
 }
 
 impl Default for ResolverConfig {
@@ -53,6 +55,7 @@ impl Default for ResolverConfig {
             use_vc: false,
             single_request: false,
             send_mode: protocol::DnsSendMode::Parallel,
+            hosts: Default::default(),
             no_tld_query: false,
             no_aaaa: false,
             edns0: false,
@@ -61,16 +64,26 @@ impl Default for ResolverConfig {
 }
 
 /// Read and parse `path`; never fails: an unreadable file yields glibc's defaults and `error`.
-pub fn load_config(path: &str) -> (ResolverConfig, DnsConfigEvidence) {
+pub fn load_config(path: &str, hosts_path: &str) -> (ResolverConfig, DnsConfigEvidence) {
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").ok();
-    match std::fs::read(path) {
+    let (mut config, mut evidence) = match std::fs::read(path) {
         Ok(bytes) => parse_config(path, &bytes, hostname.as_deref()),
         Err(e) => {
             let (config, mut evidence) = parse_config(path, b"", hostname.as_deref());
             evidence.error = Some(format!("cannot read {path}: {e}"));
             (config, evidence)
         }
+    };
+    let hosts = super::hosts::HostsFile::load(hosts_path);
+    evidence.hosts_file = Some(hosts_path.to_string());
+    match &hosts.error {
+        None => evidence.hosts_entries = Some(hosts.len() as u32),
+        Some(e) => evidence
+            .notes
+            .push(format!("{e}: names are looked up in DNS only")),
     }
+    config.hosts = hosts;
+    (config, evidence)
 }
 
 /// Apply glibc's rules to the text of a resolv.conf. `hostname` is the kernel host name
@@ -149,6 +162,7 @@ pub fn parse_config(
         no_tld_query: parsed.no_tld_query,
         no_aaaa: parsed.no_aaaa,
         edns0: parsed.edns0,
+        hosts: Default::default(),
     };
     let evidence = DnsConfigEvidence {
         path: path.to_string(),
@@ -162,6 +176,8 @@ pub fn parse_config(
         nameservers_defaulted,
         ignored_nameservers,
         notes,
+        hosts_file: None,
+        hosts_entries: None,
     };
     (config, evidence)
 }
@@ -353,7 +369,7 @@ mod tests {
 
     #[test]
     fn unreadable_file_gives_defaults_and_error() {
-        let (c, e) = load_config("/nonexistent/ndt/resolv.conf");
+        let (c, e) = load_config("/nonexistent/ndt/resolv.conf", "/nonexistent/ndt/hosts");
         assert_eq!(c.nameservers, vec![sa("127.0.0.1:53")]);
         assert!(e.error.unwrap().contains("/nonexistent/ndt/resolv.conf"));
     }

@@ -22,7 +22,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use hickory_proto::rr::RecordType;
-use protocol::{DnsLookupEvidence, DnsOutcome, DnsPlan, DnsQuery, Open};
+use protocol::{DnsLookupEvidence, DnsOutcome, DnsPlan, DnsQuery, NameSource, Open};
 use tokio::time::Instant;
 
 use super::candidates::{candidates, too_long, Role};
@@ -88,11 +88,20 @@ pub async fn lookup(
         wasted_queries: 0,
         elapsed_ms: 0.0,
         error: None,
+        source: NameSource::Dns.into(),
     };
     // getaddrinfo never asks DNS about an address literal.
     if let Ok(ip) = name.parse::<IpAddr>() {
         evidence.answered_by = Some(name.to_string());
         evidence.addresses = vec![ip];
+        return evidence;
+    }
+    // nsswitch `hosts: files dns`: the hosts file first, and no query when it knows the name.
+    let from_files = config.hosts.lookup(name);
+    if !from_files.is_empty() {
+        evidence.answered_by = Some(name.to_string());
+        evidence.addresses = from_files;
+        evidence.source = NameSource::Files.into();
         return evidence;
     }
     let list = candidates(name, config);

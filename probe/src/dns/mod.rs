@@ -5,6 +5,7 @@
 mod app;
 mod candidates;
 mod config;
+mod hosts;
 mod lookup;
 mod transport;
 mod wire;

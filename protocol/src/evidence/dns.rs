@@ -2,7 +2,12 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DnsTransport, Open, Rcode, RecordType, ResolverOption};
+use crate::{DnsTransport, NameSource, Open, Rcode, RecordType, ResolverOption};
+
+/// Absent on the wire when `dns`, so lines from before `source` existed read the same.
+fn from_dns(source: &Open<NameSource>) -> bool {
+    *source == NameSource::Dns
+}
 
 /// The resolver configuration as the pod's libc (glibc semantics) would use it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +40,12 @@ pub struct DnsConfigEvidence {
     /// What else a reader should know: lines glibc ignores, where the search list came from.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// The hosts file looked up before DNS (`/etc/hosts`), and how many entries it has; None
+    /// entries when it could not be read (protocol minor 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts_entries: Option<u32>,
 }
 
 /// Resolution of one name, the way the pod's resolver would walk it.
@@ -62,6 +73,10 @@ pub struct DnsLookupEvidence {
     /// deadline was reached before the next query).
     #[serde(default)]
     pub error: Option<String>,
+    /// Where the answer came from: the hosts file (then no query was sent) or DNS
+    /// (protocol minor 2; absent reads as `dns`).
+    #[serde(default, skip_serializing_if = "from_dns")]
+    pub source: Open<NameSource>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

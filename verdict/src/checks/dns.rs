@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 use protocol::{
-    DnsConfigEvidence, DnsLookupEvidence, DnsOutcome, DnsQuery, Open, Rcode, TcpEvidence,
-    TcpOutcome,
+    DnsConfigEvidence, DnsLookupEvidence, DnsOutcome, DnsQuery, NameSource, Open, Rcode,
+    TcpEvidence, TcpOutcome,
 };
 
 use crate::facts::Facts;
@@ -61,6 +61,15 @@ impl Progress for DnsLookupEvidence {
                     "{}: no address ({}; {queries})",
                     self.name,
                     outcomes.join("/")
+                ),
+            )
+        } else if self.source == NameSource::Files {
+            (
+                Mark::Ok,
+                format!(
+                    "{} -> {}  (from the hosts file, no DNS query)",
+                    self.name,
+                    joined(&self.addresses)
                 ),
             )
         } else {
@@ -192,6 +201,16 @@ fn answered(f: &Facts, l: &DnsLookupEvidence, r: &mut Report) {
     } else {
         format!("{asked} (as {answered_as})")
     };
+    if l.source == NameSource::Files {
+        // The hosts file answered: DNS was never asked, so it proves nothing about DNS.
+        return r.ok(
+            Layer::Dns,
+            format!(
+                "{shown} -> {}  (from the hosts file, no DNS query: DNS was not tested for it)",
+                list(&addrs, 3)
+            ),
+        );
+    }
     let line = format!(
         "{shown} -> {}  ({}, {})",
         list(&addrs, 3),
