@@ -307,6 +307,8 @@ spelled! {
     }
 }
 
+// `spelled!` derives no Default, so it cannot take `#[default]` on a variant.
+#[allow(clippy::derivable_impls)]
 impl Default for NameSource {
     fn default() -> Self {
         NameSource::Dns
