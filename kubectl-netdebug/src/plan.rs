@@ -140,6 +140,15 @@ impl Site {
 /// path used to accept any duration shorter than --timeout, which left the probe no time to
 /// finish; the cluster path forgot the probe's own margin.)
 pub fn check_limits(options: &PlanOptions, timeout: Duration, site: Site) -> Result<(), String> {
+    if let Some(expression) = &options.capture.capture_filter {
+        // The probe's own compiler: a filter it would refuse is refused here, before any
+        // API write.
+        let snaplen = build_plan(Vec::new(), options)
+            .capture
+            .map_or(FULL_PACKET_SNAPLEN, |c| c.snaplen);
+        bpf_filter::check(expression, snaplen)
+            .map_err(|why| format!("--capture-filter '{expression}': {why}"))?;
+    }
     if let Some(rounds) = &options.rounds {
         if let Some(ms) = rounds.for_ms {
             let d = Duration::from_millis(ms);

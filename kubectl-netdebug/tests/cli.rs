@@ -413,3 +413,46 @@ fn rounds_flags_bad_input() {
         stderr(&o)
     );
 }
+
+/// A capture filter the probe's compiler refuses is a usage error before any API call (the
+/// kubeconfig does not exist: the filter error comes first), in both modes.
+#[test]
+fn capture_filter_that_does_not_compile_is_refused_before_anything() {
+    let o = run(&[
+        "pod/x",
+        "--to",
+        "svc/web",
+        "--capture-filter",
+        "tcp port eighty",
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("error: --capture-filter 'tcp port eighty': "),
+        "{err}"
+    );
+    assert!(err.contains("column"), "{err}");
+    assert!(!err.contains("kubeconfig"), "{err}");
+    let o = run(&[
+        "local",
+        "--to",
+        "127.0.0.1:1",
+        "--capture-filter",
+        "host not-an-address",
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("error: --capture-filter 'host not-an-address': "),
+        "{err}"
+    );
+    // A good filter passes this check (and then fails on the missing kubeconfig).
+    let o = run(&[
+        "pod/x",
+        "--to",
+        "svc/web",
+        "--capture-filter",
+        "tcp port 80 and host 10.0.0.1",
+    ]);
+    assert!(stderr(&o).contains("kubeconfig"), "{}", stderr(&o));
+}

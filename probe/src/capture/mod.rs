@@ -6,9 +6,9 @@
 //! header at offset 0 on every interface type (veth, loopback, tunnels without a link
 //! header), one socket covers all interfaces, and the pcap is LINKTYPE_LINUX_SLL.
 
-pub mod bpf;
-pub mod compile;
-pub mod filter;
+// The filter language and its compiler are shared with the client (which validates a filter
+// before injecting anything): crate netdebug-filter.
+pub use bpf_filter::{bpf, compile, filter};
 mod flows;
 mod pcap;
 

@@ -3,7 +3,7 @@
 //! interpreter so compiled programs can be run over recorded packets and compared with what
 //! libpcap selects from the same packets.
 
-#[cfg(test)]
+#[cfg(any(test, feature = "interpreter"))]
 use std::fmt;
 
 // Instruction classes, sizes, modes, operations (linux/filter.h, linux/bpf_common.h).
@@ -66,10 +66,10 @@ impl Insn {
 }
 
 /// A program in the `tcpdump -d` listing format, one instruction a line (for test failures).
-#[cfg(test)]
+#[cfg(any(test, feature = "interpreter"))]
 pub struct Listing<'a>(pub &'a [Insn]);
 
-#[cfg(test)]
+#[cfg(any(test, feature = "interpreter"))]
 impl fmt::Display for Listing<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, insn) in self.0.iter().enumerate() {
@@ -79,7 +79,7 @@ impl fmt::Display for Listing<'_> {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "interpreter"))]
 fn describe(insn: &Insn, at: usize) -> String {
     let size = |code: u16| match code & 0x18 {
         W => "ld",
@@ -129,7 +129,7 @@ fn describe(insn: &Insn, at: usize) -> String {
 /// kernel's semantics for a cooked (SOCK_DGRAM) packet socket: loads are relative to the
 /// network header, ancillary loads give the link protocol and packet type, and an
 /// out-of-bounds load rejects the packet.
-#[cfg(test)]
+#[cfg(any(test, feature = "interpreter"))]
 pub fn run(prog: &[Insn], packet: &[u8], protocol: u16, pkttype: u16, ifindex: u32) -> u32 {
     let load = |offset: u32, code: u16| -> Option<u32> {
         if offset >= SKF_AD_OFF {

@@ -12,8 +12,8 @@
 
 use std::net::IpAddr;
 
-use super::bpf::{self, Insn};
-use super::filter::{Dir, Expr, Primitive, Proto, RelOp};
+use crate::bpf::{self, Insn};
+use crate::filter::{Dir, Expr, Primitive, Proto, RelOp};
 
 const ETHERTYPE_IP: u32 = 0x0800;
 const ETHERTYPE_IPV6: u32 = 0x86dd;
@@ -564,8 +564,8 @@ impl Gen {
 
 #[cfg(test)]
 mod tests {
-    use super::super::filter::parse;
     use super::*;
+    use crate::filter::parse;
 
     fn program(text: &str) -> Vec<Insn> {
         compile(&parse(text).unwrap(), 128).unwrap()
