@@ -1073,3 +1073,22 @@ fn clean_dns_rounds_state_their_power() {
         v.proven
     );
 }
+
+/// Issue 15: a slow-but-answering DNS is not "DNS unreachable". The first nameserver never
+/// answers, the second does (recorded): the name resolves after one timeout.
+#[test]
+fn a_silent_first_nameserver_is_slow_dns_not_dns_down() {
+    let k = KubeEvidence {
+        source: Some(source("client", "shop", "10.199.70.1")),
+        ..Default::default()
+    };
+    let v = evaluate(&load(
+        "dns_first_nameserver_silent",
+        k8s_title("pod/client", "dns web.shop.svc.cluster.local.", "shop"),
+        k,
+    ));
+    assert_eq!(v.status, Status::Degraded, "{}", fired(&v));
+    assert_eq!(v.headline, "slow DNS: a nameserver never answers");
+    assert_cause(&v, "nameserver 10.199.96.54 answered none of");
+    assert_cause(&v, "another nameserver answered, after that wait");
+}

@@ -237,6 +237,21 @@ scenario_dns_stalls() {
     record dns_stalls "$(plan "" ',"checks":["dns","counters"],"rounds":{"repeat":20,"rate":50}' '"web.shop.svc.cluster.local."')"
 }
 
+# The first nameserver never answers (its queries are dropped); the second does: names still
+# resolve, one timeout later. Slow DNS, not DNS down.
+scenario_dns_first_nameserver_silent() {
+    base; cluster_dns
+    ip -n $S addr add 10.199.96.54/32 dev lo
+    in_s iptables -A INPUT -d 10.199.96.54 -p udp --dport 53 -j DROP
+    cat >"$WORK/resolv.conf" <<EOF2
+search shop.svc.cluster.local svc.cluster.local cluster.local
+nameserver 10.199.96.54
+nameserver 10.199.96.53
+options ndots:5 timeout:1 attempts:1
+EOF2
+    record dns_first_nameserver_silent "$(plan "" ',"checks":["dns"]' '"web.shop.svc.cluster.local."')"
+}
+
 # kube-proxy lost its rules: the ClusterIP is not translated, endpoints answer directly.
 scenario_service_dataplane() {
     base; cluster_dns; resolv 10.199.96.53
@@ -512,7 +527,7 @@ scenario_stopped_early() {
 }
 
 ALL="healthy_service healthy_service_no_net_raw rounds_bad_endpoint dns_stalls tcp_refused tcp_timeout tcp_timeout_no_net_raw tcp_rejected listener_loopback_only
-sockets_loopback_listener
+sockets_loopback_listener dns_first_nameserver_silent
 service_dataplane service_bad_endpoint service_no_endpoints service_target_port
 dns_nxdomain dns_search_expansion dns_unreachable dns_servfail dns_not_cluster_dns
 no_route interface_down neighbor_failed rp_filter wrong_interface port_exhaustion

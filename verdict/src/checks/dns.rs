@@ -509,7 +509,13 @@ fn silent_nameserver(
             RuleCode::DnsServerUnreachable,
             Layer::Dns,
             severity,
-            "DNS unreachable",
+            // Names still resolved (through another nameserver, after the wait): the headline
+            // must not say DNS is down when it answers, only slowly.
+            if any_answered {
+                "slow DNS: a nameserver never answers"
+            } else {
+                "DNS unreachable"
+            },
             format!(
                 "{who} answered none of {}: {how}{}{}",
                 plural(t.sent as u64, "query", "queries"),

@@ -145,19 +145,22 @@ pub fn health(f: &Facts, r: &mut Report) {
 
 /// The listening sockets, with their bind address and accept queue: the most useful part of a
 /// socket report (what the pod accepts, and from where). Shown when the run is about the pod
-/// itself (`--sockets`, no connect) or the pod serves a Service; a run toward a destination
-/// is about the pod as a client, and its listeners would only be noise.
+/// itself (no connect was made) or the pod serves a Service; a run that connects toward a
+/// destination is about the pod as a client, and its listeners would only be noise.
 pub fn listeners(f: &Facts, r: &mut Report) {
     let Some(s) = f.one::<SocketsEvidence>() else {
         return;
     };
     let serves = f.kube.serves.as_ref().is_some_and(|v| !v.is_empty());
-    if f.check_ran(protocol::CheckKind::Tcp) && !serves {
+    if f.one::<protocol::TcpEvidence>().is_some() && !serves {
         return;
     }
     let listening = count(s, SocketState::Listen);
     if listening == 0 && s.listeners.is_empty() {
-        r.info(Layer::Transport, "no listening TCP socket");
+        // Worth saying only when the run is about the stack alone (not a name lookup).
+        if f.one::<protocol::DnsLookupEvidence>().is_none() {
+            r.info(Layer::Transport, "no listening TCP socket");
+        }
         return;
     }
     let shown: Vec<String> = s.listeners.iter().map(listener_words).collect();
