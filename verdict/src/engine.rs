@@ -3,7 +3,7 @@
 use protocol::CheckKind;
 
 use crate::checks::{
-    capture, conntrack, counters, dns, dns_rounds, links, mtu, route, sockets, tcp,
+    capture, conntrack, counters, dns, dns_rounds, links, mtu, rounds, route, sockets, tcp,
 };
 use crate::facts::Facts;
 use crate::model::{
@@ -22,8 +22,10 @@ const RULES: &[Rule] = &[
     dns::apply,
     dns_rounds::apply,
     kube::service,
+    rounds::service,
     route::apply,
     links::apply,
+    rounds::apply,
     tcp::apply,
     sockets::served_ports,
     sockets::time_wait,
@@ -223,6 +225,9 @@ fn evidence_block(mut lines: Vec<EvidenceLine>) -> Vec<EvidenceLine> {
 }
 
 fn healthy_headline(f: &Facts) -> String {
+    if let Some(h) = rounds::healthy_headline(f) {
+        return h;
+    }
     let tcp = f.all::<protocol::TcpEvidence>();
     let ok_tcp = tcp.iter().filter(|t| tcp::connected(t)).count();
     if ok_tcp > 0 {

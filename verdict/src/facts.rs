@@ -11,7 +11,7 @@ use protocol::{
 };
 
 use crate::kube::{DestinationInfo, KubeEvidence, KubeFinding, KubeFindingCode, ServiceInfo};
-use crate::model::{Inputs, Origin};
+use crate::model::{Inputs, Origin, Title};
 
 /// The protocol minor version from which the probe echoes each target's role in its
 /// evidence (`route`, `tcp`, `mtu`).
@@ -31,6 +31,9 @@ pub struct Facts<'a> {
     pub kube: &'a KubeEvidence,
     /// Where the probe ran, when the client said so ([`crate::Title::origin`]).
     pub origin: Option<&'a Origin>,
+    /// What was asked: next steps that re-run from the same place repeat its flags
+    /// ([`Title::asked_flags`], e.g. `--to svc/web:80 --repeat 200`).
+    pub title: &'a Title,
 }
 
 impl<'a> Facts<'a> {
@@ -46,6 +49,7 @@ impl<'a> Facts<'a> {
             events: inputs.events.len(),
             kube: &inputs.kube,
             origin: inputs.title.origin.as_ref(),
+            title: &inputs.title,
         };
         for event in &inputs.events {
             match event {

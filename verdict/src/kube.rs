@@ -220,6 +220,14 @@ impl ServiceInfo {
             None
         }
     }
+
+    /// The endpoint at `address` (its IP, and its port when the client resolved one).
+    pub fn endpoint_at(&self, address: std::net::SocketAddr) -> Option<&EndpointInfo> {
+        self.endpoints.iter().find(|e| {
+            e.ip.parse::<IpAddr>().is_ok_and(|ip| ip == address.ip())
+                && e.port.is_none_or(|p| p == address.port())
+        })
+    }
 }
 
 impl KubeEvidence {

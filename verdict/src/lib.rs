@@ -24,6 +24,7 @@ pub mod progress;
 pub mod render;
 mod report;
 mod rules;
+mod stats;
 mod steps;
 mod words;
 

@@ -329,6 +329,12 @@ pub enum RuleCode {
     /// A connect error that is none of the above (see errno).
     TcpError,
     EphemeralPortExhaustion,
+    /// Repeated connects (`--repeat`, `--for`) to one address of which some failed and
+    /// others connected.
+    TcpIntermittent,
+    /// Among a Service's endpoints, one much slower to accept a connect than the others
+    /// (repeated connects: p50 against the others' median).
+    EndpointLatencyOutlier,
     CloseWaitAccumulation,
     ListenQueueOverflow,
     TcpRetransmissions,

@@ -355,3 +355,36 @@ fn evidence_from_a_newer_probe_still_renders() {
         assert!(out.contains("web-ingress"), "{out}");
     }
 }
+
+/// Repeated connects (recorded: 20 rounds toward svc/web, one endpoint dropping every 4th
+/// SYN): text and markdown show one line per address, never one per connect; JSON keeps the
+/// raw `tcp_rounds` evidence with every sample, as it keeps all evidence.
+#[test]
+fn rounds_show_one_line_per_address_and_keep_the_samples_in_json() {
+    let inputs = load(
+        "rounds_bad_endpoint",
+        k8s_title("pod/client", "svc/web:80", "shop"),
+        web_service(),
+    );
+    insta::assert_snapshot!(
+        "text_rounds_bad_endpoint",
+        render(&mut TextRenderer::new(false), &inputs)
+    );
+    let md = render(&mut MarkdownRenderer::new(), &inputs);
+    assert!(md.lines().count() < 25, "{md}");
+    insta::assert_snapshot!("markdown_rounds_bad_endpoint", md);
+
+    let doc: serde_json::Value =
+        serde_json::from_str(&render(&mut JsonRenderer::new(), &inputs)).unwrap();
+    assert_eq!(doc["verdict"]["rules_fired"][0], "service_bad_endpoint");
+    let rounds: Vec<&serde_json::Value> = doc["probe"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["data"]["kind"] == "tcp_rounds")
+        .collect();
+    assert_eq!(rounds.len(), 4);
+    assert!(rounds
+        .iter()
+        .all(|r| r["data"]["samples"].as_array().unwrap().len() == 20));
+}

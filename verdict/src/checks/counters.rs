@@ -45,7 +45,9 @@ fn interval(f: &Facts) -> String {
 }
 
 /// Connects that timed out toward a listener in this very namespace while the kernel
-/// counted listen-queue overflows: the full accept queue dropped their SYNs.
+/// counted listen-queue overflows: the full accept queue dropped their SYNs. An address whose
+/// repeated connects failed only part of the time is not among them: the rounds rules report
+/// it (as intermittent, naming the overflows), not as a hard failure.
 pub fn overflow_timeouts<'a>(f: &Facts<'a>) -> Vec<&'a TcpEvidence> {
     let overflows = f.counter_delta(Counter::ListenOverflows).unwrap_or(0)
         + f.counter_delta(Counter::ListenDrops).unwrap_or(0);
@@ -57,6 +59,7 @@ pub fn overflow_timeouts<'a>(f: &Facts<'a>) -> Vec<&'a TcpEvidence> {
     f.all::<TcpEvidence>()
         .into_iter()
         .filter(|t| t.outcome == TcpOutcome::Timeout)
+        .filter(|t| !crate::checks::rounds::intermittent_at(f, t.address))
         .filter(|t| {
             routes.iter().any(|r| {
                 r.destination == t.address.ip()

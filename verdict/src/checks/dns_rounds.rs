@@ -8,6 +8,7 @@ use crate::facts::Facts;
 use crate::model::{Layer, Mark, RuleCode, Severity};
 use crate::progress::Progress;
 use crate::report::Report;
+use crate::stats::{pct, power_words};
 use crate::words::ms;
 
 impl Progress for DnsRoundsEvidence {
@@ -101,27 +102,6 @@ pub fn apply(f: &Facts, r: &mut Report) {
     }
 }
 
-/// `a failure rate of 1.5% or more would have shown with 95% confidence`: with n attempts
-/// and none failing, the smallest rate p with P(no failure) = (1-p)^n <= 5%.
-fn power_words(n: u64, what: &str) -> String {
-    let p = 1.0 - 0.05f64.powf(1.0 / n.max(1) as f64);
-    format!(
-        "{what} of {} or more would have shown with 95% confidence",
-        rate_words(p)
-    )
-}
-
-fn rate_words(p: f64) -> String {
-    let pct = p * 100.0;
-    if pct >= 10.0 {
-        format!("{pct:.0}%")
-    } else if pct >= 1.0 {
-        format!("{pct:.1}%")
-    } else {
-        format!("{pct:.2}%")
-    }
-}
-
 /// `AAAA 3, A 1`.
 fn lost_words(d: &DnsRoundsEvidence) -> String {
     let mut lost: Vec<(u64, String)> = d.lost.iter().map(|(t, n)| (*n, t.to_string())).collect();
@@ -170,7 +150,7 @@ fn stalls(d: &DnsRoundsEvidence, insert_failed: Option<u64>, r: &mut Report) {
                 d.stalls,
                 d.lookups,
                 d.name,
-                rate_words(d.stalls as f64 / d.lookups as f64)
+                pct(d.stalls as f64 / d.lookups as f64)
             ),
         )
         .line(format!("{} {}", d.name, summary(d)));
@@ -201,32 +181,11 @@ fn intermittent(d: &DnsRoundsEvidence, failed: u64, r: &mut Report) {
             "{failed} of {} lookups of {} failed ({}: {}); the others answered",
             d.lookups,
             d.name,
-            rate_words(failed as f64 / d.lookups as f64),
+            pct(failed as f64 / d.lookups as f64),
             how.join(", ")
         ),
     )
     .line(format!("{} {}", d.name, summary(d)))
     .next("kubectl -n kube-system logs -l k8s-app=kube-dns --tail=50")
     .add();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn power_of_a_clean_run_is_computed() {
-        assert_eq!(
-            power_words(200, "a failure rate"),
-            "a failure rate of 1.5% or more would have shown with 95% confidence"
-        );
-        assert_eq!(
-            power_words(1, "a failure rate"),
-            "a failure rate of 95% or more would have shown with 95% confidence"
-        );
-        assert_eq!(
-            power_words(10_000, "a failure rate"),
-            "a failure rate of 0.03% or more would have shown with 95% confidence"
-        );
-    }
 }

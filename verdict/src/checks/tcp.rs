@@ -8,6 +8,7 @@ use protocol::{is_loopback_only, Open, SocketState, SocketsEvidence, TcpEvidence
 
 use crate::checks::capture::unanswered_syn_lines;
 use crate::checks::counters::overflow_timeouts;
+use crate::checks::rounds;
 use crate::facts::Facts;
 use crate::kube::{DestinationInfo, KubeFinding, KubeFindingCode};
 use crate::model::{Layer, Mark, Origin, RuleCode, Severity};
@@ -63,9 +64,10 @@ pub fn short_words(t: &TcpEvidence) -> String {
 /// The connects: proven ones on one line, failing ones by outcome.
 pub fn apply(f: &Facts, r: &mut Report) {
     let tcp = f.all::<TcpEvidence>();
+    // An address with repeated connects has its own line (the counts of every attempt).
     let ok: Vec<String> = tcp
         .iter()
-        .filter(|t| connected(t))
+        .filter(|t| connected(t) && !rounds::has_rounds(f, t.address))
         .map(|t| format!("{} connected {}", t.address, ms(t.latency_ms)))
         .collect();
     if !ok.is_empty() {

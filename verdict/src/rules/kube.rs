@@ -11,6 +11,7 @@
 
 use protocol::{TargetRole, TcpEvidence, TcpOutcome};
 
+use crate::checks::rounds;
 use crate::checks::tcp::{connected, outcome_words};
 use crate::facts::Facts;
 use crate::kube::{DestinationInfo, KubeFinding, KubeFindingCode, ServiceInfo};
@@ -280,13 +281,20 @@ fn connects_of<'a>(f: &Facts<'a>, role: TargetRole) -> Vec<&'a TcpEvidence> {
         .collect()
 }
 
+/// Did the target answer? With repeated connects, one that answered part of the time counts as
+/// answering here: its failures are judged by the rounds rules (a rate, not a broken
+/// endpoint), whatever its first attempt did.
+fn answered(f: &Facts, t: &TcpEvidence) -> bool {
+    connected(t) || rounds::intermittent_at(f, t.address)
+}
+
 /// ClusterIP vs endpoints, and one bad endpoint among good ones.
 fn dataplane(f: &Facts, svc: &ServiceInfo, r: &mut Report) {
     let cluster = connects_of(f, TargetRole::ClusterIp);
     let endpoints = connects_of(f, TargetRole::Endpoint);
     let (good, bad): (Vec<&TcpEvidence>, Vec<&TcpEvidence>) =
-        endpoints.iter().copied().partition(|t| connected(t));
-    let cluster_bad: Vec<&TcpEvidence> = cluster.into_iter().filter(|t| !connected(t)).collect();
+        endpoints.iter().copied().partition(|t| answered(f, t));
+    let cluster_bad: Vec<&TcpEvidence> = cluster.into_iter().filter(|t| !answered(f, t)).collect();
     if !cluster_bad.is_empty() && !endpoints.is_empty() && bad.is_empty() {
         service_dataplane(f, &cluster_bad, &good, r);
     } else if !bad.is_empty() && !good.is_empty() {
