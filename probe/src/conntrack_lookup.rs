@@ -374,3 +374,6 @@ fn malformed(e: impl std::fmt::Display) -> LookupError {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod netns_tests;
