@@ -197,8 +197,9 @@ impl ConntrackLookup {
     }
 }
 
-/// One lookup on a socket of its own. For a single question; repeated lookups should keep a
-/// [`ConntrackLookup`] instead of opening a socket each time.
+/// One lookup on a socket of its own. For a single question (the tests'); repeated lookups
+/// keep a [`ConntrackLookup`] instead of opening a socket each time.
+#[cfg(test)]
 pub fn reply_source(
     original_src: SocketAddr,
     original_dst: SocketAddr,

@@ -7,11 +7,8 @@ mod caps;
 mod capture;
 mod checks;
 mod cli;
-mod context;
-// Not called yet: the connect rounds (checks/rounds.rs) will use it to attribute each attempt
-// to a ClusterIP to the endpoint the DNAT chose.
-#[allow(dead_code)]
 mod conntrack_lookup;
+mod context;
 mod dns;
 mod emit;
 mod netlink;

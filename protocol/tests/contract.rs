@@ -286,6 +286,7 @@ fn samples() -> Vec<Event> {
                 outcome: TcpOutcome::Timeout.into(),
                 latency_ms: 500.0,
                 local_port: Some(40313),
+                endpoint: Some(sa("10.244.1.9:8443")),
             }],
             failures_dropped: 1,
             samples: vec![ConnectSample {
@@ -294,9 +295,16 @@ fn samples() -> Vec<Event> {
                 outcome: TcpOutcome::Ok.into(),
                 latency_ms: 0.4,
                 local_port: Some(40312),
+                endpoint: None,
             }],
             samples_dropped: 7,
             stopped_early: false,
+            chosen: vec![ChosenEndpoint {
+                endpoint: sa("10.244.1.9:8443"),
+                attempts: 3,
+                failed: 2,
+            }],
+            unattributed: None,
         })),
         Event::Evidence(Evidence::DnsRounds(DnsRoundsEvidence {
             name: "payments".into(),

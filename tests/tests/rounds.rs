@@ -251,3 +251,77 @@ fn a_full_accept_queue_turns_the_rest_of_the_rounds_into_timeouts() {
     let first_failed = r.failures.first().map(|f| f.round).unwrap_or(0);
     assert_eq!(first_failed, 2, "{r:?}");
 }
+
+/// A ClusterIP made the way kube-proxy makes it (DNAT in the nat table, alternating between
+/// two endpoints with the statistic match) in the probe's own namespace, as on a node: each
+/// attempt's conntrack entry says which endpoint it went to, and the failures of the lossy
+/// endpoint are attributed to it. Oracles: the DNAT rules' and the drop rule's counters.
+#[test]
+fn clusterip_attempts_are_attributed_to_the_endpoint_conntrack_shows() {
+    let (lab, srv2) = two_servers("rndct");
+    let _a = lab.listen(8080);
+    let _b = srv2.spawn_tcp_server(format!("{SRV2}:8080").parse().unwrap());
+    drop_every_4th_syn(&srv2, 8080);
+    lab.cli.add_route("10.199.96.0/24 dev c0");
+    // The source address is picked before the DNAT (on c0's subnet): the second endpoint
+    // answers it through the client's other veth, which the client accepts.
+    srv2.add_route("10.199.1.0/24 via 10.199.2.2");
+    for key in ["net.ipv4.conf.all.rp_filter", "net.ipv4.conf.c1.rp_filter"] {
+        lab.cli.set_sysctl(key, "0");
+    }
+    for rule in [
+        "-A OUTPUT -d 10.199.96.10 -p tcp --dport 80 -m statistic --mode nth --every 2 --packet 0 -j DNAT --to-destination 10.199.1.1:8080",
+        "-A OUTPUT -d 10.199.96.10 -p tcp --dport 80 -j DNAT --to-destination 10.199.2.1:8080",
+    ] {
+        let mut args = vec!["-t", "nat"];
+        args.extend(rule.split_whitespace());
+        lab.cli.iptables(&args);
+    }
+    let plan = json!({"v": 1, "checks": ["tcp"], "connect_timeout_ms": 400, "deadline_ms": 20000,
+        "targets": [{"label": "svc/web:80", "host": "10.199.96.10", "port": 80, "role": "cluster_ip"}],
+        "rounds": {"repeat": 40, "rate": 200}});
+    let run = lab.probe(plan);
+    let r = &run.evidence::<TcpRoundsEvidence>()[0];
+    assert_eq!(r.unattributed, None, "{r:?}");
+    let chosen: BTreeMap<String, (u64, u64)> = r
+        .chosen
+        .iter()
+        .map(|c| (c.endpoint.to_string(), (c.attempts, c.failed)))
+        .collect();
+    let dropped = first_rule_packets(&srv2);
+    assert_eq!(
+        chosen,
+        BTreeMap::from([
+            ("10.199.1.1:8080".to_string(), (20, 0)),
+            ("10.199.2.1:8080".to_string(), (20, dropped)),
+        ]),
+        "{r:?}"
+    );
+    assert_eq!(r.count(TcpOutcome::Timeout), dropped);
+    assert!(dropped >= 4, "every 4th of 20 SYNs: {dropped}");
+    // Every failure sample names the lossy endpoint.
+    assert!(r
+        .failures
+        .iter()
+        .all(|f| f.endpoint.map(|e| e.to_string()) == Some("10.199.2.1:8080".into())));
+}
+
+/// Inside a pod the ClusterIP is translated on the node, not in the pod's namespace: the
+/// probe finds no translated entry and says so rather than guessing an endpoint.
+#[test]
+fn clusterip_translated_elsewhere_is_said_not_guessed() {
+    let lab = Lab::new("rndnt");
+    let _srv = lab.listen(8080);
+    let plan = json!({"v": 1, "checks": ["tcp"], "connect_timeout_ms": 400, "deadline_ms": 20000,
+        "targets": [{"label": "svc/web:8080", "host": SRV, "port": 8080, "role": "cluster_ip"}],
+        "rounds": {"repeat": 5, "rate": 100}});
+    let r = lab.probe(plan).evidence::<TcpRoundsEvidence>()[0].clone();
+    assert!(r.chosen.is_empty(), "{r:?}");
+    assert_eq!(
+        r.unattributed.as_deref(),
+        Some(
+            "5 of 5 attempts had no translated conntrack entry in this network namespace: the \
+             ClusterIP is translated elsewhere (kube-proxy's DNAT is on the node)"
+        )
+    );
+}

@@ -1092,3 +1092,57 @@ fn a_silent_first_nameserver_is_slow_dns_not_dns_down() {
     assert_cause(&v, "nameserver 10.199.96.54 answered none of");
     assert_cause(&v, "another nameserver answered, after that wait");
 }
+
+/// Recorded: kube-proxy-style DNAT in the probe's namespace alternating between two endpoints,
+/// one dropping every 4th SYN: the ClusterIP's failures are attributed through conntrack to
+/// the endpoint (and its pod) that received them.
+#[test]
+fn clusterip_failures_are_attributed_to_the_endpoint_conntrack_chose() {
+    let v = evaluate(&load(
+        "rounds_clusterip_attributed",
+        svc_title(),
+        web_service("8080", 8080, [true; 3]),
+    ));
+    assert_eq!(v.status, Status::Degraded, "{}", fired(&v));
+    assert!(v.fired(RuleCode::TcpIntermittent), "{}", fired(&v));
+    assert_cause(
+        &v,
+        "5 of 40 connects to 10.199.96.10:80 (svc/web:80) timed out",
+    );
+    assert_cause(
+        &v,
+        "every one when conntrack chose 10.199.70.4:8080 (pod/web-2 on node-1) (5 of its 20), \
+         none of the 20 sent to the others",
+    );
+}
+
+/// Recorded: from inside a "pod" whose ClusterIP DNAT is elsewhere, the rounds toward the
+/// ClusterIP are not attributed; the verdict says so when they failed.
+#[test]
+fn unattributed_clusterip_failures_say_why() {
+    let mut inputs = load(
+        "rounds_clusterip_attributed",
+        svc_title(),
+        web_service("8080", 8080, [true; 3]),
+    );
+    // CONSTRUCTED from the recording: the same rounds as a pod would report them.
+    for e in &mut inputs.events {
+        if let protocol::Event::Evidence(protocol::Evidence::TcpRounds(r)) = e {
+            r.chosen.clear();
+            r.unattributed = Some(
+                "40 of 40 attempts had no translated conntrack entry in this network namespace: \
+                 the ClusterIP is translated elsewhere (kube-proxy's DNAT is on the node)"
+                    .into(),
+            );
+        }
+    }
+    let v = evaluate(&inputs);
+    assert!(!cause(&v).contains("conntrack chose"), "{}", cause(&v));
+    assert!(
+        v.notes.iter().any(|n| n.starts_with(
+            "which endpoint served each failed attempt to 10.199.96.10:80 is not known: 40 of 40"
+        )),
+        "{:?}",
+        v.notes
+    );
+}

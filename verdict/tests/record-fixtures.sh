@@ -229,6 +229,23 @@ scenario_rounds_bad_endpoint() {
         | sed 's/"connect_timeout_ms":1500/"connect_timeout_ms":400/')"
 }
 
+# kube-proxy's ClusterIP in the client's namespace, alternating between two endpoints (the
+# statistic match, as kube-proxy writes it), the second of which drops every 4th SYN: each
+# attempt's conntrack entry says which endpoint it went to.
+scenario_rounds_clusterip_attributed() {
+    base; resolv 10.199.96.53
+    http_server 0.0.0.0 8080
+    in_c iptables -t nat -A OUTPUT -d 10.199.96.10 -p tcp --dport 80 \
+        -m statistic --mode nth --every 2 --packet 0 -j DNAT --to-destination 10.199.70.2:8080
+    in_c iptables -t nat -A OUTPUT -d 10.199.96.10 -p tcp --dport 80 \
+        -j DNAT --to-destination 10.199.70.4:8080
+    in_s iptables -A INPUT -d 10.199.70.4 -p tcp --syn --dport 8080 \
+        -m statistic --mode nth --every 4 --packet 0 -j DROP
+    record rounds_clusterip_attributed "$(plan "$(target svc/web:80 10.199.96.10 80 cluster_ip)" \
+        ',"checks":["tcp"],"rounds":{"repeat":40,"rate":100}' \
+        | sed 's/"connect_timeout_ms":1500/"connect_timeout_ms":400/')"
+}
+
 # 20 rounds of lookups through a nameserver behind a rule that drops every 4th UDP query:
 # one reply of a parallel A/AAAA pair goes missing and the lookup stalls for the timeout.
 scenario_dns_stalls() {
@@ -526,7 +543,7 @@ scenario_stopped_early() {
     echo "recorded stopped_early: $(wc -l <"$OUT/stopped_early.jsonl") events (killed)" >&2
 }
 
-ALL="healthy_service healthy_service_no_net_raw rounds_bad_endpoint dns_stalls tcp_refused tcp_timeout tcp_timeout_no_net_raw tcp_rejected listener_loopback_only
+ALL="healthy_service healthy_service_no_net_raw rounds_bad_endpoint rounds_clusterip_attributed dns_stalls tcp_refused tcp_timeout tcp_timeout_no_net_raw tcp_rejected listener_loopback_only
 sockets_loopback_listener dns_first_nameserver_silent
 service_dataplane service_bad_endpoint service_no_endpoints service_target_port
 dns_nxdomain dns_search_expansion dns_unreachable dns_servfail dns_not_cluster_dns

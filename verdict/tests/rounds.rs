@@ -43,6 +43,7 @@ fn rounds(
                 outcome: if failed { outcome } else { TcpOutcome::Ok }.into(),
                 latency_ms: if failed { 400.0 } else { ok_ms },
                 local_port: Some(40000 + round as u16),
+                endpoint: None,
             }
         })
         .collect();
@@ -74,6 +75,8 @@ fn rounds(
         samples,
         samples_dropped: 0,
         stopped_early: false,
+        chosen: Vec::new(),
+        unattributed: None,
     }
 }
 

@@ -15,12 +15,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use protocol::{
-    CheckKind, ConnectSample, Evidence, LatencySummary, Open, RoundsPlan, Target, TcpEvidence,
-    TcpOutcome, TcpRoundsEvidence,
+    CheckKind, ChosenEndpoint, ConnectSample, Evidence, LatencySummary, Open, RoundsPlan, Target,
+    TcpEvidence, TcpOutcome, TcpRoundsEvidence,
 };
 
 use super::pacing::{ms, run_paced, Finished, Pace, Ticker};
 use super::tcp::connect;
+use crate::conntrack_lookup::ConntrackLookup;
 use crate::context::Ctx;
 
 /// Room kept before the deadline for the last attempts' evidence to be written.
@@ -46,6 +47,7 @@ pub async fn run(ctx: &Ctx, rounds: &RoundsPlan, addresses: Vec<(&Target, Socket
         .collect();
     let timeout = Duration::from_millis(ctx.plan.connect_timeout_ms);
     let mut ticker = Ticker::new(ctx, CheckKind::Tcp, rounds, addresses.len());
+    let mut attribution = Attribution::new(ctx, &addresses);
     let stopped_early = run_paced(
         &Pace::new(rounds, timeout + DEADLINE_MARGIN),
         addresses.len(),
@@ -53,21 +55,123 @@ pub async fn run(ctx: &Ctx, rounds: &RoundsPlan, addresses: Vec<(&Target, Socket
         |i, _round| connect(addresses[i].target, addresses[i].address, timeout),
         |done| {
             ticker.tick(done.result.outcome != TcpOutcome::Ok);
-            record(ctx, &mut tallies, done)
+            let endpoint = attribution.endpoint_of(&addresses[done.item], &done.result);
+            record(ctx, &mut tallies, done, endpoint)
         },
     )
     .await;
     ticker.finish();
     for (a, tally) in addresses.iter().zip(tallies) {
-        ctx.emit(Evidence::TcpRounds(tally.into_evidence(a, stopped_early)));
+        let why = attribution.unattributed(a);
+        ctx.emit(Evidence::TcpRounds(tally.into_evidence(
+            a,
+            stopped_early,
+            why,
+        )));
     }
 }
 
 /// The first round's attempt is also the address's ordinary `tcp` evidence.
-fn record(ctx: &Ctx, tallies: &mut [Tally], done: Finished<TcpEvidence>) {
-    tallies[done.item].add(done.round, done.offset, &done.result);
+fn record(
+    ctx: &Ctx,
+    tallies: &mut [Tally],
+    done: Finished<TcpEvidence>,
+    endpoint: Option<SocketAddr>,
+) {
+    tallies[done.item].add(done.round, done.offset, &done.result, endpoint);
     if done.round == 0 {
         ctx.emit(Evidence::Tcp(done.result));
+    }
+}
+
+/// Which endpoint a ClusterIP's DNAT chose for each attempt, read from the attempt's conntrack
+/// entry (ctnetlink, CAP_NET_ADMIN) in the probe's namespace. That works where the translation
+/// happens in that namespace (`local` mode on a node, where kube-proxy's entries live); inside
+/// a pod the DNAT happens on the node, the pod's own table has no translated entry, and the
+/// evidence says so instead of guessing.
+struct Attribution {
+    lookup: Option<ConntrackLookup>,
+    /// Why there is no lookup (no CAP_NET_ADMIN, no ctnetlink), once known.
+    unavailable: Option<String>,
+    /// Lookups that found a translated entry, and those that did not.
+    translated: u64,
+    untranslated: u64,
+}
+
+/// A lookup answers from kernel memory at once; a short bound keeps a misbehaving socket from
+/// stalling the rounds (the lookups run on the runtime thread, one per finished attempt).
+const LOOKUP_TIMEOUT: Duration = Duration::from_millis(50);
+
+impl Attribution {
+    fn new(ctx: &Ctx, addresses: &[Address]) -> Attribution {
+        let wanted = addresses
+            .iter()
+            .any(|a| a.target.role == protocol::TargetRole::ClusterIp);
+        let mut a = Attribution {
+            lookup: None,
+            unavailable: None,
+            translated: 0,
+            untranslated: 0,
+        };
+        if !wanted {
+            return a;
+        }
+        if !ctx.privileges.has(protocol::Capability::NetAdmin) {
+            a.unavailable = Some(
+                "reading conntrack entries needs CAP_NET_ADMIN, which this profile does not grant"
+                    .into(),
+            );
+            return a;
+        }
+        match ConntrackLookup::open() {
+            Ok(mut l) => {
+                l.set_timeout(LOOKUP_TIMEOUT);
+                a.lookup = Some(l);
+            }
+            Err(e) => a.unavailable = Some(e.to_string()),
+        }
+        a
+    }
+
+    /// The endpoint this attempt to a ClusterIP was translated to, when conntrack shows it.
+    fn endpoint_of(&mut self, a: &Address, t: &TcpEvidence) -> Option<SocketAddr> {
+        if a.target.role != protocol::TargetRole::ClusterIp {
+            return None;
+        }
+        let (lookup, local) = (self.lookup.as_mut()?, t.local?);
+        match lookup.reply_source(local, a.address) {
+            Ok(Some(reply)) if reply != a.address => {
+                self.translated += 1;
+                Some(reply)
+            }
+            Ok(_) => {
+                self.untranslated += 1;
+                None
+            }
+            Err(e) => {
+                self.untranslated += 1;
+                self.unavailable.get_or_insert_with(|| e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Why a ClusterIP's rounds carry no (or not every) chosen endpoint.
+    fn unattributed(&self, a: &Address) -> Option<String> {
+        if a.target.role != protocol::TargetRole::ClusterIp {
+            return None;
+        }
+        if let Some(why) = &self.unavailable {
+            return Some(why.clone());
+        }
+        (self.untranslated > 0).then(|| {
+            format!(
+                "{} of {} attempts had no translated conntrack entry in this network namespace: \
+                 the ClusterIP is translated elsewhere (kube-proxy's DNAT is on the node)",
+                self.untranslated,
+                self.untranslated + self.translated
+            )
+        })
     }
 }
 
@@ -84,6 +188,8 @@ struct Tally {
     failures_dropped: u64,
     samples: Vec<ConnectSample>,
     samples_dropped: u64,
+    /// Per endpoint the conntrack entries showed (ClusterIP targets only).
+    chosen: BTreeMap<SocketAddr, (u64, u64)>,
 }
 
 impl Tally {
@@ -99,10 +205,11 @@ impl Tally {
             failures_dropped: 0,
             samples: Vec::new(),
             samples_dropped: 0,
+            chosen: BTreeMap::new(),
         }
     }
 
-    fn add(&mut self, round: u32, offset: Duration, t: &TcpEvidence) {
+    fn add(&mut self, round: u32, offset: Duration, t: &TcpEvidence, endpoint: Option<SocketAddr>) {
         let offset_ms = ms(offset);
         self.attempts += 1;
         *self.outcomes.entry(t.outcome.clone()).or_default() += 1;
@@ -114,7 +221,13 @@ impl Tally {
             outcome: t.outcome.clone(),
             latency_ms: t.latency_ms,
             local_port: t.local.map(|l| l.port()),
+            endpoint,
         };
+        if let Some(e) = endpoint {
+            let share = self.chosen.entry(e).or_default();
+            share.0 += 1;
+            share.1 += u64::from(t.outcome != TcpOutcome::Ok);
+        }
         if t.outcome == TcpOutcome::Ok {
             self.ok_latencies.push(t.latency_ms);
         } else if self.failures.len() < self.cap {
@@ -129,7 +242,12 @@ impl Tally {
         }
     }
 
-    fn into_evidence(mut self, a: &Address, stopped_early: bool) -> TcpRoundsEvidence {
+    fn into_evidence(
+        mut self,
+        a: &Address,
+        stopped_early: bool,
+        unattributed: Option<String>,
+    ) -> TcpRoundsEvidence {
         // Attempts finish out of order; samples are reported in the order they started.
         let by_start = |x: &ConnectSample, y: &ConnectSample| x.offset_ms.total_cmp(&y.offset_ms);
         self.samples.sort_by(by_start);
@@ -148,6 +266,16 @@ impl Tally {
             samples: self.samples,
             samples_dropped: self.samples_dropped,
             stopped_early,
+            chosen: self
+                .chosen
+                .into_iter()
+                .map(|(endpoint, (attempts, failed))| ChosenEndpoint {
+                    endpoint,
+                    attempts,
+                    failed,
+                })
+                .collect(),
+            unattributed,
         }
     }
 }
@@ -190,9 +318,9 @@ mod tests {
                 TcpOutcome::Ok
             };
             let offset = Duration::from_millis(u64::from(round) * 20);
-            tally.add(round, offset, &evidence(outcome, f64::from(round)));
+            tally.add(round, offset, &evidence(outcome, f64::from(round)), None);
         }
-        let e = tally.into_evidence(&a, false);
+        let e = tally.into_evidence(&a, false, None);
         assert_eq!(e.attempts, 10);
         assert_eq!(e.count(TcpOutcome::Ok), 8);
         assert_eq!(e.count(TcpOutcome::Timeout), 2);

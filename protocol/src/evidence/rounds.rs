@@ -38,6 +38,23 @@ pub struct TcpRoundsEvidence {
     /// no room for another full attempt (no attempt is ever cut short and counted a timeout).
     #[serde(default)]
     pub stopped_early: bool,
+    /// For a ClusterIP: where its connections went, per endpoint the dataplane chose, from each
+    /// attempt's conntrack entry (the DNAT's reply tuple). Empty when not looked up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chosen: Vec<ChosenEndpoint>,
+    /// For a ClusterIP: why the chosen endpoints are not known, when they are not (no
+    /// CAP_NET_ADMIN; no translation in this network namespace, kube-proxy's DNAT being on
+    /// the node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unattributed: Option<String>,
+}
+
+/// Attempts to a ClusterIP that conntrack shows were sent to one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChosenEndpoint {
+    pub endpoint: SocketAddr,
+    pub attempts: u64,
+    pub failed: u64,
 }
 
 impl TcpRoundsEvidence {
@@ -98,6 +115,10 @@ pub struct ConnectSample {
     /// The source port the kernel chose, when it chose one.
     #[serde(default)]
     pub local_port: Option<u16>,
+    /// The endpoint the dataplane translated this attempt to (a ClusterIP's DNAT, from the
+    /// conntrack entry), when it could be looked up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<SocketAddr>,
 }
 
 /// Repeated lookups of one name the way an application's resolver makes them (plan

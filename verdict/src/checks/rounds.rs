@@ -614,6 +614,7 @@ pub fn apply(f: &Facts, r: &mut Report) {
     }
     latency_outliers(f, &rounds, r);
     lines(f, &rounds, r);
+    notes(f, r);
 }
 
 /// Some but not all attempts toward an address failed. One finding: the worst address in
@@ -675,6 +676,7 @@ fn context(f: &Facts, x: &TcpRoundsEvidence) -> String {
              are in the Service translation on the path (kube-proxy's rules, conntrack)"
         ));
     }
+    out.push_str(&chosen_words(f, x));
     let overflows = f.counter_delta(Counter::ListenOverflows).unwrap_or(0)
         + f.counter_delta(Counter::ListenDrops).unwrap_or(0);
     if overflows > 0 && x.count(TcpOutcome::Timeout) > 0 {
@@ -685,6 +687,68 @@ fn context(f: &Facts, x: &TcpRoundsEvidence) -> String {
         ));
     }
     out
+}
+
+/// For a ClusterIP whose attempts conntrack attributed (the DNAT in the probe's namespace, as
+/// on a node): where the failures went. "; every one when conntrack chose 10.244.1.9:8080
+/// (pod/web-2 on node-b), 0 of 20 to the others".
+fn chosen_words(f: &Facts, x: &TcpRoundsEvidence) -> String {
+    let failing: Vec<_> = x.chosen.iter().filter(|c| c.failed > 0).collect();
+    if failing.is_empty() {
+        return String::new();
+    }
+    let name = |addr: std::net::SocketAddr| {
+        let pod = f
+            .service()
+            .and_then(|s| {
+                s.endpoints
+                    .iter()
+                    .find(|e| e.ip.parse().ok() == Some(addr.ip()))
+            })
+            .and_then(|e| {
+                e.pod.as_ref().map(|p| match &e.node {
+                    Some(n) => format!(" (pod/{p} on {n})"),
+                    None => format!(" (pod/{p})"),
+                })
+            })
+            .unwrap_or_default();
+        format!("{addr}{pod}")
+    };
+    let to_others: u64 = x
+        .chosen
+        .iter()
+        .filter(|c| c.failed == 0)
+        .map(|c| c.attempts)
+        .sum();
+    if let [only] = failing.as_slice() {
+        if only.failed == x.failed() {
+            return format!(
+                "; every one when conntrack chose {} ({} of its {}), none of the {to_others} \
+                 sent to the others",
+                name(only.endpoint),
+                only.failed,
+                only.attempts
+            );
+        }
+    }
+    let each: Vec<String> = failing
+        .iter()
+        .map(|c| format!("{} {} of {}", name(c.endpoint), c.failed, c.attempts))
+        .collect();
+    format!("; by the endpoint conntrack chose: {}", each.join(", "))
+}
+
+/// Notes about the rounds: which endpoint served a ClusterIP's attempts is unknown, and why.
+pub fn notes(f: &Facts, r: &mut Report) {
+    for x in all(f) {
+        if let (Some(why), true) = (&x.unattributed, x.failed() > 0) {
+            r.notes.push(format!(
+                "which endpoint served each failed attempt to {} is not known: {why}; the \
+                 endpoints' own rounds are what tell them apart",
+                x.address
+            ));
+        }
+    }
 }
 
 /// What to run next about a failing address: for timeouts the same rounds again with a
@@ -940,6 +1004,7 @@ mod tests {
                 .into(),
                 latency_ms: 1.0,
                 local_port: None,
+                endpoint: None,
             })
             .collect();
         let failures: Vec<ConnectSample> = samples
@@ -968,6 +1033,8 @@ mod tests {
             samples,
             samples_dropped: 0,
             stopped_early: false,
+            chosen: Vec::new(),
+            unattributed: None,
         }
     }
 
