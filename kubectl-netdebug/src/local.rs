@@ -126,6 +126,18 @@ mod imp {
     const GRACE: Duration = Duration::from_secs(5);
 
     pub async fn run(args: LocalArgs) -> Result<i32> {
+        let plan = local_plan(&args)?;
+        if let Some(n) = &args.netns {
+            check_netns_exists(n)?;
+        }
+        let probe = find_probe()?;
+        let plan_json = serde_json::to_string(&plan).expect("a plan always serialises");
+        let session = session_for(&args)?;
+        run_probe(&args, &probe, &plan_json, session).await
+    }
+
+    /// The plan the flags describe, with every limit checked before anything runs.
+    fn local_plan(args: &LocalArgs) -> Result<protocol::Plan> {
         let targets = args
             .to
             .iter()
@@ -151,15 +163,18 @@ mod imp {
         let plan = build_plan(targets, &options);
         plan.validate().map_err(|e| Error::Local(format!("{e}")))?;
         check_rounds_fit(&plan, args.timeout, Site::Local).map_err(Error::Local)?;
-        if let Some(n) = &args.netns {
-            check_netns_exists(n)?;
-        }
-        let probe = find_probe()?;
-        let plan_json = serde_json::to_string(&plan).expect("a plan always serialises");
-        let mut session = session_for(&args)?;
+        Ok(plan)
+    }
 
-        let mut child = tokio::process::Command::new(&probe)
-            .args(probe_args(&args, &plan_json))
+    /// Run the probe as a child, stream its events into the session, and say how it ended.
+    async fn run_probe(
+        args: &LocalArgs,
+        probe: &Path,
+        plan_json: &str,
+        mut session: Session,
+    ) -> Result<i32> {
+        let mut child = tokio::process::Command::new(probe)
+            .args(probe_args(args, plan_json))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
