@@ -165,11 +165,11 @@ fn samples_are_bounded_and_the_counts_stay_exact() {
     let last = run
         .events
         .iter()
-        .filter_map(|e| match &e.event {
+        .rev()
+        .find_map(|e| match &e.event {
             protocol::Event::Progress(p) => Some(p),
             _ => None,
         })
-        .last()
         .expect("progress events while the rounds run");
     assert_eq!((last.done, last.total, last.failed), (60, Some(60), 0));
 }
