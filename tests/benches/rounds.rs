@@ -72,7 +72,8 @@ fn main() {
 /// A client namespace and a server namespace with many addresses and one listener on all.
 struct Lab {
     cli: Netns,
-    srv: Netns,
+    /// Kept for its lifetime: the server namespace goes when it drops.
+    _srv: Netns,
     _server: TcpServer,
 }
 
@@ -94,7 +95,7 @@ impl Lab {
         );
         Lab {
             cli,
-            srv,
+            _srv: srv,
             _server: server,
         }
     }
@@ -184,6 +185,5 @@ fn peak_rss(lab: &Lab, probe: &std::path::Path) -> (u64, u64) {
         .iter()
         .map(|r| r.attempts)
         .sum();
-    let _ = &lab.srv;
     (rss, attempts)
 }

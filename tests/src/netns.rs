@@ -186,6 +186,33 @@ impl Netns {
         self.exec(&argv);
     }
 
+    /// `iptables -A INPUT MATCH -m statistic --mode nth --every N --packet 0 -j DROP`: drop
+    /// exactly every Nth packet `matching` selects (e.g. `-p tcp --syn --dport 8080`), a
+    /// partial failure whose size the rule's own counter tells ([`Netns::input_rule_packets`]).
+    #[track_caller]
+    pub fn drop_every_nth(&self, matching: &str, n: u32) {
+        let n = n.to_string();
+        let mut args = vec!["-A", "INPUT"];
+        args.extend(matching.split_whitespace());
+        args.extend(["-m", "statistic", "--mode", "nth", "--every", &n]);
+        args.extend(["--packet", "0", "-j", "DROP"]);
+        self.iptables(&args);
+    }
+
+    /// Packets the `rule`-th rule (from 1) of the INPUT chain matched (`iptables -L INPUT -v
+    /// -x -n`): the oracle for a rule-made fault.
+    #[track_caller]
+    pub fn input_rule_packets(&self, rule: usize) -> u64 {
+        let out = self
+            .exec(&["iptables", "-L", "INPUT", "-v", "-x", "-n"])
+            .stdout;
+        out.lines()
+            .nth(rule + 1)
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no packet count for INPUT rule {rule} in:\n{out}"))
+    }
+
     /// `iptables -A INPUT -p tcp --dport PORT -j REJECT --reject-with WITH`: connects to the
     /// port from outside are answered by `with` (`tcp-reset`, `icmp-port-unreachable`,
     /// `icmp-admin-prohibited`...).

@@ -47,19 +47,6 @@ fn rounds(
     (first, rounds)
 }
 
-/// Packets the first INPUT rule matched.
-fn first_rule_packets(lab: &Lab) -> u64 {
-    let out = lab
-        .srv
-        .exec(&["iptables", "-L", "INPUT", "-v", "-x", "-n"])
-        .stdout;
-    out.lines()
-        .nth(2)
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no rule counter in:\n{out}"))
-}
-
 fn lost(r: &DnsRoundsEvidence, t: RecordType) -> u64 {
     r.lost.get(&Open::Known(t)).copied().unwrap_or(0)
 }
@@ -67,24 +54,7 @@ fn lost(r: &DnsRoundsEvidence, t: RecordType) -> u64 {
 #[test]
 fn every_4th_query_dropped_shows_as_stalls_with_the_lost_type() {
     let lab = lab_with_dnsmasq("dnr4");
-    lab.srv.iptables(&[
-        "-A",
-        "INPUT",
-        "-p",
-        "udp",
-        "--dport",
-        "53",
-        "-m",
-        "statistic",
-        "--mode",
-        "nth",
-        "--every",
-        "4",
-        "--packet",
-        "0",
-        "-j",
-        "DROP",
-    ]);
+    lab.srv.drop_every_nth("-p udp --dport 53", 4);
     let (first, r) = rounds(
         &lab,
         &format!("nameserver {SRV}\noptions timeout:1 attempts:2\n"),
@@ -99,7 +69,7 @@ fn every_4th_query_dropped_shows_as_stalls_with_the_lost_type() {
     assert_eq!(r.count(DnsLookupOutcome::Answered), 12, "{r:#?}");
     // Oracle: the rule's own counter. Every query it dropped is a reply the probe lost: in
     // the first (detailed) lookup a query that timed out, in the rounds a lost reply.
-    let dropped = first_rule_packets(&lab);
+    let dropped = lab.srv.input_rule_packets(1);
     let first_timeouts = first
         .queries
         .iter()
@@ -186,7 +156,7 @@ fn use_vc_lookups_go_over_tcp_and_survive_a_udp_block() {
     assert_eq!(r.count(DnsLookupOutcome::Answered), 4, "{r:#?}");
     assert_eq!(r.stalls, 0, "{r:#?}");
     assert!(r.lost.is_empty(), "{r:#?}");
-    assert_eq!(first_rule_packets(&lab), 0, "no UDP query was sent");
+    assert_eq!(lab.srv.input_rule_packets(1), 0, "no UDP query was sent");
 }
 
 #[test]

@@ -31,44 +31,6 @@ fn two_servers(tag: &str) -> (Lab, Netns) {
     (lab, srv2)
 }
 
-/// Drop every 4th SYN to `port` in `ns`: the statistic match counts the SYNs it sees.
-fn drop_every_4th_syn(ns: &Netns, port: u16) {
-    ns.iptables(&[
-        "-A",
-        "INPUT",
-        "-p",
-        "tcp",
-        "--syn",
-        "--dport",
-        &port.to_string(),
-        "-m",
-        "statistic",
-        "--mode",
-        "nth",
-        "--every",
-        "4",
-        "--packet",
-        "0",
-        "-j",
-        "DROP",
-    ]);
-}
-
-/// Packets the first INPUT rule matched (`iptables -L INPUT -v -x -n`).
-fn first_rule_packets(ns: &Netns) -> u64 {
-    let out = ns
-        .exec(&["iptables", "-L", "INPUT", "-v", "-x", "-n"])
-        .stdout;
-    let line = out
-        .lines()
-        .nth(2)
-        .unwrap_or_else(|| panic!("no rule in INPUT:\n{out}"));
-    line.split_whitespace()
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no packet count in {line:?}"))
-}
-
 fn rounds_by_address(evidence: Vec<&TcpRoundsEvidence>) -> BTreeMap<String, TcpRoundsEvidence> {
     evidence
         .into_iter()
@@ -92,7 +54,7 @@ fn every_4th_syn_dropped_gives_exactly_a_quarter_timeouts_on_that_server_only() 
     let (lab, srv2) = two_servers("rnd4");
     let _clean = lab.listen(8080);
     let _lossy = srv2.spawn_tcp_server(format!("{SRV2}:8080").parse().unwrap());
-    drop_every_4th_syn(&srv2, 8080);
+    srv2.drop_every_nth("-p tcp --syn --dport 8080", 4);
 
     let run = lab.probe(rounds_plan(
         &[(SRV, 8080), (SRV2, 8080)],
@@ -101,7 +63,7 @@ fn every_4th_syn_dropped_gives_exactly_a_quarter_timeouts_on_that_server_only() 
     let rounds = rounds_by_address(run.evidence::<TcpRoundsEvidence>());
 
     let lossy = &rounds[SRV2];
-    let dropped = first_rule_packets(&srv2);
+    let dropped = srv2.input_rule_packets(1);
     assert_eq!(
         dropped, 10,
         "the rule's own counter: 40 SYNs, every 4th dropped"
@@ -261,7 +223,7 @@ fn clusterip_attempts_are_attributed_to_the_endpoint_conntrack_shows() {
     let (lab, srv2) = two_servers("rndct");
     let _a = lab.listen(8080);
     let _b = srv2.spawn_tcp_server(format!("{SRV2}:8080").parse().unwrap());
-    drop_every_4th_syn(&srv2, 8080);
+    srv2.drop_every_nth("-p tcp --syn --dport 8080", 4);
     lab.cli.add_route("10.199.96.0/24 dev c0");
     // The source address is picked before the DNAT (on c0's subnet): the second endpoint
     // answers it through the client's other veth, which the client accepts.
@@ -288,7 +250,7 @@ fn clusterip_attempts_are_attributed_to_the_endpoint_conntrack_shows() {
         .iter()
         .map(|c| (c.endpoint.to_string(), (c.attempts, c.failed)))
         .collect();
-    let dropped = first_rule_packets(&srv2);
+    let dropped = srv2.input_rule_packets(1);
     assert_eq!(
         chosen,
         BTreeMap::from([

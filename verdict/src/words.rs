@@ -37,3 +37,15 @@ pub fn joined<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> Strin
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// `p50 0.4 ms p90 0.6 ms p99 2.1 ms max 3.0 ms`: the percentiles of repeated attempts, the
+/// same words for connects and lookups.
+pub fn latency_words(l: &protocol::LatencySummary) -> String {
+    format!(
+        "p50 {} p90 {} p99 {} max {}",
+        ms(l.p50),
+        ms(l.p90),
+        ms(l.p99),
+        ms(l.max)
+    )
+}

@@ -115,6 +115,8 @@ impl Tally {
         }
         let mut lost: Vec<Open<protocol::RecordType>> =
             l.lost.iter().map(|t| Open::parse(&t.to_string())).collect();
+        // Each type once, whatever order the losses came in.
+        lost.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         lost.dedup();
         let sample = DnsLookupSample {
             round: done.round,

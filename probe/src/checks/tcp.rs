@@ -11,6 +11,7 @@ use protocol::{Evidence, Target, TcpEvidence, TcpOutcome};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::time::Instant;
 
+use super::pacing::ms;
 use super::Outcome;
 use crate::context::Ctx;
 
@@ -164,10 +165,6 @@ pub fn classify(e: &io::Error) -> TcpOutcome {
         Some(libc::EPERM) | Some(libc::EACCES) => TcpOutcome::PermissionDenied,
         _ => TcpOutcome::Error,
     }
-}
-
-fn ms(d: Duration) -> f64 {
-    super::pacing::ms(d)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use crate::model::{Layer, Mark, RuleCode, Severity};
 use crate::progress::Progress;
 use crate::report::Report;
 use crate::stats::{pct, power_words};
-use crate::words::ms;
+use crate::words::{latency_words, ms};
 
 impl Progress for DnsRoundsEvidence {
     fn progress(&self) -> (Mark, String) {
@@ -47,15 +47,7 @@ pub fn summary(r: &DnsRoundsEvidence) -> String {
     };
     let latency = r
         .latency_ms
-        .map(|l| {
-            format!(
-                "; p50 {} p90 {} p99 {} max {}",
-                ms(l.p50),
-                ms(l.p90),
-                ms(l.p99),
-                ms(l.max)
-            )
-        })
+        .map(|l| format!("; {}", latency_words(&l)))
         .unwrap_or_default();
     format!(
         "{} lookups ({}): {}{stalls}{latency}",

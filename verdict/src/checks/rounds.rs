@@ -30,7 +30,7 @@ use crate::model::{Layer, Mark, Origin, RuleCode, Severity};
 use crate::progress::Progress;
 use crate::report::Report;
 use crate::stats::{ci_words, median, pct, power_words, wilson};
-use crate::words::{list, ms, plural};
+use crate::words::{latency_words, list, ms, plural};
 
 impl Progress for TcpRoundsEvidence {
     fn progress(&self) -> (Mark, String) {
@@ -63,15 +63,7 @@ pub fn summary(r: &TcpRoundsEvidence) -> String {
         .collect();
     let latency = r
         .latency_ms
-        .map(|l| {
-            format!(
-                "; p50 {} p90 {} p99 {} max {}",
-                ms(l.p50),
-                ms(l.p90),
-                ms(l.p99),
-                ms(l.max)
-            )
-        })
+        .map(|l| format!("; {}", latency_words(&l)))
         .unwrap_or_default();
     format!(
         "{} connects: {}{latency}",
