@@ -11,7 +11,8 @@ IMAGE=${NETDEBUG_E2E_IMAGE:-ghcr.io/netdebug/netdebug-probe:e2e}
 NS=ndt-bench-$$
 export PATH="$PWD/target/debug:$PATH"
 kubectl create namespace "$NS" >/dev/null
-trap 'kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true' EXIT
+OUT=$(mktemp -d)
+trap 'kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true; rm -rf "$OUT"' EXIT
 kubectl -n "$NS" apply -f - >/dev/null <<YAML
 apiVersion: v1
 kind: Pod
@@ -41,18 +42,26 @@ for _ in $(seq 60); do
   sleep 1
 done
 
-ms() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1 || { echo "bench: failed: $*" >&2; exit 1; }; e=$(date +%s%N); echo $(( (e - s) / 1000000 )); }
+# Runs "$@" with stdout to $OUT/$RUN.out; prints its wall time in ms.
+ms() { local s e; s=$(date +%s%N); "$@" >"$OUT/$RUN.out" 2>"$OUT/$RUN.err" || { echo "bench: failed: $*" >&2; cat "$OUT/$RUN.err" >&2; exit 1; }; e=$(date +%s%N); echo $(( (e - s) / 1000000 )); }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 netdebug=(); debug=()
-for _ in $(seq "$N"); do
+for i in $(seq "$N"); do
+  RUN=netdebug-$i
   netdebug+=("$(ms kubectl netdebug -n "$NS" client --to svc/web --image "$IMAGE" --image-pull-policy IfNotPresent -o json)")
   # The probe image is FROM scratch: its one binary printing its version is the trivial command.
+  RUN=debug-$i
   debug+=("$(ms kubectl debug -n "$NS" client --image "$IMAGE" --image-pull-policy IfNotPresent --attach=true -q -- /netdebug-probe --version)")
 done
 a=$(printf '%s\n' "${netdebug[@]}" | median)
 b=$(printf '%s\n' "${debug[@]}" | median)
+# How each netdebug run got its events (JSON probe.delivery): port-forward or the log.
+via=$(for i in $(seq "$N"); do
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["probe"].get("delivery") or {}; print("%s/%s" % (d.get("via"), d.get("first_event_ms")))' "$OUT/netdebug-$i.out"
+done | tr '\n' ' ')
 echo "runs: $N"
 echo "kubectl netdebug client --to svc/web (healthy): median ${a} ms   [${netdebug[*]}]"
+echo "  delivery (via/first event ms after injection): $via"
 echo "kubectl debug client -- /netdebug-probe --version: median ${b} ms   [${debug[*]}]"
 awk -v a="$a" -v b="$b" 'BEGIN { printf "ratio netdebug / debug: %.2f\n", a / b }'

@@ -122,8 +122,22 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_positive_duration)]
     pub timeout: Duration,
 
+    /// How the probe's events reach this client. `auto`: through a port-forward to the probe
+    /// as soon as it listens (needs create on pods/portforward), else from the container log;
+    /// `logs`: only from the container log, which the kubelet serves once it reports the
+    /// container, a second or two later.
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = StreamVia::Auto)]
+    pub stream: StreamVia,
+
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Where the client reads the probe's events from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StreamVia {
+    Auto,
+    Logs,
 }
 
 /// kubectl's connection flags.

@@ -22,4 +22,5 @@ pub mod resolve;
 pub mod rounds_bar;
 pub mod run;
 pub mod stream;
+pub mod tunnel;
 pub mod wait;

@@ -131,6 +131,11 @@ impl Session {
         self.inputs.client_notes.push(message);
     }
 
+    /// How the events reached the client (JSON `probe.delivery`).
+    pub fn set_delivery(&mut self, delivery: verdict::Delivery) {
+        self.inputs.delivery = Some(delivery);
+    }
+
     /// Something about the run the verdict should say (not worth a warning now).
     pub fn note(&mut self, message: String) {
         self.inputs.client_notes.push(message);

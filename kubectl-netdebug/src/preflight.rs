@@ -232,6 +232,27 @@ pub async fn check_rbac(
     )))
 }
 
+/// Reading the probe's events through port-forward: not needed (the log is read without it),
+/// only faster.
+pub const PORT_FORWARD_ACCESS: Access = Access {
+    verb: "create",
+    group: "",
+    resource: "pods",
+    subresource: Some("portforward"),
+    why: "to read the probe's events as soon as it starts",
+};
+
+/// Whether the current user has `access` in `namespace`. A review that fails counts as no:
+/// callers use this for what the run can do without.
+pub async fn allowed(client: &kube::Client, namespace: &str, access: &Access) -> bool {
+    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    api.create(&PostParams::default(), &access_review(access, namespace))
+        .await
+        .ok()
+        .and_then(|answer| answer.status)
+        .is_some_and(|status| status.allowed)
+}
+
 /// Read the namespace: unknown namespace is an error; a namespace we may not read yields
 /// `None` (its Pod Security labels are then unknown).
 pub async fn namespace_labels(

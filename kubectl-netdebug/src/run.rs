@@ -4,8 +4,9 @@
 use std::io::IsTerminal;
 
 use tokio::time::Instant;
+use tokio_util::compat::TokioAsyncReadCompatExt;
 
-use crate::cli::{OutputFormat, RunArgs};
+use crate::cli::{OutputFormat, RunArgs, StreamVia};
 use crate::connect::{connect, ApiTarget, Cluster};
 use crate::error::{Error, Result};
 use crate::events::EventReader;
@@ -13,9 +14,12 @@ use crate::inject::{inject, random_container_name, ProbeContainer};
 use crate::output::{probe_refused, ProbeEnd, Session};
 use crate::plan::{build_plan, check_limits, check_rounds_fit, probe_deadline, PlanOptions, Site};
 use crate::resolve;
-use crate::stream::{stream_events, LogSource};
+use crate::stream::{
+    deadline_passed, stream_events_then, LogSource, StreamOutcome, EXIT_STATUS_WAIT,
+};
 use crate::wait::{wait_for_start, Started, WaitFor};
-use crate::{preflight, profile};
+use crate::{preflight, profile, tunnel};
+use verdict::{Delivery, DeliveryPath};
 
 /// Run `kubectl netdebug SOURCE ...`; returns the exit code (0 healthy, 1 problem found,
 /// 2 inconclusive), or an error (exit 2).
@@ -107,12 +111,16 @@ async fn run_until(
         target,
     } = cluster;
 
-    let ns_labels = preflight_checks(&client, &target, &namespace, dest_spec.as_ref()).await?;
-    let source =
-        resolve::resolve_source(&client, &namespace, &source_spec, args.container.as_deref())
-            .await?;
+    // Preflight and the source's resolution are independent reads: they overlap, and their
+    // errors are reported in this fixed order whichever answered first.
+    let (preflight, source, tunnel_allowed) = tokio::join!(
+        preflight_checks(&client, &target, &namespace, dest_spec.as_ref()),
+        resolve::resolve_source(&client, &namespace, &source_spec, args.container.as_deref()),
+        tunnel_allowed(&client, &namespace, args.stream),
+    );
+    let ns_labels = preflight?;
+    let source = source?;
     preflight::check_pod_running(&source.pod)?;
-    preflight::check_linux_node(&client, &target, &source.pod).await?;
     let pod_name = source.pod.metadata.name.clone().unwrap_or_default();
     let pod_namespace = source
         .pod
@@ -121,13 +129,22 @@ async fn run_until(
         .clone()
         .unwrap_or_else(|| namespace.clone());
 
-    let (mut kube, targets, dns_names) =
-        kube_evidence(&client, &namespace, dest_spec.as_ref(), &source, args).await?;
+    let (linux, evidence) = tokio::join!(
+        preflight::check_linux_node(&client, &target, &source.pod),
+        kube_evidence(&client, &namespace, dest_spec.as_ref(), &source, args),
+    );
+    linux?;
+    let (mut kube, targets, dns_names) = evidence?;
     let (probe_profile, profile_info) =
         profile::choose(args.profile, &pod_namespace, ns_labels.as_ref());
     kube.profile = Some(profile_info);
 
-    let plan = build_plan(targets, &plan_options(args, dns_names));
+    let mut plan = build_plan(targets, &plan_options(args, dns_names));
+    // The probe's own namespace is the pod's: port-forward is asked about there.
+    let tunnel_allowed = tunnel_allowed
+        && (pod_namespace == namespace
+            || tunnel_allowed_in(&client, &pod_namespace, args.stream).await);
+    plan.tunnel = tunnel_allowed.then(tunnel::new_plan);
     plan.validate()
         .map_err(|e| Error::InvalidInput(format!("cannot build the probe plan: {e}")))?;
     check_rounds_fit(&plan, args.timeout, Site::Cluster).map_err(Error::InvalidInput)?;
@@ -149,9 +166,28 @@ async fn run_until(
         namespace: &pod_namespace,
         name: &pod_name,
     };
-    start_probe(&pod, &container, deadline).await?;
-    stream_into(&mut session, &pod, &container.name, deadline).await?;
+    let injected_at = inject_probe(&pod, &container).await?;
+    let reached = reach_probe(&pod, &container, &injected_at, deadline).await?;
+    stream_into(
+        &mut session,
+        &pod,
+        &container,
+        reached,
+        injected_at.at,
+        deadline,
+    )
+    .await?;
     session.finish().await
+}
+
+/// With `--stream auto`, whether the user may port-forward to pods in `namespace`.
+async fn tunnel_allowed(client: &kube::Client, namespace: &str, via: StreamVia) -> bool {
+    tunnel_allowed_in(client, namespace, via).await
+}
+
+async fn tunnel_allowed_in(client: &kube::Client, namespace: &str, via: StreamVia) -> bool {
+    via == StreamVia::Auto
+        && preflight::allowed(client, namespace, &preflight::PORT_FORWARD_ACCESS).await
 }
 
 /// The pod the probe runs in, and how to reach its API server.
@@ -265,25 +301,36 @@ fn announce(
     }
 }
 
-/// Inject the probe and wait for it to start; a probe that refused to run at all is an error
-/// in its own words.
-async fn start_probe(
+/// The probe as the API server stored it after the injection.
+struct Injected {
+    resource_version: String,
+    at: Instant,
+}
+
+async fn inject_probe(pod: &PodRef<'_>, container: &ProbeContainer) -> Result<Injected> {
+    let injected = inject(pod.client, pod.target, pod.namespace, pod.name, container).await?;
+    Ok(Injected {
+        resource_version: injected.metadata.resource_version.unwrap_or_default(),
+        at: Instant::now(),
+    })
+}
+
+/// Where the events will be read from.
+enum Reached {
+    /// The probe answered through port-forward.
+    Tunnel(tunnel::Tunnel),
+    /// The kubelet reported the container first (or the tunnel could not be used: why).
+    Log(Option<String>),
+}
+
+/// Wait until the probe can be read: its tunnel answers, or the kubelet reports the container
+/// started, whichever comes first. A container that cannot start fails the run either way.
+async fn reach_probe(
     pod: &PodRef<'_>,
     container: &ProbeContainer,
+    injected: &Injected,
     deadline: Instant,
-) -> Result<()> {
-    let injected = inject(pod.client, pod.target, pod.namespace, pod.name, container).await?;
-    let version = injected
-        .metadata
-        .resource_version
-        .clone()
-        .unwrap_or_default();
-    let what = WaitFor {
-        namespace: pod.namespace,
-        pod: pod.name,
-        container: &container.name,
-        image: &container.image,
-    };
+) -> Result<Reached> {
     // Starting may take at most what is left after the probe's own run and a moment to
     // collect its output.
     let probe_run = std::time::Duration::from_millis(container.plan.deadline_ms);
@@ -291,7 +338,45 @@ async fn start_probe(
         .checked_sub(probe_run + std::time::Duration::from_secs(3))
         .filter(|d| *d > Instant::now())
         .unwrap_or(deadline);
-    let started = wait_for_start(pod.client, pod.target, &what, &version, start_deadline).await?;
+    let started = wait_started(pod, container, &injected.resource_version, start_deadline);
+    let Some(plan) = &container.plan.tunnel else {
+        started.await?;
+        return Ok(Reached::Log(None));
+    };
+    let tunnel = tunnel::open(pod.client, pod.namespace, pod.name, plan, start_deadline);
+    tokio::pin!(started, tunnel);
+    tokio::select! {
+        opened = &mut tunnel => match opened {
+            Ok(t) => Ok(Reached::Tunnel(t)),
+            Err(why) => {
+                started.await?;
+                Ok(Reached::Log(Some(why.to_string())))
+            }
+        },
+        s = &mut started => {
+            s?;
+            Ok(Reached::Log(Some(
+                "the kubelet reported the container before the probe answered".into(),
+            )))
+        }
+    }
+}
+
+/// Wait for the kubelet to report the container; a probe that refused to run at all is an
+/// error in its own words.
+async fn wait_started(
+    pod: &PodRef<'_>,
+    container: &ProbeContainer,
+    resource_version: &str,
+    until: Instant,
+) -> Result<()> {
+    let what = WaitFor {
+        namespace: pod.namespace,
+        pod: pod.name,
+        container: &container.name,
+        image: &container.image,
+    };
+    let started = wait_for_start(pod.client, pod.target, &what, resource_version, until).await?;
     if let Started::Terminated {
         exit_code: 2,
         message,
@@ -308,25 +393,66 @@ async fn start_probe(
     Ok(())
 }
 
-/// Stream the probe's events into the session, then how its run ended.
+/// Stream the probe's events into the session (through the tunnel when it answered, the rest
+/// from the log if it broke), then how its run ended.
 async fn stream_into(
     session: &mut Session,
     pod: &PodRef<'_>,
-    container: &str,
+    container: &ProbeContainer,
+    reached: Reached,
+    injected_at: Instant,
     deadline: Instant,
 ) -> Result<()> {
     let mut reader = EventReader::new();
-    let source_log = LogSource {
-        client: pod.client,
-        target: pod.target,
-        namespace: pod.namespace,
-        pod: pod.name,
-        container,
-    };
-    let outcome = stream_events(&source_log, &mut reader, deadline, |item| {
+    let mut first_event: Option<Instant> = None;
+    let mut deliver = |item| {
+        first_event.get_or_insert_with(Instant::now);
         session.accept(item)
-    })
-    .await?;
+    };
+    let mut outcome = StreamOutcome {
+        exit_code: None,
+        ended_early: None,
+        reconnects: 0,
+    };
+    let (mut via, unused) = match reached {
+        Reached::Tunnel(t) => {
+            let read = reader.read_from(t.reader.compat(), &mut deliver);
+            // An error or an early end of the tunnel is not the probe's: the log has every
+            // line, and is read below. Only the deadline ends the stream here.
+            if tokio::time::timeout_at(deadline, read).await.is_err() {
+                outcome = deadline_passed(&reader, 0);
+            }
+            (DeliveryPath::PortForward, None)
+        }
+        Reached::Log(why) => (DeliveryPath::Log, why),
+    };
+    if !reader.saw_done() && outcome.ended_early.is_none() {
+        if via == DeliveryPath::PortForward {
+            via = DeliveryPath::PortForwardThenLog;
+            wait_started(pod, container, "", deadline).await?;
+        }
+        let source_log = LogSource {
+            client: pod.client,
+            target: pod.target,
+            namespace: pod.namespace,
+            pod: pod.name,
+            container: &container.name,
+        };
+        // A probe serving a tunnel lingers after `done` for its peer: do not wait for its exit.
+        let exit_wait = match container.plan.tunnel {
+            Some(_) => std::time::Duration::ZERO,
+            None => EXIT_STATUS_WAIT,
+        };
+        outcome =
+            stream_events_then(&source_log, &mut reader, deadline, exit_wait, &mut deliver).await?;
+    }
+    drop(deliver);
+    let first_event_ms = first_event.map(|t| (t - injected_at).as_secs_f64() * 1000.0);
+    session.set_delivery(Delivery {
+        via,
+        first_event_ms: first_event_ms.map(|ms| (ms * 10.0).round() / 10.0),
+        port_forward_unused: unused,
+    });
     session.record_end(
         ProbeEnd {
             last_words: reader.other_lines().last().cloned(),

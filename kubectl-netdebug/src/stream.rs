@@ -21,7 +21,7 @@ pub const MAX_RECONNECTS: u32 = 8;
 const RECONNECT_PAUSE: Duration = Duration::from_millis(250);
 
 /// How long to wait, after `done`, for the container to report its exit code.
-const EXIT_STATUS_WAIT: Duration = Duration::from_secs(5);
+pub const EXIT_STATUS_WAIT: Duration = Duration::from_secs(5);
 
 /// The container whose log carries the events.
 #[derive(Clone)]
@@ -48,6 +48,19 @@ pub async fn stream_events<F: FnMut(Item)>(
     source: &LogSource<'_>,
     reader: &mut EventReader,
     deadline: Instant,
+    deliver: F,
+) -> Result<StreamOutcome> {
+    stream_events_then(source, reader, deadline, EXIT_STATUS_WAIT, deliver).await
+}
+
+/// [`stream_events`], waiting at most `exit_wait` after `done` for the exit code. A probe
+/// that serves a tunnel lingers after `done` for its peer, so a run that read the log then
+/// takes the exit code only if the status already has it.
+pub async fn stream_events_then<F: FnMut(Item)>(
+    source: &LogSource<'_>,
+    reader: &mut EventReader,
+    deadline: Instant,
+    exit_wait: Duration,
     mut deliver: F,
 ) -> Result<StreamOutcome> {
     let api: Api<Pod> = Api::namespaced(source.client.clone(), source.namespace);
@@ -96,7 +109,8 @@ pub async fn stream_events<F: FnMut(Item)>(
             Ok(Ok(())) => {}
         }
         if reader.saw_done() {
-            let exit_code = wait_for_exit_code(&api, source, deadline).await;
+            let exit_code =
+                wait_for_exit_code(&api, source, deadline.min(Instant::now() + exit_wait)).await;
             return Ok(StreamOutcome {
                 exit_code,
                 ended_early: None,
@@ -139,7 +153,8 @@ pub async fn stream_events<F: FnMut(Item)>(
     }
 }
 
-fn deadline_passed(reader: &EventReader, reconnects: u32) -> StreamOutcome {
+/// The stream ended by the client's deadline.
+pub fn deadline_passed(reader: &EventReader, reconnects: u32) -> StreamOutcome {
     StreamOutcome {
         exit_code: None,
         ended_early: Some(format!(
@@ -196,15 +211,10 @@ async fn container_status(api: &Api<Pod>, source: &LogSource<'_>) -> Result<Opti
     })
 }
 
-/// After `done` the probe exits at once; give the kubelet a moment to report the exit code.
-/// Bounded by a few seconds and the deadline: the exit code adds to the verdict but the events
-/// are already complete, so not getting it is not an error.
-async fn wait_for_exit_code(
-    api: &Api<Pod>,
-    source: &LogSource<'_>,
-    deadline: Instant,
-) -> Option<i32> {
-    let until = deadline.min(Instant::now() + EXIT_STATUS_WAIT);
+/// After `done` the probe exits at once; give the kubelet a moment (until `until`) to report
+/// the exit code. The exit code adds to the verdict but the events are already complete, so
+/// not getting it is not an error. The status is read at least once.
+async fn wait_for_exit_code(api: &Api<Pod>, source: &LogSource<'_>, until: Instant) -> Option<i32> {
     loop {
         if let Ok(Some(Started::Terminated { exit_code, .. })) = container_status(api, source).await
         {

@@ -46,6 +46,8 @@ enum Probe {
 struct Seen {
     requests: Vec<String>,
     patch: Option<Value>,
+    /// The resource attributes of each access review, in order.
+    reviews: Vec<Value>,
 }
 
 /// Serve the client's requests until it is done.
@@ -67,6 +69,10 @@ async fn fake_cluster(mut api: MockApi, probe: Probe, seen: Arc<Mutex<Seen>>) {
                 json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"shop","labels":{"pod-security.kubernetes.io/enforce":"restricted"}}}),
             ),
             (Method::POST, "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews") => {
+                seen.lock()
+                    .unwrap()
+                    .reviews
+                    .push(call.body["spec"]["resourceAttributes"].clone());
                 let mut a = call.body.clone();
                 a["status"] = json!({"allowed": true});
                 call.reply(201, a);
@@ -191,14 +197,46 @@ async fn healthy_run_request_order_and_patch() {
     assert!(pos("PATCH") < pos("GET /api/v1/namespaces/shop/pods/web/log"));
     // The Services the pod serves are read before injection, for the socket rules.
     assert!(pos("GET /apis/discovery.k8s.io/v1/namespaces/shop/endpointslices") < pos("PATCH"));
-    // An IP destination needs no Service permissions: four reviews, all about pods.
-    assert_eq!(
-        requests
-            .iter()
-            .filter(|r| r.contains("selfsubjectaccessreviews"))
-            .count(),
-        4
-    );
+    // An IP destination needs no Service permissions: four reviews about pods, and one
+    // about port-forward, which would make the events come sooner.
+    assert_eq!(seen.reviews.len(), 5, "{:#?}", seen.reviews);
+    assert!(seen.reviews.iter().all(|r| r["resource"] == "pods"));
+    let port_forward: Vec<_> = seen
+        .reviews
+        .iter()
+        .filter(|r| r["subresource"] == "portforward")
+        .collect();
+    assert_eq!(port_forward.len(), 1, "{:#?}", seen.reviews);
+    assert_eq!(port_forward[0]["verb"], "create");
+    assert_eq!(port_forward[0]["namespace"], "shop");
+    // Allowed: the plan asks the probe to serve its events on the pod's loopback, and the
+    // client tried to reach it; this server has no port-forward, so the log was read.
+    let tunnel = plan.tunnel.expect("a tunnel was planned");
+    assert!(tunnel.port >= 49152, "{tunnel:?}");
+    assert_eq!(tunnel.token.len(), 32);
+    assert!(pos("PATCH") < pos("GET /api/v1/namespaces/shop/pods/web/portforward"));
+}
+
+/// `--stream logs`: nothing asked about port-forward, no tunnel in the plan, none tried.
+#[tokio::test]
+async fn stream_logs_reads_only_the_log() {
+    let (result, seen) = run_with_flags(Probe::Healthy, &["--stream", "logs"]).await;
+    assert_eq!(result.unwrap(), 0, "{:#?}", seen.requests);
+    assert_eq!(seen.reviews.len(), 4, "{:#?}", seen.reviews);
+    assert!(!seen
+        .reviews
+        .iter()
+        .any(|r| r["subresource"] == "portforward"));
+    let body = seen.patch.expect("the probe was injected");
+    let plan = protocol::Plan::from_json(
+        body["spec"]["ephemeralContainers"][0]["command"][1]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(plan.tunnel, None);
+    assert!(!seen.requests.iter().any(|r| r.contains("/portforward")));
+    assert!(seen.requests.iter().any(|r| r.ends_with("/pods/web/log")));
 }
 
 #[tokio::test]

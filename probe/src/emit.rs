@@ -63,10 +63,6 @@ struct Progress {
 }
 
 impl Emitter {
-    pub fn stdout() -> std::io::Result<Emitter> {
-        Emitter::new(Box::new(std::io::stdout()))
-    }
-
     /// Starts the writer thread; fails only when the thread cannot be created.
     pub fn new(out: Box<dyn Write + Send>) -> std::io::Result<Emitter> {
         Emitter::with_capacity(out, QUEUE_CAPACITY)

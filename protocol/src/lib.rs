@@ -64,7 +64,10 @@
 //! the rounds); the `dns_rounds` evidence ([`DnsRoundsEvidence`]: per name, lookups made
 //! the way an application's resolver makes them: `mode`, `outcomes`, `rcodes`, replies `lost`
 //! per record type, `stalls` of at least the resolver's timeout, bounded samples); the
-//! `Conntrack.insert_failed`, `Conntrack.drop`, `Conntrack.early_drop` counters.
+//! `Conntrack.insert_failed`, `Conntrack.drop`, `Conntrack.early_drop` counters. 3 added the
+//! plan's `tunnel` ([`TunnelPlan`]: `port`, `token`, `linger_ms`): the same lines, from `seq`
+//! 0, served to one peer on `127.0.0.1:port` that first sends the token and a newline. An older
+//! probe ignores the field and the client reads the log as before.
 //!
 //! Golden fixtures of every event live in `protocol/tests/fixtures/`; the contract test checks
 //! that they decode, re-encode identically, and that unknown types and fields are tolerated.
@@ -91,4 +94,4 @@ pub use values::*;
 /// Protocol major version. Readers refuse any other major.
 pub const PROTOCOL_MAJOR: u32 = 1;
 /// Protocol minor version: bumped for backwards-compatible additions.
-pub const PROTOCOL_MINOR: u32 = 2;
+pub const PROTOCOL_MINOR: u32 = 3;

@@ -258,6 +258,59 @@ pub struct Plan {
     /// Repeated connect rounds; `None`: one connect per address (protocol minor 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rounds: Option<RoundsPlan>,
+    /// Also serve the event stream on the network namespace's loopback (protocol minor 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<TunnelPlan>,
+}
+
+/// The event stream served on `127.0.0.1:port` inside the probe's network namespace, for a
+/// client that reaches it through the API server's port-forward. Why: the kubelet reports a
+/// new container (and only then serves its log) at its next relist, one to two seconds after
+/// the container started; port-forward reaches the pod's loopback as soon as the probe
+/// listens. The log still gets every line: the tunnel is a faster copy, never the only one.
+///
+/// The first peer that sends `token` and a newline gets every line from `seq` 0, then each
+/// new line as it is written, and the connection closes after the last one. After `done` the
+/// probe waits up to `linger_ms` for that peer (never past its deadline), then exits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelPlan {
+    pub port: u16,
+    /// Random per run (16 to 64 ASCII letters and digits): a peer that does not know it gets
+    /// nothing, and a client that reached something else on that port can tell.
+    pub token: String,
+    #[serde(default = "default_linger")]
+    pub linger_ms: u64,
+}
+
+/// How long the probe waits after `done` for its tunnel's peer when the plan sets nothing.
+pub const DEFAULT_TUNNEL_LINGER_MS: u64 = 3_000;
+/// The longest wait after `done` a plan may ask for.
+pub const MAX_TUNNEL_LINGER_MS: u64 = 10_000;
+
+fn default_linger() -> u64 {
+    DEFAULT_TUNNEL_LINGER_MS
+}
+
+impl TunnelPlan {
+    pub fn validate(&self) -> Result<(), PlanError> {
+        if self.port == 0 {
+            return Err(PlanError::Invalid("tunnel.port must be > 0".into()));
+        }
+        let token_ok = (16..=64).contains(&self.token.len())
+            && self.token.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !token_ok {
+            return Err(PlanError::Invalid(
+                "tunnel.token must be 16 to 64 ASCII letters and digits".into(),
+            ));
+        }
+        if self.linger_ms > MAX_TUNNEL_LINGER_MS {
+            return Err(PlanError::Invalid(format!(
+                "tunnel.linger_ms {} out of range (0..={MAX_TUNNEL_LINGER_MS})",
+                self.linger_ms
+            )));
+        }
+        Ok(())
+    }
 }
 
 fn default_deadline() -> u64 {
@@ -286,6 +339,7 @@ impl Plan {
             mtu: None,
             sockets_top: default_top(),
             rounds: None,
+            tunnel: None,
         }
     }
 
@@ -336,6 +390,9 @@ impl Plan {
         }
         if self.connect_timeout_ms == 0 {
             return Err(PlanError::Invalid("connect_timeout_ms must be > 0".into()));
+        }
+        if let Some(tunnel) = &self.tunnel {
+            tunnel.validate()?;
         }
         for t in &self.targets {
             validate_host(&t.host).map_err(|why| {

@@ -27,6 +27,32 @@ pub struct Inputs {
     /// from the stream, a log reconnect): shown as notes.
     #[serde(default)]
     pub client_notes: Vec<String>,
+    /// How the probe's events reached the client (a pod run; None for `local`).
+    #[serde(default)]
+    pub delivery: Option<Delivery>,
+}
+
+/// How the probe's events reached the client: not evidence about the network, but what a
+/// reader of a slow run (or of the benchmark) wants to know.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub via: DeliveryPath,
+    /// From the injection to the first event, in milliseconds.
+    pub first_event_ms: Option<f64>,
+    /// Why the log was read when a port-forward was planned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_forward_unused: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeliveryPath {
+    /// Through the API server's port-forward to the probe's loopback listener.
+    PortForward,
+    /// From the container log.
+    Log,
+    /// Through the port-forward until it broke, then the rest from the log.
+    PortForwardThenLog,
 }
 
 impl Inputs {
@@ -43,6 +69,7 @@ impl Inputs {
             pcap: None,
             ignored_events: Vec::new(),
             client_notes: Vec::new(),
+            delivery: None,
         }
     }
 

@@ -35,7 +35,8 @@ const DEADLINE_MARGIN: Duration = Duration::from_millis(100);
 
 pub async fn run(ctx: Arc<Ctx>) -> Outcome {
     // Dump while the targets resolve (a name may need a DNS round trip).
-    let table = tokio::task::spawn_blocking(read_table);
+    let own = ctx.plan.tunnel.as_ref().map(|t| t.port);
+    let table = tokio::task::spawn_blocking(move || read_table(own));
     // A target name that does not resolve promptly (DNS down: the dns check reports it) must
     // not hold back the socket table; match SYN-SENT against the literal targets then.
     let wait = RESOLVE_WAIT.min(ctx.remaining().saturating_sub(DEADLINE_MARGIN));
@@ -88,13 +89,24 @@ fn literal_target_addresses(ctx: &Ctx) -> Vec<SocketAddr> {
     out
 }
 
-fn read_table() -> Result<SocketTable, dump::DumpError> {
+/// The table, without the probe's own tunnel (its listener on 127.0.0.1:`own_port` and the
+/// port-forward's connection to it): they are not the pod's.
+fn read_table(own_port: Option<u16>) -> Result<SocketTable, dump::DumpError> {
     let mut table = SocketTable::default();
-    dump_tcp(|s| table.add(s))?;
+    dump_tcp(|s| {
+        if !is_own(s, own_port) {
+            table.add(s)
+        }
+    })?;
     table.local_port_range = std::fs::read_to_string(PORT_RANGE_SYSCTL)
         .ok()
         .and_then(|text| parse_port_range(&text));
     Ok(table)
+}
+
+fn is_own(s: &TcpSocket, own_port: Option<u16>) -> bool {
+    let own = |a: SocketAddr| a.ip().to_canonical().is_loopback() && Some(a.port()) == own_port;
+    own(s.local) || own(s.remote)
 }
 
 /// `32768\t60999` -> (32768, 60999).

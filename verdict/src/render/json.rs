@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::Renderer;
 use crate::kube::KubeEvidence;
-use crate::model::{Inputs, PcapInfo, StreamEnd, Title, Verdict};
+use crate::model::{Delivery, Inputs, PcapInfo, StreamEnd, Title, Verdict};
 
 /// Format identifier and version of the JSON document (bumped on incompatible changes).
 pub const JSON_FORMAT: &str = "kubectl-netdebug/verdict";
@@ -38,6 +38,8 @@ struct Document<'a> {
 #[derive(Serialize)]
 struct Probe<'a> {
     stream_end: &'a StreamEnd,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery: Option<&'a Delivery>,
     /// Every event except `pcap_chunk` (the bytes are in the pcap file).
     events: Vec<&'a Event>,
     pcap_chunks: usize,
@@ -55,6 +57,7 @@ fn build<'a>(inputs: &'a Inputs, verdict: &'a Verdict) -> Document<'a> {
         kube: &inputs.kube,
         probe: Probe {
             stream_end: &inputs.stream_end,
+            delivery: inputs.delivery.as_ref(),
             events: inputs
                 .events
                 .iter()
