@@ -203,6 +203,14 @@ fn healthy_service_is_proven_end_to_end() {
         "{routes:#?}"
     );
     assert_eq!(v["probe"]["stream_end"]["state"], "done");
+    // The events came through port-forward, from the probe itself, before the kubelet
+    // reported the container.
+    assert_eq!(
+        v["probe"]["delivery"]["via"], "port-forward",
+        "{:#}",
+        v["probe"]["delivery"]
+    );
+    assert!(v["probe"]["delivery"]["first_event_ms"].as_f64().is_some());
 
     // The same run for a human: a one-line OK header and the evidence block.
     let mut args = vec!["client", "--to", "svc/web"];
@@ -732,6 +740,69 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: pod-reader}
     );
     assert!(run.stderr.contains(&ns.name), "{run:?}");
     assert_eq!(run.stderr.trim().lines().count(), 1, "{run:?}");
+}
+
+/// A user who may run the probe but not port-forward: the run is the same, its events come
+/// from the container log, and nothing is said about port-forward as if it were a problem.
+#[test]
+#[ignore = "needs a cluster: run e2e/run.sh"]
+fn without_port_forward_the_events_come_from_the_log() {
+    let ns = healthy_namespace("nopf");
+    ns.apply(
+        r#"
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: debugger}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: netdebug-without-port-forward}
+rules:
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [pods/ephemeralcontainers]
+  verbs: [patch]
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get]
+- apiGroups: [""]
+  resources: [services]
+  verbs: [get]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: debugger-debugs}
+subjects: [{kind: ServiceAccount, name: debugger}]
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: netdebug-without-port-forward}
+"#,
+    );
+    let kubeconfig = netdebug_e2e::service_account_kubeconfig(&ns, "debugger");
+    let (code, v, run) = run_json(
+        &ns,
+        &[
+            "pod/client",
+            "--to",
+            "svc/web",
+            "--kubeconfig",
+            kubeconfig.path(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{run:?}");
+    assert_eq!(v["status"], "healthy", "{run:?}");
+    assert_eq!(v["probe"]["stream_end"]["state"], "done");
+    assert_eq!(
+        v["probe"]["delivery"]["via"], "log",
+        "{:#}",
+        v["probe"]["delivery"]
+    );
+    let plan = &v["probe"]["delivery"]["port_forward_unused"];
+    assert!(plan.is_null(), "no tunnel was planned: {plan}");
+    assert!(!run.stderr.contains("port-forward"), "{run:?}");
 }
 
 #[test]
