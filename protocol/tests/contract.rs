@@ -515,6 +515,23 @@ fn plan_round_trips_and_defaults_apply() {
     assert_eq!(plan, again);
 }
 
+/// Minor 3: a plan may ask for the tunnel; one that does not (an older client's) has none.
+#[test]
+fn plan_tunnel_defaults_and_round_trips() {
+    let plan =
+        Plan::from_json(r#"{"v":1,"tunnel":{"port":50000,"token":"abcdefghijklmnop"}}"#).unwrap();
+    let tunnel = plan.tunnel.clone().expect("tunnel");
+    assert_eq!(tunnel.port, 50000);
+    assert_eq!(tunnel.linger_ms, DEFAULT_TUNNEL_LINGER_MS);
+    assert_eq!(
+        Plan::from_json(&serde_json::to_string(&plan).unwrap()).unwrap(),
+        plan
+    );
+    let older = Plan::from_json(r#"{"v":1}"#).unwrap();
+    assert_eq!(older.tunnel, None);
+    assert!(!serde_json::to_string(&older).unwrap().contains("tunnel"));
+}
+
 #[test]
 fn bad_plans_name_the_fault() {
     let cases = [
@@ -549,6 +566,22 @@ fn bad_plans_name_the_fault() {
         (
             r#"{"v":1,"rounds":{"repeat":5,"for_ms":0}}"#,
             "rounds.for_ms",
+        ),
+        (
+            r#"{"v":1,"tunnel":{"port":0,"token":"abcdefghijklmnop"}}"#,
+            "tunnel.port",
+        ),
+        (
+            r#"{"v":1,"tunnel":{"port":50000,"token":"short"}}"#,
+            "tunnel.token",
+        ),
+        (
+            r#"{"v":1,"tunnel":{"port":50000,"token":"abcdefgh/ijklmnop"}}"#,
+            "tunnel.token",
+        ),
+        (
+            r#"{"v":1,"tunnel":{"port":50000,"token":"abcdefghijklmnop","linger_ms":10001}}"#,
+            "tunnel.linger_ms 10001",
         ),
     ];
     for (json, needle) in cases {

@@ -31,6 +31,7 @@ pub fn inputs_with(mut events: Vec<Event>, kube: KubeEvidence) -> Inputs {
         pcap: None,
         ignored_events: Vec::new(),
         client_notes: Vec::new(),
+        delivery: None,
     }
 }
 
