@@ -239,16 +239,29 @@ async fn kube_evidence(
     };
     let mut targets = Vec::new();
     let mut dns_names = Vec::new();
-    if let Some(spec) = dest_spec {
-        let dest = resolve::resolve_destination(client, namespace, spec, source).await?;
+    // Independent reads: the destination's resolution and the two best-effort lookups overlap.
+    let destination = async {
+        match dest_spec {
+            Some(spec) => resolve::resolve_destination(client, namespace, spec, source)
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
+    };
+    let (destination, cluster_dns, serves) = tokio::join!(
+        destination,
+        cluster_dns(client),
+        served_by(client, &source.info)
+    );
+    if let Some(dest) = destination? {
         kube.destination = Some(dest.info);
         kube.findings = dest.findings;
         targets = dest.targets;
         dns_names = dest.dns_names;
     }
     dns_names.extend(args.dns.iter().cloned());
-    kube.cluster_dns = cluster_dns(client).await;
-    kube.serves = served_by(client, &source.info).await;
+    kube.cluster_dns = cluster_dns;
+    kube.serves = serves;
     Ok((kube, targets, dns_names))
 }
 
