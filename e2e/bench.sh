@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Issue 4's performance comparison, on the cluster named by KUBECONFIG with the probe image
-# already on the node (e2e/run.sh loads it):
-#   kubectl netdebug pod -> Service, healthy, from command start to exit (after the last event)
-#   kubectl debug in the same pod, same image, running one trivial command and waiting for it
-# Prints the median of N runs of each and the ratio. Usage: e2e/bench.sh [N]
+# Time to verdict against kubectl debug (issues 4 and 15), on the cluster named by KUBECONFIG
+# with the probe image already on the node (e2e/run.sh loads it):
+#   kubectl netdebug pod -> Service, healthy, from command start to exit (after the last event),
+#     as it runs by default (events through port-forward) and with --stream logs;
+#   kubectl debug in the same pod, same image, running one trivial command and waiting for it.
+# The three take turns on one pod. Prints the median of N runs of each and the ratios.
+# Usage: e2e/bench.sh [N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-5}
@@ -46,22 +48,30 @@ done
 ms() { local s e; s=$(date +%s%N); "$@" >"$OUT/$RUN.out" 2>"$OUT/$RUN.err" || { echo "bench: failed: $*" >&2; cat "$OUT/$RUN.err" >&2; exit 1; }; e=$(date +%s%N); echo $(( (e - s) / 1000000 )); }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
-netdebug=(); debug=()
+netdebug=(); logs=(); debug=()
 for i in $(seq "$N"); do
   RUN=netdebug-$i
   netdebug+=("$(ms kubectl netdebug -n "$NS" client --to svc/web --image "$IMAGE" --image-pull-policy IfNotPresent -o json)")
+  RUN=logs-$i
+  logs+=("$(ms kubectl netdebug -n "$NS" client --to svc/web --image "$IMAGE" --image-pull-policy IfNotPresent -o json --stream logs)")
   # The probe image is FROM scratch: its one binary printing its version is the trivial command.
   RUN=debug-$i
   debug+=("$(ms kubectl debug -n "$NS" client --image "$IMAGE" --image-pull-policy IfNotPresent --attach=true -q -- /netdebug-probe --version)")
 done
 a=$(printf '%s\n' "${netdebug[@]}" | median)
 b=$(printf '%s\n' "${debug[@]}" | median)
+c=$(printf '%s\n' "${logs[@]}" | median)
 # How each netdebug run got its events (JSON probe.delivery): port-forward or the log.
-via=$(for i in $(seq "$N"); do
-  python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["probe"].get("delivery") or {}; print("%s/%s" % (d.get("via"), d.get("first_event_ms")))' "$OUT/netdebug-$i.out"
-done | tr '\n' ' ')
+delivery() {
+  for i in $(seq "$N"); do
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["probe"].get("delivery") or {}; print("%s/%s" % (d.get("via"), d.get("first_event_ms")))' "$OUT/$1-$i.out"
+  done | tr '\n' ' '
+}
 echo "runs: $N"
 echo "kubectl netdebug client --to svc/web (healthy): median ${a} ms   [${netdebug[*]}]"
-echo "  delivery (via/first event ms after injection): $via"
+echo "  delivery (via/first event ms after injection): $(delivery netdebug)"
+echo "kubectl netdebug ... --stream logs: median ${c} ms   [${logs[*]}]"
+echo "  delivery (via/first event ms after injection): $(delivery logs)"
 echo "kubectl debug client -- /netdebug-probe --version: median ${b} ms   [${debug[*]}]"
 awk -v a="$a" -v b="$b" 'BEGIN { printf "ratio netdebug / debug: %.2f\n", a / b }'
+awk -v c="$c" -v b="$b" 'BEGIN { printf "ratio netdebug --stream logs / debug: %.2f\n", c / b }'
