@@ -100,8 +100,9 @@ fn a_peer_without_the_token_gets_nothing() {
     let server: SocketAddr = "127.0.0.1:8080".parse().unwrap();
     let _server = ns.spawn_tcp_server(server);
     let mut plan = tunnel_plan(52002, server);
-    // No peer with the token comes: the probe lingers this long after `done`, then exits.
-    plan.tunnel.as_mut().unwrap().linger_ms = 200;
+    // No peer with the token comes: the probe lingers this long after `done` (long enough for
+    // the stranger to start and try), then exits.
+    plan.tunnel.as_mut().unwrap().linger_ms = 3000;
     let (run, peer) = run_with_peer(&ns, &plan, "notTheTokenAtAll0000");
     run.assert_ok();
     assert!(peer.success(), "peer: {}", peer.stderr);
