@@ -64,7 +64,15 @@
 //! the rounds); the `dns_rounds` evidence ([`DnsRoundsEvidence`]: per name, lookups made
 //! the way an application's resolver makes them: `mode`, `outcomes`, `rcodes`, replies `lost`
 //! per record type, `stalls` of at least the resolver's timeout, bounded samples); the
-//! `Conntrack.insert_failed`, `Conntrack.drop`, `Conntrack.early_drop` counters.
+//! `Conntrack.insert_failed`, `Conntrack.drop`, `Conntrack.early_drop` counters. 3 added
+//! `icmp` to `tcp` evidence and to `tcp_rounds` samples ([`ConnectIcmp`]: the ICMP error
+//! that ended the connect, from the socket's error queue: `family` (`inet` for ICMP, `inet6`
+//! for ICMPv6), `icmp_type`, `code`, `from` (the sender), `meaning` ([`IcmpMeaning`], e.g.
+//! `admin_prohibited`; `icmp_T_C` when unnamed)); a `refused` connect without `icmp` was a
+//! RST, with `icmp` an ICMP port unreachable. And `matched` to the `no_route` outcome of
+//! `route` evidence ([`RefusedBy`]: `rule_priority`, `rule` in `ip rule` spelling, and when
+//! the rule looked up a table, `table` and the refusing `route` (`prohibit 10.9.0.0/24`);
+//! `unevaluated` lists earlier rules whose selectors the walk could not evaluate).
 //!
 //! Golden fixtures of every event live in `protocol/tests/fixtures/`; the contract test checks
 //! that they decode, re-encode identically, and that unknown types and fields are tolerated.
@@ -91,4 +99,4 @@ pub use values::*;
 /// Protocol major version. Readers refuse any other major.
 pub const PROTOCOL_MAJOR: u32 = 1;
 /// Protocol minor version: bumped for backwards-compatible additions.
-pub const PROTOCOL_MINOR: u32 = 2;
+pub const PROTOCOL_MINOR: u32 = 3;

@@ -81,6 +81,7 @@ fn assert_no_route(ns: &Netns, r: &RouteEvidence, reason: &str) {
     let RouteOutcome::NoRoute {
         reason: got,
         message,
+        ..
     } = &r.outcome
     else {
         panic!("{}: expected no route, got {:?}", r.target, r.outcome);
