@@ -86,6 +86,8 @@ spelled! {
         /// EPERM/EACCES: the connect was refused locally: a `prohibit` route, an LSM or a cgroup
         /// BPF hook. (An iptables OUTPUT DROP is not seen by connect: TCP retries the SYN, which
         /// shows as `timeout`; an OUTPUT REJECT shows as `refused` or `host_unreachable`.)
+        /// Linux also reports an ICMPv6 administratively prohibited from the path as EACCES:
+        /// `icmp` tells that one apart.
         PermissionDenied = "permission_denied",
         /// The name could not be resolved to an address (host targets only).
         Unresolved = "unresolved",

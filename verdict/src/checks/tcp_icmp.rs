@@ -99,7 +99,7 @@ pub fn rejected_by_icmp(f: &Facts, failed: &[&TcpEvidence], r: &mut Report) {
         .filter_map(|t| {
             let i = t.icmp.as_ref()?;
             Some(format!(
-                "{} {} {}, {}",
+                "{} {} in {} ({})",
                 t.address,
                 icmp_words(i),
                 ms(t.latency_ms),
@@ -129,12 +129,12 @@ pub fn rejected_by_icmp(f: &Facts, failed: &[&TcpEvidence], r: &mut Report) {
     b.add();
 }
 
-/// `(the destination itself)`, `(a hop before the destination)`, `(this host)`.
+/// Who sent it, relative to the connect.
 fn sender_words(s: Sender) -> &'static str {
     match s {
-        Sender::Destination => "sent by the destination itself",
-        Sender::ThisHost => "sent by this host",
-        Sender::Hop => "sent by a hop before the destination",
+        Sender::Destination => "the destination itself",
+        Sender::ThisHost => "this host",
+        Sender::Hop => "a hop before the destination",
         Sender::Unknown => "sender not recorded",
     }
 }
@@ -142,32 +142,28 @@ fn sender_words(s: Sender) -> &'static str {
 fn cause(f: &Facts, t: &TcpEvidence, i: &ConnectIcmp, from: Sender) -> String {
     let dst = t.address.ip();
     let sender = i.from.map(|a| a.to_string()).unwrap_or_else(|| "?".into());
-    let refused = if i.meaning == IcmpMeaning::PortUnreachable {
-        "; connect reports it as ECONNREFUSED, like a RST, but no RST came from the destination"
-    } else {
-        ""
-    };
     let place = match from {
         Sender::Destination if f.role(&t.role, dst) == TargetRole::ClusterIp => {
-            "; the sender shows as the ClusterIP because conntrack rewrites the source of \
+            ": the sender shows as the ClusterIP because conntrack rewrites the source of \
              errors about a translated connection, so the endpoint or a hop before it sent it"
                 .to_string()
         }
-        Sender::Destination => format!(
-            ": {dst} itself sent it, so the SYN reached the destination and was stopped there"
-        ),
-        Sender::ThisHost => format!(
-            ": this host ({sender}) sent it to itself, so the SYN was stopped here, before it \
-             left"
-        ),
+        Sender::Destination => {
+            format!(
+                ": {dst} itself sent it, so the SYN reached the destination and was stopped there"
+            )
+        }
+        Sender::ThisHost => {
+            format!(": this host ({sender}) sent it to itself, so the SYN was stopped here, before it left")
+        }
         Sender::Hop => format!(
-            ": {sender}, a hop between here and {dst}, sent it, so the SYN was stopped there \
-             and never reached the destination"
+            ": {sender}, a hop before {dst}, sent it, so the SYN was stopped there and never \
+             reached the destination"
         ),
         Sender::Unknown => String::new(),
     };
     format!(
-        "connect to {} got {} in {}{refused}{place}; {}",
+        "connect to {} got {} in {}{place}; {}",
         t.address,
         icmp_words(i),
         ms(t.latency_ms),
@@ -178,38 +174,38 @@ fn cause(f: &Facts, t: &TcpEvidence, i: &ConnectIcmp, from: Sender) -> String {
 /// The likely reason for this error, in the words an operator acts on.
 fn what_it_means(i: &ConnectIcmp, from: Sender) -> String {
     use IcmpMeaning::*;
-    let reject = reject_with(i)
-        .map(|w| format!("a REJECT --reject-with {w} rule"))
-        .unwrap_or_else(|| "a REJECT rule".into());
+    let with = reject_with(i)
+        .map(|w| format!("--reject-with {w}"))
+        .unwrap_or_else(|| "REJECT".into());
     let at = match from {
-        Sender::ThisHost => "in this network namespace's OUTPUT chain",
-        Sender::Destination => "on the destination",
-        _ => "there",
+        Sender::ThisHost => " in this network namespace's OUTPUT chain",
+        Sender::Destination => " on the destination",
+        Sender::Hop => " there",
+        Sender::Unknown => "",
     };
     match i.meaning.known() {
         Some(PortUnreachable) => format!(
-            "a TCP host answers a closed port with RST, so this is a firewall's REJECT {at} \
-             ({reject}, iptables' default), not a missing listener"
+            "connect reports ECONNREFUSED as for a RST, but a TCP host answers a closed port \
+             with RST: this is a firewall's REJECT{at} ({with}, iptables' default), not a \
+             missing listener"
         ),
         Some(NetProhibited | HostProhibited | AdminProhibited | SourcePolicyFailed) => {
-            format!("a firewall {at} prohibits it ({reject})")
+            format!("a firewall{at} prohibits it ({with})")
         }
-        Some(ProtocolUnreachable) => {
-            format!("TCP is not accepted {at}: {reject}")
-        }
+        Some(ProtocolUnreachable) => format!("a firewall{at} refuses TCP ({with})"),
         Some(HostUnreachable) if from == Sender::ThisHost => {
-            format!("the next hop did not answer ARP/ND, or {reject} {at}")
+            format!("the next hop did not answer ARP/ND, or a firewall{at} rejects it ({with})")
         }
         Some(HostUnreachable) => format!(
             "the sender could not deliver to the destination, which did not answer ARP/ND on \
-             the sender's link (down or gone), or {reject} {at}"
+             its link (down or gone), or a firewall{at} rejects it ({with})"
         ),
         Some(NetUnreachable | RejectRoute | NetUnknown | HostUnknown) => {
-            format!("the sender has no route onward, or {reject} {at}")
+            format!("the sender has no route onward, or a firewall{at} rejects it ({with})")
         }
         Some(TtlExceeded) => "a routing loop, or a path longer than the packet's TTL".into(),
         Some(FragNeeded) => "a link on the path has a smaller MTU than this packet".into(),
-        _ => format!("a router or firewall {at} rejects it ({reject})"),
+        _ => format!("a router or firewall{at} rejects it"),
     }
 }
 
