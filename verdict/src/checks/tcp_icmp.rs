@@ -254,3 +254,47 @@ fn next_commands(t: &TcpEvidence, i: &ConnectIcmp, from: Sender) -> Vec<String> 
         Sender::Unknown => vec![format!("traceroute -T -p {port} {dst}")],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn icmp_errors_in_words() {
+        let admin = ConnectIcmp::new(false, 3, 13, Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(
+            icmp_words(&admin),
+            "administratively prohibited (ICMP 3/13) from 10.0.0.1"
+        );
+        assert_eq!(reject_with(&admin), Some("icmp-admin-prohibited"));
+        let v6 = ConnectIcmp::new(true, 1, 1, None);
+        assert_eq!(icmp_words(&v6), "administratively prohibited (ICMPv6 1/1)");
+        assert_eq!(reject_with(&v6), Some("icmp6-adm-prohibited"));
+        // A type/code this version does not name keeps its numbers.
+        let odd = ConnectIcmp::new(false, 3, 42, None);
+        assert_eq!(icmp_words(&odd), "icmp 3 42 (ICMP 3/42)");
+        assert_eq!(reject_with(&odd), None);
+        let ttl = ConnectIcmp::new(false, 11, 0, None);
+        assert_eq!(
+            what_it_means(&ttl, Sender::Hop),
+            "a routing loop, or a path longer than the packet's TTL"
+        );
+    }
+
+    #[test]
+    fn port_unreachable_is_told_apart_from_a_reset() {
+        let port = ConnectIcmp::new(false, 3, 3, Some("10.0.0.1".parse().unwrap()));
+        let words = what_it_means(&port, Sender::Hop);
+        assert!(words.contains("ECONNREFUSED as for a RST"), "{words}");
+        assert!(
+            words.contains("--reject-with icmp-port-unreachable"),
+            "{words}"
+        );
+        assert!(words.contains("not a missing listener"), "{words}");
+        let local = what_it_means(&port, Sender::ThisHost);
+        assert!(
+            local.contains("in this network namespace's OUTPUT chain"),
+            "{local}"
+        );
+    }
+}
