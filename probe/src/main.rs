@@ -11,9 +11,11 @@ mod conntrack_lookup;
 mod context;
 mod dns;
 mod emit;
+mod errqueue;
 mod netlink;
 mod netns;
 mod platform;
+mod policy_walk;
 mod runner;
 mod tunnel;
 

@@ -1,6 +1,6 @@
 //! A small rtnetlink session shared by the links, route and sysctls checks: one NETLINK_ROUTE
 //! socket driven by the async runtime, with the few queries the probe needs (links, addresses,
-//! `ip route get`, neighbours, rules), each collected into a Vec.
+//! `ip route get`, route dumps, neighbours, rules), each collected into a Vec.
 //!
 //! The kernel answers these from memory, so they are quick; the checks still run them under
 //! the run's deadline (the runner's timeout cancels a stuck future).
@@ -106,6 +106,23 @@ impl Rtnl {
             .handle
             .rule()
             .get(version)
+            .execute()
+            .try_collect()
+            .await?)
+    }
+
+    /// Every route of one family, of every table (`ip route show table all`): a dump
+    /// request without a table filter.
+    pub async fn routes(&self, version: IpVersion) -> Result<Vec<RouteMessage>, NetlinkError> {
+        let mut message = RouteMessage::default();
+        message.header.address_family = match version {
+            IpVersion::V4 => AddressFamily::Inet,
+            IpVersion::V6 => AddressFamily::Inet6,
+        };
+        Ok(self
+            .handle
+            .route()
+            .get(message)
             .execute()
             .try_collect()
             .await?)

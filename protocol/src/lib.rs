@@ -64,7 +64,15 @@
 //! the rounds); the `dns_rounds` evidence ([`DnsRoundsEvidence`]: per name, lookups made
 //! the way an application's resolver makes them: `mode`, `outcomes`, `rcodes`, replies `lost`
 //! per record type, `stalls` of at least the resolver's timeout, bounded samples); the
-//! `Conntrack.insert_failed`, `Conntrack.drop`, `Conntrack.early_drop` counters. 3 added the
+//! `Conntrack.insert_failed`, `Conntrack.drop`, `Conntrack.early_drop` counters. 3 added
+//! `icmp` to `tcp` evidence and to `tcp_rounds` samples ([`ConnectIcmp`]: the ICMP error
+//! that ended the connect, from the socket's error queue: `family` (`inet` for ICMP, `inet6`
+//! for ICMPv6), `icmp_type`, `code`, `from` (the sender), `meaning` ([`IcmpMeaning`], e.g.
+//! `admin_prohibited`; `icmp_T_C` when unnamed)); a `refused` connect without `icmp` was a
+//! RST, with `icmp` an ICMP port unreachable. And `matched` to the `no_route` outcome of
+//! `route` evidence ([`RefusedBy`]: `rule_priority`, `rule` in `ip rule` spelling, and when
+//! the rule looked up a table, `table` and the refusing `route` (`prohibit 10.9.0.0/24`);
+//! `unevaluated` lists earlier rules whose selectors the walk could not evaluate). And the
 //! plan's `tunnel` ([`TunnelPlan`]: `port`, `token`, `linger_ms`): the same lines, from `seq`
 //! 0, served to one peer on `127.0.0.1:port` that first sends the token and a newline. An older
 //! probe ignores the field and the client reads the log as before.

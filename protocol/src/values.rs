@@ -2,7 +2,7 @@
 //! set of values is one of these, wrapped in [`Open`](crate::Open) on the wire so that a value a
 //! newer probe sends is kept as text rather than making the line unreadable.
 
-use crate::spelled;
+use crate::{spelled, Open};
 
 spelled! {
     /// What a target stands for. Set by the client in the plan and echoed by the probe in
@@ -462,6 +462,122 @@ spelled! {
 }
 
 spelled! {
+    /// What an ICMP or ICMPv6 error says, by type and code (RFC 792, 1812, 4443). One name
+    /// per distinct claim: `net_prohibited` (3/9) is not `admin_prohibited` (3/13). A
+    /// type/code this version does not name travels as `icmp_TYPE_CODE` /
+    /// `icmp6_TYPE_CODE` (see [`IcmpMeaning::spelling_of`]).
+    pub enum IcmpMeaning {
+        /// ICMP 3/0, ICMPv6 1/0 (no route to destination).
+        NetUnreachable = "net_unreachable",
+        /// ICMP 3/1, ICMPv6 1/3 (address unreachable).
+        HostUnreachable = "host_unreachable",
+        /// ICMP 3/2, ICMPv6 4/1 (unrecognized next header).
+        ProtocolUnreachable = "protocol_unreachable",
+        /// ICMP 3/3, ICMPv6 1/4. For TCP a host answers a closed port with RST: an ICMP port
+        /// unreachable is a firewall's REJECT (iptables' default `--reject-with`).
+        PortUnreachable = "port_unreachable",
+        /// ICMP 3/4 (fragmentation needed and DF set), ICMPv6 2/0 (packet too big).
+        FragNeeded = "frag_needed",
+        /// ICMP 3/5.
+        SourceRouteFailed = "source_route_failed",
+        /// ICMP 3/6.
+        NetUnknown = "net_unknown",
+        /// ICMP 3/7.
+        HostUnknown = "host_unknown",
+        /// ICMP 3/8.
+        HostIsolated = "host_isolated",
+        /// ICMP 3/9: communication with the destination network administratively prohibited.
+        NetProhibited = "net_prohibited",
+        /// ICMP 3/10: communication with the destination host administratively prohibited.
+        HostProhibited = "host_prohibited",
+        /// ICMP 3/11.
+        NetTosUnreachable = "net_tos_unreachable",
+        /// ICMP 3/12.
+        HostTosUnreachable = "host_tos_unreachable",
+        /// ICMP 3/13 (communication administratively prohibited, RFC 1812), ICMPv6 1/1.
+        AdminProhibited = "admin_prohibited",
+        /// ICMP 3/14.
+        HostPrecedenceViolation = "host_precedence_violation",
+        /// ICMP 3/15.
+        PrecedenceCutoff = "precedence_cutoff",
+        /// ICMPv6 1/2: beyond the scope of the source address.
+        BeyondScope = "beyond_scope",
+        /// ICMPv6 1/5: source address failed ingress/egress policy.
+        SourcePolicyFailed = "source_policy_failed",
+        /// ICMPv6 1/6: reject route to destination.
+        RejectRoute = "reject_route",
+        /// ICMP 11/0, ICMPv6 3/0: TTL / hop limit exceeded in transit (a routing loop, or a
+        /// path longer than the TTL).
+        TtlExceeded = "ttl_exceeded",
+        /// ICMP 11/1, ICMPv6 3/1.
+        ReassemblyTimeExceeded = "reassembly_time_exceeded",
+        /// ICMP 12, ICMPv6 4 (other codes than 4/1).
+        ParameterProblem = "parameter_problem",
+    }
+}
+
+impl IcmpMeaning {
+    /// The meaning of ICMP (`v6` false) or ICMPv6 (`v6` true) type/code, if it is one this
+    /// version names.
+    pub fn of(v6: bool, icmp_type: u8, code: u8) -> Option<IcmpMeaning> {
+        use IcmpMeaning::*;
+        let m = if v6 {
+            match (icmp_type, code) {
+                (1, 0) => NetUnreachable,
+                (1, 1) => AdminProhibited,
+                (1, 2) => BeyondScope,
+                (1, 3) => HostUnreachable,
+                (1, 4) => PortUnreachable,
+                (1, 5) => SourcePolicyFailed,
+                (1, 6) => RejectRoute,
+                (2, 0) => FragNeeded,
+                (3, 0) => TtlExceeded,
+                (3, 1) => ReassemblyTimeExceeded,
+                (4, 1) => ProtocolUnreachable,
+                (4, _) => ParameterProblem,
+                _ => return None,
+            }
+        } else {
+            match (icmp_type, code) {
+                (3, 0) => NetUnreachable,
+                (3, 1) => HostUnreachable,
+                (3, 2) => ProtocolUnreachable,
+                (3, 3) => PortUnreachable,
+                (3, 4) => FragNeeded,
+                (3, 5) => SourceRouteFailed,
+                (3, 6) => NetUnknown,
+                (3, 7) => HostUnknown,
+                (3, 8) => HostIsolated,
+                (3, 9) => NetProhibited,
+                (3, 10) => HostProhibited,
+                (3, 11) => NetTosUnreachable,
+                (3, 12) => HostTosUnreachable,
+                (3, 13) => AdminProhibited,
+                (3, 14) => HostPrecedenceViolation,
+                (3, 15) => PrecedenceCutoff,
+                (11, 0) => TtlExceeded,
+                (11, 1) => ReassemblyTimeExceeded,
+                (12, _) => ParameterProblem,
+                _ => return None,
+            }
+        };
+        Some(m)
+    }
+
+    /// The wire value for a type/code: its name, or `icmp_TYPE_CODE` (`icmp6_TYPE_CODE`) for
+    /// one this version does not name, so a reader can still show the numbers.
+    pub fn spelling_of(v6: bool, icmp_type: u8, code: u8) -> Open<IcmpMeaning> {
+        match IcmpMeaning::of(v6, icmp_type, code) {
+            Some(m) => m.into(),
+            None => Open::Unknown(format!(
+                "{}_{icmp_type}_{code}",
+                if v6 { "icmp6" } else { "icmp" }
+            )),
+        }
+    }
+}
+
+spelled! {
     /// The /proc/net/snmp, /proc/net/netstat and /proc/net/snmp6 counters the probe reports,
     /// `Group.Name` as nstat prints them.
     pub enum Counter {
@@ -524,5 +640,60 @@ spelled! {
         Udp6RcvbufErrors = "Udp6.RcvbufErrors",
         Udp6SndbufErrors = "Udp6.SndbufErrors",
         Udp6NoPorts = "Udp6.NoPorts",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn icmp_meanings_follow_the_rfcs() {
+        let v4 = |t, c| IcmpMeaning::of(false, t, c);
+        let v6 = |t, c| IcmpMeaning::of(true, t, c);
+        // What iptables' --reject-with sends: net/host/port/proto unreachable, net/host/admin
+        // prohibited.
+        assert_eq!(v4(3, 0), Some(IcmpMeaning::NetUnreachable));
+        assert_eq!(v4(3, 1), Some(IcmpMeaning::HostUnreachable));
+        assert_eq!(v4(3, 2), Some(IcmpMeaning::ProtocolUnreachable));
+        assert_eq!(v4(3, 3), Some(IcmpMeaning::PortUnreachable));
+        assert_eq!(v4(3, 9), Some(IcmpMeaning::NetProhibited));
+        assert_eq!(v4(3, 10), Some(IcmpMeaning::HostProhibited));
+        assert_eq!(v4(3, 13), Some(IcmpMeaning::AdminProhibited));
+        assert_eq!(v4(11, 0), Some(IcmpMeaning::TtlExceeded));
+        assert_eq!(v4(12, 2), Some(IcmpMeaning::ParameterProblem));
+        // Every destination-unreachable code of RFC 792/1812 has a name.
+        assert!((0..=15).all(|c| v4(3, c).is_some()));
+        assert_eq!(v4(3, 16), None);
+        assert_eq!(
+            v4(5, 1),
+            None,
+            "a redirect is not an error about the connect"
+        );
+        // ip6tables' icmp6-no-route, -adm-prohibited, -addr-unreachable, -port-unreachable.
+        assert_eq!(v6(1, 0), Some(IcmpMeaning::NetUnreachable));
+        assert_eq!(v6(1, 1), Some(IcmpMeaning::AdminProhibited));
+        assert_eq!(v6(1, 3), Some(IcmpMeaning::HostUnreachable));
+        assert_eq!(v6(1, 4), Some(IcmpMeaning::PortUnreachable));
+        assert_eq!(v6(1, 6), Some(IcmpMeaning::RejectRoute));
+        assert_eq!(v6(2, 0), Some(IcmpMeaning::FragNeeded));
+        assert_eq!(v6(4, 1), Some(IcmpMeaning::ProtocolUnreachable));
+        assert_eq!(v6(4, 0), Some(IcmpMeaning::ParameterProblem));
+        // The same numbers mean different things in the two protocols.
+        assert_eq!(v6(3, 3), None);
+        assert_eq!(v4(1, 1), None);
+    }
+
+    #[test]
+    fn unnamed_icmp_errors_keep_their_numbers() {
+        assert_eq!(
+            IcmpMeaning::spelling_of(false, 3, 13),
+            IcmpMeaning::AdminProhibited
+        );
+        assert_eq!(
+            IcmpMeaning::spelling_of(false, 3, 42),
+            Open::<IcmpMeaning>::Unknown("icmp_3_42".into())
+        );
+        assert_eq!(IcmpMeaning::spelling_of(true, 1, 9).as_str(), "icmp6_1_9");
     }
 }

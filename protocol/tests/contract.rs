@@ -86,6 +86,23 @@ fn samples() -> Vec<Event> {
             outcome: RouteOutcome::NoRoute {
                 reason: NoRouteReason::NetworkUnreachable.into(),
                 message: "Network is unreachable".into(),
+                matched: None,
+            },
+        })),
+        Event::Evidence(Evidence::Route(RouteEvidence {
+            target: "10.199.30.5:80".into(),
+            destination: ip("10.199.30.5"),
+            role: TargetRole::Direct.into(),
+            outcome: RouteOutcome::NoRoute {
+                reason: NoRouteReason::Prohibited.into(),
+                message: "Permission denied".into(),
+                matched: Some(RefusedBy {
+                    rule_priority: 1000,
+                    rule: "from all to 10.199.30.0/24 lookup 100".into(),
+                    table: Some(100),
+                    route: Some("prohibit 10.199.30.0/24".into()),
+                    unevaluated: vec!["rule 500 (from all lookup 200 l3mdev): l3mdev".into()],
+                }),
             },
         })),
         Event::Evidence(Evidence::Rules(RulesEvidence {
@@ -166,6 +183,18 @@ fn samples() -> Vec<Event> {
             local: Some(sa("10.244.0.13:40312")),
             errno: Some(110),
             message: Some("connection timed out".into()),
+            icmp: None,
+        })),
+        Event::Evidence(Evidence::Tcp(TcpEvidence {
+            target: "10.199.62.2:8080".into(),
+            address: sa("10.199.62.2:8080"),
+            role: TargetRole::Direct.into(),
+            outcome: TcpOutcome::Refused.into(),
+            latency_ms: 0.6,
+            local: Some(sa("10.199.61.2:40314")),
+            errno: Some(111),
+            message: Some("Connection refused (os error 111)".into()),
+            icmp: Some(ConnectIcmp::new(false, 3, 3, Some(ip("10.199.61.1")))),
         })),
         Event::Evidence(Evidence::Sockets(SocketsEvidence {
             states: BTreeMap::from([
@@ -271,7 +300,10 @@ fn samples() -> Vec<Event> {
             address: sa("10.244.2.37:8443"),
             role: TargetRole::Endpoint.into(),
             attempts: 8,
-            outcomes: BTreeMap::from([(TcpOutcome::Ok.into(), 6), (TcpOutcome::Timeout.into(), 2)]),
+            outcomes: BTreeMap::from([
+                (TcpOutcome::Ok.into(), 6),
+                (TcpOutcome::HostUnreachable.into(), 2),
+            ]),
             latency_ms: Some(LatencySummary {
                 p50: 0.4,
                 p90: 0.9,
@@ -283,10 +315,11 @@ fn samples() -> Vec<Event> {
             failures: vec![ConnectSample {
                 round: 3,
                 offset_ms: 60.0,
-                outcome: TcpOutcome::Timeout.into(),
-                latency_ms: 500.0,
+                outcome: TcpOutcome::HostUnreachable.into(),
+                latency_ms: 0.7,
                 local_port: Some(40313),
                 endpoint: Some(sa("10.244.1.9:8443")),
+                icmp: Some(ConnectIcmp::new(false, 3, 13, Some(ip("10.244.0.1")))),
             }],
             failures_dropped: 1,
             samples: vec![ConnectSample {
@@ -296,6 +329,7 @@ fn samples() -> Vec<Event> {
                 latency_ms: 0.4,
                 local_port: Some(40312),
                 endpoint: None,
+                icmp: None,
             }],
             samples_dropped: 7,
             stopped_early: false,

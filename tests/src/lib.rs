@@ -30,8 +30,8 @@
 //! [`link`] (veth pairs, bridges), [`pair`] (the common client + server namespaces joined by
 //! one veth pair), [`servers`] (TCP servers and clients via the `ndt-sock`
 //! helper binary, dnsmasq), [`tcpdump`] (capture as an oracle), [`probe`] (running the probe
-//! and picking evidence out of its stream), [`cmd`] (bounded command execution), [`require`]
-//! (root and tool checks).
+//! and picking evidence out of its stream), [`verdict`] (the verdict engine on a run), [`cmd`]
+//! (bounded command execution), [`require`] (root and tool checks).
 
 pub mod cmd;
 pub mod link;
@@ -41,6 +41,7 @@ pub mod probe;
 pub mod require;
 pub mod servers;
 pub mod tcpdump;
+pub mod verdict;
 
 pub use cmd::{run_with_timeout, try_run, CmdOutput, DEFAULT_TIMEOUT};
 pub use link::{Bridge, Iface, Link, VethPair};

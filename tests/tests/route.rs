@@ -81,6 +81,7 @@ fn assert_no_route(ns: &Netns, r: &RouteEvidence, reason: &str) {
     let RouteOutcome::NoRoute {
         reason: got,
         message,
+        ..
     } = &r.outcome
     else {
         panic!("{}: expected no route, got {:?}", r.target, r.outcome);
@@ -272,4 +273,106 @@ fn rules_agree_with_ip_rule() {
         (unreachable.action.as_str(), unreachable.table),
         ("unreachable", None)
     );
+}
+
+/// `matched` of a refused lookup: the policy rule, table and route the kernel's walk ended
+/// at, against `ip rule show` and `ip route show table 100` (what was configured) and `ip
+/// route get` (that the kernel refuses with the same error), and the verdict's words.
+#[test]
+fn refusing_policy_routes_and_rules_are_named() {
+    let (a, _b) = two_namespaces();
+    a.add_rule("to 10.199.30.0/24 table 100 prio 1000");
+    a.add_route("prohibit 10.199.30.0/24 table 100");
+    a.add_rule("to 10.199.31.0/24 table 100 prio 1001");
+    a.add_route("blackhole 10.199.31.0/24 table 100");
+    a.add_rule("to 10.199.32.0/24 table 100 prio 1002");
+    a.add_route("unreachable 10.199.32.0/24 table 100");
+    a.add_rule("to 10.199.33.0/24 prohibit prio 900");
+    // Table 100 has nothing for 10.199.20.0/24: its lookup falls through to main.
+    a.add_rule("to 10.199.20.0/24 table 100 prio 800");
+    let rules = a.exec(&["ip", "rule", "show"]).stdout;
+    let table = a.exec(&["ip", "route", "show", "table", "100"]).stdout;
+    let run = run_probe(
+        &a,
+        &json_plan(json!({"v": 1, "checks": ["route"], "targets": [
+            {"label": "prohibit", "host": "10.199.30.5", "port": 80},
+            {"label": "blackhole", "host": "10.199.31.5", "port": 80},
+            {"label": "unreachable", "host": "10.199.32.5", "port": 80},
+            {"label": "rule", "host": "10.199.33.5", "port": 80},
+            {"label": "through", "host": "10.199.20.2", "port": 80},
+        ]})),
+    );
+    run.assert_ok();
+    let routes: Vec<RouteEvidence> = run
+        .evidence::<RouteEvidence>()
+        .into_iter()
+        .cloned()
+        .collect();
+    let verdict = run.local_verdict(&a, "10.199.30.5:80", |_| true);
+    let causes: Vec<&str> = verdict.findings.iter().map(|f| f.cause.as_str()).collect();
+    let said = |text: &str| {
+        assert!(
+            causes.iter().any(|c| c.contains(text)),
+            "no finding says `{text}`: {causes:#?}"
+        )
+    };
+    said(
+        "the route lookup for 10.199.30.5 hit `prohibit 10.199.30.0/24` in table 100, chosen by \
+         policy rule 1000 (`from all to 10.199.30.0/24 lookup 100`)",
+    );
+    said("hit `blackhole 10.199.31.0/24` in table 100, chosen by policy rule 1001");
+    said("hit `unreachable 10.199.32.0/24` in table 100, chosen by policy rule 1002");
+    said("the route lookup for 10.199.33.5 hit policy rule 900 (`from all to 10.199.33.0/24 prohibit`)");
+    assert!(
+        verdict.next.iter().all(|n| !n.contains("kubectl")),
+        "{:?}",
+        verdict.next
+    );
+    let cases = [
+        ("prohibit", "prohibited", 1000, "prohibit 10.199.30.0/24"),
+        ("blackhole", "blackhole", 1001, "blackhole 10.199.31.0/24"),
+        (
+            "unreachable",
+            "host_unreachable",
+            1002,
+            "unreachable 10.199.32.0/24",
+        ),
+    ];
+    for (label, reason, priority, route) in cases {
+        let r = by_target(&routes, label);
+        assert_no_route(&a, r, reason);
+        let by = matched(r);
+        assert_eq!(by.rule_priority, priority, "{label}");
+        assert_eq!((by.table, by.route.as_deref()), (Some(100), Some(route)));
+        // The oracles: `ip rule show` has this very rule, `ip route show table 100` the route.
+        assert!(
+            rules.contains(&format!("{priority}:\t{}", by.rule)),
+            "{label}: `{}` not in ip rule show:\n{rules}",
+            by.rule
+        );
+        assert!(
+            table.lines().any(|l| l.trim() == route),
+            "{route} not in:\n{table}"
+        );
+        assert!(by.unevaluated.is_empty(), "{by:?}");
+    }
+    let r = by_target(&routes, "rule");
+    assert_no_route(&a, r, "prohibited");
+    let by = matched(r);
+    assert_eq!(
+        (by.rule_priority, by.table, by.route.as_deref()),
+        (900, None, None)
+    );
+    assert!(rules.contains(&format!("900:\t{}", by.rule)), "{rules}");
+    assert_eq!(by.rule, "from all to 10.199.33.0/24 prohibit");
+    assert_like_ip_route_get(&a, by_target(&routes, "through"));
+}
+
+fn matched(r: &RouteEvidence) -> &protocol::RefusedBy {
+    match &r.outcome {
+        RouteOutcome::NoRoute {
+            matched: Some(by), ..
+        } => by,
+        other => panic!("{}: expected a named refusal, got {other:?}", r.target),
+    }
 }

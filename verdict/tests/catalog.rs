@@ -472,11 +472,69 @@ fn timeout_explained_by_network_policy() {
 
 #[test]
 fn rejected_by_firewall_with_icmp() {
+    // The destination's own INPUT chain: REJECT --reject-with icmp-admin-prohibited.
     let i = direct(KubeEvidence::default(), "tcp_rejected", "10.199.70.2:8080");
     let v = evaluate(&i);
     assert_fired(&v, Status::Failed, &[RuleCode::TcpRejected]);
-    assert_cause(&v, "host unreachable (ICMP)");
-    assert_cause(&v, "firewall");
+    assert_eq!(
+        v.headline,
+        "L4 rejected: administratively prohibited (ICMP 3/13) from 10.199.70.2"
+    );
+    assert_cause(
+        &v,
+        "got administratively prohibited (ICMP 3/13) from 10.199.70.2 in",
+    );
+    assert_cause(
+        &v,
+        "10.199.70.2 itself sent it, so the SYN reached the destination and was stopped there",
+    );
+    assert_cause(
+        &v,
+        "a firewall on the destination prohibits it (--reject-with icmp-admin-prohibited)",
+    );
+    assert_eq!(
+        v.next,
+        ["iptables -S INPUT; nft list ruleset   # on 10.199.70.2, the destination"]
+    );
+}
+
+#[test]
+fn icmp_port_unreachable_from_a_router_is_not_a_refusal_by_the_destination() {
+    // ECONNREFUSED, as for a RST; the error queue shows ICMP 3/3 from the router.
+    let i = direct(
+        KubeEvidence::default(),
+        "tcp_rejected_by_router",
+        "10.199.71.2:8080",
+    );
+    let v = evaluate(&i);
+    assert_fired(&v, Status::Failed, &[RuleCode::TcpRejected]);
+    assert_eq!(
+        v.headline,
+        "L4 rejected: port unreachable (ICMP 3/3) from 10.199.70.254"
+    );
+    assert_cause(
+        &v,
+        "10.199.70.254, a hop before 10.199.71.2, sent it, so the SYN was stopped there and \
+         never reached the destination",
+    );
+    assert_cause(&v, "connect reports ECONNREFUSED as for a RST");
+    assert_cause(&v, "not a missing listener");
+    let line = v
+        .evidence
+        .iter()
+        .find(|l| l.mark == Mark::Fail)
+        .expect("a failing line");
+    assert!(
+        line.text
+            .starts_with("10.199.71.2:8080 port unreachable (ICMP 3/3) from 10.199.70.254 in ")
+            && line.text.ends_with("(a hop before the destination)"),
+        "{}",
+        line.text
+    );
+    assert_eq!(
+        v.next[0],
+        "iptables -S FORWARD | grep 10.199.71.2; nft list ruleset   # on 10.199.70.254"
+    );
 }
 
 #[test]
@@ -553,6 +611,41 @@ fn no_route_and_no_default_route() {
     assert_cause(
         &v,
         "no route to 10.199.99.9: no matching route and no default route",
+    );
+}
+
+#[test]
+fn a_policy_route_and_a_policy_rule_are_named() {
+    // Rule 1000 sends 10.199.75.0/24 to table 100, where `prohibit 10.199.75.0/24` is;
+    // rule 900 prohibits 10.199.76.0/24 itself.
+    let i = direct(KubeEvidence::default(), "policy_prohibit", "10.199.75.5:80");
+    let v = evaluate(&i);
+    // Both connects failed with EACCES: the routes explain them, no firewall rule is blamed.
+    assert_fired(&v, Status::Failed, &[RuleCode::NoRoute]);
+    assert_cause(
+        &v,
+        "the route lookup for 10.199.75.5 hit `prohibit 10.199.75.0/24` in table 100, chosen \
+         by policy rule 1000 (`from all to 10.199.75.0/24 lookup 100`)",
+    );
+    assert_cause(&v, "the kernel refuses it at once (EACCES)");
+    let rule = v
+        .findings
+        .iter()
+        .find_map(|f| Some(f.cause.as_str()).filter(|c| c.contains("10.199.76.5")))
+        .expect("a finding about 10.199.76.5");
+    assert!(
+        rule.starts_with(
+            "the route lookup for 10.199.76.5 hit policy rule 900 (`from all to \
+             10.199.76.0/24 prohibit`)"
+        ),
+        "{rule}"
+    );
+    assert_eq!(v.next[0], "ip rule show; ip route show table 100");
+    // Local mode: nothing Kubernetes is suggested.
+    assert!(
+        v.next.iter().all(|n| !n.contains("kubectl")),
+        "{:?}",
+        v.next
     );
 }
 

@@ -198,6 +198,26 @@ scenario_tcp_rejected() {
     record tcp_rejected "$(plan "$(target 10.199.70.2:8080 10.199.70.2 8080 direct)")"
 }
 
+# A router between client and server rejects the port with iptables' default
+# --reject-with (icmp-port-unreachable): connect fails with ECONNREFUSED like a RST, but the
+# error queue shows ICMP 3/3 from the router.
+scenario_tcp_rejected_by_router() {
+    routed
+    http_server 0.0.0.0 8080
+    ip netns exec $R iptables -A FORWARD -p tcp --dport 8080 -j REJECT --reject-with icmp-port-unreachable
+    record tcp_rejected_by_router "$(plan "$(target 10.199.71.2:8080 10.199.71.2 8080 direct)")"
+}
+
+# Policy routing refuses two destinations: rule 1000 sends 10.199.75.0/24 to table 100,
+# where a prohibit route covers it; rule 900 prohibits 10.199.76.0/24 itself.
+scenario_policy_prohibit() {
+    base; resolv 10.199.96.53
+    in_c ip rule add to 10.199.75.0/24 table 100 prio 1000
+    in_c ip route add prohibit 10.199.75.0/24 table 100
+    in_c ip rule add to 10.199.76.0/24 prohibit prio 900
+    record policy_prohibit "$(plan "$(target 10.199.75.5:80 10.199.75.5 80 direct),$(target 10.199.76.5:80 10.199.76.5 80 direct)")"
+}
+
 # The probe runs on the destination side, where the server listens on 127.0.0.1 only.
 scenario_listener_loopback_only() {
     base; resolv 10.199.96.53
@@ -509,6 +529,25 @@ EOF
 
 # Path MTU blackhole: client -> router -> server, the router's link to the server has MTU
 # 1280 and the router drops the ICMP frag-needed it would send back.
+# client 10.199.70.1 -- 10.199.70.254 router 10.199.71.254 -- 10.199.71.2 server: a hop in
+# between that forwards (and whose firewall the scenario sets).
+routed() {
+    cleanup_ns
+    ip netns add $C; ip netns add $S; ip netns add $R
+    for ns in $C $S $R; do ip -n $ns link set lo up; done
+    ip link add vdr-c0 netns $C type veth peer name vdr-r0 netns $R
+    ip link add vdr-r1 netns $R type veth peer name vdr-s0 netns $S
+    ip -n $C addr add 10.199.70.1/24 dev vdr-c0
+    ip -n $R addr add 10.199.70.254/24 dev vdr-r0
+    ip -n $R addr add 10.199.71.254/24 dev vdr-r1
+    ip -n $S addr add 10.199.71.2/24 dev vdr-s0
+    for l in "$C vdr-c0" "$R vdr-r0" "$R vdr-r1" "$S vdr-s0"; do ip -n ${l% *} link set ${l#* } up; done
+    ip -n $C route add default via 10.199.70.254
+    ip -n $S route add default via 10.199.71.254
+    ip netns exec $R sysctl -qw net.ipv4.ip_forward=1
+    resolv 10.199.96.53
+}
+
 scenario_mtu_blackhole() {
     cleanup_ns
     ip netns add $C; ip netns add $S; ip netns add $R
@@ -543,11 +582,11 @@ scenario_stopped_early() {
     echo "recorded stopped_early: $(wc -l <"$OUT/stopped_early.jsonl") events (killed)" >&2
 }
 
-ALL="healthy_service healthy_service_no_net_raw rounds_bad_endpoint rounds_clusterip_attributed dns_stalls tcp_refused tcp_timeout tcp_timeout_no_net_raw tcp_rejected listener_loopback_only
+ALL="healthy_service healthy_service_no_net_raw rounds_bad_endpoint rounds_clusterip_attributed dns_stalls tcp_refused tcp_timeout tcp_timeout_no_net_raw tcp_rejected tcp_rejected_by_router listener_loopback_only
 sockets_loopback_listener dns_first_nameserver_silent
 service_dataplane service_bad_endpoint service_no_endpoints service_target_port
 dns_nxdomain dns_search_expansion dns_unreachable dns_servfail dns_not_cluster_dns
-no_route interface_down neighbor_failed rp_filter wrong_interface port_exhaustion
+no_route policy_prohibit interface_down neighbor_failed rp_filter wrong_interface port_exhaustion
 close_wait listen_overflow retransmissions mtu_blackhole stopped_early"
 
 mkdir -p "$OUT"

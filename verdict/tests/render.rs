@@ -84,6 +84,22 @@ fn cases() -> Vec<(&'static str, Inputs)> {
             load("no_route", netns("10.199.99.9:80"), KubeEvidence::default()),
         ),
         (
+            "policy_prohibit",
+            load(
+                "policy_prohibit",
+                netns("10.199.75.5:80"),
+                KubeEvidence::default(),
+            ),
+        ),
+        (
+            "tcp_rejected_by_router",
+            load(
+                "tcp_rejected_by_router",
+                netns("10.199.71.2:8080"),
+                KubeEvidence::default(),
+            ),
+        ),
+        (
             "mtu_blackhole",
             load(
                 "mtu_blackhole",

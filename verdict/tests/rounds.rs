@@ -44,6 +44,7 @@ fn rounds(
                 latency_ms: if failed { 400.0 } else { ok_ms },
                 local_port: Some(40000 + round as u16),
                 endpoint: None,
+                icmp: None,
             }
         })
         .collect();

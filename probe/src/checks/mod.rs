@@ -21,6 +21,7 @@ mod mtu;
 mod pacing;
 mod rounds;
 mod route;
+mod route_refusal;
 mod sockets;
 mod sysctls;
 mod tcp;

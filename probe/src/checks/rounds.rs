@@ -222,6 +222,8 @@ impl Tally {
             latency_ms: t.latency_ms,
             local_port: t.local.map(|l| l.port()),
             endpoint,
+            // Already read from the attempt's own socket: keeping it costs nothing.
+            icmp: t.icmp.clone(),
         };
         if let Some(e) = endpoint {
             let share = self.chosen.entry(e).or_default();
@@ -295,6 +297,7 @@ mod tests {
             local: Some("127.0.0.1:40000".parse().unwrap()),
             errno: None,
             message: None,
+            icmp: None,
         }
     }
 

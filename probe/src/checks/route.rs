@@ -23,6 +23,7 @@ use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleFlags, RuleMe
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::IpVersion;
 
+use super::route_refusal::Refusals;
 use super::Outcome;
 use crate::context::Ctx;
 use crate::netlink::{format_mac, route_address, NetlinkError, Rtnl};
@@ -60,12 +61,18 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
             Err(e) => return Outcome::Failed(format!("neighbour table: {e}")),
         }
     };
+    let rule_messages = match dump_rules(&rtnl).await {
+        Ok(r) => r,
+        Err(e) => return Outcome::Failed(format!("policy rules: {e}")),
+    };
+    let mut refusals = Refusals::new(&rtnl, &rule_messages);
     for (target, destination, answer) in lookups {
-        let outcome = match answer {
+        let mut outcome = match answer {
             Ok(msg) => outcome_of(&msg, destination, &names, &neighbours),
             Err(NetlinkError::Kernel { errno, .. }) => no_route_for_errno(errno),
             Err(e) => return Outcome::Failed(format!("route lookup for {destination}: {e}")),
         };
+        refusals.explain(destination, &mut outcome).await;
         ctx.emit(Evidence::Route(RouteEvidence {
             target: target.label.clone(),
             destination,
@@ -73,18 +80,24 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
             outcome,
         }));
     }
+    ctx.emit(Evidence::Rules(RulesEvidence {
+        rules: rule_messages.iter().map(rule).collect(),
+    }));
+    Outcome::Completed
+}
 
+/// The policy rules of both families, in the kernel's order.
+async fn dump_rules(rtnl: &Rtnl) -> Result<Vec<RuleMessage>, NetlinkError> {
     let mut rules = Vec::new();
     for version in [IpVersion::V4, IpVersion::V6] {
         match rtnl.rules(version).await {
-            Ok(msgs) => rules.extend(msgs.iter().map(rule)),
+            Ok(mut msgs) => rules.append(&mut msgs),
             // A kernel without IPv6 has no v6 rules to show; v4 failing is a real error.
-            Err(_) if rules.iter().any(|r: &Rule| r.family == Family::Inet) => {}
-            Err(e) => return Outcome::Failed(format!("policy rules: {e}")),
+            Err(_) if !rules.is_empty() => {}
+            Err(e) => return Err(e),
         }
     }
-    ctx.emit(Evidence::Rules(RulesEvidence { rules }));
-    Outcome::Completed
+    Ok(rules)
 }
 
 /// A route lookup the kernel refused, by errno (what `ip route get` prints as `RTNETLINK
@@ -102,6 +115,7 @@ pub fn no_route_for_errno(errno: i32) -> RouteOutcome {
     RouteOutcome::NoRoute {
         reason,
         message: Errno::from_raw(errno).desc().to_string(),
+        matched: None,
     }
 }
 

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use super::pacing::ms;
 use super::Outcome;
 use crate::context::Ctx;
+use crate::errqueue;
 
 pub async fn run(ctx: Arc<Ctx>) -> Outcome {
     let resolved = futures::future::join_all(
@@ -68,6 +69,7 @@ async fn resolve<'t>(
             local: None,
             errno: None,
             message: Some(why),
+            icmp: None,
         }),
     }
 }
@@ -84,9 +86,13 @@ pub async fn connect(target: &Target, address: SocketAddr, timeout: Duration) ->
         local: None,
         errno: None,
         message: None,
+        icmp: None,
     };
-    let result = handshake(address, timeout, &mut evidence.local).await;
+    let mut seen = Seen::default();
+    let result = handshake(address, timeout, &mut seen).await;
     evidence.latency_ms = ms(started.elapsed());
+    evidence.local = seen.local;
+    evidence.icmp = seen.icmp;
     match result {
         Ok(Some(stream)) => {
             evidence.outcome = TcpOutcome::Ok.into();
@@ -109,27 +115,42 @@ pub async fn connect(target: &Target, address: SocketAddr, timeout: Duration) ->
     evidence
 }
 
-/// `Ok(None)` is a timeout. `local` is filled as soon as the kernel picked a source.
+/// What the socket showed besides the outcome.
+#[derive(Default)]
+struct Seen {
+    /// The source address, as soon as the kernel picked one.
+    local: Option<SocketAddr>,
+    /// The ICMP error that ended a failed connect, from the error queue.
+    icmp: Option<protocol::ConnectIcmp>,
+}
+
+/// `Ok(None)` is a timeout.
 async fn handshake(
     address: SocketAddr,
     timeout: Duration,
-    local: &mut Option<SocketAddr>,
+    seen: &mut Seen,
 ) -> io::Result<Option<tokio::net::TcpStream>> {
     let socket = Socket::new(
         Domain::for_address(address),
         Type::STREAM,
         Some(Protocol::TCP),
     )?;
+    // Without it an ICMP error is only an errno. Setting an option on a fresh socket of the
+    // right family does not fail in practice; if it did, the evidence would merely lack
+    // `icmp`, so the connect goes ahead either way.
+    let _ = errqueue::enable(&socket, address.is_ipv6());
     socket.set_nonblocking(true)?;
     let connected_now = match socket.connect(&address.into()) {
         Ok(()) => true,
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => false,
         Err(e) => {
-            *local = bound_address(&socket);
+            // A local REJECT can answer within connect(2) itself.
+            seen.local = bound_address(&socket);
+            seen.icmp = errqueue::first_icmp(&socket);
             return Err(e);
         }
     };
-    *local = bound_address(&socket);
+    seen.local = bound_address(&socket);
     let stream = tokio::net::TcpStream::from_std(std::net::TcpStream::from(socket))?;
     if !connected_now {
         match tokio::time::timeout(timeout, stream.writable()).await {
@@ -137,6 +158,7 @@ async fn handshake(
             Ok(ready) => ready?,
         }
         if let Some(e) = stream.take_error()? {
+            seen.icmp = errqueue::first_icmp(&stream);
             return Err(e);
         }
         // Writable without a pending error but not connected would be odd; peer_addr says.
@@ -154,7 +176,8 @@ fn bound_address(socket: &Socket) -> Option<SocketAddr> {
 }
 
 /// The kernel's errno, by what it means for the path. ICMP host-unreachable and
-/// admin-prohibited both arrive as EHOSTUNREACH; ICMP port-unreachable as ECONNREFUSED.
+/// admin-prohibited both arrive as EHOSTUNREACH; ICMP port-unreachable as ECONNREFUSED, like
+/// a RST: the evidence's `icmp` (from the error queue) tells them apart.
 pub fn classify(e: &io::Error) -> TcpOutcome {
     match e.raw_os_error() {
         Some(libc::ECONNREFUSED) => TcpOutcome::Refused,
@@ -214,5 +237,6 @@ mod tests {
         let refused = connect(&t, open, Duration::from_secs(2)).await;
         assert_eq!(refused.outcome, TcpOutcome::Refused, "{refused:?}");
         assert_eq!(refused.errno, Some(libc::ECONNREFUSED));
+        assert_eq!(refused.icmp, None, "a RST is not an ICMP error");
     }
 }

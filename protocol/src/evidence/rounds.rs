@@ -3,7 +3,9 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DnsLookupOutcome, DnsSendMode, Open, Rcode, RecordType, TargetRole, TcpOutcome};
+use crate::{
+    ConnectIcmp, DnsLookupOutcome, DnsSendMode, Open, Rcode, RecordType, TargetRole, TcpOutcome,
+};
 
 /// Repeated connects to one target address (plan `rounds`): exact counts per outcome, the
 /// connect latency of the successes, and bounded samples of individual attempts. Emitted once
@@ -119,6 +121,9 @@ pub struct ConnectSample {
     /// conntrack entry), when it could be looked up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<SocketAddr>,
+    /// The ICMP error that ended this attempt, as in `tcp` evidence (minor 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icmp: Option<ConnectIcmp>,
 }
 
 /// Repeated lookups of one name the way an application's resolver makes them (plan

@@ -27,7 +27,34 @@ pub enum RouteOutcome {
         /// Which refusal; an errno this version does not name travels as its name.
         reason: Open<NoRouteReason>,
         message: String,
+        /// The policy rule, and the table and route it led to, that refused (minor 3): the
+        /// kernel's answer is only an errno, so the probe walks the rules and tables it
+        /// dumped the way the kernel does for this destination. Absent when the walk found
+        /// no refusing rule or route that agrees with the errno (no route at all, or a
+        /// selector the walk cannot evaluate decided it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        matched: Option<RefusedBy>,
     },
+}
+
+/// Where a refused route lookup was refused: a rule whose action refuses
+/// (`prohibit`, `blackhole`, `unreachable`), or a refusing route in the table a rule looked up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefusedBy {
+    pub rule_priority: u32,
+    /// The rule in `ip rule` spelling: `from all to 10.9.0.0/24 lookup 100`.
+    pub rule: String,
+    /// The table the rule looked up; absent when the rule's own action refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<u32>,
+    /// The route that matched in that table, `ip route` style: `prohibit 10.9.0.0/24`;
+    /// absent when the rule's own action refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// Selectors of earlier rules the walk could not evaluate and treated as not matching
+    /// (`rule 500: l3mdev`): if one of them did match, the kernel went elsewhere.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unevaluated: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,8 +1,8 @@
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{spelled, Open, TargetRole};
+use crate::{spelled, Family, IcmpMeaning, Open, TargetRole};
 
 /// A TCP connect to one target address.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,6 +24,43 @@ pub struct TcpEvidence {
     pub errno: Option<i32>,
     #[serde(default)]
     pub message: Option<String>,
+    /// The ICMP error that ended the connect, read from the socket's error queue
+    /// (IP_RECVERR / IPV6_RECVERR): which error and who sent it (minor 3). Absent when the
+    /// connect did not end with an ICMP error: a RST (so `refused` without `icmp` is a RST
+    /// from the destination, `refused` with `icmp` an ICMP port unreachable), a timeout, a
+    /// local refusal, or a probe older than minor 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icmp: Option<ConnectIcmp>,
+}
+
+/// An ICMP or ICMPv6 error queued on a connecting socket (`sock_extended_err` with origin
+/// SO_EE_ORIGIN_ICMP/ICMP6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectIcmp {
+    /// `inet` for ICMP, `inet6` for ICMPv6.
+    pub family: Open<Family>,
+    pub icmp_type: u8,
+    pub code: u8,
+    /// The address that sent the error (SO_EE_OFFENDER): the destination itself, a router
+    /// or firewall on the path, or this host (a local REJECT, or a next hop that did not
+    /// answer ARP/ND). Absent when the kernel did not record one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<IpAddr>,
+    /// What type/code mean; `icmp_T_C` / `icmp6_T_C` for one this version does not name.
+    pub meaning: Open<IcmpMeaning>,
+}
+
+impl ConnectIcmp {
+    /// The error as the kernel queued it: `v6` for ICMPv6.
+    pub fn new(v6: bool, icmp_type: u8, code: u8, from: Option<IpAddr>) -> ConnectIcmp {
+        ConnectIcmp {
+            family: if v6 { Family::Inet6 } else { Family::Inet }.into(),
+            icmp_type,
+            code,
+            from,
+            meaning: IcmpMeaning::spelling_of(v6, icmp_type, code),
+        }
+    }
 }
 
 spelled! {
@@ -49,6 +86,8 @@ spelled! {
         /// EPERM/EACCES: the connect was refused locally: a `prohibit` route, an LSM or a cgroup
         /// BPF hook. (An iptables OUTPUT DROP is not seen by connect: TCP retries the SYN, which
         /// shows as `timeout`; an OUTPUT REJECT shows as `refused` or `host_unreachable`.)
+        /// Linux also reports an ICMPv6 administratively prohibited from the path as EACCES:
+        /// `icmp` tells that one apart.
         PermissionDenied = "permission_denied",
         /// The name could not be resolved to an address (host targets only).
         Unresolved = "unresolved",

@@ -16,3 +16,4 @@ pub mod route;
 pub mod sockets;
 pub mod sysctls;
 pub mod tcp;
+pub mod tcp_icmp;

@@ -997,6 +997,7 @@ mod tests {
                 latency_ms: 1.0,
                 local_port: None,
                 endpoint: None,
+                icmp: None,
             })
             .collect();
         let failures: Vec<ConnectSample> = samples

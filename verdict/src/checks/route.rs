@@ -1,13 +1,14 @@
 //! `route` and `rules` evidence: the kernel's route to each target and the policy routing
-//! rules. Rules: no route (or a refusing route or rule); the route leaves by a down interface;
+//! rules. Rules: no route (or a refusing route or rule, named with the policy rule and table
+//! that led there when the probe found them); the route leaves by a down interface;
 //! next hop FAILED or INCOMPLETE; wrong source interface; and, through `sysctls`, strict
 //! rp_filter with an asymmetric route. Healthy routes are proven, one line per next hop.
 
 use std::net::IpAddr;
 
 use protocol::{
-    AddressScope, LinksEvidence, NoRouteReason, NudState, Open, RouteEvidence, RouteInfo,
-    RouteOutcome, RouteType, RulesEvidence, TcpEvidence, TcpOutcome,
+    AddressScope, LinksEvidence, NoRouteReason, NudState, Open, RefusedBy, RouteEvidence,
+    RouteInfo, RouteOutcome, RouteType, RulesEvidence, TcpEvidence, TcpOutcome,
 };
 
 use crate::checks::links::{down_words, link_is_down, state_line};
@@ -54,7 +55,14 @@ pub fn apply(f: &Facts, r: &mut Report) {
     let mut healthy: Vec<(String, Vec<String>)> = Vec::new();
     for route in f.all::<RouteEvidence>() {
         match &route.outcome {
-            RouteOutcome::NoRoute { reason, message } => no_route(f, route, reason, message, r),
+            RouteOutcome::NoRoute {
+                matched: Some(by),
+                message,
+                ..
+            } => refused_by_policy(f, route, by, message, r),
+            RouteOutcome::NoRoute {
+                reason, message, ..
+            } => no_route(f, route, reason, message, r),
             RouteOutcome::Found(info) => {
                 if let Some(rest) = found(f, route, info, r) {
                     let dst = route.destination.to_string();
@@ -165,6 +173,70 @@ fn no_route(
     .next(format!("ip route get {dst}; ip route show table all"))
     .next("ip rule show")
     .add();
+}
+
+/// A refused lookup whose rule (and table and route) the probe named: the cause is that
+/// rule, not a guess among the refusing rules.
+fn refused_by_policy(
+    f: &Facts,
+    route: &RouteEvidence,
+    by: &RefusedBy,
+    message: &str,
+    r: &mut Report,
+) {
+    let dst = route.destination;
+    let rule = format!("policy rule {} (`{}`)", by.rule_priority, by.rule);
+    let (hit, chain) = match (&by.route, by.table) {
+        (Some(rt), Some(table)) => (
+            format!("`{rt}` in table {table}, chosen by {rule}"),
+            format!(
+                "rule {}: {} -> table {table}: {rt}",
+                by.rule_priority, by.rule
+            ),
+        ),
+        _ => (rule, format!("rule {}: {}", by.rule_priority, by.rule)),
+    };
+    let effect = match by.route.as_deref().or(by.rule.rsplit(' ').next()) {
+        Some(x) if x.starts_with("prohibit") => {
+            ": the kernel refuses it at once (EACCES), before any packet leaves"
+        }
+        Some(x) if x.starts_with("blackhole") => {
+            ": the kernel discards it (EINVAL), before any packet leaves"
+        }
+        Some(x) if x.starts_with("unreachable") => {
+            ": the kernel answers unreachable at once, before any packet leaves"
+        }
+        _ => "",
+    };
+    // The connects to this destination failed for the same reason: not a firewall's doing.
+    for t in f.all::<TcpEvidence>() {
+        if t.address.ip() == dst && !connected(t) && t.icmp.is_none() {
+            r.explained.insert(t.address);
+        }
+    }
+    let mut b = r
+        .finding(
+            RuleCode::NoRoute,
+            Layer::Network,
+            Severity::Failure,
+            "no route",
+            format!("the route lookup for {dst} hit {hit}{effect}"),
+        )
+        .line(format!("{dst}: {message}"))
+        .line(chain);
+    if !by.unevaluated.is_empty() {
+        b = b.line(format!(
+            "not evaluated, taken as not matching: {}",
+            by.unevaluated.join("; ")
+        ));
+    }
+    let table = by
+        .table
+        .map(|t| format!("; ip route show table {t}"))
+        .unwrap_or_default();
+    b.next(format!("ip rule show{table}"))
+        .next(format!("ip route get {dst}"))
+        .add();
 }
 
 /// Rules about a route the kernel found. Returns the healthy line's text after the

@@ -1,6 +1,7 @@
 //! `tcp` evidence: a connect to each target. Rules: refused (no listener; listener bound to
 //! loopback only), timeout (silent drop; NetworkPolicy predicted to deny; firewall), rejected
-//! (ICMP / EPERM), EADDRNOTAVAIL (ephemeral ports exhausted), any other error.
+//! (by a named ICMP error and its sender, see `tcp_icmp`; or by errno alone: ICMP / EPERM),
+//! EADDRNOTAVAIL (ephemeral ports exhausted), any other error.
 
 use std::net::IpAddr;
 
@@ -9,6 +10,7 @@ use protocol::{is_loopback_only, Open, SocketState, SocketsEvidence, TcpEvidence
 use crate::checks::capture::unanswered_syn_lines;
 use crate::checks::counters::overflow_timeouts;
 use crate::checks::rounds;
+use crate::checks::tcp_icmp;
 use crate::facts::Facts;
 use crate::kube::{DestinationInfo, KubeFinding, KubeFindingCode};
 use crate::model::{Layer, Mark, Origin, RuleCode, Severity};
@@ -31,9 +33,12 @@ pub fn connected(t: &TcpEvidence) -> bool {
     t.outcome == TcpOutcome::Ok
 }
 
-/// `timed out after 3.0 s`, `refused`, `ok 1.2 ms`; an outcome this version does not know
-/// is shown by its name.
+/// `timed out after 3.0 s`, `refused`, `ok 1.2 ms`, `port unreachable (ICMP 3/3) from
+/// 10.0.0.1`; an outcome this version does not know is shown by its name.
 pub fn outcome_words(t: &TcpEvidence) -> String {
+    if let (false, Some(icmp)) = (connected(t), &t.icmp) {
+        return tcp_icmp::icmp_words(icmp);
+    }
     let Open::Known(outcome) = &t.outcome else {
         return format!("{} {}", t.outcome, t.message.as_deref().unwrap_or(""))
             .trim_end()
@@ -78,6 +83,12 @@ pub fn apply(f: &Facts, r: &mut Report) {
         .copied()
         .filter(|t| !connected(t) && !r.explained.contains(&t.address))
         .collect();
+    // An ICMP error names what stopped the SYN and where: that, not the errno, is judged.
+    let (by_icmp, failing): (Vec<&TcpEvidence>, Vec<&TcpEvidence>) =
+        failing.into_iter().partition(|t| t.icmp.is_some());
+    if !by_icmp.is_empty() {
+        tcp_icmp::rejected_by_icmp(f, &by_icmp, r);
+    }
     // A route rule already explained an unreachable network for these.
     let network_explains = r.has_failure_in(Layer::Network);
     let of = |outcomes: &[TcpOutcome]| -> Vec<&TcpEvidence> {

@@ -77,6 +77,7 @@ pub fn tcp(addr: &str, outcome: TcpOutcome, latency_ms: f64) -> Event {
         local: None,
         errno: None,
         message: None,
+        icmp: None,
     }))
 }
 
@@ -110,6 +111,7 @@ pub fn no_route(dst: &str) -> Event {
         outcome: RouteOutcome::NoRoute {
             reason: NoRouteReason::NetworkUnreachable.into(),
             message: "Network is unreachable (os error 101)".into(),
+            matched: None,
         },
     }))
 }
