@@ -459,7 +459,6 @@ async fn stream_into(
         outcome =
             stream_events_then(&source_log, &mut reader, deadline, exit_wait, &mut deliver).await?;
     }
-    drop(deliver);
     let first_event_ms = first_event.map(|t| (t - injected_at).as_secs_f64() * 1000.0);
     session.set_delivery(Delivery {
         via,

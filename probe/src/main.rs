@@ -24,35 +24,6 @@ use std::process::ExitCode;
 /// Exit code when the probe itself could not work (bad plan, namespace not enterable...).
 const EXIT_PROBE_FAILED: u8 = 2;
 
-/// Where the events go: stdout, and with the plan's `tunnel` also a copy served on loopback.
-/// A tunnel that cannot listen costs only speed (the client reads the log), so it is said on
-/// stderr, dropped from the plan (the port is someone else's: the sockets check shows it),
-/// and the run goes on.
-fn output(
-    plan: &mut protocol::Plan,
-) -> (
-    Box<dyn std::io::Write + Send>,
-    Option<(tunnel::Tunnel, std::sync::Arc<tunnel::Journal>)>,
-) {
-    let stdout = Box::new(std::io::stdout());
-    let Some(tunnel_plan) = &plan.tunnel else {
-        return (stdout, None);
-    };
-    let journal = tunnel::Journal::new();
-    let hard_stop = std::time::Instant::now() + std::time::Duration::from_millis(plan.deadline_ms);
-    match tunnel::start(tunnel_plan, journal.clone(), hard_stop) {
-        Ok(t) => (
-            Box::new(tunnel::Tee::new(stdout, journal.clone())),
-            Some((t, journal)),
-        ),
-        Err(e) => {
-            eprintln!("netdebug-probe: {e}; the events go to the log only");
-            plan.tunnel = None;
-            (stdout, None)
-        }
-    }
-}
-
 fn main() -> ExitCode {
     let args = match cli::parse(std::env::args_os().skip(1)) {
         Ok(cli::Command::Run(args)) => args,
@@ -89,7 +60,7 @@ fn main() -> ExitCode {
         }
     };
     let mut plan = args.plan;
-    let (output, tunnel) = output(&mut plan);
+    let (output, tunnel) = tunnel::output(&mut plan);
     let emitter = match emit::Emitter::new(output) {
         Ok(e) => e,
         Err(e) => {
@@ -102,9 +73,8 @@ fn main() -> ExitCode {
     // bound: if stdout is stuck, the watchdog ends the process at the plan's deadline.
     emitter.close();
     emitter.flush(None);
-    if let Some((tunnel, journal)) = tunnel {
+    if let Some(tunnel) = tunnel {
         // Every line is written: the tunnel's peer gets the rest, or comes within the linger.
-        journal.end();
         tunnel.finish();
     }
     match result {

@@ -14,7 +14,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use protocol::TunnelPlan;
+use protocol::{Plan, TunnelPlan};
 
 /// How often the accept loop looks for a peer (the listener is non-blocking).
 const ACCEPT_POLL: Duration = Duration::from_millis(10);
@@ -130,6 +130,45 @@ pub struct TunnelError {
 /// The serving thread.
 pub struct Tunnel {
     thread: JoinHandle<()>,
+}
+
+/// A tunnel with the journal it serves.
+pub struct Served {
+    tunnel: Tunnel,
+    journal: Arc<Journal>,
+}
+
+impl Served {
+    /// Call once every line is written: the journal ends, and the serving with it (see
+    /// [`start`]).
+    pub fn finish(self) {
+        self.journal.end();
+        self.tunnel.finish();
+    }
+}
+
+/// Where the events go: stdout, and with the plan's `tunnel` also a copy served on loopback.
+/// A tunnel that cannot listen costs only speed (the client reads the log), so it is said on
+/// stderr, dropped from the plan (the port is someone else's: the sockets check shows it),
+/// and the run goes on.
+pub fn output(plan: &mut Plan) -> (Box<dyn Write + Send>, Option<Served>) {
+    let stdout = Box::new(io::stdout());
+    let Some(tunnel_plan) = &plan.tunnel else {
+        return (stdout, None);
+    };
+    let journal = Journal::new();
+    let hard_stop = Instant::now() + Duration::from_millis(plan.deadline_ms);
+    match start(tunnel_plan, journal.clone(), hard_stop) {
+        Ok(tunnel) => (
+            Box::new(Tee::new(stdout, journal.clone())),
+            Some(Served { tunnel, journal }),
+        ),
+        Err(e) => {
+            eprintln!("netdebug-probe: {e}; the events go to the log only");
+            plan.tunnel = None;
+            (stdout, None)
+        }
+    }
 }
 
 /// Listen on `127.0.0.1:plan.port` and serve the journal to the first peer with the token,
