@@ -68,10 +68,14 @@ case "$plugins" in
   *) echo "e2e: kubectl plugin list does not find kubectl-netdebug:" >&2; echo "$plugins" >&2; exit 1 ;;
 esac
 
+# The static probe: the image below is built from it, and `kubectl netdebug image load` is
+# tested with it (e2e/tests/image_load.rs).
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked -p probe \
+  --target x86_64-unknown-linux-gnu
+export NETDEBUG_E2E_STATIC_PROBE=${NETDEBUG_E2E_STATIC_PROBE:-${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-gnu/release/netdebug-probe}
+
 if [ -z "${NETDEBUG_E2E_IMAGE:-}" ]; then
   export NETDEBUG_E2E_IMAGE=ghcr.io/netdebug/netdebug-probe:e2e
-  RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked -p probe \
-    --target x86_64-unknown-linux-gnu
   cargo xtask image --probe target/x86_64-unknown-linux-gnu/release/netdebug-probe \
     --out target/netdebug-probe-e2e.tar --ref "$NETDEBUG_E2E_IMAGE"
   sock=${CONTAINERD_SOCK:-/run/containerd-k8s/containerd.sock}

@@ -39,6 +39,14 @@ pub enum Command {
     Local(Box<LocalArgs>),
     /// Print the client version, the protocol version and the default probe image.
     Version,
+    /// Build the probe image from the installed probe (no Docker) and load it into a cluster
+    /// that has no registry to pull it from (kind, a lab cluster, an air-gapped one).
+    #[command(after_help = "Examples:\n  \
+        kubectl netdebug image load --kind dev\n  \
+        kubectl netdebug image load --containerd /run/containerd/containerd.sock\n  \
+        kubectl netdebug image load --out netdebug-probe.tar   # then ctr images import on each node\n  \
+        kubectl netdebug image build --probe ./netdebug-probe --out probe.tar")]
+    Image(Box<ImageArgs>),
     /// Print a shell completion script for `kubectl-netdebug` (bash, zsh, fish, ...).
     #[command(after_help = "Examples:\n  \
         source <(kubectl-netdebug completion bash)\n  \
@@ -47,6 +55,97 @@ pub enum Command {
         `kubectl netdebug <TAB>` (kubectl 1.26+) runs the kubectl_complete-netdebug helper \
         instead, which completes pod, workload, Service and namespace names from the cluster.")]
     Completion(CompletionArgs),
+}
+
+/// `kubectl netdebug image build|load`.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    #[command(subcommand)]
+    pub command: ImageCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Write the probe image as an OCI archive (for `kind load image-archive`,
+    /// `ctr images import`, `skopeo copy oci-archive:...`) and print the --image to run with.
+    Build(ImageBuildArgs),
+    /// Build the image and load it where the cluster's nodes run it: into a kind cluster, into
+    /// this machine's containerd, or as a file with the command to import it on each node.
+    Load(ImageLoadArgs),
+}
+
+/// What the image is built from and named (both `image` subcommands).
+#[derive(Debug, Clone, Args)]
+pub struct ImageSourceArgs {
+    /// The probe binary, statically linked [default: netdebug-probe beside this program,
+    /// else on PATH, as local mode finds it].
+    #[arg(long, value_name = "PATH")]
+    pub probe: Option<std::path::PathBuf>,
+
+    /// Image reference NAME:TAG [default: the probe repository, tagged with this client's
+    /// version and the image digest, a tag no registry has].
+    #[arg(long = "ref", value_name = "NAME:TAG")]
+    pub reference: Option<String>,
+
+    /// Architecture of the nodes (the probe binary must match it).
+    #[arg(long, value_enum, default_value_t = ImageArch::Amd64)]
+    pub arch: ImageArch,
+}
+
+/// `kubectl netdebug image build`
+#[derive(Debug, Args)]
+pub struct ImageBuildArgs {
+    #[command(flatten)]
+    pub source: ImageSourceArgs,
+
+    /// Where to write the archive.
+    #[arg(long, value_name = "FILE", default_value = "netdebug-probe-image.tar")]
+    pub out: std::path::PathBuf,
+}
+
+/// `kubectl netdebug image load`
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("destination").args(["kind", "containerd", "out"])))]
+pub struct ImageLoadArgs {
+    #[command(flatten)]
+    pub source: ImageSourceArgs,
+
+    /// Load into this kind cluster (`kind load image-archive`).
+    #[arg(long, value_name = "CLUSTER")]
+    pub kind: Option<String>,
+
+    /// Import into the containerd behind this socket (`ctr -n k8s.io images import`): a
+    /// single-node cluster whose containerd runs on this machine.
+    #[arg(long, value_name = "SOCKET")]
+    pub containerd: Option<std::path::PathBuf>,
+
+    /// Write the archive to FILE and print, per node, the command that imports it there.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
+
+    /// Time limit for loading the image (kind or ctr).
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+
+    /// With none of --kind, --containerd, --out, the cluster of the current context is asked
+    /// what it is (a kind cluster is loaded with kind).
+    #[command(flatten)]
+    pub kube: KubeArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImageArch {
+    Amd64,
+    Arm64,
+}
+
+impl ImageArch {
+    pub fn oci(self) -> netdebug_oci::Arch {
+        match self {
+            ImageArch::Amd64 => netdebug_oci::Arch::Amd64,
+            ImageArch::Arm64 => netdebug_oci::Arch::Arm64,
+        }
+    }
 }
 
 /// `kubectl netdebug completion SHELL`. (The hidden `kubectl-netdebug __complete ARGS... PARTIAL`,
@@ -427,6 +526,36 @@ mod tests {
         // `__complete` is not a clap subcommand: main.rs dispatches it before parsing, so it
         // stays out of --help and of the generated scripts.
         assert!(parse(&["__complete", "pod/x", ""]).is_err());
+    }
+
+    fn image_command(args: &[&str]) -> ImageCommand {
+        match parse(args).unwrap().command {
+            Some(Command::Image(i)) => i.command,
+            other => panic!("expected image, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn image_subcommands() {
+        match image_command(&["image", "load", "--kind", "dev", "--probe", "/p"]) {
+            ImageCommand::Load(l) => {
+                assert_eq!(l.kind.as_deref(), Some("dev"));
+                assert_eq!(l.source.probe.as_deref(), Some(std::path::Path::new("/p")));
+                assert_eq!(l.source.arch, ImageArch::Amd64);
+                assert_eq!(l.timeout, Duration::from_secs(120));
+            }
+            other => panic!("expected image load, got {other:?}"),
+        }
+        let err = parse(&["image", "load", "--kind", "a", "--out", "f.tar"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        match image_command(&["image", "build", "--arch", "arm64"]) {
+            ImageCommand::Build(b) => {
+                assert_eq!(b.source.arch, ImageArch::Arm64);
+                assert_eq!(b.out, std::path::Path::new("netdebug-probe-image.tar"));
+            }
+            other => panic!("expected image build, got {other:?}"),
+        }
+        assert!(parse(&["image", "build", "--arch", "riscv"]).is_err());
     }
 
     #[test]

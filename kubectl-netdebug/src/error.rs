@@ -118,6 +118,9 @@ pub enum Error {
     Local(String),
     #[error("{0}")]
     Output(String),
+    /// `kubectl netdebug image build|load`.
+    #[error(transparent)]
+    Image(#[from] crate::probe_image::ImageError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -50,6 +50,7 @@ fn main() -> ExitCode {
                 Ok(0)
             }
             Some(Command::Local(args)) => Ok(kubectl_netdebug::local::run(*args).await?),
+            Some(Command::Image(args)) => Ok(kubectl_netdebug::probe_image::run(*args).await?),
             Some(Command::Completion(_)) => Ok(0), // handled above
             None => Ok(run_cluster(cli.run).await?),
         }

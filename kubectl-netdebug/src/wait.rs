@@ -216,8 +216,8 @@ fn decide(pod: &Pod, what: &WaitFor<'_>, spinner: &Spinner) -> Result<Option<Sta
             namespace: what.namespace.into(),
             pod: what.pod.into(),
             container: what.container.into(),
+            message: crate::image_hint::with_pull_hint(&reason, message, what.image),
             reason,
-            message,
         }),
     }
 }

@@ -247,7 +247,16 @@ async fn image_pull_failure_is_a_tool_failure_with_the_kubelets_message() {
     let msg = err.to_string();
     assert!(msg.starts_with("probe container netdebug-"), "{msg}");
     assert!(
-        msg.ends_with(" in pod shop/web cannot start: ErrImagePull: failed to pull and unpack image \"registry.invalid/probe:v0\": not found"),
+        msg.contains(" in pod shop/web cannot start: ErrImagePull: failed to pull and unpack image \"registry.invalid/probe:v0\": not found\n"),
+        "{msg}"
+    );
+    // The run ends with what to do without a registry.
+    assert!(
+        msg.ends_with(
+            "\nthis cluster cannot pull registry.invalid/probe:v0. Without a registry, load it: \
+             kubectl netdebug image load --kind CLUSTER (or --containerd SOCKET / --out FILE), \
+             then rerun with the --image it prints."
+        ),
         "{msg}"
     );
     assert!(!seen.requests.iter().any(|r| r.ends_with("/log")));

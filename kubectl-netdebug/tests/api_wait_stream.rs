@@ -79,8 +79,11 @@ async fn image_pull_backoff_fails_fast_with_the_kubelets_message() {
     assert!(matches!(err, Error::ContainerFailed { .. }));
     assert_eq!(
         err.to_string(),
-        "probe container netdebug-abc123 in pod shop/web cannot start: ImagePullBackOff: \
-         Back-off pulling image \"registry.invalid/probe:v0\""
+        format!(
+            "probe container netdebug-abc123 in pod shop/web cannot start: ImagePullBackOff: \
+             Back-off pulling image \"registry.invalid/probe:v0\"\n{}",
+            kubectl_netdebug::image_hint::pull_hint("registry.invalid/probe:v0")
+        )
     );
     scenario.await.unwrap();
 }

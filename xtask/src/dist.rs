@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::image::add_file;
 use crate::{repo_root, Flags, VERSION};
+use netdebug_oci::add_file;
 
 pub const OSES: &[&str] = &["linux", "darwin", "windows"];
 pub const ARCHES: &[&str] = &["amd64", "arm64"];
@@ -68,6 +68,6 @@ pub fn package(bin: &Path, os: &str, arch: &str, out_dir: &Path) -> Result<PathB
 pub fn list(archive: &Path) -> Result<Vec<String>> {
     let file = std::fs::File::open(archive)
         .with_context(|| format!("cannot open {}", archive.display()))?;
-    let entries = crate::image::read_entries(flate2::read::GzDecoder::new(file))?;
+    let entries = netdebug_oci::read_entries(flate2::read::GzDecoder::new(file))?;
     Ok(entries.into_iter().map(|(n, _)| n).collect())
 }

@@ -98,11 +98,7 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use netdebug_oci::sha256_hex;
 
 /// The workspace version, e.g. `0.1.0`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -12,7 +12,11 @@ fn repo() -> PathBuf {
 }
 
 fn probe_binary() -> PathBuf {
-    let p = repo().join("target/debug/netdebug-probe");
+    // The build this test belongs to: CARGO_TARGET_DIR when set, else the repository's target/.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target"));
+    let p = target.join("debug/netdebug-probe");
     assert!(
         p.exists(),
         "{} is missing: build the workspace first (scripts/test does)",
