@@ -49,14 +49,31 @@ ms() { local s e; s=$(date +%s%N); "$@" >"$OUT/$RUN.out" 2>"$OUT/$RUN.err" || { 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 netdebug=(); logs=(); debug=()
-for i in $(seq "$N"); do
-  RUN=netdebug-$i
+run_netdebug() {
+  RUN=netdebug-$1
   netdebug+=("$(ms kubectl netdebug -n "$NS" client --to svc/web --image "$IMAGE" --image-pull-policy IfNotPresent -o json)")
-  RUN=logs-$i
+}
+run_logs() {
+  RUN=logs-$1
   logs+=("$(ms kubectl netdebug -n "$NS" client --to svc/web --image "$IMAGE" --image-pull-policy IfNotPresent -o json --stream logs)")
+}
+run_debug() {
   # The probe image is FROM scratch: its one binary printing its version is the trivial command.
-  RUN=debug-$i
+  RUN=debug-$1
   debug+=("$(ms kubectl debug -n "$NS" client --image "$IMAGE" --image-pull-policy IfNotPresent --attach=true -q -- /netdebug-probe --version)")
+}
+# The kubelet starts a new container in its next pod sync, and a sync waits for a relist (every
+# second) that began after the previous sync: on a pod that synced a moment ago (the previous
+# command's container just started or ended) the start waits one or two relists. So each
+# command gets a pod that has been quiet for SETTLE seconds, as a user's pod usually is
+# (SETTLE=0 measures back-to-back runs), and the order rotates every round.
+SETTLE=${SETTLE:-3}
+order=(run_netdebug run_logs run_debug)
+for i in $(seq "$N"); do
+  for k in 0 1 2; do
+    sleep "$SETTLE"
+    "${order[$(( (i + k) % 3 ))]}" "$i"
+  done
 done
 a=$(printf '%s\n' "${netdebug[@]}" | median)
 b=$(printf '%s\n' "${debug[@]}" | median)
