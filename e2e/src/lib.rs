@@ -181,6 +181,20 @@ impl TestNamespace {
         );
     }
 
+    /// The pod's IP address, as the API server reports it.
+    pub fn pod_ip(&self, pod: &str) -> String {
+        let out = kubectl(&[
+            "-n",
+            &self.name,
+            "get",
+            "pod",
+            pod,
+            "-o",
+            "jsonpath={.status.podIP}",
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     pub fn wait_ready(&self, pod: &str) {
         ok(&[
             "-n",

@@ -114,19 +114,6 @@ fn tcp_outcome<'a>(v: &'a Value, address: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no tcp evidence for {address}: {v:#}"))
 }
 
-fn pod_ip(ns: &TestNamespace, pod: &str) -> String {
-    let out = kubectl(&[
-        "-n",
-        &ns.name,
-        "get",
-        "pod",
-        pod,
-        "-o",
-        "jsonpath={.status.podIP}",
-    ]);
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 fn cluster_ip(ns: &TestNamespace, svc: &str) -> String {
     let out = kubectl(&[
         "-n",
@@ -166,7 +153,7 @@ fn healthy_service_is_proven_end_to_end() {
     assert_eq!(dest["type"], "service");
     let cip = cluster_ip(&ns, "web");
     assert_eq!(dest["cluster_ip"], cip.as_str());
-    let server_ip = pod_ip(&ns, "server");
+    let server_ip = ns.pod_ip("server");
     let endpoints = dest["endpoints"].as_array().unwrap();
     assert_eq!(endpoints.len(), 1, "{dest:#}");
     assert_eq!(endpoints[0]["ip"], server_ip.as_str());
@@ -293,7 +280,7 @@ fn pod_destination_by_name_and_port() {
     let (code, v, run) = run_json(&ns, &["client", "--to", "pod/server:8080"]);
     assert_eq!(code, Some(0), "{run:?}");
     assert_eq!(v["kube"]["destination"]["type"], "pod");
-    let server_ip = pod_ip(&ns, "server");
+    let server_ip = ns.pod_ip("server");
     assert_eq!(tcp_outcome(&v, &format!("{server_ip}:8080")), "ok");
 }
 
@@ -345,7 +332,7 @@ spec:
     assert_eq!(code, Some(1), "{run:?}");
     assert_fired(&v, "service_target_port_not_exposed", &run);
     // The probe proves it too: nothing listens on 9090, so the endpoint refuses.
-    let server_ip = pod_ip(&ns, "server");
+    let server_ip = ns.pod_ip("server");
     assert_eq!(tcp_outcome(&v, &format!("{server_ip}:9090")), "refused");
 }
 
@@ -364,7 +351,7 @@ fn no_listener_is_refused_not_timeout() {
     assert_eq!(code, Some(1), "{run:?}");
     assert_eq!(v["verdict"]["layer"], "transport", "{run:?}");
     assert_fired(&v, "tcp_refused_no_listener", &run);
-    let server_ip = pod_ip(&ns, "server");
+    let server_ip = ns.pod_ip("server");
     assert_eq!(tcp_outcome(&v, &format!("{server_ip}:8080")), "refused");
     let cip = cluster_ip(&ns, "web");
     assert_eq!(tcp_outcome(&v, &format!("{cip}:80")), "refused");
@@ -487,7 +474,7 @@ spec:
     );
     // This cluster's CNI does not enforce policy: the connect succeeds although the policy
     // denies it, and the verdict must say that rather than call the path healthy.
-    let server_ip = pod_ip(&ns, "server");
+    let server_ip = ns.pod_ip("server");
     match tcp_outcome(&v, &format!("{server_ip}:8080")) {
         "ok" => {
             assert_eq!(code, Some(1), "{run:?}");
@@ -538,7 +525,7 @@ fn capture_writes_a_pcap_that_tcpdump_reads() {
         proven.contains("TCP handshakes answered by SYN-ACK"),
         "the capture's own summary proves the handshakes: {proven}"
     );
-    let server_ip = pod_ip(&ns, "server");
+    let server_ip = ns.pod_ip("server");
     let tcpdump = std::process::Command::new("tcpdump")
         .args(["-nn", "-r", &pcap_arg])
         .output()
@@ -909,8 +896,8 @@ fn repeat_finds_the_one_endpoint_that_loses_a_quarter_of_its_connections() {
             .unwrap_or_else(|| panic!("no rounds for {ip}: {run:?}"))
     };
     let timeouts = |r: &Value| r["outcomes"]["timeout"].as_u64().unwrap_or(0);
-    let lossy = of(&pod_ip(&ns, "web-2"));
-    let clean = [of(&pod_ip(&ns, "web-0")), of(&pod_ip(&ns, "web-1"))];
+    let lossy = of(&ns.pod_ip("web-2"));
+    let clean = [of(&ns.pod_ip("web-0")), of(&ns.pod_ip("web-1"))];
     let via_service = of(&cluster_ip(&ns, "web"));
     for r in rounds.iter() {
         assert_eq!(r["attempts"], 40, "{run:?}");
@@ -955,7 +942,7 @@ fn a_name_in_the_pods_hosts_file_is_answered_from_it() {
     assert_eq!(lookup["source"], "files", "{run:?}");
     assert_eq!(
         lookup["addresses"][0],
-        pod_ip(&ns, "client").as_str(),
+        ns.pod_ip("client").as_str(),
         "{run:?}"
     );
     assert!(

@@ -52,19 +52,6 @@ spec:
     command: ["sleep", "3600"]
 "#;
 
-fn pod_ip(ns: &TestNamespace, pod: &str) -> String {
-    let out = kubectl(&[
-        "-n",
-        &ns.name,
-        "get",
-        "pod",
-        pod,
-        "-o",
-        "jsonpath={.status.podIP}",
-    ]);
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 #[test]
 #[ignore = "needs a cluster: run e2e/run.sh"]
 fn image_load_then_a_run_with_the_printed_image_succeeds() {
@@ -94,7 +81,7 @@ fn image_load_then_a_run_with_the_printed_image_succeeds() {
     ns.apply(PODS);
     ns.wait_ready("server");
     ns.wait_ready("client");
-    let to = format!("{}:8080", pod_ip(&ns, "server"));
+    let to = format!("{}:8080", ns.pod_ip("server"));
     // No --image-pull-policy: the kubelet's default for a non-`latest` tag (IfNotPresent) is
     // what must run the loaded copy.
     let run = ns.netdebug(&["pod/client", "--to", &to, "--image", &image, "-o", "json"]);

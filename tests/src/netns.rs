@@ -218,10 +218,17 @@ impl Netns {
     /// `icmp-admin-prohibited`...).
     #[track_caller]
     pub fn reject_tcp_port(&self, port: u16, with: &str) {
+        self.reject_tcp(false, "INPUT", port, with);
+    }
+
+    /// Appends `-p tcp --dport PORT -j REJECT --reject-with WITH` to `chain` of iptables (or
+    /// ip6tables with `v6`).
+    #[track_caller]
+    pub fn reject_tcp(&self, v6: bool, chain: &str, port: u16, with: &str) {
         let port = port.to_string();
-        self.iptables(&[
+        let args = [
             "-A",
-            "INPUT",
+            chain,
             "-p",
             "tcp",
             "--dport",
@@ -230,7 +237,12 @@ impl Netns {
             "REJECT",
             "--reject-with",
             with,
-        ]);
+        ];
+        if v6 {
+            self.ip6tables(&args);
+        } else {
+            self.iptables(&args);
+        }
     }
 
     /// `iptables -A INPUT -p tcp --dport PORT -j DROP`: connects to the port time out.

@@ -76,28 +76,6 @@ fn path() -> Path {
     }
 }
 
-/// A REJECT rule for one TCP port in `chain`.
-fn reject(ns: &Netns, v6: bool, chain: &str, port: u16, with: &str) {
-    let port = port.to_string();
-    let args = [
-        "-A",
-        chain,
-        "-p",
-        "tcp",
-        "--dport",
-        &port,
-        "-j",
-        "REJECT",
-        "--reject-with",
-        with,
-    ];
-    if v6 {
-        ns.ip6tables(&args);
-    } else {
-        ns.iptables(&args);
-    }
-}
-
 /// Packets the REJECT rule for `port` in `chain` matched.
 fn rule_packets(ns: &Netns, v6: bool, chain: &str, port: u16) -> u64 {
     let tool = if v6 { "ip6tables" } else { "iptables" };
@@ -310,7 +288,7 @@ fn assert_case(p: &Path, run: &ProbeRun, cap: &Captured, c: &Case, dst: &str, fr
 fn every_reject_with_on_a_router_is_named_with_its_sender() {
     let p = path();
     for c in ROUTER_CASES {
-        reject(&p.router, false, "FORWARD", c.port, c.with);
+        p.router.reject_tcp(false, "FORWARD", c.port, c.with);
     }
     let targets: Vec<(&str, u16)> = ROUTER_CASES.iter().map(|c| (SERVER, c.port)).collect();
     let (run, cap) = probe(&p, &targets);
@@ -352,9 +330,11 @@ fn a_reset_is_refused_by_rst_and_the_destination_and_this_host_are_told_apart() 
     let p = path();
     // The server resets one port with a REJECT, leaves one closed, and prohibits one itself;
     // the client's own OUTPUT rejects one.
-    reject(&p.server, false, "INPUT", 9201, "tcp-reset");
-    reject(&p.server, false, "INPUT", 9203, "icmp-admin-prohibited");
-    reject(&p.client, false, "OUTPUT", 9204, "icmp-host-prohibited");
+    p.server.reject_tcp(false, "INPUT", 9201, "tcp-reset");
+    p.server
+        .reject_tcp(false, "INPUT", 9203, "icmp-admin-prohibited");
+    p.client
+        .reject_tcp(false, "OUTPUT", 9204, "icmp-host-prohibited");
     let (run, cap) = probe(
         &p,
         &[
@@ -431,8 +411,10 @@ fn a_reset_is_refused_by_rst_and_the_destination_and_this_host_are_told_apart() 
 #[test]
 fn icmpv6_adm_prohibited_on_a_router() {
     let p = path();
-    reject(&p.router, true, "FORWARD", 9301, "icmp6-adm-prohibited");
-    reject(&p.router, true, "FORWARD", 9302, "icmp6-port-unreachable");
+    p.router
+        .reject_tcp(true, "FORWARD", 9301, "icmp6-adm-prohibited");
+    p.router
+        .reject_tcp(true, "FORWARD", 9302, "icmp6-port-unreachable");
     let (run, cap) = probe(&p, &[(SERVER6, 9301), (SERVER6, 9302)]);
     let cases = [
         Case {
