@@ -447,3 +447,67 @@ fn icmpv6_adm_prohibited_on_a_router() {
         assert_eq!(local.as_deref(), Some(CLIENT6));
     }
 }
+
+/// Repeated connects where the router rejects every 4th SYN with admin-prohibited: each
+/// failure sample carries the error and its sender, the count equals the rule's counter, and
+/// the intermittent finding says what every failure was.
+#[test]
+fn rounds_name_the_icmp_error_behind_every_failure() {
+    let p = path();
+    p.router.iptables(&[
+        "-A",
+        "FORWARD",
+        "-p",
+        "tcp",
+        "--dport",
+        "9401",
+        "--syn",
+        "-m",
+        "statistic",
+        "--mode",
+        "nth",
+        "--every",
+        "4",
+        "--packet",
+        "0",
+        "-j",
+        "REJECT",
+        "--reject-with",
+        "icmp-admin-prohibited",
+    ]);
+    let _server = p
+        .server
+        .spawn_tcp_server(format!("{SERVER}:9401").parse().unwrap());
+    let plan = json_plan(
+        json!({"v": 1, "checks": ["tcp", "links"], "connect_timeout_ms": 1500,
+        "rounds": {"repeat": 20, "rate": 100},
+        "targets": [{"label": format!("{SERVER}:9401"), "host": SERVER, "port": 9401}]}),
+    );
+    let run = run_probe(&p.client, &plan);
+    run.assert_ok();
+    let rounds = run.one::<protocol::TcpRoundsEvidence>();
+    let rejected = rule_packets(&p.router, false, "FORWARD", 9401);
+    assert_eq!(rejected, 5, "every 4th of 20 SYNs");
+    assert_eq!(rounds.failed(), rejected, "{rounds:?}");
+    for s in &rounds.failures {
+        let icmp = s
+            .icmp
+            .as_ref()
+            .expect("each failure carries its ICMP error");
+        assert_eq!((icmp.icmp_type, icmp.code), (3, 13), "{s:?}");
+        assert_eq!(icmp.from, Some(ROUTER.parse().unwrap()), "{s:?}");
+    }
+    let v = run.local_verdict(&p.client, &format!("{SERVER}:9401"), |_| true);
+    let finding = v
+        .findings
+        .iter()
+        .find(|f| f.rule == RuleCode::TcpIntermittent)
+        .unwrap_or_else(|| panic!("no intermittent finding: {v:#?}"));
+    assert!(
+        finding.cause.contains(&format!(
+            "every failure was administratively prohibited (ICMP 3/13) from {ROUTER}"
+        )),
+        "{}",
+        finding.cause
+    );
+}

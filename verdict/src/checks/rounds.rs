@@ -211,6 +211,33 @@ fn rate_words(x: &TcpRoundsEvidence) -> String {
     )
 }
 
+/// What the ICMP errors among the kept failures say (the kernel's error queue, per attempt):
+/// `; every failure was administratively prohibited (ICMP 3/13) from 10.0.0.1`, or how many
+/// were which. Nothing when none carried one.
+fn icmp_failure_words(x: &TcpRoundsEvidence) -> String {
+    let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+    for i in x.failures.iter().filter_map(|s| s.icmp.as_ref()) {
+        *counts.entry(super::tcp_icmp::icmp_words(i)).or_default() += 1;
+    }
+    let with_icmp: u64 = counts.values().sum();
+    if with_icmp == 0 {
+        return String::new();
+    }
+    let kept = x.failures.len() as u64;
+    if let [(words, _)] = counts.iter().collect::<Vec<_>>().as_slice() {
+        if with_icmp == kept && x.failures_dropped == 0 {
+            return format!("; every failure was {words}");
+        }
+    }
+    let each: Vec<String> = counts.iter().map(|(w, n)| format!("{n} {w}")).collect();
+    format!(
+        "; of the {} kept, {} ended with an ICMP error: {}",
+        plural(kept, "failure", "failures"),
+        with_icmp,
+        list(&each, 3)
+    )
+}
+
 /// `, every 4th attempt`, or nothing when the failures were not all kept.
 fn pattern_suffix(x: &TcpRoundsEvidence) -> String {
     pattern(x)
@@ -616,13 +643,14 @@ fn intermittent_rule(f: &Facts, xs: &[&TcpRoundsEvidence], r: &mut Report) {
     xs.sort_by(|a, b| rate(b).total_cmp(&rate(a)));
     let x0 = xs[0];
     let mut cause = format!(
-        "{} of {} connects to {} {} ({}){}{}",
+        "{} of {} connects to {} {} ({}){}{}{}",
         x0.failed(),
         x0.attempts,
         described(f, x0),
         failed_verb(x0),
         rate_words(x0),
         pattern_suffix(x0),
+        icmp_failure_words(x0),
         context(f, x0)
     );
     if xs.len() > 1 {
@@ -1029,6 +1057,37 @@ mod tests {
             chosen: Vec::new(),
             unattributed: None,
         }
+    }
+
+    fn admin_prohibited(from: &str) -> protocol::ConnectIcmp {
+        protocol::ConnectIcmp {
+            family: protocol::Family::Inet.into(),
+            icmp_type: 3,
+            code: 13,
+            from: Some(from.parse().unwrap()),
+            meaning: protocol::IcmpMeaning::AdminProhibited.into(),
+        }
+    }
+
+    #[test]
+    fn icmp_errors_among_the_failures_are_named() {
+        let mut x = run(20, &[3, 7, 11, 15]);
+        assert_eq!(icmp_failure_words(&x), "");
+        for s in &mut x.failures {
+            s.icmp = Some(admin_prohibited("10.0.0.254"));
+        }
+        assert_eq!(
+            icmp_failure_words(&x),
+            "; every failure was administratively prohibited (ICMP 3/13) from 10.0.0.254"
+        );
+        x.failures[0].icmp = None;
+        x.failures[1].icmp = Some(admin_prohibited("10.0.0.253"));
+        assert_eq!(
+            icmp_failure_words(&x),
+            "; of the 4 failures kept, 3 ended with an ICMP error: 1 administratively \
+             prohibited (ICMP 3/13) from 10.0.0.253, 2 administratively prohibited \
+             (ICMP 3/13) from 10.0.0.254"
+        );
     }
 
     #[test]
