@@ -166,32 +166,19 @@ impl TestNamespace {
         wait_until(
             Duration::from_secs(90),
             &format!("pod {pod} Running"),
-            || {
-                let out = kubectl(&[
-                    "-n",
-                    &self.name,
-                    "get",
-                    "pod",
-                    pod,
-                    "-o",
-                    "jsonpath={.status.phase}",
-                ]);
-                String::from_utf8_lossy(&out.stdout) == "Running"
-            },
+            || self.pod_field(pod, "{.status.phase}") == "Running",
         );
     }
 
     /// The pod's IP address, as the API server reports it.
     pub fn pod_ip(&self, pod: &str) -> String {
-        let out = kubectl(&[
-            "-n",
-            &self.name,
-            "get",
-            "pod",
-            pod,
-            "-o",
-            "jsonpath={.status.podIP}",
-        ]);
+        self.pod_field(pod, "{.status.podIP}")
+    }
+
+    /// One field of the pod (`kubectl get pod -o jsonpath=PATH`), trimmed.
+    fn pod_field(&self, pod: &str, path: &str) -> String {
+        let jsonpath = format!("jsonpath={path}");
+        let out = kubectl(&["-n", &self.name, "get", "pod", pod, "-o", &jsonpath]);
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 

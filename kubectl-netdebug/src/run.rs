@@ -140,10 +140,8 @@ async fn run_until(
     kube.profile = Some(profile_info);
 
     let mut plan = build_plan(targets, &plan_options(args, dns_names));
-    // The probe's own namespace is the pod's: port-forward is asked about there.
-    let tunnel_allowed = tunnel_allowed
-        && (pod_namespace == namespace
-            || tunnel_allowed_in(&client, &pod_namespace, args.stream).await);
+    // The source is looked up in `namespace`, so the port-forward review asked there covers
+    // the pod the probe runs in.
     plan.tunnel = tunnel_allowed.then(tunnel::new_plan);
     plan.validate()
         .map_err(|e| Error::InvalidInput(format!("cannot build the probe plan: {e}")))?;
@@ -182,10 +180,6 @@ async fn run_until(
 
 /// With `--stream auto`, whether the user may port-forward to pods in `namespace`.
 async fn tunnel_allowed(client: &kube::Client, namespace: &str, via: StreamVia) -> bool {
-    tunnel_allowed_in(client, namespace, via).await
-}
-
-async fn tunnel_allowed_in(client: &kube::Client, namespace: &str, via: StreamVia) -> bool {
     via == StreamVia::Auto
         && preflight::allowed(client, namespace, &preflight::PORT_FORWARD_ACCESS).await
 }

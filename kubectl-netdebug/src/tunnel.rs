@@ -125,7 +125,8 @@ async fn attempt(
 /// The probe's every line is a JSON envelope: `{"v":`.
 fn looks_like_an_event(first: &[u8]) -> bool {
     let prefix = b"{\"v\":";
-    first.len() < prefix.len() && prefix.starts_with(first) || first.starts_with(prefix)
+    // The first read may hold only part of the prefix.
+    first.starts_with(prefix) || prefix.starts_with(first)
 }
 
 #[cfg(test)]

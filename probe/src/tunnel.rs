@@ -127,31 +127,17 @@ pub struct TunnelError {
     source: io::Error,
 }
 
-/// The serving thread.
+/// The serving thread and the journal it serves.
 pub struct Tunnel {
     thread: JoinHandle<()>,
-}
-
-/// A tunnel with the journal it serves.
-pub struct Served {
-    tunnel: Tunnel,
     journal: Arc<Journal>,
-}
-
-impl Served {
-    /// Call once every line is written: the journal ends, and the serving with it (see
-    /// [`start`]).
-    pub fn finish(self) {
-        self.journal.end();
-        self.tunnel.finish();
-    }
 }
 
 /// Where the events go: stdout, and with the plan's `tunnel` also a copy served on loopback.
 /// A tunnel that cannot listen costs only speed (the client reads the log), so it is said on
 /// stderr, dropped from the plan (the port is someone else's: the sockets check shows it),
 /// and the run goes on.
-pub fn output(plan: &mut Plan) -> (Box<dyn Write + Send>, Option<Served>) {
+pub fn output(plan: &mut Plan) -> (Box<dyn Write + Send>, Option<Tunnel>) {
     let stdout = Box::new(io::stdout());
     let Some(tunnel_plan) = &plan.tunnel else {
         return (stdout, None);
@@ -159,10 +145,7 @@ pub fn output(plan: &mut Plan) -> (Box<dyn Write + Send>, Option<Served>) {
     let journal = Journal::new();
     let hard_stop = Instant::now() + Duration::from_millis(plan.deadline_ms);
     match start(tunnel_plan, journal.clone(), hard_stop) {
-        Ok(tunnel) => (
-            Box::new(Tee::new(stdout, journal.clone())),
-            Some(Served { tunnel, journal }),
-        ),
+        Ok(tunnel) => (Box::new(Tee::new(stdout, journal)), Some(tunnel)),
         Err(e) => {
             eprintln!("netdebug-probe: {e}; the events go to the log only");
             plan.tunnel = None;
@@ -187,19 +170,21 @@ pub fn start(
         listener,
         token: plan.token.clone(),
         linger: Duration::from_millis(plan.linger_ms),
-        journal,
+        journal: journal.clone(),
         hard_stop,
     };
     let thread = std::thread::Builder::new()
         .name("tunnel".into())
         .spawn(move || server.run())
         .map_err(|source| TunnelError { port, source })?;
-    Ok(Tunnel { thread })
+    Ok(Tunnel { thread, journal })
 }
 
 impl Tunnel {
-    /// Wait for the serving to end (it ends by itself: see [`start`]).
+    /// Call once every line is written: the journal ends, and the serving ends by itself (see
+    /// [`start`]); this waits for it.
     pub fn finish(self) {
+        self.journal.end();
         // A panic in the serving thread only loses the faster copy: the log has every line.
         let _ = self.thread.join();
     }

@@ -191,11 +191,20 @@ impl Netns {
     /// partial failure whose size the rule's own counter tells ([`Netns::input_rule_packets`]).
     #[track_caller]
     pub fn drop_every_nth(&self, matching: &str, n: u32) {
+        self.every_nth("INPUT", matching, n, "DROP");
+    }
+
+    /// `iptables -A CHAIN MATCH -m statistic --mode nth --every N --packet 0 -j TARGET`: apply
+    /// `target` (e.g. `REJECT --reject-with icmp-admin-prohibited`) to exactly every Nth
+    /// packet `matching` selects in `chain`.
+    #[track_caller]
+    pub fn every_nth(&self, chain: &str, matching: &str, n: u32, target: &str) {
         let n = n.to_string();
-        let mut args = vec!["-A", "INPUT"];
+        let mut args = vec!["-A", chain];
         args.extend(matching.split_whitespace());
         args.extend(["-m", "statistic", "--mode", "nth", "--every", &n]);
-        args.extend(["--packet", "0", "-j", "DROP"]);
+        args.extend(["--packet", "0", "-j"]);
+        args.extend(target.split_whitespace());
         self.iptables(&args);
     }
 

@@ -454,27 +454,12 @@ fn icmpv6_adm_prohibited_on_a_router() {
 #[test]
 fn rounds_name_the_icmp_error_behind_every_failure() {
     let p = path();
-    p.router.iptables(&[
-        "-A",
+    p.router.every_nth(
         "FORWARD",
-        "-p",
-        "tcp",
-        "--dport",
-        "9401",
-        "--syn",
-        "-m",
-        "statistic",
-        "--mode",
-        "nth",
-        "--every",
-        "4",
-        "--packet",
-        "0",
-        "-j",
-        "REJECT",
-        "--reject-with",
-        "icmp-admin-prohibited",
-    ]);
+        "-p tcp --dport 9401 --syn",
+        4,
+        "REJECT --reject-with icmp-admin-prohibited",
+    );
     let _server = p
         .server
         .spawn_tcp_server(format!("{SERVER}:9401").parse().unwrap());
