@@ -27,6 +27,10 @@ pub enum Event {
     /// How far repeated rounds have got (protocol minor 2): for a live progress display only,
     /// never evidence.
     Progress(Progress),
+    /// A paced probe's observers are in place (protocol minor 4).
+    Armed(crate::Armed),
+    /// A held source went on to its traffic checks (protocol minor 4).
+    Released(crate::Released),
     Done(Done),
 }
 
@@ -201,6 +205,8 @@ const KNOWN_TYPES: &[&str] = &[
     "pcap_chunk",
     "check_finished",
     "progress",
+    "armed",
+    "released",
     "done",
 ];
 

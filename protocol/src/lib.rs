@@ -75,11 +75,17 @@
 //! `unevaluated` lists earlier rules whose selectors the walk could not evaluate). And the
 //! plan's `tunnel` ([`TunnelPlan`]: `port`, `token`, `linger_ms`): the same lines, from `seq`
 //! 0, served to one peer on `127.0.0.1:port` that first sends the token and a newline. An older
-//! probe ignores the field and the client reads the log as before.
+//! probe ignores the field and the client reads the log as before. 4 added both ends
+//! ([`ends`]): the plan's `peer` ([`PeerPlan`]: `sources`, `ports`) and `control`
+//! ([`ControlPlan`]: `via` `stdin`/`tunnel`, `hold_ms`), the events `armed` and `released`,
+//! the target role `source`, the capture stop `stopped` (the client's `stop`), and per-flow
+//! packet `marks` in capture evidence ([`PacketMark`]: `at_us`, `from`, `flags` in tcpdump
+//! spelling, `len`, `interface`, `direction`) with `marks_dropped`.
 //!
 //! Golden fixtures of every event live in `protocol/tests/fixtures/`; the contract test checks
 //! that they decode, re-encode identically, and that unknown types and fields are tolerated.
 
+pub mod ends;
 pub mod envelope;
 pub mod evidence;
 mod open;
@@ -88,6 +94,7 @@ mod registry;
 mod sysctl;
 mod values;
 
+pub use ends::*;
 pub use envelope::{
     decode_line, encode_line, CheckFinished, CheckStarted, CheckStatus, DecodeError, Decoded, Done,
     Envelope, Event, Hello, PcapChunk, Progress, Skipped,
@@ -102,4 +109,4 @@ pub use values::*;
 /// Protocol major version. Readers refuse any other major.
 pub const PROTOCOL_MAJOR: u32 = 1;
 /// Protocol minor version: bumped for backwards-compatible additions.
-pub const PROTOCOL_MINOR: u32 = 3;
+pub const PROTOCOL_MINOR: u32 = 4;

@@ -261,6 +261,12 @@ pub struct Plan {
     /// Also serve the event stream on the network namespace's loopback (protocol minor 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel: Option<TunnelPlan>,
+    /// This probe watches the destination end of another probe's traffic (protocol minor 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<crate::PeerPlan>,
+    /// The client paces this probe with control words (protocol minor 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<crate::ControlPlan>,
 }
 
 /// The event stream served on `127.0.0.1:port` inside the probe's network namespace, for a
@@ -340,6 +346,8 @@ impl Plan {
             sockets_top: default_top(),
             rounds: None,
             tunnel: None,
+            peer: None,
+            control: None,
         }
     }
 
@@ -393,6 +401,12 @@ impl Plan {
         }
         if let Some(tunnel) = &self.tunnel {
             tunnel.validate()?;
+        }
+        if let Some(peer) = &self.peer {
+            peer.validate()?;
+        }
+        if let Some(control) = &self.control {
+            control.validate(self.tunnel.is_some())?;
         }
         for t in &self.targets {
             validate_host(&t.host).map_err(|why| {

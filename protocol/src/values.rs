@@ -20,6 +20,8 @@ spelled! {
         Endpoint = "endpoint",
         /// A pod's IP.
         Pod = "pod",
+        /// The source a peer watches (protocol minor 4): a route to it is the way back.
+        Source = "source",
     }
 }
 
@@ -420,6 +422,8 @@ spelled! {
         Deadline = "deadline",
         /// The plan's traffic checks had finished and a short linger passed.
         TrafficDone = "traffic_done",
+        /// The client sent `stop` (a peer, once the source was done; protocol minor 4).
+        Stopped = "stopped",
     }
 }
 
@@ -436,6 +440,16 @@ spelled! {
         Unanswered = "unanswered",
         /// No SYN seen: the capture started mid-connection.
         Midstream = "midstream",
+    }
+}
+
+spelled! {
+    /// Which way a captured packet went at the interface it was seen on.
+    pub enum PacketDirection {
+        /// Received by this network namespace.
+        In = "in",
+        /// Sent by this network namespace.
+        Out = "out",
     }
 }
 
@@ -695,5 +709,108 @@ mod tests {
             Open::<IcmpMeaning>::Unknown("icmp_3_42".into())
         );
         assert_eq!(IcmpMeaning::spelling_of(true, 1, 9).as_str(), "icmp6_1_9");
+    }
+}
+
+/// TCP flags of one segment, spelled as tcpdump prints them between brackets: `S` SYN, `F`
+/// FIN, `P` PSH, `R` RST, `U` URG, `E` ECE, `W` CWR, `.` ACK (so `S.` is a SYN-ACK, `R.` a
+/// RST-ACK, `.` a bare ACK). A letter this version does not know is ignored when read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct TcpFlags(pub u8);
+
+impl TcpFlags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+    pub const URG: u8 = 0x20;
+    pub const ECE: u8 = 0x40;
+    pub const CWR: u8 = 0x80;
+    /// tcpdump's order of letters.
+    const LETTERS: [(u8, char); 8] = [
+        (Self::SYN, 'S'),
+        (Self::FIN, 'F'),
+        (Self::PSH, 'P'),
+        (Self::RST, 'R'),
+        (Self::URG, 'U'),
+        (Self::ECE, 'E'),
+        (Self::CWR, 'W'),
+        (Self::ACK, '.'),
+    ];
+
+    pub fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+    /// A SYN without ACK: a connection attempt.
+    pub fn is_syn(self) -> bool {
+        self.has(Self::SYN) && !self.has(Self::ACK)
+    }
+    pub fn is_syn_ack(self) -> bool {
+        self.has(Self::SYN) && self.has(Self::ACK)
+    }
+    pub fn is_rst(self) -> bool {
+        self.has(Self::RST)
+    }
+}
+
+impl std::fmt::Display for TcpFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (bit, letter) in Self::LETTERS {
+            if self.has(bit) {
+                write!(f, "{letter}")?;
+            }
+        }
+        if self.0 == 0 {
+            f.write_str("none")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for TcpFlags {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bits = s
+            .chars()
+            .filter_map(|c| Self::LETTERS.iter().find(|(_, l)| *l == c).map(|(b, _)| *b))
+            .fold(0u8, |acc, b| acc | b);
+        Ok(TcpFlags(bits))
+    }
+}
+
+impl serde::Serialize for TcpFlags {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TcpFlags {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok(text.parse().expect("infallible"))
+    }
+}
+
+#[cfg(test)]
+mod tcp_flags_tests {
+    use super::TcpFlags;
+
+    #[test]
+    fn tcpdump_spelling_round_trips() {
+        for (bits, text) in [
+            (TcpFlags::SYN, "S"),
+            (TcpFlags::SYN | TcpFlags::ACK, "S."),
+            (TcpFlags::RST | TcpFlags::ACK, "R."),
+            (TcpFlags::PSH | TcpFlags::ACK, "P."),
+            (TcpFlags::ACK, "."),
+            (TcpFlags::FIN | TcpFlags::ACK, "F."),
+        ] {
+            assert_eq!(TcpFlags(bits).to_string(), text);
+            assert_eq!(text.parse::<TcpFlags>().unwrap(), TcpFlags(bits));
+        }
+        assert!(TcpFlags(TcpFlags::SYN).is_syn());
+        assert!(!TcpFlags(TcpFlags::SYN | TcpFlags::ACK).is_syn());
+        assert!("S.".parse::<TcpFlags>().unwrap().is_syn_ack());
     }
 }

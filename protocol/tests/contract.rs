@@ -279,6 +279,25 @@ fn samples() -> Vec<Event> {
                 bytes: 222,
                 handshake_ms: None,
                 rst_from: None,
+                marks: vec![
+                    PacketMark {
+                        at_us: 1_795_000_000_000_000,
+                        from: FlowSide::Client.into(),
+                        flags: TcpFlags(TcpFlags::SYN),
+                        len: 0,
+                        interface: Some("eth0".into()),
+                        direction: Some(PacketDirection::Out.into()),
+                    },
+                    PacketMark {
+                        at_us: 1_795_000_001_003_000,
+                        from: FlowSide::Client.into(),
+                        flags: TcpFlags(TcpFlags::SYN),
+                        len: 0,
+                        interface: None,
+                        direction: None,
+                    },
+                ],
+                marks_dropped: 1,
             }],
             icmp_errors: vec![],
             dns: vec![],
@@ -386,6 +405,14 @@ fn samples() -> Vec<Event> {
             done: 120,
             total: Some(800),
             failed: 3,
+        }),
+        Event::Armed(Armed {
+            capture: true,
+            elapsed_ms: 41.5,
+        }),
+        Event::Released(Released {
+            by: ReleaseCause::Go.into(),
+            held_ms: 212.25,
         }),
         Event::CheckFinished(CheckFinished {
             check: CheckKind::Tcp.into(),
@@ -566,6 +593,27 @@ fn plan_tunnel_defaults_and_round_trips() {
     assert!(!serde_json::to_string(&older).unwrap().contains("tunnel"));
 }
 
+/// Minor 4: a peer plan and a control channel round-trip; an older client's plan has neither.
+#[test]
+fn plan_peer_and_control_round_trip() {
+    let plan = Plan::from_json(
+        r#"{"v":1,"peer":{"sources":["10.244.1.5"],"ports":[8080]},"control":{"via":"stdin"}}"#,
+    )
+    .unwrap();
+    let peer = plan.peer.clone().expect("peer");
+    assert_eq!(peer.sources, vec![ip("10.244.1.5")]);
+    assert_eq!(peer.ports, vec![8080]);
+    let control = plan.control.clone().expect("control");
+    assert_eq!(control.via, ControlVia::Stdin);
+    assert_eq!(control.hold_ms, None);
+    assert_eq!(
+        Plan::from_json(&serde_json::to_string(&plan).unwrap()).unwrap(),
+        plan
+    );
+    let older = serde_json::to_string(&Plan::from_json(r#"{"v":1}"#).unwrap()).unwrap();
+    assert!(!older.contains("peer") && !older.contains("control"));
+}
+
 #[test]
 fn bad_plans_name_the_fault() {
     let cases = [
@@ -616,6 +664,26 @@ fn bad_plans_name_the_fault() {
         (
             r#"{"v":1,"tunnel":{"port":50000,"token":"abcdefghijklmnop","linger_ms":10001}}"#,
             "tunnel.linger_ms 10001",
+        ),
+        (
+            r#"{"v":1,"peer":{"sources":[],"ports":[80]}}"#,
+            "peer.sources",
+        ),
+        (
+            r#"{"v":1,"peer":{"sources":["10.0.0.1"],"ports":[0]}}"#,
+            "peer.ports",
+        ),
+        (
+            r#"{"v":1,"control":{"via":"tunnel"}}"#,
+            "needs the plan's `tunnel`",
+        ),
+        (
+            r#"{"v":1,"control":{"via":"pigeon"}}"#,
+            "control.via `pigeon`",
+        ),
+        (
+            r#"{"v":1,"control":{"via":"stdin","hold_ms":60001}}"#,
+            "control.hold_ms",
         ),
     ];
     for (json, needle) in cases {

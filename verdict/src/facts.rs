@@ -21,6 +21,10 @@ const ROLE_ECHOED_SINCE_MINOR: u32 = 1;
 pub struct Facts<'a> {
     pub hello: Option<&'a Hello>,
     pub done: Option<&'a Done>,
+    /// A paced probe's `armed` (a peer's capture in place).
+    pub armed: Option<&'a protocol::Armed>,
+    /// A held source's `released`.
+    pub released: Option<&'a protocol::Released>,
     pub started: Vec<&'a CheckStarted>,
     pub finished: Vec<&'a CheckFinished>,
     pub skipped: Vec<&'a Skipped>,
@@ -41,6 +45,8 @@ impl<'a> Facts<'a> {
         let mut f = Facts {
             hello: None,
             done: None,
+            armed: None,
+            released: None,
             started: Vec::new(),
             finished: Vec::new(),
             skipped: Vec::new(),
@@ -60,6 +66,8 @@ impl<'a> Facts<'a> {
                 Event::Skipped(s) => f.skipped.push(s),
                 Event::PcapChunk(_) => f.pcap_chunks += 1,
                 Event::Evidence(e) => f.evidence.push(e),
+                Event::Armed(a) => f.armed = Some(a),
+                Event::Released(r) => f.released = Some(r),
                 // A live display's, not evidence.
                 Event::Progress(_) => {}
             }

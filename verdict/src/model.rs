@@ -30,6 +30,80 @@ pub struct Inputs {
     /// How the probe's events reached the client (a pod run; None for `local`).
     #[serde(default)]
     pub delivery: Option<Delivery>,
+    /// The destination ends probed alongside the source (`--both-ends`, `--peer-netns`): one
+    /// session each, with its own events. Empty for a single-ended run. The source's own
+    /// events stay in [`Inputs::events`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<PeerSession>,
+}
+
+/// One destination end's probe session (`--both-ends`): where it ran and what it saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerSession {
+    /// Stable within the run (`peer-1`, `peer-2`...): evidence lines cite it.
+    pub id: String,
+    /// What a reader calls it: `pod/web-1`, `netns/dst`.
+    pub label: String,
+    /// The node it runs on, when known (a pod).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The address the source's traffic is meant to reach it on (a pod IP), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<std::net::IpAddr>,
+    /// The port the source's traffic arrives on at this end (a Service's targetPort).
+    pub port: u16,
+    /// Why this end has no (or partial) evidence: a peer the user may not patch, a pod not
+    /// Running, a probe that never armed. None when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// The peer probe's events in stream order (`pcap_chunk` left out once written).
+    #[serde(default)]
+    pub events: Vec<protocol::Event>,
+    pub stream_end: StreamEnd,
+}
+
+impl PeerSession {
+    /// A session about to start: no events yet.
+    pub fn new(id: impl Into<String>, label: impl Into<String>, port: u16) -> PeerSession {
+        PeerSession {
+            id: id.into(),
+            label: label.into(),
+            node: None,
+            address: None,
+            port,
+            problem: None,
+            events: Vec::new(),
+            stream_end: StreamEnd::EndedEarly {
+                reason: "the peer's stream has not ended yet".into(),
+            },
+        }
+    }
+
+    /// A peer that was not probed, and why.
+    pub fn not_run(
+        id: impl Into<String>,
+        label: impl Into<String>,
+        port: u16,
+        why: impl Into<String>,
+    ) -> PeerSession {
+        let why = why.into();
+        PeerSession {
+            problem: Some(why.clone()),
+            stream_end: StreamEnd::EndedEarly { reason: why },
+            ..PeerSession::new(id, label, port)
+        }
+    }
+
+    /// Add one decoded line (unknown event types are dropped: the source's count is the one
+    /// the verdict reports).
+    pub fn record(&mut self, decoded: protocol::Decoded) {
+        if let protocol::Decoded::Event(envelope) = decoded {
+            if matches!(envelope.event, protocol::Event::Done(_)) {
+                self.stream_end = StreamEnd::Done;
+            }
+            self.events.push(envelope.event);
+        }
+    }
 }
 
 /// How the probe's events reached the client: not evidence about the network, but what a
@@ -70,6 +144,7 @@ impl Inputs {
             ignored_events: Vec::new(),
             client_notes: Vec::new(),
             delivery: None,
+            peers: Vec::new(),
         }
     }
 

@@ -69,6 +69,27 @@ pub fn line(event: &Event) -> Option<ProgressLine> {
             };
             (layer_of(&c.check), Mark::Warn, text)
         }
+        Event::Armed(a) => (
+            Layer::Probe,
+            Mark::Info,
+            if a.capture {
+                format!("capture armed after {}", ms(a.elapsed_ms))
+            } else {
+                "armed without a capture (see the skipped capture)".to_string()
+            },
+        ),
+        Event::Released(r) => match r.by.known() {
+            Some(protocol::ReleaseCause::Go) => return None,
+            _ => (
+                Layer::Probe,
+                Mark::Warn,
+                format!(
+                    "went on without the peers' go after {} ({})",
+                    ms(r.held_ms),
+                    r.by
+                ),
+            ),
+        },
         Event::CheckStarted(_) | Event::PcapChunk(_) | Event::Progress(_) | Event::Done(_) => {
             return None
         }

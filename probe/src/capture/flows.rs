@@ -495,6 +495,9 @@ impl FlowTable {
                         }
                         .into()
                     }),
+                    // Filled by the packet marks (both ends); none yet.
+                    marks: Vec::new(),
+                    marks_dropped: 0,
                 }
             })
             .collect();

@@ -2,7 +2,9 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{CaptureStop, FlowSide, Handshake, IcmpKind, Open, Rcode, RecordType};
+use crate::{
+    CaptureStop, FlowSide, Handshake, IcmpKind, Open, PacketDirection, Rcode, RecordType, TcpFlags,
+};
 
 /// What a bounded capture saw, summarised per flow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,6 +61,39 @@ pub struct TcpFlow {
     /// Who sent the first RST.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rst_from: Option<Open<FlowSide>>,
+    /// The flow's first packets, one mark each, in capture order (protocol minor 4): what
+    /// both-ends correlation lines up across two captures. At most [`MAX_MARKS_PER_FLOW`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marks: Vec<PacketMark>,
+    /// Packets of the flow past the marks kept.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub marks_dropped: u64,
+}
+
+/// Marks kept per flow: a handshake with its retransmissions and the first data segments.
+pub const MAX_MARKS_PER_FLOW: usize = 32;
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// One captured packet of a flow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PacketMark {
+    /// The kernel's capture timestamp, microseconds since the Unix epoch (the node's clock:
+    /// two ends on different nodes are only as comparable as their clocks).
+    pub at_us: u64,
+    /// Which side of the flow sent it.
+    pub from: Open<FlowSide>,
+    pub flags: TcpFlags,
+    /// TCP payload bytes.
+    pub len: u32,
+    /// The interface it was seen on, when the capture had one (capture on `any`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// Received or sent by this namespace, when the capture said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<Open<PacketDirection>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

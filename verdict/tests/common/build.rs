@@ -32,6 +32,7 @@ pub fn inputs_with(mut events: Vec<Event>, kube: KubeEvidence) -> Inputs {
         ignored_events: Vec::new(),
         client_notes: Vec::new(),
         delivery: None,
+        peers: Vec::new(),
     }
 }
 
