@@ -197,6 +197,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub mtu: bool,
 
+    /// Probe the destination pods too (a Service's endpoints, at most --max-peers): each end
+    /// captures the test traffic, and the verdict says where the packets die. Needs --to.
+    #[arg(long, requires = "to")]
+    pub both_ends: bool,
+
+    /// With --both-ends: how many destination pods to probe (one per node first, failing
+    /// ones first when known).
+    #[arg(long, value_name = "N", default_value = "3", value_parser = crate::ends::parse_max_peers, requires = "both_ends")]
+    pub max_peers: u8,
+
     #[command(flatten)]
     pub kube: KubeArgs,
 
@@ -321,6 +331,11 @@ pub struct LocalArgs {
     /// Enter the network namespace of this process first.
     #[arg(long, value_name = "PID")]
     pub pid: Option<u32>,
+
+    /// Also probe the destination end in this network namespace (repeatable): it captures the
+    /// traffic arriving from the source, and the verdict says where the packets die.
+    #[arg(long, value_name = "NAME", requires = "to")]
+    pub peer_netns: Vec<String>,
 
     /// Time limit for the probe run (Go duration).
     #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_positive_duration)]

@@ -8,12 +8,15 @@ pub mod cli;
 pub mod complete;
 pub mod connect;
 pub mod duration;
+pub mod ends;
 pub mod error;
 pub mod events;
 pub mod image;
 pub mod image_hint;
 pub mod inject;
 pub mod local;
+#[cfg(target_os = "linux")]
+pub mod local_peers;
 pub mod output;
 pub mod pcap;
 pub mod plan;

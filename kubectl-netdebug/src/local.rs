@@ -126,14 +126,35 @@ mod imp {
     const GRACE: Duration = Duration::from_secs(5);
 
     pub async fn run(args: LocalArgs) -> Result<i32> {
-        let plan = local_plan(&args)?;
-        if let Some(n) = &args.netns {
+        let mut plan = local_plan(&args)?;
+        for n in args.netns.iter().chain(&args.peer_netns) {
             check_netns_exists(n)?;
+        }
+        let both_ends = !args.peer_netns.is_empty();
+        if both_ends {
+            crate::ends::check_write_target(args.write.as_deref()).map_err(Error::Local)?;
+            crate::ends::source_for_both_ends(&mut plan);
         }
         let probe = find_probe()?;
         let plan_json = serde_json::to_string(&plan).expect("a plan always serialises");
-        let session = session_for(&args)?;
-        run_probe(&args, &probe, &plan_json, session).await
+        let mut session = session_for(&args)?;
+        let deadline = tokio::time::Instant::now() + args.timeout + GRACE;
+        if !both_ends {
+            run_probe(&args, &probe, &plan_json, &mut session, deadline).await?;
+            return session.finish().await;
+        }
+        // Peers first, and the source only once their captures are armed.
+        let sources = crate::local_peers::source_addresses(&args).await?;
+        let ports: Vec<u16> = plan.targets.iter().filter_map(|t| t.port).collect();
+        let address = plan.targets.first().and_then(|t| t.host.parse().ok());
+        let mut peers = crate::local_peers::start(&args, &probe, &sources, &ports, address)?;
+        for late in crate::local_peers::wait_armed(&mut peers, deadline).await {
+            session.warn(late);
+        }
+        let ran = run_probe(&args, &probe, &plan_json, &mut session, deadline).await;
+        crate::local_peers::stop_and_collect(peers, &mut session).await;
+        ran?;
+        session.finish().await
     }
 
     /// The plan the flags describe, with every limit checked before anything runs.
@@ -171,8 +192,9 @@ mod imp {
         args: &LocalArgs,
         probe: &Path,
         plan_json: &str,
-        mut session: Session,
-    ) -> Result<i32> {
+        session: &mut Session,
+        deadline: tokio::time::Instant,
+    ) -> Result<()> {
         let mut child = tokio::process::Command::new(probe)
             .args(probe_args(args, plan_json))
             .stdin(Stdio::null())
@@ -192,7 +214,6 @@ mod imp {
             String::from_utf8_lossy(&buf).into_owned()
         });
 
-        let deadline = tokio::time::Instant::now() + args.timeout + GRACE;
         let mut reader = EventReader::new();
         let input = futures::io::BufReader::new(stdout.compat());
         let read = reader.read_from(input, |item| session.accept(item));
@@ -245,7 +266,7 @@ mod imp {
             },
             &reader,
         );
-        session.finish().await
+        Ok(())
     }
 
     /// The output session, titled with where the probe looks from.

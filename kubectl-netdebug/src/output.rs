@@ -35,6 +35,31 @@ pub fn probe_refused(words: &str) -> String {
     }
 }
 
+/// Where one probe session's events go: the run's output [`Session`] for the source, a
+/// [`crate::ends::PeerRun`] for a destination end. The streaming code serves both.
+pub trait EventSink {
+    fn accept(&mut self, item: Item);
+    /// How the probe's run ended (see [`Session::record_end`]).
+    fn record_end(&mut self, end: ProbeEnd, reader: &EventReader);
+    fn set_delivery(&mut self, delivery: verdict::Delivery);
+    fn note(&mut self, message: String);
+}
+
+impl EventSink for Session {
+    fn accept(&mut self, item: Item) {
+        Session::accept(self, item)
+    }
+    fn record_end(&mut self, end: ProbeEnd, reader: &EventReader) {
+        Session::record_end(self, end, reader)
+    }
+    fn set_delivery(&mut self, delivery: verdict::Delivery) {
+        Session::set_delivery(self, delivery)
+    }
+    fn note(&mut self, message: String) {
+        Session::note(self, message)
+    }
+}
+
 pub struct Session {
     inputs: Inputs,
     renderer: Box<dyn Renderer + Send>,
@@ -134,6 +159,11 @@ impl Session {
     /// How the events reached the client (JSON `probe.delivery`).
     pub fn set_delivery(&mut self, delivery: verdict::Delivery) {
         self.inputs.delivery = Some(delivery);
+    }
+
+    /// A destination end's session (both ends).
+    pub fn add_peer(&mut self, peer: verdict::PeerSession) {
+        self.inputs.peers.push(peer);
     }
 
     /// Something about the run the verdict should say (not worth a warning now).

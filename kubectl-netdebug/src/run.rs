@@ -11,7 +11,7 @@ use crate::connect::{connect, ApiTarget, Cluster};
 use crate::error::{Error, Result};
 use crate::events::EventReader;
 use crate::inject::{inject, random_container_name, ProbeContainer};
-use crate::output::{probe_refused, ProbeEnd, Session};
+use crate::output::{probe_refused, EventSink, ProbeEnd, Session};
 use crate::plan::{build_plan, check_limits, check_rounds_fit, probe_deadline, PlanOptions, Site};
 use crate::resolve;
 use crate::stream::{
@@ -20,6 +20,8 @@ use crate::stream::{
 use crate::wait::{wait_for_start, Started, WaitFor};
 use crate::{preflight, profile, tunnel};
 use verdict::{Delivery, DeliveryPath};
+
+mod both_ends;
 
 /// Run `kubectl netdebug SOURCE ...`; returns the exit code (0 healthy, 1 problem found,
 /// 2 inconclusive), or an error (exit 2).
@@ -52,6 +54,9 @@ pub fn parse_input(args: &RunArgs) -> Result<ParsedInput> {
         }
         protocol::validate_host(name)
             .map_err(|why| Error::InvalidInput(format!("--dns {name}: {why}")))?;
+    }
+    if args.both_ends {
+        crate::ends::check_write_target(args.write.as_deref()).map_err(Error::InvalidInput)?;
     }
     if args.to.is_none() && args.dns.is_empty() && args.rounds.plan().is_some() {
         return Err(Error::InvalidInput(
@@ -146,6 +151,10 @@ async fn run_until(
     plan.validate()
         .map_err(|e| Error::InvalidInput(format!("cannot build the probe plan: {e}")))?;
     check_rounds_fit(&plan, args.timeout, Site::Cluster).map_err(Error::InvalidInput)?;
+    let (peers, single_ended) = match args.both_ends {
+        true => peers_for(&client, &target, args, &kube, &source, &mut plan).await,
+        false => (Vec::new(), None),
+    };
     let container = ProbeContainer {
         name: random_container_name(),
         target_container: source.target_container.clone(),
@@ -157,6 +166,9 @@ async fn run_until(
     let title = title_of(args, &source, &pod_namespace, &pod_name);
     let mut session = Session::new(&args.output, title, kube, args.write.as_deref())?;
     announce(args, &session, &source, &container);
+    if let Some(why) = single_ended {
+        session.warn(format!("--both-ends: {why}; running single-ended"));
+    }
 
     let pod = PodRef {
         client: &client,
@@ -164,6 +176,10 @@ async fn run_until(
         namespace: &pod_namespace,
         name: &pod_name,
     };
+    if !peers.is_empty() {
+        both_ends::run(&mut session, &pod, &container, peers, deadline).await?;
+        return session.finish().await;
+    }
     let injected_at = inject_probe(&pod, &container).await?;
     let reached = reach_probe(&pod, &container, &injected_at, deadline).await?;
     stream_into(
@@ -176,6 +192,60 @@ async fn run_until(
     )
     .await?;
     session.finish().await
+}
+
+/// The peers of `--both-ends`, with the source's plan made to wait for them; or why the run
+/// goes on single-ended.
+async fn peers_for(
+    client: &kube::Client,
+    target: &ApiTarget,
+    args: &RunArgs,
+    kube: &verdict::kube::KubeEvidence,
+    source: &resolve::ResolvedSource,
+    plan: &mut protocol::Plan,
+) -> (Vec<both_ends::Peer>, Option<String>) {
+    if plan.tunnel.is_none() {
+        let why = match args.stream {
+            StreamVia::Logs => "--stream logs leaves no channel to pace the probes".to_string(),
+            StreamVia::Auto => "both ends pace the probes through a port-forward, and creating                                 pods/portforward in the source's namespace is not allowed"
+                .to_string(),
+        };
+        return (Vec::new(), Some(why));
+    }
+    let source_ips = source_ips(&source.pod);
+    match both_ends::prepare(
+        client,
+        target,
+        args,
+        kube.destination.as_ref(),
+        &source_ips,
+        plan.deadline_ms,
+    )
+    .await
+    {
+        Ok(peers) => {
+            both_ends::hold_source(plan);
+            (peers, None)
+        }
+        Err(why) => (Vec::new(), Some(why)),
+    }
+}
+
+/// The pod's IPs (both families on a dual-stack cluster).
+fn source_ips(pod: &k8s_openapi::api::core::v1::Pod) -> Vec<std::net::IpAddr> {
+    let status = pod.status.as_ref();
+    let mut ips: Vec<std::net::IpAddr> = status
+        .and_then(|s| s.pod_ips.as_ref())
+        .map(|list| list.iter().filter_map(|p| p.ip.parse().ok()).collect())
+        .unwrap_or_default();
+    if ips.is_empty() {
+        ips.extend(
+            status
+                .and_then(|s| s.pod_ip.as_deref())
+                .and_then(|ip| ip.parse::<std::net::IpAddr>().ok()),
+        );
+    }
+    ips
 }
 
 /// With `--stream auto`, whether the user may port-forward to pods in `namespace`.
@@ -402,8 +472,8 @@ async fn wait_started(
 
 /// Stream the probe's events into the session (through the tunnel when it answered, the rest
 /// from the log if it broke), then how its run ended.
-async fn stream_into(
-    session: &mut Session,
+async fn stream_into<S: EventSink>(
+    session: &mut S,
     pod: &PodRef<'_>,
     container: &ProbeContainer,
     reached: Reached,

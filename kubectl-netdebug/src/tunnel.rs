@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Portforwarder};
 use rand::distr::{Alphanumeric, SampleString};
 use rand::Rng;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, ReadHalf, WriteHalf};
 use tokio::time::Instant;
 
 use crate::error::api_status;
@@ -48,11 +48,34 @@ pub enum TunnelError {
     NotTheProbe { port: u16 },
 }
 
-/// The open tunnel: the byte stream from the probe, and the port-forward that carries it
-/// (dropping it closes the connection).
+/// The open tunnel: the byte stream from the probe, the way back to it for control words
+/// (both ends), and the port-forward that carries them (dropping it closes the connection).
 pub struct Tunnel {
-    pub reader: BufReader<DuplexStream>,
+    pub reader: BufReader<ReadHalf<DuplexStream>>,
+    control: Option<Control>,
     _forwarder: Portforwarder,
+}
+
+impl Tunnel {
+    /// The control channel, for the one task that paces the probe.
+    pub fn take_control(&mut self) -> Option<Control> {
+        self.control.take()
+    }
+}
+
+/// The client's half of a probe's control channel (the plan's `control` via `tunnel`).
+pub struct Control(WriteHalf<DuplexStream>);
+
+impl Control {
+    /// Send one control word (`go`, `stop`). A probe that already finished has closed the
+    /// connection; that is not an error of the run, so the result only says whether it went.
+    pub async fn send(&mut self, word: &str) -> bool {
+        self.0
+            .write_all(format!("{word}\n").as_bytes())
+            .await
+            .is_ok()
+            && self.0.flush().await.is_ok()
+    }
 }
 
 /// Connect to the probe through port-forward, retrying while it is not listening yet, until
@@ -106,7 +129,8 @@ async fn attempt(
     {
         return Ok(None);
     }
-    let mut reader = BufReader::new(stream);
+    let (read, write) = tokio::io::split(stream);
+    let mut reader = BufReader::new(read);
     // A refused dial shows as the stream ending at once (the reason goes to the error
     // channel, which says no more than "connection refused").
     let first = match reader.fill_buf().await {
@@ -118,6 +142,7 @@ async fn attempt(
     }
     Ok(Some(Tunnel {
         reader,
+        control: Some(Control(write)),
         _forwarder: forwarder,
     }))
 }

@@ -137,6 +137,11 @@ pub struct MtuPlan {
     /// Per-probe wait for an answer.
     #[serde(default = "default_mtu_wait")]
     pub wait_ms: u64,
+    /// The variant to run (protocol minor 4); None: `icmp` when the probe can send echo
+    /// requests, else `tcp`. Both ends ask for `tcp`: its segments go to the destination's
+    /// port, where the peer's capture sees which sizes arrive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<crate::Open<crate::MtuVariant>>,
 }
 
 fn default_mtu_wait() -> u64 {
@@ -149,6 +154,7 @@ impl Default for MtuPlan {
             max_size: None,
             min_size: None,
             wait_ms: default_mtu_wait(),
+            variant: None,
         }
     }
 }

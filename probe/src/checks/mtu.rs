@@ -264,8 +264,13 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
     Outcome::Completed
 }
 
-/// `icmp` when this process can send echo requests; else `tcp`, said with a `skipped` event.
+/// The plan's variant; else `icmp` when this process can send echo requests; else `tcp`, said
+/// with a `skipped` event.
 async fn choose_variant(ctx: &Ctx) -> Variant {
+    let asked = ctx.plan.mtu.as_ref().and_then(|m| m.variant.as_ref());
+    if let Some(Variant::Tcp) = asked.and_then(|v| v.known()) {
+        return Variant::Tcp;
+    }
     if icmp_available() {
         return Variant::Icmp;
     }
