@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Time of --both-ends against a single-ended run (issue 11), on the cluster named by KUBECONFIG
+# with the probe image already on the node (e2e/run.sh loads it): a client pod and a Service
+# with three endpoint pods; `kubectl netdebug client --to svc/web` from command start to exit,
+# single-ended and with --both-ends --max-peers 3 (four probes injected in parallel), taking
+# turns on quiet pods. Prints the median of N runs of each, the ratio, and each both-ends run's
+# peers (how many armed and reported).
+# Usage: e2e/bench-both-ends.sh [N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-5}
+IMAGE=${NETDEBUG_E2E_IMAGE:-ghcr.io/netdebug/netdebug-probe:e2e}
+NS=ndt-bench-ends-$$
+export PATH="$PWD/target/debug:$PATH"
+kubectl create namespace "$NS" >/dev/null
+OUT=$(mktemp -d)
+trap 'kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true; rm -rf "$OUT"' EXIT
+for i in 1 2 3; do
+kubectl -n "$NS" apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: server-$i, labels: {app: web}}
+spec:
+  containers:
+  - {name: web, image: local/busybox:1, imagePullPolicy: IfNotPresent,
+     command: [sh, -c, "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"],
+     ports: [{name: http, containerPort: 8080}]}
+YAML
+done
+kubectl -n "$NS" apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {selector: {app: web}, ports: [{name: http, port: 80, targetPort: http}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  containers:
+  - {name: main, image: local/busybox:1, imagePullPolicy: IfNotPresent, command: [sleep, "3600"]}
+YAML
+kubectl -n "$NS" wait --for=condition=Ready pod/server-1 pod/server-2 pod/server-3 pod/client \
+  --timeout=90s >/dev/null
+for _ in $(seq 60); do
+  kubectl -n "$NS" exec client -- wget -q -O /dev/null "http://web.$NS.svc.cluster.local/" \
+    >/dev/null 2>&1 && break
+  sleep 1
+done
+
+ms() { local s e; s=$(date +%s%N); "$@" >"$OUT/$RUN.out" 2>"$OUT/$RUN.err" || { echo "bench: failed: $*" >&2; cat "$OUT/$RUN.err" >&2; exit 1; }; e=$(date +%s%N); echo $(( (e - s) / 1000000 )); }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+single=(); both=()
+run_single() {
+  RUN=single-$1
+  single+=("$(ms kubectl netdebug -n "$NS" client --to svc/web --image "$IMAGE" --image-pull-policy IfNotPresent -o json)")
+}
+run_both() {
+  RUN=both-$1
+  both+=("$(ms kubectl netdebug -n "$NS" client --to svc/web --both-ends --max-peers 3 --image "$IMAGE" --image-pull-policy IfNotPresent -o json)")
+}
+SETTLE=${SETTLE:-3}
+order=(run_single run_both)
+for i in $(seq "$N"); do
+  for k in 0 1; do
+    sleep "$SETTLE"
+    "${order[$(( (i + k) % 2 ))]}" "$i"
+  done
+done
+a=$(printf '%s\n' "${single[@]}" | median)
+b=$(printf '%s\n' "${both[@]}" | median)
+peers() {
+  for i in $(seq "$N"); do
+    python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+peers = d.get("peers") or []
+armed = sum(1 for p in peers if any(e.get("type") == "armed" for e in p.get("events", [])))
+done = sum(1 for p in peers if (p.get("stream_end") or {}).get("state") == "done")
+print("%d/%d/%d(%s)" % (len(peers), armed, done, d["status"]))' "$OUT/both-$i.out"
+  done | tr '\n' ' '
+}
+echo "runs: $N"
+echo "single-ended: median ${a} ms   [${single[*]}]"
+echo "--both-ends --max-peers 3: median ${b} ms   [${both[*]}]"
+echo "  peers/armed/reported(status) per run: $(peers)"
+awk -v a="$a" -v b="$b" 'BEGIN { printf "ratio both-ends / single-ended: %.2f\n", b / a }'
