@@ -499,6 +499,29 @@ mod tests {
     }
 
     #[test]
+    fn both_ends_flags_are_checked_by_the_parser() {
+        let r = parse(&["pod/x", "--to", "svc/y", "--both-ends"]).unwrap().run;
+        assert!(r.both_ends);
+        assert_eq!(r.max_peers, 3, "the default");
+        let r = parse(&["pod/x", "--to", "svc/y", "--both-ends", "--max-peers", "5"])
+            .unwrap()
+            .run;
+        assert_eq!(r.max_peers, 5);
+        let missing_to = parse(&["pod/x", "--dns", "a.example", "--both-ends"]).unwrap_err();
+        assert!(missing_to.to_string().contains("--to"), "{missing_to}");
+        for bad in ["0", "11", "5000", "x"] {
+            let err = parse(&["pod/x", "--to", "svc/y", "--both-ends", "--max-peers", bad])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("--max-peers"), "{bad}: {err}");
+        }
+        let alone = parse(&["pod/x", "--to", "svc/y", "--max-peers", "2"]).unwrap_err();
+        assert!(alone.to_string().contains("--both-ends"), "{alone}");
+        let local = parse(&["local", "--dns", "a.example", "--peer-netns", "dst"]).unwrap_err();
+        assert!(local.to_string().contains("--to"), "{local}");
+    }
+
+    #[test]
     fn local_subcommand() {
         let cli = parse(&[
             "local",
