@@ -39,7 +39,7 @@ pub fn no_reply(f: &Facts, peers: &[PeerView], silent: &[&Judged], all: &[Judged
     let overflows: Vec<String> = [Counter::ListenOverflows, Counter::BacklogDrop]
         .into_iter()
         .filter_map(|c| {
-            let d = p.facts.counter_delta(c.clone()).filter(|d| *d > 0)?;
+            let d = p.facts.counter_delta(c).filter(|d| *d > 0)?;
             Some(format!("{} +{d}", c.as_str()))
         })
         .collect();

@@ -59,7 +59,11 @@ pub fn source_line(c: &Connection) -> String {
         .iter()
         .filter(|m| m.from == FlowSide::Client && m.flags.is_syn())
         .collect();
-    let answered = flow.marks.iter().any(|m| m.from == FlowSide::Server);
+    let answer = flow
+        .marks
+        .iter()
+        .find(|m| m.from == FlowSide::Server)
+        .map(|m| format!(", {} came back at {}", m.flags, offset(m, zero)));
     let (first, last) = match (syns.first(), syns.last()) {
         (Some(a), Some(b)) => (mark_words(a, zero), offset(b, zero)),
         _ => (format!("{} SYNs", flow.syn_count), String::new()),
@@ -73,7 +77,7 @@ pub fn source_line(c: &Connection) -> String {
         "source: {} > {}: {first}{times}{}",
         c.client,
         c.server,
-        if answered { "" } else { ", nothing came back" }
+        answer.unwrap_or_else(|| ", nothing came back".into())
     )
 }
 

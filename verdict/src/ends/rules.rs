@@ -83,10 +83,12 @@ fn lost_between(f: &Facts, peers: &[PeerView], lost: &[&Judged], all: &[Judged],
     let watching: Vec<&PeerView> = peers.iter().filter(|p| p.proves_absence()).collect();
     let names: Vec<&str> = watching.iter().map(|p| p.session.label.as_str()).collect();
     let policy = f.kube_finding(KubeFindingCode::NetworkPolicyDenies);
+    // Without a policy to blame, the way between the nodes (the Route layer: routes,
+    // interfaces, the CNI's forwarding).
     let layer = if policy.is_some() {
         Layer::Policy
     } else {
-        Layer::Path
+        Layer::Network
     };
     let severity = severity(lost, all, r, TIMEOUT_RULES);
     let where_ = match policy {

@@ -91,12 +91,12 @@ pub fn retransmits(marks: &[PacketMark]) -> Vec<bool> {
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let earlier = marks[..i].iter().filter(|e| e.from == m.from);
+            let mut earlier = marks[..i].iter().filter(|e| e.from == m.from);
             if m.flags.is_syn() || m.flags.is_syn_ack() {
-                return earlier.into_iter().any(|e| e.flags == m.flags);
+                return earlier.any(|e| e.flags == m.flags);
             }
             m.len > 0
-                && earlier.filter(|e| e.len > 0).last().is_some_and(|prev| {
+                && earlier.rfind(|e| e.len > 0).is_some_and(|prev| {
                     prev.len == m.len && m.at_us.saturating_sub(prev.at_us) >= RTO_MIN_US
                 })
         })

@@ -179,7 +179,16 @@ impl Renderer for TextRenderer {
         }
         // Both ends: each connection's timeline, under the evidence block.
         for l in timeline::lines(&verdict.connections) {
-            out.push_str(&format!("  {l}\n"));
+            // Continuations hang under the line's own text.
+            let text = l.trim_start();
+            let indent = 2 + l.len() - text.len();
+            for (i, part) in wrap(text, WIDTH - indent, WIDTH - indent - 4)
+                .iter()
+                .enumerate()
+            {
+                let pad = if i == 0 { indent } else { indent + 4 };
+                out.push_str(&format!("{}{part}\n", " ".repeat(pad)));
+            }
         }
         if let Some(cause) = &verdict.cause {
             self.tail_line(&mut out, "cause", cause);
