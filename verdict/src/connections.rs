@@ -50,7 +50,7 @@ pub enum TimeBasis {
     /// connect's outcome is known).
     PeerFirstPacket,
     /// No packet at all: neither end captured the connection.
-    None,
+    NoPackets,
 }
 
 /// Which end saw a packet.

@@ -733,3 +733,81 @@ fn json_carries_the_peers_events_and_the_connections_and_round_trips() {
     assert_eq!(inputs_back, inputs);
     assert_eq!(v.findings[0].severity, Severity::Failure);
 }
+
+#[test]
+fn connection_sent_to_one_endpoints_address_is_judged_by_that_peer_alone() {
+    // The source connects to web-2's own address: web-1, which never armed, has no say.
+    let syns = flow(
+        CLIENT,
+        WEB_2,
+        &[
+            (0.0, "client", "S", 0, "eth0", "out"),
+            (1003.1, "client", "S", 0, "eth0", "out"),
+        ],
+    );
+    let inputs = run(
+        vec![
+            connect(WEB_2, CLIENT, TcpOutcome::Timeout, 3000.0),
+            capture(vec![syns]),
+        ],
+        web_kube(&[("web-1", "10.199.2.2"), ("web-2", "10.199.2.3")], vec![]),
+        vec![
+            peer("web-1", "10.199.2.2", "node-2", vec![]),
+            watching_peer("web-2", "10.199.2.3", vec![], vec![]),
+        ],
+    );
+    let v = evaluate(&inputs);
+    assert_eq!(primary(&v), RuleCode::SynLostBetweenEnds, "{}", fired(&v));
+    let f = finding(&v, RuleCode::SynLostBetweenEnds);
+    assert!(
+        f.cause.contains("never reached pod/web-2 (its capture"),
+        "{}",
+        f.cause
+    );
+    assert!(
+        !f.evidence.iter().any(|l| l.contains("pod/web-1")),
+        "{:?}",
+        f.evidence
+    );
+    // web-1's gap is still said.
+    assert!(v
+        .unchecked
+        .iter()
+        .any(|u| u.check == "peer" && u.reason.starts_with("pod/web-1")));
+}
+
+#[test]
+fn peer_capture_with_kernel_drops_cannot_prove_a_packet_never_came() {
+    let mut p = watching_peer("web-1", "10.199.2.2", vec![], vec![]);
+    for e in &mut p.events {
+        if let Event::Evidence(protocol::Evidence::CaptureSummary(c)) = e {
+            c.kernel_drops = 7;
+        }
+    }
+    let v = evaluate(&timed_out_with(p));
+    assert!(!v.fired(RuleCode::SynLostBetweenEnds), "{}", fired(&v));
+    assert!(v
+        .unchecked
+        .iter()
+        .any(|u| u.reason.contains("its capture dropped 7 packets")));
+}
+
+#[test]
+fn service_connection_no_watched_endpoint_saw_is_lost_between_when_every_endpoint_watched() {
+    let inputs = run(
+        source_timed_out(),
+        web_kube(&[("web-1", "10.199.2.2"), ("web-2", "10.199.2.3")], vec![]),
+        vec![
+            watching_peer("web-1", "10.199.2.2", vec![], vec![]),
+            watching_peer("web-2", "10.199.2.3", vec![], vec![]),
+        ],
+    );
+    let v = evaluate(&inputs);
+    assert_eq!(primary(&v), RuleCode::SynLostBetweenEnds, "{}", fired(&v));
+    let f = finding(&v, RuleCode::SynLostBetweenEnds);
+    assert!(
+        f.cause.contains("never reached pod/web-1 or pod/web-2"),
+        "{}",
+        f.cause
+    );
+}

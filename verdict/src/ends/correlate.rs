@@ -24,6 +24,8 @@ pub struct Connection<'a> {
     pub connect: Option<&'a TcpEvidence>,
     /// The peer (index into the peers) that saw it, and its flow.
     pub seen: Option<(usize, &'a TcpFlow)>,
+    /// The peers it could have reached (indices): the one at its address, else all.
+    pub candidates: Vec<usize>,
     /// Every end it could have reached watched, with a complete capture, while the source
     /// sent: a connection none of them saw never reached the destination.
     pub watched: bool,
@@ -66,6 +68,7 @@ pub fn correlate<'a>(
                 .find(|t| t.local == Some(flow.client) && t.address == flow.server),
             seen,
             watched: watched(&candidates, peers, released_early),
+            candidates: candidates.peers,
         });
     }
     out
@@ -99,6 +102,7 @@ fn connect_only<'a>(
         connect: Some(t),
         seen,
         watched: watched(&candidates, peers, released_early),
+        candidates: candidates.peers,
     }
 }
 

@@ -48,8 +48,7 @@ pub fn source_line(c: &Connection) -> String {
     let Some(flow) = c.source_flow else {
         let words = c.connect.map(short_words).unwrap_or_default();
         return format!(
-            "source: connect {} -> {} {words} (no capture at the source: a SYN that never left \
-             it looks the same)",
+            "source: connect {} -> {} {words} (no capture at the source)",
             c.client, c.server
         );
     };

@@ -80,7 +80,7 @@ pub fn more(n: usize) -> String {
 fn lost_between(f: &Facts, peers: &[PeerView], lost: &[&Judged], all: &[Judged], r: &mut Report) {
     let j = lost[0];
     let c = &j.conn;
-    let watching: Vec<&PeerView> = peers.iter().filter(|p| p.proves_absence()).collect();
+    let watching: Vec<&PeerView> = c.candidates.iter().map(|&i| &peers[i]).collect();
     let names: Vec<&str> = watching.iter().map(|p| p.session.label.as_str()).collect();
     let policy = f.kube_finding(KubeFindingCode::NetworkPolicyDenies);
     // Without a policy to blame, the way between the nodes (the Route layer: routes,
@@ -117,6 +117,12 @@ fn lost_between(f: &Facts, peers: &[PeerView], lost: &[&Judged], all: &[Judged],
             cause,
         )
         .line(source_line(c));
+    if c.source_flow.is_none() {
+        b = b.line(
+            "source: without its capture, a SYN that never left the source (an OUTPUT rule in \
+             its namespace) looks the same",
+        );
+    }
     for p in &watching {
         b = b.line(peer_silence_line(p, c));
     }

@@ -40,7 +40,7 @@ pub fn timeline(j: &Judged, peers: &[PeerView], source_node: Option<&str>) -> Co
                 .and_then(|pf| pf.marks.first())
                 .map(|m| (TimeBasis::PeerFirstPacket, m.at_us))
         });
-    let (basis, zero_us) = zero.unwrap_or((TimeBasis::None, 0));
+    let (basis, zero_us) = zero.unwrap_or((TimeBasis::NoPackets, 0));
     let mut packets = Vec::new();
     if let Some(flow) = c.source_flow {
         packets.extend(packets_of(End::Source, flow, zero_us));
