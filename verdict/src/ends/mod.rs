@@ -6,14 +6,16 @@
 //!
 //! ```text
 //! correlate (which peer flow is which source connection)
-//!   -> sight (what each end saw; the outcome)  -> rules, destination (findings)
+//!   -> sight (what each end saw; the outcome)  -> rules, return_path, mtu, destination (findings)
 //!   -> timeline (what the verdict shows)       -> peer::gaps (what no end could see)
 //! ```
 
 mod correlate;
 mod destination;
 mod lines;
+mod mtu;
 mod peer;
+mod return_path;
 mod rules;
 mod sight;
 mod timeline;

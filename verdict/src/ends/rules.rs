@@ -1,15 +1,14 @@
-//! The both-ends rules about the way between the ends: a SYN lost between them, a reply lost
-//! on the way back, an MTU blackhole between them; and the proof when both ends agree. The
-//! rules about the inside of the destination are in `destination.rs`. One finding per
-//! outcome, on its first connection, counting the others.
+//! The both-ends rules, one finding per outcome on its first connection, counting the others:
+//! here a SYN lost between the ends and the proof when both ends agree, and what the rules
+//! share; the way back is in `return_path.rs`, the path MTU in `mtu.rs`, the inside of the
+//! destination in `destination.rs`.
 
-use protocol::{FlowSide, PacketMark, RouteEvidence, RouteOutcome, Sysctl, TargetRole, TcpFlow};
+use protocol::TcpFlow;
 
-use super::destination;
-use super::lines::{link_of, mark_words, peer_seen_line, peer_silence_line, source_line, zero_us};
+use super::lines::{link_of, peer_silence_line, source_line};
 use super::peer::PeerView;
-use super::sight::first_syn;
 use super::timeline::Judged;
+use super::{destination, mtu, return_path};
 use crate::connections::ConnectionOutcome;
 use crate::facts::Facts;
 use crate::kube::KubeFindingCode;
@@ -33,7 +32,7 @@ pub fn apply(f: &Facts, peers: &[PeerView], judged: &[Judged], r: &mut Report) {
     }
     let back = of(ConnectionOutcome::ReplyLost);
     if !back.is_empty() {
-        reply_lost(f, peers, &back, judged, r);
+        return_path::reply_lost(f, peers, &back, judged, r);
     }
     let reset = of(ConnectionOutcome::Reset);
     if !reset.is_empty() {
@@ -41,7 +40,7 @@ pub fn apply(f: &Facts, peers: &[PeerView], judged: &[Judged], r: &mut Report) {
     }
     let mtu = of(ConnectionOutcome::MtuBetween);
     if !mtu.is_empty() {
-        mtu_between(f, peers, &mtu, judged, r);
+        mtu::mtu_between(f, peers, &mtu, judged, r);
     }
     agreed(peers, &of(ConnectionOutcome::Worked), r);
 }
@@ -195,204 +194,6 @@ fn path_words(f: &Facts, peers: &[&PeerView]) -> String {
     } else {
         format!("{nodes}; MTU {}", mtus.join(", "))
     }
-}
-
-fn reply_lost(f: &Facts, peers: &[PeerView], back: &[&Judged], all: &[Judged], r: &mut Report) {
-    let j = back[0];
-    let (Some(p), Some((_, pf))) = (j.peer(peers), j.conn.seen) else {
-        return;
-    };
-    let zero = zero_us(&j.conn);
-    let syn_in = first_syn(pf);
-    let reply = pf
-        .marks
-        .iter()
-        .find(|m| m.from == FlowSide::Server && m.flags.is_syn_ack());
-    let route = route_back(&p.facts, j.conn.client.ip());
-    let in_dev = syn_in.and_then(|m| m.interface.as_deref());
-    let out_dev = reply
-        .and_then(|m| m.interface.as_deref())
-        .or(route.and_then(|(dev, _)| dev));
-    let label = &p.session.label;
-    let (cause_end, next) = match (in_dev, out_dev) {
-        (Some(i), Some(o)) if i != o => (
-            format!(
-                "the SYN came in on {i}, the reply to {} leaves by {o}{}: an asymmetric route, \
-                 where a strict rp_filter on the way back (or a stateful firewall that saw only \
-                 one direction) drops it",
-                j.conn.client.ip(),
-                route
-                    .and_then(|(_, gw)| gw)
-                    .map(|g| format!(" via {g}"))
-                    .unwrap_or_default()
-            ),
-            format!(
-                "ip route get {}; ip rule show   # in {label}: the way back should leave by {i}",
-                j.conn.client.ip()
-            ),
-        ),
-        _ => (
-            format!(
-                "the reply left the way the SYN came in{}: it was dropped on the way back, by \
-                 conntrack (a reply that matches no DNAT/SNAT entry is INVALID) or a filter",
-                in_dev.map(|i| format!(" ({i})")).unwrap_or_default()
-            ),
-            format!(
-                "conntrack -L -p tcp --sport {}   # on the source's and the destination's nodes; \
-                 then iptables -S | grep -i invalid",
-                j.conn.client.port()
-            ),
-        ),
-    };
-    let cause = format!(
-        "{label} answered the SYN from {} with S., which never reached the source{}: {cause_end}",
-        j.conn.client,
-        more(back.len())
-    );
-    let severity = severity(back, all, r, TIMEOUT_RULES);
-    let mut b = r
-        .finding(
-            RuleCode::ReplyLostOnReturnPath,
-            Layer::Network,
-            severity,
-            "reply lost on the way back",
-            cause,
-        )
-        .line(source_line(&j.conn))
-        .line(peer_seen_line(p, pf, zero));
-    if let Some(rp) = rp_filter_words(f, p, in_dev, out_dev) {
-        b = b.line(rp);
-    }
-    b.next(next).add_refining(TIMEOUT_RULES);
-}
-
-/// The peer's route back to the source: its device and gateway.
-fn route_back<'a>(
-    f: &Facts<'a>,
-    source: std::net::IpAddr,
-) -> Option<(Option<&'a str>, Option<std::net::IpAddr>)> {
-    let routes = f.all::<RouteEvidence>();
-    let route = routes
-        .iter()
-        .find(|x| x.destination == source)
-        .or_else(|| routes.iter().find(|x| x.role == TargetRole::Source))?;
-    match &route.outcome {
-        RouteOutcome::Found(info) => Some((info.dev.as_deref(), info.gateway)),
-        RouteOutcome::NoRoute { .. } => None,
-    }
-}
-
-/// `rp_filter: source all=1 eth0=1; peer pod/web-1 all=0 eth1=2`: the settings that drop a
-/// reply arriving where the route back does not point.
-fn rp_filter_words(
-    f: &Facts,
-    p: &PeerView,
-    in_dev: Option<&str>,
-    out_dev: Option<&str>,
-) -> Option<String> {
-    let read = |facts: &Facts, dev: Option<&str>| -> Option<String> {
-        let all = facts.sysctl(&Sysctl::RpFilter(protocol::ConfScope::All));
-        let own = dev.and_then(|d| facts.sysctl(&Sysctl::rp_filter_of(d)).map(|v| (d, v)));
-        match (all, own) {
-            (None, None) => None,
-            (a, o) => Some(format!(
-                "all={}{}",
-                a.unwrap_or("?").trim(),
-                o.map(|(d, v)| format!(" {d}={}", v.trim()))
-                    .unwrap_or_default()
-            )),
-        }
-    };
-    let source_dev = link_of(f, None).map(|l| l.name.as_str());
-    let parts: Vec<String> = [
-        read(f, source_dev).map(|s| format!("source {s}")),
-        read(&p.facts, in_dev.or(out_dev)).map(|s| format!("{} {s}", p.cite())),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    (!parts.is_empty()).then(|| {
-        format!(
-            "rp_filter (1 = strict drops asymmetric replies): {}",
-            parts.join("; ")
-        )
-    })
-}
-
-const MTU_RULES: &[RuleCode] = &[RuleCode::MtuBlackhole, RuleCode::TcpRetransmissions];
-
-fn mtu_between(f: &Facts, peers: &[PeerView], mtu: &[&Judged], all: &[Judged], r: &mut Report) {
-    let j = mtu[0];
-    let (Some(p), Some(gap), Some(sf), Some((_, pf))) =
-        (j.peer(peers), j.mtu, j.conn.source_flow, j.conn.seen)
-    else {
-        return;
-    };
-    let arrived = match gap.largest_arrived {
-        Some(n) => format!("segments of up to {n} bytes did"),
-        None => "the handshake did".into(),
-    };
-    let cause = format!(
-        "segments of {} bytes left the source {} times and never reached {}, while {arrived}: \
-         an MTU blackhole between the two ends (no ICMP frag-needed came back to lower the \
-         path MTU){}",
-        gap.smallest_lost,
-        gap.times_sent,
-        p.session.label,
-        more(mtu.len())
-    );
-    let big = sf
-        .marks
-        .iter()
-        .find(|m| m.from == FlowSide::Client && m.len == gap.smallest_lost);
-    let mut b = r
-        .finding(
-            RuleCode::MtuBlackholeBetweenEnds,
-            Layer::Path,
-            severity(mtu, all, r, MTU_RULES),
-            "MTU blackhole between the ends",
-            cause,
-        )
-        .line(format!(
-            "source: {} > {}: {} bytes sent {} times{}",
-            j.conn.client,
-            j.conn.server,
-            gap.smallest_lost,
-            gap.times_sent,
-            big.map(|m| format!(", first {}", mark_words(m, zero_us(&j.conn))))
-                .unwrap_or_default()
-        ))
-        .line(format!(
-            "{}: {}; none of {} bytes",
-            p.cite(),
-            match gap.largest_arrived {
-                Some(n) => format!("largest client segment seen {n} bytes"),
-                None => "the handshake arrived, no data segment".into(),
-            },
-            gap.smallest_lost
-        ));
-    if let Some(words) = mtu_words(f, p, big, first_syn(pf)) {
-        b = b.line(words);
-    }
-    let b = b
-        .next(format!(
-            "tracepath -n {}   # from the source: where the path MTU drops",
-            pf.server.ip()
-        ))
-        .next("ip link show   # on both nodes: MTU of the overlay and the underlay (encapsulation overhead)");
-    b.add_refining(MTU_RULES);
-}
-
-fn mtu_words(
-    f: &Facts,
-    p: &PeerView,
-    out: Option<&PacketMark>,
-    into: Option<&PacketMark>,
-) -> Option<String> {
-    let s = link_of(f, out).map(|l| format!("source {} {}", l.name, l.mtu));
-    let d = link_of(&p.facts, into).map(|l| format!("{} {} {}", p.cite(), l.name, l.mtu));
-    let parts: Vec<String> = [s, d].into_iter().flatten().collect();
-    (!parts.is_empty()).then(|| format!("interface MTU: {}", parts.join(", ")))
 }
 
 /// Both ends saw the handshake: proven.
