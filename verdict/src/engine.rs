@@ -5,6 +5,7 @@ use protocol::CheckKind;
 use crate::checks::{
     capture, conntrack, counters, dns, dns_rounds, links, mtu, rounds, route, sockets, tcp,
 };
+use crate::ends;
 use crate::facts::Facts;
 use crate::model::{
     EvidenceLine, Finding, Inputs, Layer, Mark, RuleCode, Severity, Status, Verdict,
@@ -50,7 +51,10 @@ pub fn evaluate(inputs: &Inputs) -> Verdict {
     for rule in RULES {
         rule(&facts, &mut report);
     }
-    let unchecked = probe::check_failures(&facts, &mut report);
+    // After every single-ended rule: a finding located by both ends refines theirs.
+    let ends = ends::apply(inputs, &facts, &mut report);
+    let mut unchecked = probe::check_failures(&facts, &mut report);
+    unchecked.extend(ends.unchecked);
     nothing_proven(inputs, &facts, &mut report);
 
     let Report {
@@ -91,6 +95,7 @@ pub fn evaluate(inputs: &Inputs) -> Verdict {
         notes: all_notes(inputs, notes),
         findings,
         rules_fired,
+        connections: ends.connections,
     }
 }
 
@@ -127,7 +132,8 @@ fn nothing_proven(inputs: &Inputs, f: &Facts, report: &mut Report) {
 }
 
 /// Most important first: inconclusive stream end, then failures by layer, then inconclusive
-/// checks, then warnings by layer. Rule order breaks ties (catalog order).
+/// checks, then warnings by layer. Within a severity, a finding that both ends located comes
+/// before the single-ended ones it refined. Rule order breaks ties (catalog order).
 fn sort_findings(findings: &mut [Finding]) {
     let rank = |s: Severity, rule: RuleCode| -> u8 {
         match (s, rule) {
@@ -138,7 +144,14 @@ fn sort_findings(findings: &mut [Finding]) {
             (Severity::Info, _) => 4,
         }
     };
-    findings.sort_by_key(|x| (rank(x.severity, x.rule), x.layer, x.rule));
+    findings.sort_by_key(|x| {
+        (
+            rank(x.severity, x.rule),
+            x.refined_by.is_some(),
+            x.layer,
+            x.rule,
+        )
+    });
 }
 
 /// The primary finding's cause. When the probe stopped early: what the partial evidence

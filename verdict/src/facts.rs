@@ -42,6 +42,12 @@ pub struct Facts<'a> {
 
 impl<'a> Facts<'a> {
     pub fn gather(inputs: &'a Inputs) -> Facts<'a> {
+        Facts::of_events(&inputs.events, &inputs.kube, &inputs.title)
+    }
+
+    /// The facts of one event stream: the source's, or a peer's (`--both-ends`), read with
+    /// the same lookups.
+    pub fn of_events(events: &'a [Event], kube: &'a KubeEvidence, title: &'a Title) -> Facts<'a> {
         let mut f = Facts {
             hello: None,
             done: None,
@@ -52,12 +58,12 @@ impl<'a> Facts<'a> {
             skipped: Vec::new(),
             evidence: Vec::new(),
             pcap_chunks: 0,
-            events: inputs.events.len(),
-            kube: &inputs.kube,
-            origin: inputs.title.origin.as_ref(),
-            title: &inputs.title,
+            events: events.len(),
+            kube,
+            origin: title.origin.as_ref(),
+            title,
         };
-        for event in &inputs.events {
+        for event in events {
             match event {
                 Event::Hello(h) => f.hello = Some(h),
                 Event::Done(d) => f.done = Some(d),

@@ -8,14 +8,18 @@
 //!
 //! Layout: `checks/` has one module per check of the probe, holding the progress line and the
 //! rules of the evidence that check emits (read by type: `facts.all::<TcpEvidence>()`);
-//! `rules/` the rules about Kubernetes findings and about the tool itself; `engine.rs` runs
-//! them in layer order; `render/` only formats a verdict and progress lines.
+//! `rules/` the rules about Kubernetes findings and about the tool itself; `ends/` lines up
+//! the source's connections with the peers' captures (`--both-ends`) and locates failures
+//! between or inside the ends; `engine.rs` runs them in layer order; `render/` only formats a
+//! verdict and progress lines.
 //!
 //! Exit codes ([`Verdict::exit_code`]): 0 healthy, 1 a problem was found (degraded or
 //! failed), 2 the tool could not do its job (inconclusive). The JSON output format is
 //! documented in `verdict/OUTPUT.md`.
 
 mod checks;
+mod connections;
+mod ends;
 mod engine;
 mod facts;
 pub mod kube;
@@ -28,6 +32,8 @@ mod stats;
 mod steps;
 mod words;
 
+pub use connections::*;
+pub use ends::MAX_CONNECTIONS;
 pub use engine::evaluate;
 pub use model::*;
 pub use progress::ProgressLine;

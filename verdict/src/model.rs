@@ -387,6 +387,10 @@ pub struct Finding {
     pub evidence: Vec<String>,
     /// One or two commands to run next.
     pub next: Vec<String>,
+    /// A both-ends finding that located what this single-ended one saw (a timeout the peer's
+    /// capture shows lost between the ends): this one stays, sorted after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refined_by: Option<RuleCode>,
 }
 
 /// Every rule of the diagnosis catalog, by a stable code (tests and `-o json` use it).
@@ -446,6 +450,21 @@ pub enum RuleCode {
     MtuBlackhole,
     // State
     ConntrackNearMax,
+    // Both ends (`--both-ends`): a connection lined up across the source's and a peer's capture
+    /// The SYN left the source and never reached the destination's interface, while the
+    /// peer's capture was armed.
+    SynLostBetweenEnds,
+    /// The SYN reached the destination, nothing answered: its listener's accept queue is full.
+    DestinationAcceptQueueFull,
+    /// The SYN reached the destination, nothing answered, and its accept queue was not full:
+    /// a firewall rule in the destination's network namespace dropped it.
+    DestinationFirewallDrop,
+    /// The destination sent a SYN-ACK that never reached the source.
+    ReplyLostOnReturnPath,
+    /// The destination answered the SYN with a RST: nothing listens on that port there.
+    ResetByDestination,
+    /// Large segments left the source and never reached the destination while small ones did.
+    MtuBlackholeBetweenEnds,
     // The tool itself
     ProbeStoppedEarly,
     CheckFailed,
@@ -478,6 +497,10 @@ pub struct Verdict {
     /// Things worth knowing that are not evidence lines (conflicting evidence, the profile,
     /// the pcap file, ignored events of a newer probe).
     pub notes: Vec<String>,
+    /// Both ends: each connection the source attempted, lined up with the peer that saw it
+    /// (failures first, at most [`crate::MAX_CONNECTIONS`]). Empty for a single-ended run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connections: Vec<crate::ConnectionTimeline>,
 }
 
 impl Verdict {

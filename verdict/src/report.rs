@@ -45,6 +45,7 @@ impl Report {
                 cause: cause.into(),
                 evidence: Vec::new(),
                 next: Vec::new(),
+                refined_by: None,
             },
             lines: Vec::new(),
         }
@@ -74,6 +75,14 @@ impl Report {
 
     pub fn has(&self, rule: RuleCode) -> bool {
         self.findings.iter().any(|f| f.rule == rule)
+    }
+
+    /// Mark the findings of `rules` as refined by `by` (a both-ends finding that located what
+    /// they saw from one end): they keep their lines and sort after it.
+    pub fn refine(&mut self, rules: &[RuleCode], by: RuleCode) {
+        for f in self.findings.iter_mut().filter(|f| rules.contains(&f.rule)) {
+            f.refined_by.get_or_insert(by);
+        }
     }
 
     pub fn has_failure_in(&self, layer: Layer) -> bool {
@@ -123,5 +132,15 @@ impl FindingBuilder<'_> {
     pub fn add(self) {
         self.report.lines.extend(self.lines);
         self.report.findings.push(self.finding);
+    }
+
+    /// Add a finding that located what the single-ended findings of `rules` saw from one end
+    /// (see [`Report::refine`]).
+    pub fn add_refining(self, rules: &[RuleCode]) {
+        let by = self.finding.rule;
+        let report = self.report;
+        report.lines.extend(self.lines);
+        report.findings.push(self.finding);
+        report.refine(rules, by);
     }
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::Renderer;
 use crate::kube::KubeEvidence;
-use crate::model::{Delivery, Inputs, PcapInfo, StreamEnd, Title, Verdict};
+use crate::model::{Delivery, Inputs, PcapInfo, PeerSession, StreamEnd, Title, Verdict};
 
 /// Format identifier and version of the JSON document (bumped on incompatible changes).
 pub const JSON_FORMAT: &str = "kubectl-netdebug/verdict";
@@ -31,6 +31,9 @@ struct Document<'a> {
     verdict: &'a Verdict,
     kube: &'a KubeEvidence,
     probe: Probe<'a>,
+    /// Both ends: each peer session, with its own events (absent for a single-ended run).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    peers: Vec<Peer<'a>>,
     client_notes: &'a [String],
     pcap: Option<&'a PcapInfo>,
 }
@@ -44,6 +47,45 @@ struct Probe<'a> {
     events: Vec<&'a Event>,
     pcap_chunks: usize,
     ignored_events: &'a [String],
+}
+
+/// One destination end's session: where it ran and its events, like `probe`'s.
+#[derive(Serialize)]
+struct Peer<'a> {
+    id: &'a str,
+    label: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    address: Option<std::net::IpAddr>,
+    port: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<&'a str>,
+    stream_end: &'a StreamEnd,
+    /// Every event except `pcap_chunk`.
+    events: Vec<&'a Event>,
+    pcap_chunks: usize,
+}
+
+fn peer(p: &PeerSession) -> Peer<'_> {
+    Peer {
+        id: &p.id,
+        label: &p.label,
+        node: p.node.as_deref(),
+        address: p.address,
+        port: p.port,
+        problem: p.problem.as_deref(),
+        stream_end: &p.stream_end,
+        events: without_chunks(&p.events),
+        pcap_chunks: p.events.len() - without_chunks(&p.events).len(),
+    }
+}
+
+fn without_chunks(events: &[Event]) -> Vec<&Event> {
+    events
+        .iter()
+        .filter(|e| !matches!(e, Event::PcapChunk(_)))
+        .collect()
 }
 
 fn build<'a>(inputs: &'a Inputs, verdict: &'a Verdict) -> Document<'a> {
@@ -70,6 +112,7 @@ fn build<'a>(inputs: &'a Inputs, verdict: &'a Verdict) -> Document<'a> {
                 .count(),
             ignored_events: &inputs.ignored_events,
         },
+        peers: inputs.peers.iter().map(peer).collect(),
         client_notes: &inputs.client_notes,
         pcap: inputs.pcap.as_ref(),
     }

@@ -3,7 +3,7 @@
 
 use protocol::Event;
 
-use super::{status_word, title_text, Renderer};
+use super::{status_word, timeline, title_text, Renderer};
 use crate::model::{Inputs, Layer, Mark, Verdict};
 
 #[derive(Debug, Default)]
@@ -66,6 +66,15 @@ impl Renderer for MarkdownRenderer {
                 ));
             }
             out.push('\n');
+        }
+        // Both ends: each connection's timeline, in one code block.
+        let timelines = timeline::lines(&verdict.connections);
+        if !timelines.is_empty() {
+            out.push_str("```text\n");
+            for l in timelines {
+                out.push_str(&format!("{l}\n"));
+            }
+            out.push_str("```\n\n");
         }
         if let Some(cause) = &verdict.cause {
             out.push_str(&format!("**Cause:** {cause}\n"));

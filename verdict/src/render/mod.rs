@@ -9,6 +9,7 @@ use crate::model::{Inputs, Verdict};
 mod json;
 mod markdown;
 mod text;
+mod timeline;
 mod wrap;
 
 pub use json::{document as json_document, JsonRenderer, JSON_FORMAT, JSON_VERSION};

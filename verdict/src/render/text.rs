@@ -15,6 +15,7 @@
 use owo_colors::OwoColorize;
 use protocol::Event;
 
+use super::timeline;
 use super::wrap::wrap;
 use super::{status_word, title_text, Renderer};
 use crate::model::{Inputs, Layer, Mark, Status, Verdict};
@@ -175,6 +176,19 @@ impl Renderer for TextRenderer {
                     .unwrap_or_default()
             );
             self.skip_line(&mut out, &u.check, &text);
+        }
+        // Both ends: each connection's timeline, under the evidence block.
+        for l in timeline::lines(&verdict.connections) {
+            // Continuations hang under the line's own text.
+            let text = l.trim_start();
+            let indent = 2 + l.len() - text.len();
+            for (i, part) in wrap(text, WIDTH - indent, WIDTH - indent - 4)
+                .iter()
+                .enumerate()
+            {
+                let pad = if i == 0 { indent } else { indent + 4 };
+                out.push_str(&format!("{}{part}\n", " ".repeat(pad)));
+            }
         }
         if let Some(cause) = &verdict.cause {
             self.tail_line(&mut out, "cause", cause);

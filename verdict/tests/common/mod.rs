@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod build;
+pub mod ends;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
