@@ -91,7 +91,7 @@ fn endpoint_dropping_the_port_in_its_own_namespace_is_located_there() {
     );
     let (code, v, run) = run(&ns, &[]);
     assert_eq!(code, Some(1), "{run:?}");
-    assert_eq!(primary(&v), "ends_dropped_in_destination", "{run:?}");
+    assert_eq!(primary(&v), "destination_firewall_drop", "{run:?}");
     let peers = v["peers"].as_array().expect("peers in the JSON document");
     assert_eq!(peers.len(), 1, "{run:?}");
     assert_eq!(peers[0]["label"], "pod/server");
@@ -114,7 +114,7 @@ fn app_listening_on_loopback_only_is_named_by_the_peer() {
     let ns = scenario("ends-lo", "127.0.0.1:8080");
     let (code, v, run) = run(&ns, &[]);
     assert_eq!(code, Some(1), "{run:?}");
-    assert_eq!(primary(&v), "ends_reset_by_destination", "{run:?}");
+    assert_eq!(primary(&v), "reset_by_destination", "{run:?}");
     let said = serde_json::to_string(&v["verdict"]).unwrap();
     assert!(said.contains("127.0.0.1:8080"), "{run:?}");
 }
