@@ -500,7 +500,9 @@ mod tests {
 
     #[test]
     fn both_ends_flags_are_checked_by_the_parser() {
-        let r = parse(&["pod/x", "--to", "svc/y", "--both-ends"]).unwrap().run;
+        let r = parse(&["pod/x", "--to", "svc/y", "--both-ends"])
+            .unwrap()
+            .run;
         assert!(r.both_ends);
         assert_eq!(r.max_peers, 3, "the default");
         let r = parse(&["pod/x", "--to", "svc/y", "--both-ends", "--max-peers", "5"])

@@ -186,7 +186,12 @@ fn syn_dropped_on_the_router_is_lost_between_the_ends() {
     assert!(count(&src_lines, "Flags [S]") >= 1, "{src_lines:#?}");
     assert_eq!(dst_lines.len(), 0, "{dst_lines:#?}");
     assert!(peer_marks(&doc).is_empty(), "the peer saw nothing either");
-    assert_eq!(primary(&doc), "syn_lost_between_ends", "{:#}", doc["verdict"]);
+    assert_eq!(
+        primary(&doc),
+        "syn_lost_between_ends",
+        "{:#}",
+        doc["verdict"]
+    );
     // The source's own finding stays, under the one that locates it.
     assert!(
         rules(&doc).contains(&"tcp_timeout".to_string()),
@@ -212,7 +217,7 @@ fn syn_dropped_in_the_destination_namespace_reached_it_and_got_no_reply() {
     assert!(!marks.iter().any(|m| m.starts_with("server:")), "{marks:?}");
     assert_eq!(
         primary(&doc),
-        "ends_dropped_in_destination",
+        "destination_firewall_drop",
         "{:#}",
         doc["verdict"]
     );
@@ -234,7 +239,12 @@ fn syn_ack_dropped_on_the_way_back_is_the_return_path() {
     assert!(count(&dst_lines, "Flags [S.]") >= 1, "{dst_lines:#?}");
     assert_eq!(count(&src_lines, "Flags [S.]"), 0, "{src_lines:#?}");
     assert!(peer_marks(&doc).contains(&"server:S.".to_string()));
-    assert_eq!(primary(&doc), "reply_lost_on_return_path", "{:#}", doc["verdict"]);
+    assert_eq!(
+        primary(&doc),
+        "reply_lost_on_return_path",
+        "{:#}",
+        doc["verdict"]
+    );
 }
 
 #[test]
@@ -261,7 +271,12 @@ fn reply_routed_back_another_way_and_dropped_by_rp_filter_is_the_return_path() {
     // Oracle: the SYN-ACK left by d1 (not d0, where the SYN came in) and never arrived.
     assert!(count(&d1_lines, "Flags [S.]") >= 1, "{d1_lines:#?}");
     assert_eq!(count(&src_lines, "Flags [S.]"), 0, "{src_lines:#?}");
-    assert_eq!(primary(&doc), "reply_lost_on_return_path", "{:#}", doc["verdict"]);
+    assert_eq!(
+        primary(&doc),
+        "reply_lost_on_return_path",
+        "{:#}",
+        doc["verdict"]
+    );
     let said = words(&doc);
     assert!(said.contains("d1") && said.contains("d0"), "{said}");
     assert!(said.contains("rp_filter"), "{said}");
@@ -311,7 +326,7 @@ fn full_accept_queue_drops_the_syn_inside_the_destination() {
     assert_eq!(count(&dst_lines, "Flags [S.]"), 0, "{dst_lines:#?}");
     assert_eq!(
         primary(&doc),
-        "ends_dropped_in_destination",
+        "destination_accept_queue_full",
         "{:#}",
         doc["verdict"]
     );
@@ -355,7 +370,12 @@ fn mtu_lowered_in_the_middle_with_icmp_suppressed_is_located_between_the_ends() 
         .collect();
     assert!(lengths.iter().any(|&n| n > 0), "{dst_lines:#?}");
     assert!(lengths.iter().all(|&n| n <= 1240), "{lengths:?}");
-    assert_eq!(primary(&doc), "mtu_blackhole_between_ends", "{:#}", doc["verdict"]);
+    assert_eq!(
+        primary(&doc),
+        "mtu_blackhole_between_ends",
+        "{:#}",
+        doc["verdict"]
+    );
 }
 
 #[test]
