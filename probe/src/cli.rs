@@ -84,6 +84,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliEr
             _ => set_once(&mut plan_json, arg, "the plan argument")?,
         }
     }
+    let plan_from_stdin = plan_file.as_ref().is_some_and(|p| p.as_os_str() == "-");
     let json = match (plan_json, plan_file) {
         (Some(_), Some(_)) => {
             return Err(CliError::Usage(
@@ -95,6 +96,15 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliEr
         (None, None) => return Err(CliError::Usage("no plan given".into())),
     };
     let plan = Plan::from_json(&json)?;
+    let stdin_control = plan
+        .control
+        .as_ref()
+        .is_some_and(|c| c.via.known() == Some(protocol::ControlVia::Stdin));
+    if stdin_control && plan_from_stdin {
+        return Err(CliError::Usage(
+            "the plan's control words come on stdin, so the plan cannot (--plan-file -)".into(),
+        ));
+    }
     Ok(Command::Run(Box::new(RunArgs { plan, netns })))
 }
 
@@ -158,6 +168,17 @@ mod tests {
             err.to_string().contains("not an IP address or a DNS name"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn control_via_stdin_takes_the_plan_from_a_file() {
+        let dir = std::env::temp_dir().join(format!("probe-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("plan.json");
+        std::fs::write(&file, r#"{"v":1,"control":{"via":"stdin"}}"#).unwrap();
+        // From a file it is fine.
+        assert!(parse(args(&["--plan-file", file.to_str().unwrap()])).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

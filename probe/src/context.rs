@@ -11,6 +11,7 @@ use tokio::sync::{watch, OnceCell};
 use tokio::time::Instant;
 
 use crate::caps::Privileges;
+use crate::control::Control;
 use crate::dns;
 use crate::emit::Emitter;
 
@@ -58,28 +59,43 @@ pub struct Ctx {
     pub privileges: Privileges,
     /// The run's hard deadline; checks must return before it.
     pub deadline: Instant,
+    /// When the run started (the probe's clock for `elapsed_ms`).
+    pub started: Instant,
+    /// The client's control channel, when the plan has one.
+    pub control: Option<Control>,
     emitter: Emitter,
     resolver: dns::ResolverConfig,
     resolver_evidence: DnsConfigEvidence,
     /// One lookup per name, shared: the dns check reports it, tcp/route/mtu use its addresses.
     lookups: Mutex<HashMap<String, Arc<OnceCell<Arc<DnsLookupEvidence>>>>>,
     traffic_done: watch::Sender<bool>,
-    capture_ready: watch::Sender<bool>,
+    /// None until the capture is in place or known not to come: Some(capturing).
+    capture_ready: watch::Sender<Option<bool>>,
+    capture_ended: watch::Sender<bool>,
 }
 
 impl Ctx {
-    pub fn new(plan: Plan, emitter: Emitter, setup: Setup, started: Instant) -> Ctx {
+    pub fn new(
+        plan: Plan,
+        emitter: Emitter,
+        setup: Setup,
+        started: Instant,
+        control: Option<Control>,
+    ) -> Ctx {
         let deadline = started + Duration::from_millis(plan.deadline_ms);
         Ctx {
             plan,
             privileges: setup.privileges,
             deadline,
+            started,
+            control,
             emitter,
             resolver: setup.resolver,
             resolver_evidence: setup.resolver_evidence,
             lookups: Mutex::new(HashMap::new()),
             traffic_done: watch::channel(false).0,
-            capture_ready: watch::channel(false).0,
+            capture_ready: watch::channel(None).0,
+            capture_ended: watch::channel(false).0,
         }
     }
 
@@ -147,15 +163,38 @@ impl Ctx {
         self.traffic_done.send_replace(true);
     }
 
-    /// The capture check calls this once its socket is bound and filtering, so traffic checks
-    /// start only when their packets will be seen.
-    pub fn mark_capture_ready(&self) {
-        self.capture_ready.send_replace(true);
+    /// The capture check calls this once its socket is bound and filtering (`capturing`), or
+    /// once it knows it will not capture, so traffic checks start only when their packets will
+    /// be seen. The first call counts.
+    pub fn mark_capture_ready(&self, capturing: bool) {
+        self.capture_ready.send_if_modified(|ready| {
+            let first = ready.is_none();
+            if first {
+                *ready = Some(capturing);
+            }
+            first
+        });
     }
 
-    /// Wait (bounded) for the capture to be ready.
-    pub async fn wait_capture_ready(&self, limit: Duration) {
+    /// Wait (bounded) for the capture to be ready; true when it is capturing.
+    pub async fn wait_capture_ready(&self, limit: Duration) -> bool {
         let mut rx = self.capture_ready.subscribe();
-        let _ = tokio::time::timeout(limit.min(self.remaining()), rx.wait_for(|r| *r)).await;
+        let waited =
+            tokio::time::timeout(limit.min(self.remaining()), rx.wait_for(|r| r.is_some())).await;
+        matches!(waited, Ok(Ok(ready)) if *ready == Some(true))
+    }
+
+    /// The capture check has ended (whatever its outcome).
+    pub fn mark_capture_ended(&self) {
+        self.capture_ended.send_replace(true);
+    }
+
+    /// Resolves once the capture check has ended.
+    pub async fn capture_ended(&self) {
+        let mut rx = self.capture_ended.subscribe();
+        if rx.wait_for(|ended| *ended).await.is_err() {
+            // The sender lives in this context, so this is not reached; never resolve early.
+            std::future::pending::<()>().await;
+        }
     }
 }

@@ -9,11 +9,13 @@ mod checks;
 mod cli;
 mod conntrack_lookup;
 mod context;
+mod control;
 mod dns;
 mod emit;
 mod errqueue;
 mod netlink;
 mod netns;
+mod peer;
 mod platform;
 mod policy_walk;
 mod runner;
@@ -60,7 +62,14 @@ fn main() -> ExitCode {
         }
     };
     let mut plan = args.plan;
-    let (output, tunnel) = tunnel::output(&mut plan);
+    let (control, tunnel_feed) = match control::open(&plan) {
+        Ok(opened) => opened,
+        Err(e) => {
+            eprintln!("netdebug-probe: {e}");
+            return ExitCode::from(EXIT_PROBE_FAILED);
+        }
+    };
+    let (output, tunnel) = tunnel::output(&mut plan, tunnel_feed);
     let emitter = match emit::Emitter::new(output) {
         Ok(e) => e,
         Err(e) => {
@@ -68,7 +77,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_PROBE_FAILED);
         }
     };
-    let result = runtime.block_on(runner::run(plan, emitter.clone()));
+    let result = runtime.block_on(runner::run(plan, emitter.clone(), control));
     // The runner queued `done`; the writer thread may still be writing. Wait for it without a
     // bound: if stdout is stuck, the watchdog ends the process at the plan's deadline.
     emitter.close();

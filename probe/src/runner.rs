@@ -5,15 +5,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::{
-    CheckFinished, CheckKind, CheckStarted, CheckStatus, Done, Event, Hello, Open, Plan, Skipped,
-    PROTOCOL_MINOR,
+    Armed, CheckFinished, CheckKind, CheckStarted, CheckStatus, Done, Event, Hello, Open, Plan,
+    Released, Skipped, PROTOCOL_MINOR,
 };
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::checks::{self, Outcome};
 use crate::context::{Ctx, Setup};
+use crate::control::Control;
 use crate::emit::Emitter;
+use crate::peer;
 
 /// Extra time after the deadline before the watchdog ends the process no matter what (a
 /// blocking call the runtime cannot cancel).
@@ -32,7 +34,11 @@ pub enum RunError {
     Setup(String),
 }
 
-pub async fn run(plan: Plan, emitter: Emitter) -> Result<(), RunError> {
+pub async fn run(
+    mut plan: Plan,
+    emitter: Emitter,
+    control: Option<Control>,
+) -> Result<(), RunError> {
     let started = Instant::now();
     // First, so that nothing after it (file reads included) can keep the run past its deadline.
     arm_watchdog(emitter.clone(), plan.deadline_ms, started);
@@ -63,8 +69,10 @@ pub async fn run(plan: Plan, emitter: Emitter) -> Result<(), RunError> {
         }));
     }
     let unknown = unknown.len() as u32;
+    // A peer without targets watches its sources: one target each (route: the way back).
+    peer::add_source_targets(&mut plan);
     let checks = plan.effective_checks();
-    let ctx = Arc::new(Ctx::new(plan, emitter.clone(), setup, started));
+    let ctx = Arc::new(Ctx::new(plan, emitter.clone(), setup, started, control));
     let statuses = run_checks(&checks, &ctx).await?;
 
     let count = |s: CheckStatus| statuses.iter().filter(|x| **x == s).count() as u32;
@@ -78,30 +86,91 @@ pub async fn run(plan: Plan, emitter: Emitter) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Runs the checks, observers first, and returns how each ended.
+/// Runs the checks, observers first, and returns how each ended. A paced probe (the plan's
+/// `control`) says `armed` once its observers are in place; a held source starts the checks
+/// that make traffic only once released; a paced peer's observers go on until `stop`.
 async fn run_checks(checks: &[CheckKind], ctx: &Arc<Ctx>) -> Result<Vec<CheckStatus>, RunError> {
     let mut observers = JoinSet::new();
-    let mut traffic = JoinSet::new();
+    let mut others = JoinSet::new();
     // Observers (capture, counters) start first so they see the traffic the others make.
     for kind in checks.iter().copied().filter(|k| is_observer(*k)) {
         observers.spawn(run_one(kind, ctx.clone()));
     }
-    if checks.contains(&CheckKind::Capture) {
-        ctx.wait_capture_ready(CAPTURE_READY_LIMIT).await;
+    let capturing =
+        checks.contains(&CheckKind::Capture) && ctx.wait_capture_ready(CAPTURE_READY_LIMIT).await;
+    if ctx.control.is_some() {
+        ctx.emitter().emit(Event::Armed(Armed {
+            capture: capturing,
+            elapsed_ms: ms(ctx.started.elapsed()),
+        }));
     }
-    for kind in checks.iter().copied().filter(|k| !is_observer(*k)) {
-        traffic.spawn(run_one(kind, ctx.clone()));
+    let (traffic, quiet): (Vec<CheckKind>, Vec<CheckKind>) = checks
+        .iter()
+        .copied()
+        .filter(|k| !is_observer(*k))
+        .partition(|k| k.info().generates_traffic);
+    for kind in quiet {
+        others.spawn(run_one(kind, ctx.clone()));
+    }
+    if !traffic.is_empty() {
+        hold(ctx).await;
+    }
+    for kind in traffic {
+        others.spawn(run_one(kind, ctx.clone()));
     }
 
     let mut statuses = Vec::new();
-    while let Some(res) = traffic.join_next().await {
+    while let Some(res) = others.join_next().await {
         statuses.push(res.map_err(|e| RunError::Panicked(e.to_string()))?);
+    }
+    if ctx.plan.peer.is_some() {
+        // The traffic a paced peer watches is the source's: it is done at `stop`.
+        peer_stop(ctx, checks.contains(&CheckKind::Capture)).await;
     }
     ctx.mark_traffic_done();
     while let Some(res) = observers.join_next().await {
         statuses.push(res.map_err(|e| RunError::Panicked(e.to_string()))?);
     }
     Ok(statuses)
+}
+
+/// A held source (control with `hold_ms`) waits for `go`, at most `hold_ms` and never past
+/// the deadline, then says why it went on.
+async fn hold(ctx: &Ctx) {
+    let (Some(control), Some(hold_ms)) = (
+        &ctx.control,
+        ctx.plan.control.as_ref().and_then(|c| c.hold_ms),
+    ) else {
+        return;
+    };
+    let until = (Instant::now() + Duration::from_millis(hold_ms)).min(ctx.deadline);
+    let (by, held) = control.hold(until).await;
+    ctx.emitter().emit(Event::Released(Released {
+        by: by.into(),
+        held_ms: ms(held),
+    }));
+}
+
+/// A paced peer's run ends at the client's `stop` (a closed channel counts), or when its
+/// capture has ended by a limit of its own, or at the deadline. An unpaced peer does not wait.
+async fn peer_stop(ctx: &Ctx, captures: bool) {
+    let Some(control) = &ctx.control else {
+        return;
+    };
+    let capture_ended = async {
+        if captures {
+            ctx.capture_ended().await
+        } else {
+            std::future::pending().await
+        }
+    };
+    let _ = tokio::time::timeout_at(ctx.deadline, async {
+        tokio::select! {
+            _ = control.stop() => {}
+            () = capture_ended => {}
+        }
+    })
+    .await;
 }
 
 fn is_observer(kind: CheckKind) -> bool {

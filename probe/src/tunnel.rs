@@ -7,6 +7,10 @@
 //! from its first line, to the first peer that sends the token, then follows it to its end.
 //! Plain threads and blocking sockets with timeouts: the serving never touches the async
 //! runtime the checks run on, and every wait in it is bounded.
+//!
+//! With the plan's `control` via `tunnel`, the lines that peer sends after its token are the
+//! control words: a second thread reads them from the same connection while the first writes
+//! (the connection's end, as the peer closes it, closes the channel).
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -15,6 +19,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use protocol::{Plan, TunnelPlan};
+
+use crate::control;
 
 /// How often the accept loop looks for a peer (the listener is non-blocking).
 const ACCEPT_POLL: Duration = Duration::from_millis(10);
@@ -137,14 +143,18 @@ pub struct Tunnel {
 /// A tunnel that cannot listen costs only speed (the client reads the log), so it is said on
 /// stderr, dropped from the plan (the port is someone else's: the sockets check shows it),
 /// and the run goes on.
-pub fn output(plan: &mut Plan) -> (Box<dyn Write + Send>, Option<Tunnel>) {
+/// `control`: where the peer's lines after the token go (control via tunnel).
+pub fn output(
+    plan: &mut Plan,
+    control: Option<control::Feed>,
+) -> (Box<dyn Write + Send>, Option<Tunnel>) {
     let stdout = Box::new(io::stdout());
     let Some(tunnel_plan) = &plan.tunnel else {
         return (stdout, None);
     };
     let journal = Journal::new();
     let hard_stop = Instant::now() + Duration::from_millis(plan.deadline_ms);
-    match start(tunnel_plan, journal.clone(), hard_stop) {
+    match start(tunnel_plan, journal.clone(), hard_stop, control) {
         Ok(tunnel) => (Box::new(Tee::new(stdout, journal)), Some(tunnel)),
         Err(e) => {
             eprintln!("netdebug-probe: {e}; the events go to the log only");
@@ -156,11 +166,12 @@ pub fn output(plan: &mut Plan) -> (Box<dyn Write + Send>, Option<Tunnel>) {
 
 /// Listen on `127.0.0.1:plan.port` and serve the journal to the first peer with the token,
 /// until the journal ends and that peer has it all, or `linger_ms` after the end when no peer
-/// came, and never past `hard_stop`.
+/// came, and never past `hard_stop`. With `control`, that peer's later lines are fed to it.
 pub fn start(
     plan: &TunnelPlan,
     journal: Arc<Journal>,
     hard_stop: Instant,
+    control: Option<control::Feed>,
 ) -> Result<Tunnel, TunnelError> {
     let port = plan.port;
     let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
@@ -172,6 +183,7 @@ pub fn start(
         linger: Duration::from_millis(plan.linger_ms),
         journal: journal.clone(),
         hard_stop,
+        control,
     };
     let thread = std::thread::Builder::new()
         .name("tunnel".into())
@@ -196,13 +208,15 @@ struct Server {
     linger: Duration,
     journal: Arc<Journal>,
     hard_stop: Instant,
+    control: Option<control::Feed>,
 }
 
 impl Server {
     fn run(self) {
         let mut wrong = 0;
         while let Some(peer) = self.next_peer() {
-            if self.has_token(&peer) {
+            if let Some(rest) = self.read_token(&peer) {
+                self.listen_for_words(rest);
                 self.serve(peer);
                 return;
             }
@@ -234,15 +248,41 @@ impl Server {
         }
     }
 
-    fn has_token(&self, peer: &TcpStream) -> bool {
+    /// The peer's first line, when it is the token: then the reader, which may hold bytes the
+    /// peer sent after it (control words), for the control thread.
+    fn read_token(&self, peer: &TcpStream) -> Option<BufReader<TcpStream>> {
         let ready =
             peer.set_nonblocking(false).is_ok() && peer.set_read_timeout(Some(TOKEN_WAIT)).is_ok();
         if !ready {
-            return false;
+            return None;
         }
+        let mut reader = BufReader::new(peer.try_clone().ok()?);
         let mut line = String::new();
-        let read = BufReader::new(io::Read::take(peer, MAX_TOKEN_LINE)).read_line(&mut line);
-        read.is_ok() && line.trim_end_matches(['\n', '\r']) == self.token
+        let read = io::Read::take(&mut reader, MAX_TOKEN_LINE).read_line(&mut line);
+        (read.is_ok() && line.trim_end_matches(['\n', '\r']) == self.token).then_some(reader)
+    }
+
+    /// Control via the tunnel: read the peer's next lines on a thread of their own, which
+    /// ends when the peer closes the connection (or the process exits).
+    fn listen_for_words(&self, reader: BufReader<TcpStream>) {
+        let Some(feed) = self.control.clone() else {
+            return;
+        };
+        // Words may be minutes apart; the token's timeout no longer applies. A socket that
+        // cannot wait without one closes the channel (counted as every word).
+        if reader.get_ref().set_read_timeout(None).is_err() {
+            feed.closed();
+            return;
+        }
+        let spawned = std::thread::Builder::new()
+            .name("tunnel-control".into())
+            .spawn({
+                let feed = feed.clone();
+                move || feed.read_from(reader)
+            });
+        if spawned.is_err() {
+            feed.closed();
+        }
     }
 
     /// Everything from the first line, then each new one, until the end or a stuck peer.
@@ -304,6 +344,7 @@ mod tests {
             &plan(port),
             journal,
             Instant::now() + Duration::from_secs(10),
+            None,
         )
         .unwrap();
         let mut peer = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -311,6 +352,32 @@ mod tests {
         tee.write_all(b"{\"seq\":1}\n").unwrap();
         drop(tee);
         assert_eq!(read_all(peer), "{\"seq\":0}\n{\"seq\":1}\n");
+        tunnel.finish();
+    }
+
+    #[tokio::test]
+    async fn the_peers_lines_after_the_token_are_control_words() {
+        let port = free_port();
+        let journal = Journal::new();
+        let (control, feed) = control::channel();
+        let tunnel = start(
+            &plan(port),
+            journal.clone(),
+            Instant::now() + Duration::from_secs(10),
+            Some(feed),
+        )
+        .unwrap();
+        let mut peer = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        // In one segment with the token: the bytes after it must not be lost to its reader.
+        peer.write_all(b"abcdefghijklmnop1234\nstop\n").unwrap();
+        let came = tokio::time::timeout(Duration::from_secs(5), control.stop()).await;
+        assert_eq!(came, Ok(control::Came::Word));
+        // `go` was not said; the peer closing its side says everything.
+        peer.shutdown(std::net::Shutdown::Write).unwrap();
+        let came = tokio::time::timeout(Duration::from_secs(5), control.go()).await;
+        assert_eq!(came, Ok(control::Came::Closed));
+        journal.end();
+        assert_eq!(read_all(peer), "");
         tunnel.finish();
     }
 
@@ -324,6 +391,7 @@ mod tests {
             &plan(port),
             journal,
             Instant::now() + Duration::from_secs(10),
+            None,
         )
         .unwrap();
         let mut stranger = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -346,6 +414,7 @@ mod tests {
             &p,
             journal.clone(),
             Instant::now() + Duration::from_secs(10),
+            None,
         )
         .unwrap();
         journal.end();
@@ -360,7 +429,7 @@ mod tests {
     fn a_port_in_use_is_an_error_naming_it() {
         let taken = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = taken.local_addr().unwrap().port();
-        let err = start(&plan(port), Journal::new(), Instant::now())
+        let err = start(&plan(port), Journal::new(), Instant::now(), None)
             .err()
             .expect("bind must fail");
         assert!(

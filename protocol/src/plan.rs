@@ -242,7 +242,8 @@ pub struct Plan {
     pub v: u32,
     #[serde(default)]
     pub targets: Vec<Target>,
-    /// Checks to run. Empty means the default set for the targets given. A check this probe
+    /// Checks to run. Empty means the default set for the targets given (a peer's: those that
+    /// make no traffic, see [`Plan::effective_checks`]). A check this probe
     /// does not know (a newer client's) is reported as skipped, not refused.
     #[serde(default)]
     pub checks: Vec<Open<CheckKind>>,
@@ -357,14 +358,18 @@ impl Plan {
         }
     }
 
-    /// The checks this plan runs, in a stable order.
+    /// The checks this plan runs, in a stable order. A peer's defaults (protocol minor 4) are
+    /// only the checks that make no traffic: the traffic it watches is the source's.
     pub fn effective_checks(&self) -> Vec<CheckKind> {
         let mut checks: Vec<CheckKind> = if self.checks.is_empty() {
-            let mut c: Vec<CheckKind> = CheckKind::defaults().collect();
+            let peer = self.peer.is_some();
+            let mut c: Vec<CheckKind> = CheckKind::defaults()
+                .filter(|k| !(peer && k.info().generates_traffic))
+                .collect();
             if self.capture.is_some() {
                 c.push(CheckKind::Capture);
             }
-            if self.mtu.is_some() {
+            if self.mtu.is_some() && !peer {
                 c.push(CheckKind::Mtu);
             }
             c

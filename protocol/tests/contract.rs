@@ -751,6 +751,25 @@ fn plan_with_a_check_this_probe_does_not_know_runs_the_others() {
 }
 
 #[test]
+fn a_peers_default_checks_make_no_traffic() {
+    let plan = Plan::from_json(
+        r#"{"v":1,"peer":{"sources":["10.0.0.1"],"ports":[8080]},"capture":{"max_duration_ms":1000,"max_packets":10,"max_bytes":1000},"mtu":{}}"#,
+    )
+    .unwrap();
+    let checks = plan.effective_checks();
+    assert!(checks.contains(&CheckKind::Capture), "{checks:?}");
+    assert!(checks.contains(&CheckKind::Sockets), "{checks:?}");
+    for traffic in [CheckKind::Dns, CheckKind::Tcp, CheckKind::Mtu] {
+        assert!(!checks.contains(&traffic), "{checks:?}");
+    }
+    // Checks the plan names are run as named, peer or not.
+    let named =
+        Plan::from_json(r#"{"v":1,"peer":{"sources":["10.0.0.1"],"ports":[1]},"checks":["tcp"]}"#)
+            .unwrap();
+    assert_eq!(named.effective_checks(), vec![CheckKind::Tcp]);
+}
+
+#[test]
 fn registry_describes_every_check_once() {
     for kind in CheckKind::ALL {
         let info = kind.info();

@@ -1,8 +1,9 @@
 //! Running `netdebug-probe` in a namespace and reading its event stream.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Command, ExitStatus};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use protocol::{
@@ -10,7 +11,7 @@ use protocol::{
     Skipped, Target,
 };
 
-use crate::cmd::{run_with_timeout, CmdOutput};
+use crate::cmd::{describe, drain, run_with_timeout, CmdOutput, Drain};
 use crate::netns::Netns;
 
 /// Extra time the probe gets beyond its plan deadline before the harness kills it (process
@@ -160,6 +161,138 @@ pub fn run_probe_unprivileged(ns: &Netns, plan: &Plan) -> ProbeRun {
     ]);
     let timeout = Duration::from_millis(plan.deadline_ms) + DEADLINE_GRACE;
     run_probe_command(&mut cmd, timeout)
+}
+
+/// A probe running in the background with its stdin piped, for plans whose `control` is
+/// `via: stdin`: the test writes the control words ([`PacedProbe::say`]), watches the events
+/// as they come ([`PacedProbe::wait_for`]), and collects the finished run
+/// ([`PacedProbe::finish`]). Killed on drop if still running.
+pub struct PacedProbe {
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    stdout: Drain,
+    stderr: Drain,
+    command: String,
+    started: Instant,
+    /// The plan's deadline plus the grace period: the probe is killed past it.
+    limit: Instant,
+}
+
+/// Starts the probe with `--netns <ns>` and `plan`, its stdin a pipe the test writes to.
+#[track_caller]
+pub fn spawn_paced_probe(ns: &Netns, plan: &Plan) -> PacedProbe {
+    let json = serde_json::to_string(plan).expect("a plan serialises");
+    let mut cmd = Command::new(probe_path());
+    cmd.args(["--netns", ns.name()])
+        .arg(&json)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let command = describe(&cmd);
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start `{command}`: {e}"));
+    PacedProbe {
+        stdin: child.stdin.take(),
+        stdout: drain(child.stdout.take().expect("piped stdout")),
+        stderr: drain(child.stderr.take().expect("piped stderr")),
+        child: Some(child),
+        command,
+        started,
+        limit: started + Duration::from_millis(plan.deadline_ms) + DEADLINE_GRACE,
+    }
+}
+
+impl PacedProbe {
+    /// Writes one control word (and a newline) to the probe's stdin.
+    #[track_caller]
+    pub fn say(&mut self, word: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin already closed");
+        stdin
+            .write_all(format!("{word}\n").as_bytes())
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("cannot write `{word}` to the probe: {e}"));
+    }
+
+    /// Closes the probe's stdin (end of the control channel).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// The events written so far (a partial last line is left for later).
+    pub fn events(&self) -> Vec<Envelope> {
+        let text = self.stdout.text();
+        text.split_inclusive('\n')
+            .filter(|l| l.ends_with('\n') && !l.trim().is_empty())
+            .filter_map(|l| match decode_line(l.trim_end()) {
+                Ok(Decoded::Event(e)) => Some(*e),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Waits (at most `timeout`) for the first event that `matches`; panics naming `what`,
+    /// with the stream so far, when none comes.
+    #[track_caller]
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        matches: impl Fn(&Event) -> bool,
+    ) -> Envelope {
+        let until = Instant::now() + timeout;
+        loop {
+            if let Some(e) = self.events().into_iter().find(|e| matches(&e.event)) {
+                return e;
+            }
+            assert!(
+                Instant::now() < until,
+                "no {what} from `{}` within {timeout:?}\nstdout: {}\nstderr: {}",
+                self.command,
+                self.stdout.text(),
+                self.stderr.text()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits for the probe to exit by itself (killing it past its deadline and grace, which
+    /// the decoded run then shows as cut short), and decodes its stream.
+    #[track_caller]
+    pub fn finish(mut self) -> ProbeRun {
+        let mut child = self.child.take().expect("a running probe");
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() >= self.limit => {
+                    let _ = child.kill();
+                    break child.wait().expect("wait for the killed probe");
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) => panic!("waiting for `{}`: {e}", self.command),
+            }
+        };
+        let elapsed = self.started.elapsed();
+        self.stdout.finish(Duration::from_secs(2));
+        self.stderr.finish(Duration::from_secs(2));
+        let out = CmdOutput {
+            command: self.command.clone(),
+            status,
+            stdout: self.stdout.text(),
+            stderr: self.stderr.text(),
+        };
+        decode_run(out, elapsed)
+    }
+}
+
+impl Drop for PacedProbe {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// A resolv.conf with `contents` in a temporary file (deleted on drop), for

@@ -10,7 +10,12 @@ use std::time::Duration;
 
 use hickory_proto::op::{Header, MessageType, Query};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
-use protocol::{DnsExchange, FlowSide, Handshake, IcmpError, Open, Rcode, RecordType, TcpFlow};
+use protocol::{
+    DnsExchange, FlowSide, Handshake, IcmpError, Open, PacketDirection, PacketMark, Rcode,
+    RecordType, TcpFlags, TcpFlow, MAX_MARKS_PER_FLOW,
+};
+
+use super::ifnames::InterfaceNames;
 
 const ETHERTYPE_IP: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
@@ -23,6 +28,8 @@ const TCP_FIN: u8 = 0x01;
 const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
 const TCP_ACK: u8 = 0x10;
+/// sll_pkttype of a packet this host sent.
+const PACKET_OUTGOING: u8 = 4;
 
 /// A network-layer packet, parsed as far as the summary needs.
 struct Packet<'a> {
@@ -123,6 +130,9 @@ struct Flow {
     retransmits: u32,
     packets: u64,
     bytes: u64,
+    /// The first packets, one mark each (both-ends correlation lines them up).
+    marks: Vec<PacketMark>,
+    marks_dropped: u64,
 }
 
 #[derive(Debug)]
@@ -180,6 +190,7 @@ fn signature(p: &Packet<'_>) -> u64 {
 #[derive(Default)]
 pub struct FlowTable {
     echoes: EchoFilter,
+    interfaces: InterfaceNames,
     tcp: Vec<Flow>,
     tcp_index: HashMap<(SocketAddr, SocketAddr), usize>,
     dns: Vec<Dns>,
@@ -229,7 +240,7 @@ impl FlowTable {
             return;
         }
         match p.proto {
-            6 => self.tcp(at, &p, wire_len),
+            6 => self.tcp(at, origin, &p, wire_len),
             17 => self.udp(at, &p),
             1 => self.icmp(&p, false),
             58 => self.icmp(&p, true),
@@ -237,7 +248,7 @@ impl FlowTable {
         }
     }
 
-    fn tcp(&mut self, at: Duration, p: &Packet<'_>, wire_len: usize) {
+    fn tcp(&mut self, at: Duration, origin: Origin, p: &Packet<'_>, wire_len: usize) {
         let t = p.transport;
         let (Some(sport), Some(dport), Some(seq), Some(&offset), Some(&flags)) =
             (be16(t, 0), be16(t, 2), be32(t, 4), t.get(12), t.get(13))
@@ -281,6 +292,8 @@ impl FlowTable {
                     retransmits: 0,
                     packets: 0,
                     bytes: 0,
+                    marks: Vec::new(),
+                    marks_dropped: 0,
                 });
                 self.tcp_index.insert(key, self.tcp.len() - 1);
                 self.tcp.len() - 1
@@ -290,6 +303,31 @@ impl FlowTable {
         let from_client = src == flow.client;
         flow.packets += 1;
         flow.bytes += wire_len as u64;
+        if flow.marks.len() < MAX_MARKS_PER_FLOW {
+            let (ifindex, pkttype) = origin;
+            flow.marks.push(PacketMark {
+                at_us: u64::try_from(at.as_micros()).unwrap_or(u64::MAX),
+                from: if from_client {
+                    FlowSide::Client
+                } else {
+                    FlowSide::Server
+                }
+                .into(),
+                flags: TcpFlags(flags),
+                len: u32::try_from(payload).unwrap_or(u32::MAX),
+                interface: self.interfaces.name(ifindex),
+                direction: Some(
+                    if pkttype == PACKET_OUTGOING {
+                        PacketDirection::Out
+                    } else {
+                        PacketDirection::In
+                    }
+                    .into(),
+                ),
+            });
+        } else {
+            flow.marks_dropped += 1;
+        }
         if flags & TCP_SYN != 0 && flags & TCP_ACK == 0 && from_client {
             flow.syn_count += 1;
             if flow.syn_count > 1 {
@@ -495,9 +533,8 @@ impl FlowTable {
                         }
                         .into()
                     }),
-                    // Filled by the packet marks (both ends); none yet.
-                    marks: Vec::new(),
-                    marks_dropped: 0,
+                    marks: f.marks,
+                    marks_dropped: f.marks_dropped,
                 }
             })
             .collect();
@@ -679,6 +716,84 @@ mod tests {
         assert!(!flows[1].rst_after_data);
         assert_eq!(flows[2].handshake, Handshake::Unanswered);
         assert_eq!((flows[2].syn_count, flows[2].retransmits), (3, 2));
+    }
+
+    #[test]
+    fn marks_record_the_first_packets_of_each_flow() {
+        let (c, s) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+        let mut t = FlowTable::default();
+        t.interfaces.seed(7, "eth0");
+        let at_us = |us: u64| Duration::from_micros(1_700_000_000_000_000 + us);
+        let incoming: Origin = (7, 0);
+        let outgoing: Origin = (7, PACKET_OUTGOING);
+        t.add(
+            at_us(0),
+            incoming,
+            ETHERTYPE_IP,
+            &ipv4_tcp(c, s, 40000, 80, 100, TCP_SYN, 0),
+            40,
+        );
+        t.add(
+            at_us(150),
+            outgoing,
+            ETHERTYPE_IP,
+            &ipv4_tcp(s, c, 80, 40000, 900, TCP_SYN | TCP_ACK, 0),
+            40,
+        );
+        // Payload from the IP total length, not from the bytes kept (cut at 60 here).
+        let data = ipv4_tcp(c, s, 40000, 80, 101, TCP_ACK | 0x08, 1000);
+        t.add(at_us(300), incoming, ETHERTYPE_IP, &data[..60], 1040);
+        let flows = t.summary().tcp_flows;
+        let marks = &flows[0].marks;
+        assert_eq!(marks.len(), 3);
+        let spelled: Vec<(String, &str, &str, u32)> = marks
+            .iter()
+            .map(|m| {
+                (
+                    m.flags.to_string(),
+                    m.from.as_str(),
+                    m.direction.as_ref().map_or("?", |d| d.as_str()),
+                    m.len,
+                )
+            })
+            .collect();
+        assert_eq!(
+            spelled,
+            vec![
+                ("S".to_string(), "client", "in", 0),
+                ("S.".to_string(), "server", "out", 0),
+                ("P.".to_string(), "client", "in", 1000),
+            ]
+        );
+        assert_eq!(marks[0].at_us, 1_700_000_000_000_000);
+        assert_eq!(marks[1].at_us - marks[0].at_us, 150);
+        assert!(marks.iter().all(|m| m.interface.as_deref() == Some("eth0")));
+        assert_eq!(flows[0].marks_dropped, 0);
+        // The summary is what it was without marks.
+        assert_eq!(flows[0].handshake, Handshake::Established);
+        assert_eq!(flows[0].packets, 3);
+    }
+
+    #[test]
+    fn marks_stop_at_the_limit_and_count_the_rest() {
+        let (c, s) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+        let mut t = FlowTable::default();
+        let extra = 5;
+        for i in 0..(MAX_MARKS_PER_FLOW + extra) {
+            // Each a new segment, 1 s apart: neither an echo nor a retransmission.
+            t.add(
+                at(1000 * i as u64),
+                ORIGIN,
+                ETHERTYPE_IP,
+                &ipv4_tcp(c, s, 40000, 80, 1 + 10 * i as u32, TCP_ACK, 10),
+                50,
+            );
+        }
+        let flows = t.summary().tcp_flows;
+        assert_eq!(flows[0].marks.len(), MAX_MARKS_PER_FLOW);
+        assert_eq!(flows[0].marks_dropped, extra as u64);
+        assert_eq!(flows[0].packets, (MAX_MARKS_PER_FLOW + extra) as u64);
+        assert_eq!(flows[0].retransmits, 0);
     }
 
     #[test]

@@ -10,13 +10,14 @@
 // before injecting anything): crate netdebug-filter.
 pub use bpf_filter::{bpf, compile, filter};
 mod flows;
+mod ifnames;
 mod pcap;
 
 #[cfg(test)]
 mod oracle_tests;
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -144,12 +145,46 @@ pub struct Captured {
     pub summary: Summary,
 }
 
-/// Read until a limit or `stop` (set when the traffic checks are done). Blocking: run it on
-/// a blocking thread.
+/// An early end asked for from outside the reading thread: the traffic checks are done, or
+/// the client sent `stop`. The first request counts.
+#[derive(Default)]
+pub struct StopRequest(AtomicU8);
+
+const NOT_STOPPED: u8 = 0;
+const STOP_TRAFFIC_DONE: u8 = 1;
+const STOP_STOPPED: u8 = 2;
+
+impl StopRequest {
+    /// The traffic checks are done (and the linger has passed).
+    pub fn traffic_done(&self) {
+        self.request(STOP_TRAFFIC_DONE);
+    }
+
+    /// The client's `stop`.
+    pub fn stopped(&self) {
+        self.request(STOP_STOPPED);
+    }
+
+    fn request(&self, code: u8) {
+        let _ = self
+            .0
+            .compare_exchange(NOT_STOPPED, code, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    fn requested(&self) -> Option<CaptureStop> {
+        match self.0.load(Ordering::Relaxed) {
+            STOP_TRAFFIC_DONE => Some(CaptureStop::TrafficDone),
+            STOP_STOPPED => Some(CaptureStop::Stopped),
+            _ => None,
+        }
+    }
+}
+
+/// Read until a limit or a `stop` request. Blocking: run it on a blocking thread.
 pub fn run(
     capture: Capture,
     limits: Limits,
-    stop: Arc<AtomicBool>,
+    stop: Arc<StopRequest>,
     emitter: Emitter,
 ) -> Result<Captured, String> {
     let Capture { socket, mut ring } = capture;
@@ -171,8 +206,8 @@ pub fn run(
             break limit;
         }
         let now = Instant::now();
-        if stop.load(Ordering::Relaxed) {
-            break CaptureStop::TrafficDone;
+        if let Some(why) = stop.requested() {
+            break why;
         }
         if now >= limits.deadline_end {
             break CaptureStop::Deadline;
@@ -273,5 +308,19 @@ impl Recorder {
             stopped_by,
             summary: self.table.summary(),
         }
+    }
+}
+
+#[cfg(test)]
+mod stop_tests {
+    use super::*;
+
+    #[test]
+    fn the_first_stop_request_counts() {
+        let stop = StopRequest::default();
+        assert_eq!(stop.requested(), None);
+        stop.stopped();
+        stop.traffic_done();
+        assert_eq!(stop.requested(), Some(CaptureStop::Stopped));
     }
 }

@@ -245,6 +245,8 @@ const EXPRESSIONS: &[&str] = &[
     "arp[7] = 1",
     "ip6[8:4] & 0xffff0000 = 0xfd000000",
     "(icmp and icmp[icmptype] != icmp-echo and icmp[icmptype] != icmp-echoreply) or (icmp6 and ip6[40] < 128)",
+    // A peer's default (both ends): its sources' TCP on its ports, and ICMP errors.
+    "(tcp and (host 10.199.0.1 or host fd00:199::1) and (port 80 or port 8080)) or (icmp and icmp[icmptype] != icmp-echo and icmp[icmptype] != icmp-echoreply) or (icmp6 and ip6[40] < 128)",
 ];
 
 fn write_pcap(path: &std::path::Path, packets: &[(u16, Vec<u8>)]) {

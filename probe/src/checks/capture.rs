@@ -18,17 +18,21 @@
 //! capture ends `LINGER` after they have all finished: late answers and retransmissions still
 //! land, and a run does not sit out the whole duration once there is nothing more to see. A
 //! plan with an explicit duration the user wants honoured sets `stop_after_traffic: false`.
+//!
+//! A peer (protocol minor 4) captures by default the TCP between its sources and its ports,
+//! both directions, and ICMP errors. It has no traffic checks to follow: its capture ends at
+//! the client's `stop` (with the plan's `control`; a closed channel counts), its duration, or
+//! the deadline.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use protocol::{Capability, CapturePlan, CaptureSummary, CheckKind, Evidence, Target};
+use protocol::{Capability, CapturePlan, CaptureSummary, CheckKind, Evidence, PeerPlan, Target};
 
 use super::Outcome;
-use crate::capture::{self, compile, filter, Capture, Limits, OpenError};
+use crate::capture::{self, compile, filter, Capture, Limits, OpenError, StopRequest};
 use crate::context::Ctx;
 
 /// How long the capture goes on after the traffic checks finished.
@@ -46,7 +50,8 @@ const SUMMARY_MARGIN: Duration = Duration::from_millis(250);
 pub async fn run(ctx: Arc<Ctx>) -> Outcome {
     let outcome = capture(&ctx).await;
     // Whatever happened, the traffic checks must not wait for a capture that is not coming.
-    ctx.mark_capture_ready();
+    ctx.mark_capture_ready(false);
+    ctx.mark_capture_ended();
     outcome
 }
 
@@ -66,9 +71,9 @@ async fn capture(ctx: &Arc<Ctx>) -> Outcome {
     let mut notes = Vec::new();
     // Target names are resolved after the socket is open (so their DNS queries are captured);
     // the filter is then replaced by one with their addresses.
-    let names: Vec<&Target> = match plan.filter {
-        Some(_) => Vec::new(),
-        None => ctx
+    let names: Vec<&Target> = match (&plan.filter, &ctx.plan.peer) {
+        (Some(_), _) | (None, Some(_)) => Vec::new(),
+        (None, None) => ctx
             .plan
             .targets
             .iter()
@@ -82,7 +87,7 @@ async fn capture(ctx: &Arc<Ctx>) -> Outcome {
     if plan.filter.is_none() {
         note_fallback(ctx, &expression, &mut notes);
     }
-    ctx.mark_capture_ready();
+    ctx.mark_capture_ready(true);
 
     let now = std::time::Instant::now();
     let duration = Duration::from_millis(plan.max_duration_ms);
@@ -94,7 +99,7 @@ async fn capture(ctx: &Arc<Ctx>) -> Outcome {
         deadline_end: now + ctx.remaining().saturating_sub(SUMMARY_MARGIN),
         pcap: plan.pcap,
     };
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(StopRequest::default());
     let emitter = ctx.emitter().clone();
     let filter_handle = capture.filter_handle();
     let reader = {
@@ -109,7 +114,9 @@ async fn capture(ctx: &Arc<Ctx>) -> Outcome {
         }
     }
     drop(filter_handle);
-    if plan.stop_after_traffic {
+    if ctx.plan.peer.is_some() {
+        stop_at_the_clients_word(ctx, &stop);
+    } else if plan.stop_after_traffic {
         stop_after_traffic(ctx, &stop);
     }
     let captured = match reader.await {
@@ -201,7 +208,7 @@ fn retarget(
 }
 
 /// When the plan runs traffic checks, stop the capture `LINGER` after they have all finished.
-fn stop_after_traffic(ctx: &Arc<Ctx>, stop: &Arc<AtomicBool>) {
+fn stop_after_traffic(ctx: &Arc<Ctx>, stop: &Arc<StopRequest>) {
     let follows_traffic = ctx
         .plan
         .effective_checks()
@@ -213,9 +220,22 @@ fn stop_after_traffic(ctx: &Arc<Ctx>, stop: &Arc<AtomicBool>) {
         tokio::spawn(async move {
             ctx.wait_traffic_done().await;
             tokio::time::sleep(LINGER.min(ctx.remaining())).await;
-            stop.store(true, Ordering::Relaxed);
+            stop.traffic_done();
         });
     }
+}
+
+/// A paced peer: stop at the client's `stop` (or when its channel closes). The task ends with
+/// the runtime when no word comes; the capture's own limits end the capture then.
+fn stop_at_the_clients_word(ctx: &Arc<Ctx>, stop: &Arc<StopRequest>) {
+    let Some(control) = ctx.control.clone() else {
+        return;
+    };
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        control.stop().await;
+        stop.stopped();
+    });
 }
 
 /// Parse and compile; the program keeps `snaplen` bytes of each packet (the receive ring
@@ -234,11 +254,14 @@ fn default_candidates(
     resolved: Option<&HashMap<String, Vec<IpAddr>>>,
     snaplen: u32,
 ) -> Result<Vec<(String, Vec<capture::bpf::Insn>)>, String> {
-    let expressions = [
-        default_filter(ctx, resolved),
-        coarse_filter(ctx),
-        COARSEST.to_string(),
-    ];
+    let expressions = match &ctx.plan.peer {
+        Some(peer) => vec![peer_filter(peer), COARSEST.to_string()],
+        None => vec![
+            default_filter(ctx, resolved),
+            coarse_filter(ctx),
+            COARSEST.to_string(),
+        ],
+    };
     let mut out: Vec<(String, Vec<capture::bpf::Insn>)> = Vec::new();
     let mut first_error = None;
     for e in expressions {
@@ -260,6 +283,15 @@ fn default_candidates(
 
 /// Say so when the default filter in use is a fallback.
 fn note_fallback(ctx: &Ctx, expression: &str, notes: &mut Vec<String>) {
+    if let Some(peer) = &ctx.plan.peer {
+        if expression == COARSEST {
+            notes.push(format!(
+                "a filter naming each of the peer's {} sources is too large for the kernel; capturing all TCP, DNS and ICMP errors instead",
+                peer.sources.len()
+            ));
+        }
+        return;
+    }
     let what = if expression == COARSEST {
         "all TCP, DNS and ICMP errors"
     } else if expression == coarse_filter(ctx) {
@@ -291,6 +323,22 @@ fn coarse_filter(ctx: &Ctx) -> String {
     clauses.push(ICMP_ERRORS_V4.to_string());
     clauses.push(ICMP_ERRORS_V6.to_string());
     clauses.join(" or ")
+}
+
+/// A peer's default: TCP between any of its sources and any of its local ports (either
+/// direction: `port` matches source or destination), and ICMP errors.
+fn peer_filter(peer: &PeerPlan) -> String {
+    let hosts: Vec<String> = peer
+        .sources
+        .iter()
+        .map(|ip| format!("host {}", filter::addr_text(*ip)))
+        .collect();
+    let ports: Vec<String> = peer.ports.iter().map(|p| format!("port {p}")).collect();
+    format!(
+        "(tcp and ({}) and ({})) or {ICMP_ERRORS_V4} or {ICMP_ERRORS_V6}",
+        hosts.join(" or "),
+        ports.join(" or ")
+    )
 }
 
 /// Resolve the name targets (each once, concurrently), within `limit`.
@@ -381,4 +429,29 @@ fn default_filter(ctx: &Ctx, resolved: Option<&HashMap<String, Vec<IpAddr>>>) ->
     push(ICMP_ERRORS_V4.to_string());
     push(ICMP_ERRORS_V6.to_string());
     clauses.join(" or ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peers_filter_takes_its_sources_tcp_on_its_ports_and_compiles() {
+        let peer = PeerPlan {
+            sources: vec![
+                "10.199.1.2".parse().unwrap(),
+                "fd00:199::2".parse().unwrap(),
+            ],
+            ports: vec![8080, 8443],
+        };
+        let expression = peer_filter(&peer);
+        assert_eq!(
+            expression,
+            format!(
+                "(tcp and (host 10.199.1.2 or host fd00:199::2) and (port 8080 or port 8443)) \
+                 or {ICMP_ERRORS_V4} or {ICMP_ERRORS_V6}"
+            )
+        );
+        assert!(build(&expression, 262_144).is_ok());
+    }
 }

@@ -53,7 +53,8 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
         }
     };
     let top = usize::try_from(ctx.plan.sockets_top).unwrap_or(usize::MAX);
-    ctx.emit(Evidence::Sockets(table.evidence(&targets, top)));
+    let peer_ports = crate::peer::ports(&ctx.plan);
+    ctx.emit(Evidence::Sockets(table.evidence(&targets, peer_ports, top)));
     Outcome::Completed
 }
 
@@ -165,7 +166,8 @@ impl SocketTable {
         }
     }
 
-    fn evidence(&self, targets: &[SocketAddr], top: usize) -> SocketsEvidence {
+    /// `ports`: local ports whose listeners come first (a peer's), besides the targets'.
+    fn evidence(&self, targets: &[SocketAddr], ports: &[u16], top: usize) -> SocketsEvidence {
         let mut states = BTreeMap::new();
         for (state, &count) in self.counts.iter().enumerate() {
             if count > 0 {
@@ -200,7 +202,7 @@ impl SocketTable {
             time_wait_top_peer,
             close_wait_by_peer,
             syn_sent_to_targets: syn_sent_to(targets, &self.syn_sent),
-            listeners: top_listeners(&self.listeners, targets, top),
+            listeners: top_listeners(&self.listeners, targets, ports, top),
         }
     }
 }
@@ -246,9 +248,19 @@ fn syn_sent_to(targets: &[SocketAddr], syn_sent: &[Conn]) -> Vec<PeerCount> {
 }
 
 /// The `top` listeners worth showing: fullest accept queue first, then those on a target's
-/// port (a listener bound to loopback there explains a refused connect), then by address.
-fn top_listeners(listeners: &[Listener], targets: &[SocketAddr], top: usize) -> Vec<Listener> {
-    let target_ports: HashSet<u16> = targets.iter().map(|t| t.port()).collect();
+/// port or one of `ports` (a listener bound to loopback there explains a refused connect),
+/// then by address.
+fn top_listeners(
+    listeners: &[Listener],
+    targets: &[SocketAddr],
+    ports: &[u16],
+    top: usize,
+) -> Vec<Listener> {
+    let target_ports: HashSet<u16> = targets
+        .iter()
+        .map(|t| t.port())
+        .chain(ports.iter().copied())
+        .collect();
     let fill = |l: &Listener| -> f64 {
         if l.send_q == 0 {
             f64::from(l.recv_q)
@@ -319,7 +331,7 @@ mod tests {
         let mut t = SocketTable::default();
         t.add(&sock(1, "10.199.0.1:40000", "10.199.0.2:80"));
         t.add(&sock(200, "10.199.0.1:40001", "10.199.0.2:80"));
-        let e = t.evidence(&[], 10);
+        let e = t.evidence(&[], &[], 10);
         assert_eq!(e.total, 2);
         assert_eq!(e.states.get(&SocketState::Established.into()), Some(&1));
         assert_eq!(e.states.get(&Open::Unknown("UNKNOWN-200".into())), Some(&1));
@@ -354,7 +366,7 @@ mod tests {
             ));
         }
         t.add(&sock(TCP_CLOSE_WAIT, "10.199.0.1:41000", "10.199.0.8:5432"));
-        let e = t.evidence(&[], 2);
+        let e = t.evidence(&[], &[], 2);
         assert_eq!(
             e.close_wait_by_peer,
             vec![
@@ -400,7 +412,7 @@ mod tests {
                 &format!("10.199.0.3:{}", 50000 + p),
             ));
         }
-        let e = t.evidence(&[], 10);
+        let e = t.evidence(&[], &[], 10);
         assert_eq!(e.time_wait_ratio, Some(0.25));
         assert_eq!(
             e.time_wait_top_peer,
@@ -419,7 +431,7 @@ mod tests {
         t.add(&sock(TCP_SYN_SENT, "10.199.0.1:40002", "10.199.0.2:80"));
         t.add(&sock(TCP_SYN_SENT, "10.199.0.1:40003", "10.199.0.5:80"));
         let targets = [sa("10.199.0.2:443"), sa("10.199.0.5:0"), sa("10.199.0.6:1")];
-        let e = t.evidence(&targets, 10);
+        let e = t.evidence(&targets, &[], 10);
         assert_eq!(
             e.syn_sent_to_targets,
             vec![
@@ -448,7 +460,12 @@ mod tests {
             l("0.0.0.0:9000", 3, 2),
             l("0.0.0.0:7000", 1, 128),
         ];
-        let got = top_listeners(&all, &[sa("10.199.0.2:8080")], 3);
+        let got = top_listeners(&all, &[sa("10.199.0.2:8080")], &[], 3);
         assert_eq!(got, vec![all[2].clone(), all[3].clone(), all[1].clone()]);
+        // A peer's port counts as a target's: the loopback listener on it is shown.
+        let got = top_listeners(&all, &[sa("10.199.1.2:0")], &[8080], 3);
+        assert_eq!(got, vec![all[2].clone(), all[3].clone(), all[1].clone()]);
+        let got = top_listeners(&all, &[sa("10.199.1.2:0")], &[], 3);
+        assert_eq!(got, vec![all[2].clone(), all[3].clone(), all[0].clone()]);
     }
 }
