@@ -20,7 +20,7 @@ use crate::pcap::PcapWriter;
 
 /// How long the source waits for every peer's capture to be armed. A peer later than this
 /// misses the traffic; the verdict says which and what that leaves open.
-pub const ARM_LIMIT: Duration = Duration::from_secs(20);
+pub const ARM_LIMIT: Duration = Duration::from_secs(10);
 /// How long a peer gets after `stop` to report its capture and finish.
 pub const REPORT_LIMIT: Duration = Duration::from_secs(5);
 /// The most peers `--max-peers` accepts: each is one more container and capture.

@@ -224,7 +224,7 @@ async fn peers_for(
     .await
     {
         Ok(peers) => {
-            both_ends::hold_source(plan);
+            both_ends::hold_source(plan, &peers);
             (peers, None)
         }
         Err(why) => (Vec::new(), Some(why)),
@@ -432,12 +432,27 @@ async fn reach_probe(
         },
         s = &mut started => {
             s?;
+            // A paced probe (both ends) waits for words only the tunnel carries: it is worth a
+            // moment more, since the probe is running now.
+            if container.plan.control.is_some() {
+                let limit = start_deadline.max(Instant::now() + PACED_TUNNEL_GRACE);
+                return match tokio::time::timeout_at(limit, &mut tunnel).await {
+                    Ok(Ok(t)) => Ok(Reached::Tunnel(t)),
+                    Ok(Err(why)) => Ok(Reached::Log(Some(why.to_string()))),
+                    Err(_) => Ok(Reached::Log(Some(
+                        "the probe's tunnel did not answer after the container started".into(),
+                    ))),
+                };
+            }
             Ok(Reached::Log(Some(
                 "the kubelet reported the container before the probe answered".into(),
             )))
         }
     }
 }
+
+/// How long a paced probe's tunnel is still tried after the kubelet reported it started.
+const PACED_TUNNEL_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Wait for the kubelet to report the container; a probe that refused to run at all is an
 /// error in its own words.

@@ -204,14 +204,18 @@ async fn checked_container(
     })
 }
 
-/// Hold the source until its peers are armed: its plan waits for `go` on its tunnel.
-pub(super) fn hold_source(plan: &mut protocol::Plan) {
+/// Hold the source until its peers are armed: its plan waits for `go` on its tunnel, and its
+/// deadline grows by the hold so that its checks keep their time. Without a peer that will
+/// run, there is nothing to wait for: the source only gets its capture.
+pub(super) fn hold_source(plan: &mut protocol::Plan, peers: &[Peer]) {
     ends::source_for_both_ends(plan);
-    if plan.tunnel.is_some() {
+    if plan.tunnel.is_some() && peers.iter().any(|p| p.pod.is_some()) {
+        let hold_ms = SOURCE_HOLD.as_millis() as u64;
         plan.control = Some(protocol::ControlPlan {
             via: ControlVia::Tunnel.into(),
-            hold_ms: Some(SOURCE_HOLD.as_millis() as u64),
+            hold_ms: Some(hold_ms),
         });
+        plan.deadline_ms = (plan.deadline_ms + hold_ms).min(protocol::MAX_DEADLINE_MS);
     }
 }
 
@@ -309,6 +313,7 @@ async fn run_source(
         Reached::Log(_) => None,
     };
     let expected = armed.len();
+    let held = container.plan.control.is_some();
     let release = async move {
         let until = deadline.min(Instant::now() + ARM_LIMIT);
         let arrived = join_all(
@@ -330,6 +335,8 @@ async fn run_source(
             ));
         }
         match control {
+            // Not held: nothing to release.
+            _ if !held => {}
             // Dropping our half closes nothing: the stream's reader holds the connection.
             Some(mut c) => {
                 c.send(protocol::CONTROL_GO).await;
