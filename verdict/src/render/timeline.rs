@@ -16,10 +16,17 @@ pub const MAX_SHOWN: usize = 5;
 pub const MAX_PACKETS: usize = 10;
 
 /// Every line of the timelines block, unindented connection headers, packets indented by 2.
+/// When some connection failed, the ones that worked are one line each: the reader's eye
+/// belongs on the packets that did not arrive.
 pub fn lines(connections: &[ConnectionTimeline]) -> Vec<String> {
     let mut out = Vec::new();
+    let any_failed = connections.iter().any(|c| c.outcome.is_located_failure());
     for c in connections.iter().take(MAX_SHOWN) {
         out.push(header(c));
+        if any_failed && !c.outcome.is_located_failure() {
+            out.push(format!("  {}", c.summary));
+            continue;
+        }
         for p in c.packets.iter().take(MAX_PACKETS) {
             out.push(format!("  {}", packet_line(p)));
         }
@@ -85,4 +92,55 @@ fn packet_line(p: &TimelinePacket) -> String {
     )
     .trim_end()
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connections::{ConnectionOutcome, End};
+    use protocol::{FlowSide, TcpFlags};
+
+    fn connection(port: u16, outcome: ConnectionOutcome, summary: &str) -> ConnectionTimeline {
+        let syn = TimelinePacket {
+            end: End::Source,
+            offset_ms: 0.0,
+            from: FlowSide::Client.into(),
+            flags: TcpFlags(TcpFlags::SYN),
+            len: 0,
+            direction: None,
+            interface: Some("eth0".into()),
+            retransmit: false,
+        };
+        ConnectionTimeline {
+            client: format!("10.0.0.1:{port}").parse().unwrap(),
+            server: "10.0.0.2:80".parse().unwrap(),
+            peer: Some("pod/web-1".into()),
+            peer_server: None,
+            basis: TimeBasis::SourceSyn,
+            peer_clock: None,
+            packets: vec![syn.clone(), syn],
+            packets_dropped: 0,
+            outcome,
+            summary: summary.into(),
+        }
+    }
+
+    /// Regression: on a Service with one bad endpoint the healthy connections' full
+    /// handshakes pushed the failing one's packets off the screen.
+    #[test]
+    fn connections_that_worked_are_one_line_when_another_failed() {
+        let shown = lines(&[
+            connection(1, ConnectionOutcome::NoReply, "nothing came back"),
+            connection(2, ConnectionOutcome::Worked, "both ends saw the handshake"),
+        ]);
+        assert_eq!(
+            shown.iter().filter(|l| l.contains("source S")).count(),
+            2,
+            "only the failed connection's packets: {shown:#?}"
+        );
+        assert!(shown.contains(&"  both ends saw the handshake".to_string()));
+        // All healthy: the packets are the evidence, and are shown.
+        let healthy = lines(&[connection(2, ConnectionOutcome::Worked, "both ends saw it")]);
+        assert_eq!(healthy.iter().filter(|l| l.contains("source S")).count(), 2);
+    }
 }
