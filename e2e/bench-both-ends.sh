@@ -2,8 +2,8 @@
 # Time of --both-ends against a single-ended run (issue 11), on the cluster named by KUBECONFIG
 # with the probe image already on the node (e2e/run.sh loads it): a client pod and a Service
 # with three endpoint pods; `kubectl netdebug client --to svc/web` from command start to exit,
-# single-ended and with --both-ends --max-peers 3 (four probes injected in parallel), taking
-# turns on quiet pods. Prints the median of N runs of each, the ratio, and each both-ends run's
+# single-ended, single-ended with --capture (both ends always capture at the source), and with
+# --both-ends --max-peers 3 (four probes injected in parallel), taking turns on quiet pods. Prints the median of N runs of each, the ratio, and each both-ends run's
 # peers (how many armed and reported).
 # Usage: e2e/bench-both-ends.sh [N]
 set -euo pipefail
@@ -51,25 +51,30 @@ done
 ms() { local s e; s=$(date +%s%N); "$@" >"$OUT/$RUN.out" 2>"$OUT/$RUN.err" || { echo "bench: failed: $*" >&2; cat "$OUT/$RUN.err" >&2; exit 1; }; e=$(date +%s%N); echo $(( (e - s) / 1000000 )); }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
-single=(); both=()
+single=(); captured=(); both=()
 run_single() {
   RUN=single-$1
   single+=("$(ms kubectl netdebug -n "$NS" client --to svc/web --image "$IMAGE" --image-pull-policy IfNotPresent -o json)")
+}
+run_captured() {
+  RUN=captured-$1
+  captured+=("$(ms kubectl netdebug -n "$NS" client --to svc/web --capture --image "$IMAGE" --image-pull-policy IfNotPresent -o json)")
 }
 run_both() {
   RUN=both-$1
   both+=("$(ms kubectl netdebug -n "$NS" client --to svc/web --both-ends --max-peers 3 --image "$IMAGE" --image-pull-policy IfNotPresent -o json)")
 }
 SETTLE=${SETTLE:-3}
-order=(run_single run_both)
+order=(run_single run_captured run_both)
 for i in $(seq "$N"); do
-  for k in 0 1; do
+  for k in 0 1 2; do
     sleep "$SETTLE"
-    "${order[$(( (i + k) % 2 ))]}" "$i"
+    "${order[$(( (i + k) % 3 ))]}" "$i"
   done
 done
 a=$(printf '%s\n' "${single[@]}" | median)
 b=$(printf '%s\n' "${both[@]}" | median)
+c=$(printf '%s\n' "${captured[@]}" | median)
 peers() {
   for i in $(seq "$N"); do
     python3 -c '
@@ -83,6 +88,8 @@ print("%d/%d/%d(%s)" % (len(peers), armed, done, d["status"]))' "$OUT/both-$i.ou
 }
 echo "runs: $N"
 echo "single-ended: median ${a} ms   [${single[*]}]"
+echo "single-ended --capture: median ${c} ms   [${captured[*]}]"
 echo "--both-ends --max-peers 3: median ${b} ms   [${both[*]}]"
 echo "  peers/armed/reported(status) per run: $(peers)"
 awk -v a="$a" -v b="$b" 'BEGIN { printf "ratio both-ends / single-ended: %.2f\n", b / a }'
+awk -v c="$c" -v b="$b" 'BEGIN { printf "ratio both-ends / single-ended --capture: %.2f\n", b / c }'

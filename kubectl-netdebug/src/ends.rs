@@ -23,6 +23,11 @@ use crate::pcap::PcapWriter;
 pub const ARM_LIMIT: Duration = Duration::from_secs(10);
 /// How long a peer gets after `stop` to report its capture and finish.
 pub const REPORT_LIMIT: Duration = Duration::from_secs(5);
+/// How long the source's capture, and the peers' after the source's traffic checks ended, go
+/// on for the last packets of the connections (FIN exchanges, a late retransmission). Shorter
+/// than a single-ended capture's 300 ms: the two ends see each other's late packets, and a
+/// connect that is still retrying has not finished its check yet.
+pub const SOURCE_LINGER: Duration = Duration::from_millis(50);
 /// The most peers `--max-peers` accepts: each is one more container and capture.
 pub const MAX_PEERS: u8 = 10;
 
@@ -69,6 +74,9 @@ pub fn source_for_both_ends(plan: &mut Plan) {
             max_duration_ms: plan.deadline_ms,
             ..CapturePlan::default()
         });
+    }
+    if let Some(capture) = plan.capture.as_mut() {
+        capture.linger_ms = Some(SOURCE_LINGER.as_millis() as u64);
     }
     let has_capture = plan
         .checks
@@ -231,6 +239,64 @@ impl PeerRun {
     }
 }
 
+/// The source's sink in a both-ends run: passes every item on, and says when the source's
+/// traffic checks (those that make packets: dns, tcp, mtu) have all finished, so that the
+/// peers can be told to stop while the source's own capture lingers.
+pub struct TrafficWatch<'a, S> {
+    inner: &'a mut S,
+    pending: Vec<protocol::CheckKind>,
+    done: tokio::sync::watch::Sender<bool>,
+}
+
+impl<'a, S: crate::output::EventSink> TrafficWatch<'a, S> {
+    pub fn new(inner: &'a mut S, plan: &Plan, done: tokio::sync::watch::Sender<bool>) -> Self {
+        let pending: Vec<_> = plan
+            .effective_checks()
+            .into_iter()
+            .filter(|k| k.info().generates_traffic)
+            .collect();
+        if pending.is_empty() {
+            done.send_replace(true);
+        }
+        TrafficWatch {
+            inner,
+            pending,
+            done,
+        }
+    }
+}
+
+impl<S: crate::output::EventSink> crate::output::EventSink for TrafficWatch<'_, S> {
+    fn accept(&mut self, item: Item) {
+        if let Item::Event(protocol::Decoded::Event(envelope)) = &item {
+            let finished = match &envelope.event {
+                protocol::Event::CheckFinished(f) => f.check.known(),
+                // The run is over: nothing more will come.
+                protocol::Event::Done(_) => {
+                    self.pending.clear();
+                    None
+                }
+                _ => None,
+            };
+            self.pending.retain(|k| Some(*k) != finished);
+            if self.pending.is_empty() {
+                self.done.send_replace(true);
+            }
+        }
+        self.inner.accept(item);
+    }
+    fn record_end(&mut self, end: crate::output::ProbeEnd, reader: &crate::events::EventReader) {
+        self.done.send_replace(true);
+        self.inner.record_end(end, reader);
+    }
+    fn set_delivery(&mut self, delivery: verdict::Delivery) {
+        self.inner.set_delivery(delivery);
+    }
+    fn note(&mut self, message: String) {
+        self.inner.note(message);
+    }
+}
+
 impl crate::output::EventSink for PeerRun {
     fn accept(&mut self, item: Item) {
         PeerRun::accept(self, item);
@@ -310,6 +376,38 @@ mod tests {
     }
 
     #[test]
+    fn the_peers_may_stop_once_the_sources_traffic_checks_finished() {
+        struct Nothing;
+        impl crate::output::EventSink for Nothing {
+            fn accept(&mut self, _: Item) {}
+            fn record_end(&mut self, _: crate::output::ProbeEnd, _: &crate::events::EventReader) {}
+            fn set_delivery(&mut self, _: verdict::Delivery) {}
+            fn note(&mut self, _: String) {}
+        }
+        let line = |seq: u64, check: &str| {
+            let text = format!(
+                r#"{{"v":1,"seq":{seq},"type":"check_finished","data":{{"check":"{check}","status":"completed","elapsed_ms":1.0}}}}"#
+            );
+            Item::Event(protocol::decode_line(&text).unwrap())
+        };
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let plan = Plan::new(vec![protocol::Target {
+            label: "x".into(),
+            host: "10.0.0.1".into(),
+            port: Some(80),
+            role: Default::default(),
+        }]);
+        let mut inner = Nothing;
+        let mut watch = TrafficWatch::new(&mut inner, &plan, tx);
+        use crate::output::EventSink;
+        watch.accept(line(0, "links"));
+        watch.accept(line(1, "tcp"));
+        assert!(!*rx.borrow(), "dns still runs");
+        watch.accept(line(2, "dns"));
+        assert!(*rx.borrow(), "every traffic check finished");
+    }
+
+    #[test]
     fn a_peer_arms_once_and_keeps_its_events() {
         let mut run = PeerRun::new(PeerSession::new("peer-1", "netns/dst", 8080), None);
         let armed = r#"{"v":1,"seq":0,"type":"armed","data":{"capture":true,"elapsed_ms":3.0}}"#;
@@ -337,30 +435,38 @@ pub struct PeerCandidate {
     pub container: Option<String>,
 }
 
-/// The destination pods to probe, at most `max`: for a Service its ready endpoints with a
-/// pod, one per node first (a node-level fault then shows on the first peers), then the
-/// rest, by pod name; for a pod, that pod. Err says why there is none.
+/// The destination pods to probe, at most `max`: for a Service its endpoints with a pod that
+/// serve (ready, or serving while terminating), the ones Kubernetes already calls failing
+/// (serving but not ready) first, then one per node (a node-level fault then shows on the
+/// first peers), then the rest, by pod name; for a pod, that pod. Err says why there is none.
 pub fn pick_peers(
     destination: &verdict::kube::DestinationInfo,
     max: u8,
 ) -> Result<Vec<PeerCandidate>, String> {
     use verdict::kube::DestinationInfo;
-    let mut all: Vec<PeerCandidate> = match destination {
-        DestinationInfo::Service(s) => s
-            .endpoints
-            .iter()
-            .filter(|e| e.ready || e.serving)
-            .filter_map(|e| {
-                Some(PeerCandidate {
-                    namespace: s.namespace.clone(),
-                    pod: e.pod.clone()?,
-                    node: e.node.clone(),
-                    ip: e.ip.parse().ok(),
-                    port: e.port?,
-                    container: e.container.clone(),
+    let all: Vec<PeerCandidate> = match destination {
+        DestinationInfo::Service(s) => {
+            let mut endpoints: Vec<_> = s
+                .endpoints
+                .iter()
+                .filter(|e| e.ready || e.serving)
+                .collect();
+            // Failing first; the sort is stable, so pod names order each group.
+            endpoints.sort_by_key(|e| (e.ready, e.pod.clone()));
+            endpoints
+                .into_iter()
+                .filter_map(|e| {
+                    Some(PeerCandidate {
+                        namespace: s.namespace.clone(),
+                        pod: e.pod.clone()?,
+                        node: e.node.clone(),
+                        ip: e.ip.parse().ok(),
+                        port: e.port?,
+                        container: e.container.clone(),
+                    })
                 })
-            })
-            .collect(),
+                .collect()
+        }
         DestinationInfo::Pod(p) => match p.port {
             Some(port) => vec![PeerCandidate {
                 namespace: p.namespace.clone(),
@@ -381,7 +487,6 @@ pub fn pick_peers(
     if all.is_empty() {
         return Err("the Service has no ready endpoint backed by a pod".into());
     }
-    all.sort_by(|a, b| a.pod.cmp(&b.pod));
     let mut picked: Vec<PeerCandidate> = Vec::new();
     // One per node first.
     for c in &all {
@@ -448,6 +553,15 @@ mod pick_tests {
         let picked = pick_peers(&dest, 3).unwrap();
         assert_eq!(picked.len(), 3);
         assert_eq!(picked[2].pod, "web-b");
+    }
+
+    #[test]
+    fn endpoints_kubernetes_calls_failing_come_first() {
+        let mut failing = endpoint("web-z", "n2", false);
+        failing.serving = true;
+        let dest = service(vec![endpoint("web-a", "n1", true), failing]);
+        let picked = pick_peers(&dest, 1).unwrap();
+        assert_eq!(picked[0].pod, "web-z");
     }
 
     #[test]

@@ -16,11 +16,14 @@ use tokio::time::Instant;
 use crate::error::api_status;
 use protocol::TunnelPlan;
 
-/// Pauses between attempts while the probe is not listening yet: short at first (the probe
-/// usually starts within a second), then longer, so that a container the kubelet is slow to
-/// start does not cost the API server, the kubelet and the runtime ten dials a second.
+/// Pauses between attempts while the probe is not listening yet: short for the first
+/// `QUICK_PHASE` (the probe usually starts within a second, and a doubling pause there cost
+/// 125 ms on average, which both ends paid once per probe), then doubling up to the longest,
+/// so that a container the kubelet is slow to start does not cost the API server, the
+/// kubelet and the runtime twenty dials a second.
 const FIRST_RETRY: Duration = Duration::from_millis(50);
 const LONGEST_RETRY: Duration = Duration::from_millis(250);
+const QUICK_PHASE: Duration = Duration::from_secs(1);
 /// One attempt: the API server, the kubelet and the runtime dialling the pod's loopback.
 const ATTEMPT_LIMIT: Duration = Duration::from_secs(3);
 /// The ports the probe may listen on: the dynamic range, where a server rarely binds.
@@ -89,6 +92,7 @@ pub async fn open(
 ) -> Result<Tunnel, TunnelError> {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let mut pause = FIRST_RETRY;
+    let quick_until = Instant::now() + QUICK_PHASE;
     loop {
         let limit = until.min(Instant::now() + ATTEMPT_LIMIT);
         match tokio::time::timeout_at(limit, attempt(&api, pod, plan)).await {
@@ -101,7 +105,9 @@ pub async fn open(
             return Err(TunnelError::NoAnswer { port: plan.port });
         }
         tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(LONGEST_RETRY);
+        if Instant::now() >= quick_until {
+            pause = (pause * 2).min(LONGEST_RETRY);
+        }
     }
 }
 

@@ -80,7 +80,7 @@
 //! ([`ControlPlan`]: `via` `stdin`/`tunnel`, `hold_ms`), the events `armed` and `released`,
 //! the target role `source`, the capture stop `stopped` (the client's `stop`), and per-flow
 //! packet `marks` in capture evidence ([`PacketMark`]: `at_us`, `from`, `flags` in tcpdump
-//! spelling, `len`, `interface`, `direction`) with `marks_dropped`; and the mtu plan's `variant`.
+//! spelling, `len`, `interface`, `direction`) with `marks_dropped`; the mtu plan's `variant`, and the capture plan's `linger_ms`.
 //!
 //! Golden fixtures of every event live in `protocol/tests/fixtures/`; the contract test checks
 //! that they decode, re-encode identically, and that unknown types and fields are tolerated.

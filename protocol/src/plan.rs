@@ -96,6 +96,11 @@ pub struct CapturePlan {
     /// when the user asked for an explicit capture duration, or to watch other traffic.
     #[serde(default = "yes")]
     pub stop_after_traffic: bool,
+    /// With `stop_after_traffic`: how long the capture goes on after the traffic checks
+    /// finished, for late answers and retransmissions (protocol minor 4; None: 300 ms). Both
+    /// ends shorten it: the peers' captures see what the source's would have waited for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linger_ms: Option<u64>,
 }
 
 /// The longest run a plan may ask for.
@@ -121,6 +126,7 @@ impl Default for CapturePlan {
             snaplen: default_snaplen(),
             pcap: true,
             stop_after_traffic: true,
+            linger_ms: None,
         }
     }
 }

@@ -234,10 +234,10 @@ pub(super) async fn run(
 
     let (done_tx, done_rx) = watch::channel(false);
     let mut peers = peers;
-    let armed: Vec<oneshot::Receiver<()>> = peers
+    let armed: Vec<(String, oneshot::Receiver<()>)> = peers
         .iter_mut()
         .filter(|p| p.peer.pod.is_some())
-        .map(|p| p.peer.run.armed_signal())
+        .map(|p| (p.peer.run.session.label.clone(), p.peer.run.armed_signal()))
         .collect();
     let peer_runs = join_all(
         peers
@@ -245,7 +245,16 @@ pub(super) async fn run(
             .map(|p| run_peer(source, p, done_rx.clone(), deadline)),
     );
     let source_run = async {
-        let late = run_source(session, source, container, &injected, armed, deadline).await;
+        let late = run_source(
+            session,
+            source,
+            container,
+            &injected,
+            armed,
+            done_tx.clone(),
+            deadline,
+        )
+        .await;
         let _ = done_tx.send(true);
         late
     };
@@ -304,7 +313,8 @@ async fn run_source(
     pod: &PodRef<'_>,
     container: &ProbeContainer,
     injected: &Injected,
-    armed: Vec<oneshot::Receiver<()>>,
+    armed: Vec<(String, oneshot::Receiver<()>)>,
+    traffic_done: watch::Sender<bool>,
     deadline: Instant,
 ) -> Result<Vec<String>> {
     let mut reached = reach_probe(pod, container, injected, deadline).await?;
@@ -312,25 +322,19 @@ async fn run_source(
         Reached::Tunnel(t) => t.take_control(),
         Reached::Log(_) => None,
     };
-    let expected = armed.len();
     let held = container.plan.control.is_some();
     let release = async move {
         let until = deadline.min(Instant::now() + ARM_LIMIT);
-        let arrived = join_all(
-            armed
-                .into_iter()
-                .map(|rx| tokio::time::timeout_at(until, rx)),
-        )
-        .await
-        .into_iter()
-        .filter(|r| matches!(r, Ok(Ok(()))))
-        .count();
+        let waits = armed.into_iter().map(|(label, rx)| async move {
+            let arrived = matches!(tokio::time::timeout_at(until, rx).await, Ok(Ok(())));
+            (!arrived).then_some(label)
+        });
+        let unarmed: Vec<String> = join_all(waits).await.into_iter().flatten().collect();
         let mut late = Vec::new();
-        if arrived < expected {
+        if !unarmed.is_empty() {
             late.push(format!(
-                "{} of {expected} peer(s) did not arm their capture within {} s; the source went \
-                 ahead without them",
-                expected - arrived,
+                "{} did not arm its capture within {} s; the source went ahead without it",
+                unarmed.join(", "),
                 ARM_LIMIT.as_secs()
             ));
         }
@@ -349,15 +353,16 @@ async fn run_source(
         }
         late
     };
+    let mut sink = ends::TrafficWatch::new(session, &container.plan, traffic_done);
     let (streamed, late) = tokio::join!(
-        stream_into(session, pod, container, reached, injected.at, deadline),
+        stream_into(&mut sink, pod, container, reached, injected.at, deadline),
         release
     );
     streamed?;
     Ok(late)
 }
 
-/// A peer's stream, and its `stop` once the source is done.
+/// A peer's stream, and its `stop` once the source's traffic is done and a moment passed.
 async fn run_peer(
     source: &PodRef<'_>,
     p: InjectedPeer,
@@ -395,6 +400,7 @@ async fn run_peer(
     }
     let stopper = async {
         let _ = source_done.wait_for(|done| *done).await;
+        tokio::time::sleep(ends::SOURCE_LINGER).await;
         if let Some(c) = control.as_mut() {
             c.send(protocol::CONTROL_STOP).await;
         }

@@ -35,7 +35,7 @@ use super::Outcome;
 use crate::capture::{self, compile, filter, Capture, Limits, OpenError, StopRequest};
 use crate::context::Ctx;
 
-/// How long the capture goes on after the traffic checks finished.
+/// How long the capture goes on after the traffic checks finished, unless the plan says.
 const LINGER: Duration = Duration::from_millis(300);
 /// ICMP errors (unreachable, frag-needed, time exceeded; ICMPv6 types below 128), which
 /// come from routers as well as from the targets.
@@ -217,9 +217,15 @@ fn stop_after_traffic(ctx: &Arc<Ctx>, stop: &Arc<StopRequest>) {
     if follows_traffic {
         let ctx = ctx.clone();
         let stop = stop.clone();
+        let linger = ctx
+            .plan
+            .capture
+            .as_ref()
+            .and_then(|c| c.linger_ms)
+            .map_or(LINGER, Duration::from_millis);
         tokio::spawn(async move {
             ctx.wait_traffic_done().await;
-            tokio::time::sleep(LINGER.min(ctx.remaining())).await;
+            tokio::time::sleep(linger.min(ctx.remaining())).await;
             stop.traffic_done();
         });
     }
