@@ -135,6 +135,42 @@ struct Flow {
     marks_dropped: u64,
 }
 
+impl Flow {
+    /// One more mark, while the flow has room for it (both-ends correlation lines them up).
+    fn mark(
+        &mut self,
+        at: Duration,
+        pkttype: u8,
+        from_client: bool,
+        flags: u8,
+        payload: usize,
+        interface: Option<String>,
+    ) {
+        if self.marks.len() >= MAX_MARKS_PER_FLOW {
+            self.marks_dropped += 1;
+            return;
+        }
+        let from = if from_client {
+            FlowSide::Client
+        } else {
+            FlowSide::Server
+        };
+        let direction = if pkttype == PACKET_OUTGOING {
+            PacketDirection::Out
+        } else {
+            PacketDirection::In
+        };
+        self.marks.push(PacketMark {
+            at_us: u64::try_from(at.as_micros()).unwrap_or(u64::MAX),
+            from: from.into(),
+            flags: TcpFlags(flags),
+            len: u32::try_from(payload).unwrap_or(u32::MAX),
+            interface,
+            direction: Some(direction.into()),
+        });
+    }
+}
+
 #[derive(Debug)]
 struct Dns {
     client: SocketAddr,
@@ -259,75 +295,16 @@ impl FlowTable {
         let src = SocketAddr::new(p.src, sport);
         let dst = SocketAddr::new(p.dst, dport);
         let key = if src <= dst { (src, dst) } else { (dst, src) };
-        let index = match self.tcp_index.get(&key) {
-            Some(i) => *i,
-            None => {
-                if self.tcp.len() >= MAX_TCP_FLOWS {
-                    self.tcp_overflow += 1;
-                    return;
-                }
-                // The SYN's sender is the client; without a SYN, the SYN-ACK's receiver; on a
-                // flow already running, the side with the higher (ephemeral) port.
-                let src_is_client = if flags & TCP_SYN != 0 {
-                    flags & TCP_ACK == 0
-                } else {
-                    sport >= dport
-                };
-                let (client, server) = if src_is_client {
-                    (src, dst)
-                } else {
-                    (dst, src)
-                };
-                self.tcp.push(Flow {
-                    client,
-                    server,
-                    first_syn: None,
-                    syn_count: 0,
-                    syn_ack: None,
-                    syn_ack_count: 0,
-                    rst: None,
-                    data_seen: false,
-                    rst_after_data: false,
-                    next_seq: [None, None],
-                    retransmits: 0,
-                    packets: 0,
-                    bytes: 0,
-                    marks: Vec::new(),
-                    marks_dropped: 0,
-                });
-                self.tcp_index.insert(key, self.tcp.len() - 1);
-                self.tcp.len() - 1
-            }
+        let Some(index) = self.flow_index(key, src, dst, sport, dport, flags) else {
+            return;
         };
         let flow = &mut self.tcp[index];
         let from_client = src == flow.client;
         flow.packets += 1;
         flow.bytes += wire_len as u64;
-        if flow.marks.len() < MAX_MARKS_PER_FLOW {
-            let (ifindex, pkttype) = origin;
-            flow.marks.push(PacketMark {
-                at_us: u64::try_from(at.as_micros()).unwrap_or(u64::MAX),
-                from: if from_client {
-                    FlowSide::Client
-                } else {
-                    FlowSide::Server
-                }
-                .into(),
-                flags: TcpFlags(flags),
-                len: u32::try_from(payload).unwrap_or(u32::MAX),
-                interface: self.interfaces.name(ifindex),
-                direction: Some(
-                    if pkttype == PACKET_OUTGOING {
-                        PacketDirection::Out
-                    } else {
-                        PacketDirection::In
-                    }
-                    .into(),
-                ),
-            });
-        } else {
-            flow.marks_dropped += 1;
-        }
+        let interface = self.interfaces.name(origin.0);
+        let flow = &mut self.tcp[index];
+        flow.mark(at, origin.1, from_client, flags, payload, interface);
         if flags & TCP_SYN != 0 && flags & TCP_ACK == 0 && from_client {
             flow.syn_count += 1;
             if flow.syn_count > 1 {
@@ -369,6 +346,56 @@ impl FlowTable {
             });
             flow.next_seq[dir] = Some(high);
         }
+    }
+
+    /// The flow of a TCP packet, added when new (None once the table is full).
+    fn flow_index(
+        &mut self,
+        key: (SocketAddr, SocketAddr),
+        src: SocketAddr,
+        dst: SocketAddr,
+        sport: u16,
+        dport: u16,
+        flags: u8,
+    ) -> Option<usize> {
+        if let Some(i) = self.tcp_index.get(&key) {
+            return Some(*i);
+        }
+        if self.tcp.len() >= MAX_TCP_FLOWS {
+            self.tcp_overflow += 1;
+            return None;
+        }
+        // The SYN's sender is the client; without a SYN, the SYN-ACK's receiver; on a flow
+        // already running, the side with the higher (ephemeral) port.
+        let src_is_client = if flags & TCP_SYN != 0 {
+            flags & TCP_ACK == 0
+        } else {
+            sport >= dport
+        };
+        let (client, server) = if src_is_client {
+            (src, dst)
+        } else {
+            (dst, src)
+        };
+        self.tcp.push(Flow {
+            client,
+            server,
+            first_syn: None,
+            syn_count: 0,
+            syn_ack: None,
+            syn_ack_count: 0,
+            rst: None,
+            data_seen: false,
+            rst_after_data: false,
+            next_seq: [None, None],
+            retransmits: 0,
+            packets: 0,
+            bytes: 0,
+            marks: Vec::new(),
+            marks_dropped: 0,
+        });
+        self.tcp_index.insert(key, self.tcp.len() - 1);
+        Some(self.tcp.len() - 1)
     }
 
     fn udp(&mut self, at: Duration, p: &Packet<'_>) {
