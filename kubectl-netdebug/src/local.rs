@@ -145,9 +145,7 @@ mod imp {
         }
         // Peers first, and the source only once their captures are armed.
         let sources = crate::local_peers::source_addresses(&args).await?;
-        let ports: Vec<u16> = plan.targets.iter().filter_map(|t| t.port).collect();
-        let address = plan.targets.first().and_then(|t| t.host.parse().ok());
-        let mut peers = crate::local_peers::start(&args, &probe, &sources, &ports, address)?;
+        let mut peers = crate::local_peers::start(&args, &probe, &sources, &plan.targets).await?;
         for late in crate::local_peers::wait_armed(&mut peers, deadline).await {
             session.warn(late);
         }

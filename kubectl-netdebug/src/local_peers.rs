@@ -32,35 +32,14 @@ pub struct PeerChild {
     id: String,
 }
 
-/// The source namespace's addresses a peer should watch for: its global ones, read with
-/// `ip -j addr` inside it (the client itself never enters a namespace).
+/// The source namespace's addresses a peer should watch for: its global ones.
 pub async fn source_addresses(args: &LocalArgs) -> Result<Vec<IpAddr>> {
-    let mut command = match (&args.netns, args.pid) {
-        (Some(name), _) if !name.contains('/') => {
-            let mut c = tokio::process::Command::new("ip");
-            c.args(["-n", name]);
-            c
-        }
-        (Some(path), _) => nsenter(path.clone()),
-        (None, Some(pid)) => nsenter(format!("/proc/{pid}/ns/net")),
-        (None, None) => tokio::process::Command::new("ip"),
+    let netns = match (&args.netns, args.pid) {
+        (Some(name), _) => Some(name.clone()),
+        (None, Some(pid)) => Some(format!("/proc/{pid}/ns/net")),
+        (None, None) => None,
     };
-    command.args(["-j", "addr", "show"]).kill_on_drop(true);
-    let output = tokio::time::timeout(Duration::from_secs(5), command.output())
-        .await
-        .map_err(|_| Error::Local("`ip -j addr show` did not answer within 5 s".into()))?
-        .map_err(|e| {
-            Error::Local(format!(
-                "--peer-netns reads the source's addresses with `ip` (iproute2): {e}"
-            ))
-        })?;
-    if !output.status.success() {
-        return Err(Error::Local(format!(
-            "reading the source namespace's addresses failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        )));
-    }
-    let addresses = global_addresses(&output.stdout);
+    let addresses = global_addresses_in(netns.as_deref()).await?;
     if addresses.is_empty() {
         return Err(Error::Local(
             "the source namespace has no global address, so no peer could tell its traffic \
@@ -69,6 +48,37 @@ pub async fn source_addresses(args: &LocalArgs) -> Result<Vec<IpAddr>> {
         ));
     }
     Ok(addresses)
+}
+
+/// The global addresses of a network namespace (a name under /var/run/netns, a path, or None
+/// for this host's), read with `ip -j addr` inside it: the client itself never enters one.
+async fn global_addresses_in(netns: Option<&str>) -> Result<Vec<IpAddr>> {
+    let mut command = match netns {
+        Some(name) if !name.contains('/') => {
+            let mut c = tokio::process::Command::new("ip");
+            c.args(["-n", name]);
+            c
+        }
+        Some(path) => nsenter(path.to_string()),
+        None => tokio::process::Command::new("ip"),
+    };
+    command.args(["-j", "addr", "show"]).kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(5), command.output())
+        .await
+        .map_err(|_| Error::Local("`ip -j addr show` did not answer within 5 s".into()))?
+        .map_err(|e| {
+            Error::Local(format!(
+                "--peer-netns reads the namespaces' addresses with `ip` (iproute2): {e}"
+            ))
+        })?;
+    if !output.status.success() {
+        return Err(Error::Local(format!(
+            "reading the addresses of {} failed: {}",
+            netns.unwrap_or("this host"),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    Ok(global_addresses(&output.stdout))
 }
 
 fn nsenter(netns_path: String) -> tokio::process::Command {
@@ -88,20 +98,27 @@ fn global_addresses(json: &[u8]) -> Vec<IpAddr> {
         .collect()
 }
 
-/// Start one peer probe per `--peer-netns`, each watching `sources` arrive on `ports`.
-pub fn start(
+/// Start one peer probe per `--peer-netns`, each watching `sources` arrive on `ports`. Each
+/// peer's address is the destination (`--to`) it holds, when one is its own: the verdict then
+/// knows whose a connection was.
+pub async fn start(
     args: &LocalArgs,
     probe: &Path,
     sources: &[IpAddr],
-    ports: &[u16],
-    address: Option<IpAddr>,
+    targets: &[protocol::Target],
 ) -> Result<Vec<PeerChild>> {
+    let ports: Vec<u16> = targets.iter().filter_map(|t| t.port).collect();
     let mut peers = Vec::new();
     for (i, netns) in args.peer_netns.iter().enumerate() {
+        let own = global_addresses_in(Some(netns)).await?;
+        let held = targets.iter().find_map(|t| {
+            let ip: IpAddr = t.host.parse().ok()?;
+            own.contains(&ip).then_some((ip, t.port?))
+        });
         let id = format!("peer-{}", i + 1);
         let plan = ends::peer_plan(
             sources.to_vec(),
-            ports.to_vec(),
+            ports.clone(),
             args.timeout,
             args.write.is_some(),
             ControlVia::Stdin,
@@ -112,8 +129,9 @@ pub fn start(
             .as_deref()
             .map(|w| PcapWriter::create(&ends::peer_pcap_path(w, &id)))
             .transpose()?;
-        let mut session = verdict::PeerSession::new(&id, format!("netns/{netns}"), ports[0]);
-        session.address = address;
+        let port = held.map_or(ports[0], |(_, port)| port);
+        let mut session = verdict::PeerSession::new(&id, format!("netns/{netns}"), port);
+        session.address = held.map(|(ip, _)| ip);
         let mut child = tokio::process::Command::new(probe)
             .args(["--netns", netns.as_str(), plan_json.as_str()])
             .stdin(Stdio::piped())

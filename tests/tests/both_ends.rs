@@ -451,3 +451,63 @@ fn a_peer_namespace_that_does_not_exist_is_refused_before_anything_runs() {
         out.stderr
     );
 }
+
+/// Two destinations, a peer in each (`--peer-netns` twice): each connection is judged by the
+/// end that holds its address, so the one dropping its port is named and the other is not.
+#[test]
+fn two_peers_each_judge_the_connections_to_their_own_address() {
+    let e = ends("bk");
+    e.serve();
+    let other = Netns::new("bk2");
+    Link::veth_pair(
+        &e.router,
+        "r3",
+        "10.199.97.1/24",
+        &other,
+        "e0",
+        "10.199.97.2/24",
+    );
+    other.add_route("default via 10.199.97.1");
+    other.spawn_tcp_server("10.199.97.2:8080".parse().unwrap());
+    other.iptables(&["-A", "INPUT", "-p", "tcp", "--dport", "8080", "-j", "DROP"]);
+    let mut command = Command::new(client_path());
+    command
+        .args([
+            "local",
+            "--netns",
+            e.src.name(),
+            "--peer-netns",
+            e.dst.name(),
+            "--peer-netns",
+            other.name(),
+            "--to",
+            &format!("{DST}:{PORT}"),
+            "--to",
+            "10.199.97.2:8080",
+            "--connect-timeout",
+            "1500ms",
+            "-o",
+            "json",
+        ])
+        .env("NETDEBUG_PROBE", probe_path());
+    let out = run_with_timeout(&mut command, Duration::from_secs(40));
+    let doc: Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|err| panic!("not JSON ({err}): {}\n{}", out.stdout, out.stderr));
+    assert_eq!(doc["peers"][0]["address"], DST, "{:#}", doc["peers"]);
+    assert_eq!(doc["peers"][1]["address"], "10.199.97.2");
+    assert_eq!(
+        primary(&doc),
+        "destination_firewall_drop",
+        "{:#}",
+        doc["verdict"]
+    );
+    let cause = doc["verdict"]["cause"].as_str().unwrap_or("");
+    assert!(cause.contains(other.name()), "{cause}");
+    assert!(!cause.contains(e.dst.name()), "{cause}");
+    let connections = doc["verdict"]["connections"].as_array().unwrap();
+    let worked = connections
+        .iter()
+        .find(|c| c["server"] == format!("{DST}:{PORT}"))
+        .expect("the connection to the healthy destination");
+    assert_eq!(worked["outcome"], "worked", "{worked:#}");
+}
