@@ -123,6 +123,8 @@ fn app_listening_on_loopback_only_is_named_by_the_peer() {
 #[ignore = "needs a cluster: run e2e/run.sh"]
 fn an_ip_no_pod_owns_runs_single_ended_and_says_so() {
     let ns = scenario("ends-nopod", "8080");
+    // The ClusterIP answers once kube-proxy has programmed it.
+    ns.wait_service_http("client", "web");
     let out = kubectl(&[
         "-n",
         &ns.name,
@@ -272,4 +274,51 @@ roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: read-services}
         said.contains("pod/server"),
         "the verdict names the peer it lacks: {run:?}"
     );
+}
+
+/// A NetworkPolicy that denies the client: on a cluster that enforces it on the node, the SYN
+/// leaves the client and never reaches the endpoint, and the verdict locates the loss between
+/// the ends and names the policy; on one that does not, both ends see the connection work.
+#[test]
+#[ignore = "needs a cluster: run e2e/run.sh"]
+fn a_denying_network_policy_is_named_where_the_syn_is_lost() {
+    let ns = scenario("ends-netpol", "8080");
+    ns.apply(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-ingress}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Ingress]
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: frontend}}}]
+    ports: [{port: 8080}]
+"#,
+    );
+    // The node's policy engine re-syncs every 2 s.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let (code, v, run) = run(&ns, &[]);
+    let server = format!("{}:8080", ns.pod_ip("server"));
+    let outcome = v["probe"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["data"]["kind"] == "tcp" && e["data"]["address"] == server)
+        .map(|e| e["data"]["outcome"].as_str().unwrap_or("").to_string())
+        .unwrap_or_default();
+    assert_eq!(code, Some(1), "{run:?}");
+    match outcome.as_str() {
+        "timeout" => {
+            assert_eq!(primary(&v), "syn_lost_between_ends", "{run:?}");
+            let cause = v["verdict"]["cause"].as_str().unwrap_or("");
+            assert!(cause.contains("web-ingress"), "{run:?}");
+        }
+        "ok" => {
+            assert_eq!(primary(&v), "network_policy_not_enforced", "{run:?}");
+            let said = serde_json::to_string(&v["verdict"]).unwrap();
+            assert!(said.contains("both ends agree"), "{run:?}");
+        }
+        other => panic!("unexpected outcome {other:?}: {run:?}"),
+    }
 }
