@@ -188,6 +188,7 @@ fn bad_both_ends_flags_are_refused() {
 #[ignore = "needs a cluster: run e2e/run.sh"]
 fn a_peer_the_user_may_not_patch_is_named_and_the_run_goes_on() {
     let servers = scenario("ends-rbac-dst", "8080");
+    servers.wait_service_http("client", "web");
     let clients = TestNamespace::new("ends-rbac-src");
     clients.apply(CLIENT);
     clients.wait_ready("client");
