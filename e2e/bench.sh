@@ -12,6 +12,8 @@ N=${1:-5}
 IMAGE=${NETDEBUG_E2E_IMAGE:-ghcr.io/netdebug/netdebug-probe:e2e}
 NS=ndt-bench-$$
 export PATH="$PWD/target/debug:$PATH"
+# shellcheck source=e2e/bench-lib.sh
+. e2e/bench-lib.sh
 kubectl create namespace "$NS" >/dev/null
 OUT=$(mktemp -d)
 trap 'kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true; rm -rf "$OUT"' EXIT
@@ -38,15 +40,8 @@ spec:
   - {name: main, image: local/busybox:1, imagePullPolicy: IfNotPresent, command: [sleep, "3600"]}
 YAML
 kubectl -n "$NS" wait --for=condition=Ready pod/server pod/client --timeout=90s >/dev/null
-for _ in $(seq 60); do
-  kubectl -n "$NS" exec client -- wget -q -O /dev/null "http://web.$NS.svc.cluster.local/" \
-    >/dev/null 2>&1 && break
-  sleep 1
-done
+wait_web
 
-# Runs "$@" with stdout to $OUT/$RUN.out; prints its wall time in ms.
-ms() { local s e; s=$(date +%s%N); "$@" >"$OUT/$RUN.out" 2>"$OUT/$RUN.err" || { echo "bench: failed: $*" >&2; cat "$OUT/$RUN.err" >&2; exit 1; }; e=$(date +%s%N); echo $(( (e - s) / 1000000 )); }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 netdebug=(); logs=(); debug=()
 run_netdebug() {

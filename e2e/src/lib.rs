@@ -356,3 +356,27 @@ pub fn service_account_kubeconfig(ns: &TestNamespace, account: &str) -> Kubeconf
     );
     Kubeconfig::write(ns, account, &yaml)
 }
+
+/// Service `web`: port 80 (`http`) to the pods labelled app=web, targetPort `http`.
+pub const WEB_SERVICE: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+"#;
+
+/// Pod `client` (labels app=checkout), sleeping: the pod the probe is injected into.
+pub const CLIENT_POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: client, labels: {app: checkout}}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: main
+    image: {image}
+    imagePullPolicy: IfNotPresent
+    command: ["sleep", "3600"]
+"#;

@@ -20,27 +20,7 @@ spec:
     ports: [{name: http, containerPort: 8080}]
 "#;
 
-const SERVICE: &str = r#"
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
-"#;
-
-const CLIENT: &str = r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: client}
-spec:
-  terminationGracePeriodSeconds: 0
-  containers:
-  - name: main
-    image: {image}
-    imagePullPolicy: IfNotPresent
-    command: ["sleep", "3600"]
-"#;
+use netdebug_e2e::{CLIENT_POD as CLIENT, WEB_SERVICE as SERVICE};
 
 /// A namespace with the client and the Service's one endpoint, its httpd on `listen`.
 fn scenario(tag: &str, listen: &str) -> TestNamespace {

@@ -33,28 +33,10 @@ spec:
 /// A busybox httpd on :8080 serving an index page.
 const HTTPD: &str = r#"["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]"#;
 
-const SERVICE: &str = r#"
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
-"#;
+const SERVICE: &str = netdebug_e2e::WEB_SERVICE;
 
 /// The pod the probe is injected into.
-const CLIENT: &str = r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: client, labels: {app: checkout}}
-spec:
-  terminationGracePeriodSeconds: 0
-  containers:
-  - name: main
-    image: {image}
-    imagePullPolicy: IfNotPresent
-    command: ["sleep", "3600"]
-"#;
+const CLIENT: &str = netdebug_e2e::CLIENT_POD;
 
 /// The plugin's flags every run uses: the suite's probe image, already on the node.
 fn image_args() -> Vec<String> {
