@@ -313,7 +313,7 @@ fn syn_reached_and_listen_overflow_counters_mean_a_full_accept_queue() {
     );
     let v = evaluate(&timed_out_with(p));
     let f = finding(&v, RuleCode::DestinationAcceptQueueFull);
-    assert_evidence(&f, "TcpExt.ListenOverflows +12");
+    assert_evidence(f, "TcpExt.ListenOverflows +12");
 }
 
 #[test]
@@ -332,7 +332,7 @@ fn syn_reached_with_a_free_accept_queue_is_a_firewall_inside_the_destination() {
     assert_eq!(v.layer, Some(Layer::Policy));
     assert!(!v.fired(RuleCode::DestinationAcceptQueueFull));
     let f = finding(&v, RuleCode::DestinationFirewallDrop);
-    assert_evidence(&f, "a listener on 0.0.0.0:8080 exists");
+    assert_evidence(f, "a listener on 0.0.0.0:8080 exists");
     assert!(f.next[0].starts_with("iptables -S INPUT"), "{:?}", f.next);
 }
 
@@ -342,7 +342,7 @@ fn firewall_inside_the_destination_says_when_no_listener_exists() {
     let p = watching_peer("web-1", "10.199.2.2", vec![peer_flow(&[])], vec![none]);
     let v = evaluate(&timed_out_with(p));
     let f = finding(&v, RuleCode::DestinationFirewallDrop);
-    assert_evidence(&f, "no listener on port 8080");
+    assert_evidence(f, "no listener on port 8080");
 }
 
 #[test]
@@ -383,7 +383,7 @@ fn reply_lost_on_an_asymmetric_return_route() {
         "{:?}",
         f.evidence
     );
-    assert_evidence(&f, "S. out eth1 at +0.4 ms");
+    assert_evidence(f, "S. out eth1 at +0.4 ms");
 }
 
 #[test]
@@ -595,7 +595,7 @@ fn source_without_capture_and_a_silent_peer_is_lost_between_with_a_caveat() {
     );
     let v = evaluate(&inputs);
     let f = finding(&v, RuleCode::SynLostBetweenEnds);
-    assert_evidence(&f, "no capture at the source");
+    assert_evidence(f, "no capture at the source");
 }
 
 #[test]
