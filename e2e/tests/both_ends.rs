@@ -34,11 +34,16 @@ fn scenario(tag: &str, listen: &str) -> TestNamespace {
 }
 
 fn run(ns: &TestNamespace, extra: &[&str]) -> (Option<i32>, Value, netdebug_e2e::Run) {
+    run_to(ns, "svc/web", extra)
+}
+
+/// `kubectl netdebug pod/client --to TO --both-ends` with the suite's image, `-o json`.
+fn run_to(ns: &TestNamespace, to: &str, extra: &[&str]) -> (Option<i32>, Value, netdebug_e2e::Run) {
     let image = probe_image();
     let mut args = vec![
         "pod/client",
         "--to",
-        "svc/web",
+        to,
         "--both-ends",
         "--connect-timeout",
         "1500ms",
@@ -115,22 +120,8 @@ fn an_ip_no_pod_owns_runs_single_ended_and_says_so() {
         "jsonpath={.spec.clusterIP}",
     ]);
     let cluster_ip = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let image = probe_image();
-    let to = format!("{cluster_ip}:80");
-    let run = ns.netdebug(&[
-        "pod/client",
-        "--to",
-        &to,
-        "--both-ends",
-        "--image",
-        &image,
-        "--image-pull-policy",
-        "IfNotPresent",
-        "-o",
-        "json",
-    ]);
-    let v = run.json();
-    assert_eq!(run.code, Some(0), "{run:?}");
+    let (code, v, run) = run_to(&ns, &format!("{cluster_ip}:80"), &[]);
+    assert_eq!(code, Some(0), "{run:?}");
     assert!(
         v["peers"].as_array().is_none_or(|p| p.is_empty()),
         "{run:?}"
@@ -225,24 +216,9 @@ roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: read-services}
         clients.name
     ));
     let kubeconfig = service_account_kubeconfig(&clients, "debugger");
-    let image = probe_image();
     let to = format!("svc/web.{}", servers.name);
-    let run = clients.netdebug(&[
-        "pod/client",
-        "--to",
-        &to,
-        "--both-ends",
-        "--kubeconfig",
-        kubeconfig.path(),
-        "--image",
-        &image,
-        "--image-pull-policy",
-        "IfNotPresent",
-        "-o",
-        "json",
-    ]);
-    let v = run.json();
-    assert_eq!(run.code, Some(0), "{run:?}");
+    let (code, v, run) = run_to(&clients, &to, &["--kubeconfig", kubeconfig.path()]);
+    assert_eq!(code, Some(0), "{run:?}");
     assert_eq!(v["status"], "healthy", "{run:?}");
     let peer = &v["peers"][0];
     let problem = peer["problem"].as_str().unwrap_or("");

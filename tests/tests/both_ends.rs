@@ -122,6 +122,12 @@ fn primary(doc: &Value) -> String {
         .to_string()
 }
 
+/// The primary finding is `rule`.
+#[track_caller]
+fn assert_primary(doc: &Value, rule: &str) {
+    assert_eq!(primary(doc), rule, "{:#}", doc["verdict"]);
+}
+
 /// Every `text` a reader sees: headline, cause, evidence lines, findings' evidence.
 fn words(doc: &Value) -> String {
     serde_json::to_string(&doc["verdict"]).unwrap()
@@ -186,12 +192,7 @@ fn syn_dropped_on_the_router_is_lost_between_the_ends() {
     assert!(count(&src_lines, "Flags [S]") >= 1, "{src_lines:#?}");
     assert_eq!(dst_lines.len(), 0, "{dst_lines:#?}");
     assert!(peer_marks(&doc).is_empty(), "the peer saw nothing either");
-    assert_eq!(
-        primary(&doc),
-        "syn_lost_between_ends",
-        "{:#}",
-        doc["verdict"]
-    );
+    assert_primary(&doc, "syn_lost_between_ends");
     // The source's own finding stays, under the one that locates it.
     assert!(
         rules(&doc).contains(&"tcp_timeout".to_string()),
@@ -215,12 +216,7 @@ fn syn_dropped_in_the_destination_namespace_reached_it_and_got_no_reply() {
     let marks = peer_marks(&doc);
     assert!(marks.contains(&"client:S".to_string()), "{marks:?}");
     assert!(!marks.iter().any(|m| m.starts_with("server:")), "{marks:?}");
-    assert_eq!(
-        primary(&doc),
-        "destination_firewall_drop",
-        "{:#}",
-        doc["verdict"]
-    );
+    assert_primary(&doc, "destination_firewall_drop");
     assert!(words(&doc).contains("firewall"), "{:#}", doc["verdict"]);
 }
 
@@ -239,12 +235,7 @@ fn syn_ack_dropped_on_the_way_back_is_the_return_path() {
     assert!(count(&dst_lines, "Flags [S.]") >= 1, "{dst_lines:#?}");
     assert_eq!(count(&src_lines, "Flags [S.]"), 0, "{src_lines:#?}");
     assert!(peer_marks(&doc).contains(&"server:S.".to_string()));
-    assert_eq!(
-        primary(&doc),
-        "reply_lost_on_return_path",
-        "{:#}",
-        doc["verdict"]
-    );
+    assert_primary(&doc, "reply_lost_on_return_path");
 }
 
 #[test]
@@ -282,12 +273,7 @@ fn reply_routed_back_another_way_and_dropped_by_rp_filter_is_the_return_path() {
         peer_marks(&doc)
     );
     assert_eq!(count(&src_lines, "Flags [S.]"), 0, "{src_lines:#?}");
-    assert_eq!(
-        primary(&doc),
-        "reply_lost_on_return_path",
-        "{:#}",
-        doc["verdict"]
-    );
+    assert_primary(&doc, "reply_lost_on_return_path");
     let said = words(&doc);
     assert!(said.contains("d1") && said.contains("d0"), "{said}");
     assert!(said.contains("rp_filter"), "{said}");
@@ -304,12 +290,7 @@ fn listener_on_loopback_only_is_named_by_the_reset() {
     // Oracle: the destination answered the SYN with a RST.
     assert!(count(&dst_lines, "Flags [R.]") >= 1, "{dst_lines:#?}");
     assert!(peer_marks(&doc).iter().any(|m| m.starts_with("server:R")));
-    assert_eq!(
-        primary(&doc),
-        "reset_by_destination",
-        "{:#}",
-        doc["verdict"]
-    );
+    assert_primary(&doc, "reset_by_destination");
     assert!(
         words(&doc).contains(&format!("127.0.0.1:{PORT}")),
         "{:#}",
@@ -335,12 +316,7 @@ fn full_accept_queue_drops_the_syn_inside_the_destination() {
     // Oracle: the source's SYN arrived and nothing answered it.
     assert!(count(&dst_lines, "Flags [S]") >= 1, "{dst_lines:#?}");
     assert_eq!(count(&dst_lines, "Flags [S.]"), 0, "{dst_lines:#?}");
-    assert_eq!(
-        primary(&doc),
-        "destination_accept_queue_full",
-        "{:#}",
-        doc["verdict"]
-    );
+    assert_primary(&doc, "destination_accept_queue_full");
     assert!(words(&doc).contains("accept queue"), "{:#}", doc["verdict"]);
 }
 
@@ -386,12 +362,7 @@ fn mtu_lowered_in_the_middle_with_icmp_suppressed_is_located_between_the_ends() 
         .collect();
     assert!(lengths.iter().any(|&n| n > 0), "{dst_lines:#?}");
     assert!(lengths.iter().all(|&n| n <= 1240), "{lengths:?}");
-    assert_eq!(
-        primary(&doc),
-        "mtu_blackhole_between_ends",
-        "{:#}",
-        doc["verdict"]
-    );
+    assert_primary(&doc, "mtu_blackhole_between_ends");
 }
 
 #[test]
@@ -495,12 +466,7 @@ fn two_peers_each_judge_the_connections_to_their_own_address() {
         .unwrap_or_else(|err| panic!("not JSON ({err}): {}\n{}", out.stdout, out.stderr));
     assert_eq!(doc["peers"][0]["address"], DST, "{:#}", doc["peers"]);
     assert_eq!(doc["peers"][1]["address"], "10.199.97.2");
-    assert_eq!(
-        primary(&doc),
-        "destination_firewall_drop",
-        "{:#}",
-        doc["verdict"]
-    );
+    assert_primary(&doc, "destination_firewall_drop");
     let cause = doc["verdict"]["cause"].as_str().unwrap_or("");
     assert!(cause.contains(other.name()), "{cause}");
     assert!(!cause.contains(e.dst.name()), "{cause}");
