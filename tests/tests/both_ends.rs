@@ -73,6 +73,11 @@ fn client_path() -> std::path::PathBuf {
 
 /// `kubectl-netdebug local --netns SRC --peer-netns DST --to DST:PORT -o json` and `extra`.
 fn both_ends(e: &Ends, extra: &[&str]) -> (Value, CmdOutput) {
+    both_ends_with(e, "1500ms", extra)
+}
+
+/// [`both_ends`] with its connects waiting `connect_timeout`.
+fn both_ends_with(e: &Ends, connect_timeout: &str, extra: &[&str]) -> (Value, CmdOutput) {
     let to = format!("{DST}:{PORT}");
     let mut argv = vec![
         "local",
@@ -83,7 +88,7 @@ fn both_ends(e: &Ends, extra: &[&str]) -> (Value, CmdOutput) {
         "--to",
         &to,
         "--connect-timeout",
-        "1500ms",
+        connect_timeout,
         "--timeout",
         "12s",
         "-o",
@@ -476,4 +481,29 @@ fn two_peers_each_judge_the_connections_to_their_own_address() {
         .find(|c| c["server"] == format!("{DST}:{PORT}"))
         .expect("the connection to the healthy destination");
     assert_eq!(worked["outcome"], "worked", "{worked:#}");
+}
+
+/// "Some requests time out": rounds of connects while the destination drops every 5th SYN in
+/// its own namespace. Every failed attempt is located (the SYN arrived, nothing answered) and
+/// the rest agree at both ends; the DROP rule's counter is the oracle for how many.
+#[test]
+fn intermittent_drops_inside_the_destination_are_located_for_every_failed_attempt() {
+    let e = ends("bl");
+    e.serve();
+    e.dst
+        .every_nth("INPUT", "-p tcp --syn --dport 8080", 5, "DROP");
+    // Below the kernel's 1 s SYN retransmission: a dropped SYN is one failed attempt.
+    let (doc, _) = both_ends_with(&e, "500ms", &["--repeat", "20", "--rate", "50"]);
+    let dropped = e.dst.input_rule_packets(1);
+    assert_eq!(dropped, 4, "every 5th of 20 SYNs");
+    assert_primary(&doc, "destination_firewall_drop");
+    assert!(
+        rules(&doc).contains(&"tcp_intermittent".to_string()),
+        "{:?}",
+        rules(&doc)
+    );
+    let connections = doc["verdict"]["connections"].as_array().unwrap();
+    let outcomes = |o: &str| connections.iter().filter(|c| c["outcome"] == o).count() as u64;
+    assert_eq!(outcomes("no_reply"), dropped, "{connections:#?}");
+    assert_eq!(outcomes("worked"), 20 - dropped, "{connections:#?}");
 }
