@@ -279,3 +279,57 @@ spec:
         other => panic!("unexpected outcome {other:?}: {run:?}"),
     }
 }
+
+/// Each end gets the profile its own namespace admits: a peer in a namespace that enforces
+/// restricted runs without NET_RAW, cannot capture, and the verdict says what that leaves open
+/// instead of concluding from its silence.
+#[test]
+#[ignore = "needs a cluster: run e2e/run.sh"]
+fn a_peer_in_a_restricted_namespace_says_it_could_not_capture() {
+    let servers = TestNamespace::new("ends-pss-dst");
+    servers.label("pod-security.kubernetes.io/enforce=restricted");
+    servers.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: server, labels: {app: web}}
+spec:
+  terminationGracePeriodSeconds: 0
+  securityContext: {runAsNonRoot: true, runAsUser: 1000, seccompProfile: {type: RuntimeDefault}}
+  containers:
+  - name: web
+    image: {image}
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    ports: [{name: http, containerPort: 8080}]
+    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+    volumeMounts: [{name: www, mountPath: /www}]
+  volumes: [{name: www, emptyDir: {}}]
+"#,
+    );
+    servers.apply(SERVICE);
+    servers.wait_ready("server");
+    let clients = TestNamespace::new("ends-pss-src");
+    clients.apply(CLIENT);
+    clients.wait_ready("client");
+    let to = format!("svc/web.{}", servers.name);
+    let (code, v, run) = run_to(&clients, &to, &[]);
+    assert_eq!(
+        v["kube"]["profile"]["name"], "netadmin",
+        "the source's own: {run:?}"
+    );
+    let peer = &v["peers"][0];
+    assert_eq!(peer["label"], "pod/server", "{run:?}");
+    let skipped = peer["events"].as_array().unwrap().iter().any(|e| {
+        e["type"] == "skipped"
+            && e["data"]["check"] == "capture"
+            && e["data"]["missing_capability"] == "net_raw"
+    });
+    assert!(skipped, "the peer ran restricted, without NET_RAW: {run:?}");
+    assert!(code.is_some(), "{run:?}");
+    let unchecked = serde_json::to_string(&v["verdict"]["unchecked"]).unwrap();
+    assert!(
+        unchecked.contains("pod/server") && unchecked.contains("net_raw"),
+        "the verdict says which end could not capture: {run:?}"
+    );
+}
