@@ -333,3 +333,39 @@ spec:
         "the verdict says which end could not capture: {run:?}"
     );
 }
+
+/// The pod that owns the destination IP is not Running (its image cannot be pulled, its
+/// sandbox and IP exist): it cannot be a peer; the verdict says so and the source's own
+/// evidence still stands.
+#[test]
+#[ignore = "needs a cluster: run e2e/run.sh"]
+fn a_peer_pod_not_running_is_named_and_the_run_goes_on() {
+    let ns = scenario("ends-pending", "8080");
+    ns.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: broken}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - {name: main, image: local/no-such-image:1, imagePullPolicy: IfNotPresent}
+"#,
+    );
+    netdebug_e2e::wait_until(
+        std::time::Duration::from_secs(60),
+        "pod broken to get an IP",
+        || !ns.pod_ip("broken").is_empty(),
+    );
+    let to = format!("{}:8080", ns.pod_ip("broken"));
+    let (code, v, run) = run_to(&ns, &to, &[]);
+    assert!(code == Some(1) || code == Some(0), "{run:?}");
+    let problem = v["peers"][0]["problem"].as_str().unwrap_or("");
+    assert!(
+        problem.contains("broken") && problem.contains("not running"),
+        "{run:?}"
+    );
+    assert!(v["probe"]["stream_end"]["state"] == "done", "{run:?}");
+    let unchecked = serde_json::to_string(&v["verdict"]["unchecked"]).unwrap();
+    assert!(unchecked.contains("pod/broken"), "{run:?}");
+}
