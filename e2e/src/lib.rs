@@ -162,6 +162,42 @@ impl TestNamespace {
         out
     }
 
+    /// Wait until kube-proxy has programmed Service `svc`'s ClusterIP toward its endpoints (its
+    /// address in the nat table's KUBE-SERVICES chain on this machine, the node of
+    /// ../shared/cluster): before that, a connect to it is rejected by the node (ICMP port
+    /// unreachable), which a scenario about the endpoint must not meet. Where this machine
+    /// has no such chain (not the node, or another proxy mode), a short pause stands in.
+    pub fn wait_cluster_ip_programmed(&self, svc: &str) {
+        let out = kubectl(&[
+            "-n",
+            &self.name,
+            "get",
+            "svc",
+            svc,
+            "-o",
+            "jsonpath={.spec.clusterIP}",
+        ]);
+        let ip = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let rules = || {
+            Command::new("iptables")
+                .args(["-t", "nat", "-S", "KUBE-SERVICES"])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        };
+        if rules().is_none() {
+            std::thread::sleep(Duration::from_secs(3));
+            return;
+        }
+        let needle = format!("-d {ip}/32");
+        wait_until(
+            Duration::from_secs(30),
+            &format!("kube-proxy to program {ip} (svc/{svc})"),
+            || rules().is_some_and(|r| r.contains(&needle)),
+        );
+    }
+
     pub fn wait_running(&self, pod: &str) {
         wait_until(
             Duration::from_secs(90),

@@ -30,6 +30,7 @@ fn scenario(tag: &str, listen: &str) -> TestNamespace {
     ns.apply(CLIENT);
     ns.wait_ready("server");
     ns.wait_ready("client");
+    ns.wait_cluster_ip_programmed("web");
     ns
 }
 
@@ -309,6 +310,7 @@ spec:
     );
     servers.apply(SERVICE);
     servers.wait_ready("server");
+    servers.wait_cluster_ip_programmed("web");
     let clients = TestNamespace::new("ends-pss-src");
     clients.apply(CLIENT);
     clients.wait_ready("client");

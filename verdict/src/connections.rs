@@ -97,6 +97,9 @@ pub struct TimelinePacket {
 pub enum ConnectionOutcome {
     /// The SYN left the source and never reached the destination's interface.
     LostBetween,
+    /// An ICMP error from a hop before the destination ended the connect: the sender says
+    /// where (the source's own ICMP finding names it), no silence to locate.
+    RejectedOnTheWay,
     /// The SYN reached the destination, which sent nothing back.
     NoReply,
     /// The destination sent a SYN-ACK that never reached the source.

@@ -791,3 +791,41 @@ fn service_connection_no_watched_endpoint_saw_is_lost_between_when_every_endpoin
         f.cause
     );
 }
+
+/// Regression: a ClusterIP kube-proxy had not programmed yet answered the SYN with an ICMP
+/// port unreachable from the node, and the verdict called it "lost between the ends"
+/// although the ICMP error's sender had already said where it was stopped.
+#[test]
+fn a_connect_ended_by_an_icmp_error_on_the_way_is_not_lost_between_the_ends() {
+    let mut refused = connect(CLUSTER_IP, CLIENT, TcpOutcome::Refused, 0.5);
+    if let Event::Evidence(protocol::Evidence::Tcp(t)) = &mut refused {
+        t.icmp = Some(protocol::ConnectIcmp {
+            family: protocol::Family::Inet.into(),
+            icmp_type: 3,
+            code: 3,
+            from: Some("10.199.1.254".parse().unwrap()),
+            meaning: protocol::IcmpMeaning::PortUnreachable.into(),
+        });
+    }
+    let syn = flow(
+        CLIENT,
+        CLUSTER_IP,
+        &[(0.0, "client", "S", 0, "eth0", "out")],
+    );
+    let inputs = run(
+        vec![refused, capture(vec![syn])],
+        web_kube(&[("web-1", "10.199.2.2")], vec![]),
+        vec![watching_peer("web-1", "10.199.2.2", vec![], vec![])],
+    );
+    let v = evaluate(&inputs);
+    assert!(!v.fired(RuleCode::SynLostBetweenEnds), "{}", fired(&v));
+    assert_eq!(
+        v.connections[0].outcome,
+        ConnectionOutcome::RejectedOnTheWay
+    );
+    assert!(
+        v.connections[0].summary.contains("from 10.199.1.254"),
+        "{}",
+        v.connections[0].summary
+    );
+}

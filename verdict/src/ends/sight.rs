@@ -141,6 +141,10 @@ pub fn outcome(c: &Connection, mtu: Option<MtuGap>) -> ConnectionOutcome {
     let connect_ok = c.connect.map(connected);
     let source_answer = c.source_flow.and_then(first_answer).map(|(a, _)| a);
     let Some((_, pf)) = c.seen else {
+        // An ICMP error ended it on the way: its sender located it, not the peers' silence.
+        if c.connect.is_some_and(|t| t.icmp.is_some()) {
+            return ConnectionOutcome::RejectedOnTheWay;
+        }
         // Nothing at the peers: lost between only if the SYN left and nothing came back.
         let left = match c.source_flow {
             Some(flow) => saw_syn(flow) && source_answer.is_none(),

@@ -106,6 +106,14 @@ fn summary(j: &Judged, peer: Option<&str>) -> String {
     let peer = peer.unwrap_or("the peer");
     let what = match j.outcome {
         ConnectionOutcome::LostBetween => "the SYN never reached any watching peer".to_string(),
+        ConnectionOutcome::RejectedOnTheWay => match c.connect.and_then(|t| t.icmp.as_ref()) {
+            Some(icmp) => format!(
+                "an ICMP {} from {} ended it before {peer}",
+                icmp.meaning,
+                icmp.from.map_or("a hop".to_string(), |f| f.to_string())
+            ),
+            None => format!("an ICMP error ended it before {peer}"),
+        },
         ConnectionOutcome::NoReply => format!("the SYN reached {peer}, which sent nothing back"),
         ConnectionOutcome::ReplyLost => "no S. reached the source".to_string(),
         ConnectionOutcome::Reset => format!("{peer} answered R."),
