@@ -64,12 +64,29 @@ pub(super) async fn prepare(
     // The peer must outlive the source's hold and run, and report after `stop`.
     let deadline =
         std::time::Duration::from_millis(source_deadline_ms) + SOURCE_HOLD + REPORT_LIMIT;
-    let prepared = candidates.into_iter().enumerate().map(|(i, c)| {
+    // What depends on the namespace only (rights, Pod Security level) is asked once for each:
+    // a Service's peers usually share one.
+    let mut namespaces: Vec<&str> = candidates.iter().map(|c| c.namespace.as_str()).collect();
+    namespaces.sort_unstable();
+    namespaces.dedup();
+    let checked = join_all(
+        namespaces
+            .iter()
+            .map(|ns| namespace_profile(client, target, args, ns)),
+    )
+    .await;
+    let profiles: Vec<(&str, NamespaceCheck)> = namespaces.into_iter().zip(checked).collect();
+    let prepared = candidates.iter().enumerate().map(|(i, c)| {
+        let profile = profiles
+            .iter()
+            .find(|(ns, _)| *ns == c.namespace)
+            .map(|(_, p)| p.clone())
+            .expect("every candidate's namespace was checked");
         prepare_one(
             client,
-            target,
             args,
-            c,
+            c.clone(),
+            profile,
             format!("peer-{}", i + 1),
             source_ips,
             deadline,
@@ -115,11 +132,38 @@ async fn pod_owning(
     }])
 }
 
-async fn prepare_one(
+/// The profile a namespace admits for a peer's probe, or why no peer may run there.
+type NamespaceCheck = std::result::Result<crate::profile::Profile, String>;
+
+/// The user's rights in `namespace` (the probe's own, and the port-forward that paces it)
+/// and the profile its Pod Security level admits.
+async fn namespace_profile(
     client: &kube::Client,
     target: &ApiTarget,
     args: &RunArgs,
+    namespace: &str,
+) -> NamespaceCheck {
+    let (rbac, forward, labels) = tokio::join!(
+        preflight::check_rbac(client, target, namespace, preflight::POD_ACCESS),
+        preflight::allowed(client, namespace, &preflight::PORT_FORWARD_ACCESS),
+        preflight::namespace_labels(client, target, namespace),
+    );
+    rbac.map_err(|e| e.to_string())?;
+    if !forward {
+        return Err(format!(
+            "both ends pace the peer through a port-forward, and creating pods/portforward in \
+             namespace {namespace} is not allowed"
+        ));
+    }
+    let labels = labels.map_err(|e| e.to_string())?;
+    Ok(profile::choose(args.profile, namespace, labels.as_ref()).0)
+}
+
+async fn prepare_one(
+    client: &kube::Client,
+    args: &RunArgs,
     c: PeerCandidate,
+    profile: NamespaceCheck,
     id: String,
     source_ips: &[IpAddr],
     deadline: std::time::Duration,
@@ -128,7 +172,11 @@ async fn prepare_one(
     let mut session = PeerSession::new(&id, &label, c.port);
     session.node = c.node.clone();
     session.address = c.ip;
-    match checked_container(client, target, args, &c, source_ips, deadline).await {
+    let container = match profile {
+        Ok(profile) => checked_container(client, args, &c, profile, source_ips, deadline).await,
+        Err(why) => Err(why),
+    };
+    match container {
         Ok(container) => {
             let pcap = args
                 .write
@@ -147,43 +195,36 @@ async fn prepare_one(
     }
 }
 
-fn not_run(mut session: PeerSession, why: String) -> Peer {
-    session.problem = Some(why.clone());
-    session.stream_end = verdict::StreamEnd::EndedEarly { reason: why };
+fn not_run(session: PeerSession, why: String) -> Peer {
     Peer {
-        run: PeerRun::new(session, None),
+        // Where it is stays known: the verdict names its node and address.
+        run: PeerRun::new(
+            PeerSession {
+                node: session.node,
+                address: session.address,
+                ..PeerSession::not_run(session.id, session.label, session.port, why)
+            },
+            None,
+        ),
         pod: None,
     }
 }
 
-/// The peer's probe container, once the pod and the user's rights allow one.
+/// The peer's probe container, once the pod (Running) allows one.
 async fn checked_container(
     client: &kube::Client,
-    target: &ApiTarget,
     args: &RunArgs,
     c: &PeerCandidate,
+    probe_profile: crate::profile::Profile,
     source_ips: &[IpAddr],
     deadline: std::time::Duration,
 ) -> std::result::Result<ProbeContainer, String> {
     let api: Api<Pod> = Api::namespaced(client.clone(), &c.namespace);
-    let (pod, rbac, forward, labels) = tokio::join!(
-        api.get(&c.pod),
-        preflight::check_rbac(client, target, &c.namespace, preflight::POD_ACCESS),
-        preflight::allowed(client, &c.namespace, &preflight::PORT_FORWARD_ACCESS),
-        preflight::namespace_labels(client, target, &c.namespace),
-    );
-    let pod = pod.map_err(|e| format!("cannot read pod/{} in {}: {e}", c.pod, c.namespace))?;
+    let pod = api
+        .get(&c.pod)
+        .await
+        .map_err(|e| format!("cannot read pod/{} in {}: {e}", c.pod, c.namespace))?;
     preflight::check_pod_running(&pod).map_err(|e| e.to_string())?;
-    rbac.map_err(|e| e.to_string())?;
-    if !forward {
-        return Err(format!(
-            "both ends pace the peer through a port-forward, and creating pods/portforward in \
-             namespace {} is not allowed",
-            c.namespace
-        ));
-    }
-    let labels = labels.map_err(|e| e.to_string())?;
-    let (probe_profile, _) = profile::choose(args.profile, &c.namespace, labels.as_ref());
     let target_container =
         resolve::choose_container(&pod, c.container.as_deref()).map_err(|e| e.to_string())?;
     let mut plan = ends::peer_plan(
