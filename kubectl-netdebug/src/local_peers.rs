@@ -215,32 +215,26 @@ async fn stop_one(mut peer: PeerChild) -> (verdict::PeerSession, Vec<String>) {
     }
     let until = Instant::now() + REPORT_LIMIT;
     let mut late = None;
-    let run = match tokio::time::timeout_at(until, &mut peer.reader).await {
-        Ok(Ok(run)) => run,
-        Ok(Err(e)) => {
-            let mut run = PeerRun::new(
-                verdict::PeerSession::not_run(&peer.id, peer.id.clone(), 0, e.to_string()),
-                None,
-            );
-            run.problem("its reader failed".into());
-            run
-        }
+    let joined = match tokio::time::timeout_at(until, &mut peer.reader).await {
+        Ok(joined) => joined,
         Err(_) => {
+            // Killed, its stdout closes and the reader ends with what it had.
             let _ = peer.child.kill().await;
             late = Some(format!(
                 "{} did not report within {} s of `stop` and was killed",
                 peer.id,
                 REPORT_LIMIT.as_secs()
             ));
-            match peer.reader.await {
-                Ok(run) => run,
-                Err(e) => PeerRun::new(
-                    verdict::PeerSession::not_run(&peer.id, peer.id.clone(), 0, e.to_string()),
-                    None,
-                ),
-            }
+            peer.reader.await
         }
     };
+    let run = joined.unwrap_or_else(|e| {
+        let why = format!("its reader failed: {e}");
+        PeerRun::new(
+            verdict::PeerSession::not_run(&peer.id, peer.id.clone(), 0, why),
+            None,
+        )
+    });
     let _ = tokio::time::timeout(Duration::from_secs(1), peer.child.wait()).await;
     let (session, pcap_note) = run.finish();
     (session, late.into_iter().chain(pcap_note).collect())
