@@ -162,12 +162,8 @@ impl TestNamespace {
         out
     }
 
-    /// Wait until kube-proxy has programmed Service `svc`'s ClusterIP toward its endpoints (its
-    /// address in the nat table's KUBE-SERVICES chain on this machine, the node of
-    /// ../shared/cluster): before that, a connect to it is rejected by the node (ICMP port
-    /// unreachable), which a scenario about the endpoint must not meet. Where this machine
-    /// has no such chain (not the node, or another proxy mode), a short pause stands in.
-    pub fn wait_cluster_ip_programmed(&self, svc: &str) {
+    /// Service `svc`'s ClusterIP, as the API server reports it.
+    pub fn cluster_ip(&self, svc: &str) -> String {
         let out = kubectl(&[
             "-n",
             &self.name,
@@ -177,7 +173,16 @@ impl TestNamespace {
             "-o",
             "jsonpath={.spec.clusterIP}",
         ]);
-        let ip = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Wait until kube-proxy has programmed Service `svc`'s ClusterIP toward its endpoints (its
+    /// address in the nat table's KUBE-SERVICES chain on this machine, the node of
+    /// ../shared/cluster): before that, a connect to it is rejected by the node (ICMP port
+    /// unreachable), which a scenario about the endpoint must not meet. Where this machine
+    /// has no such chain (not the node, or another proxy mode), a short pause stands in.
+    pub fn wait_cluster_ip_programmed(&self, svc: &str) {
+        let ip = self.cluster_ip(svc);
         let rules = || {
             Command::new("iptables")
                 .args(["-t", "nat", "-S", "KUBE-SERVICES"])

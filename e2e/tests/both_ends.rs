@@ -3,7 +3,7 @@
 //! and the verdict says where the packets died. Faults are made inside the endpoint pod's own
 //! network namespace (from the node, with nsenter) or by its app. Run by e2e/run.sh.
 
-use netdebug_e2e::{kubectl, probe_image, service_account_kubeconfig, TestNamespace};
+use netdebug_e2e::{probe_image, service_account_kubeconfig, TestNamespace};
 use serde_json::Value;
 
 const SERVER: &str = r#"
@@ -111,16 +111,7 @@ fn an_ip_no_pod_owns_runs_single_ended_and_says_so() {
     let ns = scenario("ends-nopod", "8080");
     // The ClusterIP answers once kube-proxy has programmed it.
     ns.wait_service_http("client", "web");
-    let out = kubectl(&[
-        "-n",
-        &ns.name,
-        "get",
-        "svc",
-        "web",
-        "-o",
-        "jsonpath={.spec.clusterIP}",
-    ]);
-    let cluster_ip = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let cluster_ip = ns.cluster_ip("web");
     let (code, v, run) = run_to(&ns, &format!("{cluster_ip}:80"), &[]);
     assert_eq!(code, Some(0), "{run:?}");
     assert!(

@@ -96,19 +96,6 @@ fn tcp_outcome<'a>(v: &'a Value, address: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no tcp evidence for {address}: {v:#}"))
 }
 
-fn cluster_ip(ns: &TestNamespace, svc: &str) -> String {
-    let out = kubectl(&[
-        "-n",
-        &ns.name,
-        "get",
-        "svc",
-        svc,
-        "-o",
-        "jsonpath={.spec.clusterIP}",
-    ]);
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// Server, Service and client, all Ready.
 fn healthy_namespace(tag: &str) -> TestNamespace {
     let ns = TestNamespace::new(tag);
@@ -133,7 +120,7 @@ fn healthy_service_is_proven_end_to_end() {
     // Kubernetes evidence: the Service, its one ready endpoint, the named targetPort resolved.
     let dest = &v["kube"]["destination"];
     assert_eq!(dest["type"], "service");
-    let cip = cluster_ip(&ns, "web");
+    let cip = ns.cluster_ip("web");
     assert_eq!(dest["cluster_ip"], cip.as_str());
     let server_ip = ns.pod_ip("server");
     let endpoints = dest["endpoints"].as_array().unwrap();
@@ -335,7 +322,7 @@ fn no_listener_is_refused_not_timeout() {
     assert_fired(&v, "tcp_refused_no_listener", &run);
     let server_ip = ns.pod_ip("server");
     assert_eq!(tcp_outcome(&v, &format!("{server_ip}:8080")), "refused");
-    let cip = cluster_ip(&ns, "web");
+    let cip = ns.cluster_ip("web");
     assert_eq!(tcp_outcome(&v, &format!("{cip}:80")), "refused");
     // The port that matters is the endpoint's, and the pod is known (issue 16).
     let cause = v["verdict"]["cause"].as_str().unwrap_or("");
@@ -880,7 +867,7 @@ fn repeat_finds_the_one_endpoint_that_loses_a_quarter_of_its_connections() {
     let timeouts = |r: &Value| r["outcomes"]["timeout"].as_u64().unwrap_or(0);
     let lossy = of(&ns.pod_ip("web-2"));
     let clean = [of(&ns.pod_ip("web-0")), of(&ns.pod_ip("web-1"))];
-    let via_service = of(&cluster_ip(&ns, "web"));
+    let via_service = of(&ns.cluster_ip("web"));
     for r in rounds.iter() {
         assert_eq!(r["attempts"], 40, "{run:?}");
     }
