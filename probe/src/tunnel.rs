@@ -319,6 +319,17 @@ mod tests {
         }
     }
 
+    /// The tunnel on `port` for the journal's lines, under a 10 s deadline.
+    fn serving(port: u16, journal: Arc<Journal>, control: Option<control::Feed>) -> Tunnel {
+        start(
+            &plan(port),
+            journal,
+            Instant::now() + Duration::from_secs(10),
+            control,
+        )
+        .unwrap()
+    }
+
     fn free_port() -> u16 {
         TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -340,13 +351,7 @@ mod tests {
         let journal = Journal::new();
         let mut tee = Tee::new(Box::new(io::sink()), journal.clone());
         tee.write_all(b"{\"seq\":0}\n").unwrap();
-        let tunnel = start(
-            &plan(port),
-            journal,
-            Instant::now() + Duration::from_secs(10),
-            None,
-        )
-        .unwrap();
+        let tunnel = serving(port, journal, None);
         let mut peer = TcpStream::connect(("127.0.0.1", port)).unwrap();
         peer.write_all(b"abcdefghijklmnop1234\n").unwrap();
         tee.write_all(b"{\"seq\":1}\n").unwrap();
@@ -360,13 +365,7 @@ mod tests {
         let port = free_port();
         let journal = Journal::new();
         let (control, feed) = control::channel();
-        let tunnel = start(
-            &plan(port),
-            journal.clone(),
-            Instant::now() + Duration::from_secs(10),
-            Some(feed),
-        )
-        .unwrap();
+        let tunnel = serving(port, journal.clone(), Some(feed));
         let mut peer = TcpStream::connect(("127.0.0.1", port)).unwrap();
         // In one segment with the token: the bytes after it must not be lost to its reader.
         peer.write_all(b"abcdefghijklmnop1234\nstop\n").unwrap();
@@ -387,13 +386,7 @@ mod tests {
         let journal = Journal::new();
         let mut tee = Tee::new(Box::new(io::sink()), journal.clone());
         tee.write_all(b"line\n").unwrap();
-        let tunnel = start(
-            &plan(port),
-            journal,
-            Instant::now() + Duration::from_secs(10),
-            None,
-        )
-        .unwrap();
+        let tunnel = serving(port, journal, None);
         let mut stranger = TcpStream::connect(("127.0.0.1", port)).unwrap();
         stranger.write_all(b"guess\n").unwrap();
         assert_eq!(read_all(stranger), "");

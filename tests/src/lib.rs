@@ -50,7 +50,7 @@ pub use pair::ClientServer;
 pub use probe::{
     decode_run, json_plan, plan, probe_path, resolv_conf, run_probe, run_probe_args,
     run_probe_command, run_probe_unprivileged, spawn_paced_probe, tcp_target, EvidenceKind,
-    PacedProbe, ProbeRun,
+    PacedProbe, ProbeRun, TUNNEL_PEER,
 };
 pub use require::{require_root, require_tools};
 pub use servers::{

@@ -434,3 +434,38 @@ impl ProbeRun {
             })
     }
 }
+
+/// A peer of the probe's tunnel, for `python3 -c TUNNEL_PEER PORT TOKEN [MARK WORD]`: connects
+/// to 127.0.0.1:PORT until it answers (at most 10 s), sends TOKEN and a newline, and with MARK
+/// and WORD sends WORD once the stream contains MARK (a control word after `armed`, say); then
+/// prints every byte it got until the probe closes the connection. It stands where the
+/// kubelet's port-forward dials, inside the probe's namespace.
+pub const TUNNEL_PEER: &str = r#"
+import socket, sys, time
+port, token = int(sys.argv[1]), sys.argv[2]
+mark, word = (sys.argv[3].encode(), sys.argv[4].encode()) if len(sys.argv) > 4 else (None, None)
+deadline = time.time() + 10
+while True:
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        break
+    except OSError:
+        if time.time() > deadline:
+            sys.exit("nothing listened on %d" % port)
+        time.sleep(0.01)
+s.sendall((token + "\n").encode())
+out = b""
+while mark is not None and mark not in out:
+    chunk = s.recv(65536)
+    if not chunk:
+        sys.exit("the stream ended before %r: %r" % (mark, out))
+    out += chunk
+if word is not None:
+    s.sendall(word + b"\n")
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    out += chunk
+sys.stdout.write(out.decode())
+"#;

@@ -306,36 +306,6 @@ fn a_loopback_listener_on_a_peer_port_is_listed_first() {
 
 const TOKEN: &str = "peerTunnelTokenForTheTest012345";
 
-/// Connects to 127.0.0.1:PORT until it answers (at most 10 s), sends TOKEN, reads until the
-/// probe says `armed`, sends `stop`, then prints everything it got until the probe closes.
-const TUNNEL_CLIENT: &str = r#"
-import socket, sys, time
-port, token = int(sys.argv[1]), sys.argv[2]
-deadline = time.time() + 10
-while True:
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        break
-    except OSError:
-        if time.time() > deadline:
-            sys.exit("nothing listened on %d" % port)
-        time.sleep(0.01)
-s.sendall((token + "\n").encode())
-out = b""
-while b'"type":"armed"' not in out:
-    chunk = s.recv(65536)
-    if not chunk:
-        sys.exit("the stream ended before armed: %r" % out)
-    out += chunk
-s.sendall(b"stop\n")
-while True:
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    out += chunk
-sys.stdout.write(out.decode())
-"#;
-
 #[test]
 fn control_words_come_through_the_tunnel_after_the_token() {
     require_root();
@@ -349,7 +319,15 @@ fn control_words_come_through_the_tunnel_after_the_token() {
     let (run, client) = std::thread::scope(|scope| {
         let client = scope.spawn(|| {
             lab.srv.try_exec_timeout(
-                &["python3", "-c", TUNNEL_CLIENT, &port.to_string(), TOKEN],
+                &[
+                    "python3",
+                    "-c",
+                    TUNNEL_PEER,
+                    &port.to_string(),
+                    TOKEN,
+                    "\"type\":\"armed\"",
+                    "stop",
+                ],
                 Duration::from_secs(30),
             )
         });

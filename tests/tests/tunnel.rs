@@ -12,30 +12,6 @@ use protocol::{CheckKind, SocketsEvidence, TunnelPlan};
 
 const TOKEN: &str = "tunnelTokenForTheTest0123456789";
 
-/// Connects to 127.0.0.1:PORT until it answers (at most 10 s), sends TOKEN and a newline,
-/// and prints every byte it gets until the probe closes the connection.
-const PEER: &str = r#"
-import socket, sys, time
-port, token = int(sys.argv[1]), sys.argv[2]
-deadline = time.time() + 10
-while True:
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=5)
-        break
-    except OSError:
-        if time.time() > deadline:
-            sys.exit("nothing listened on %d" % port)
-        time.sleep(0.01)
-s.sendall((token + "\n").encode())
-out = b""
-while True:
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    out += chunk
-sys.stdout.write(out.decode())
-"#;
-
 fn tunnel_plan(port: u16, server: SocketAddr) -> protocol::Plan {
     let mut plan = plan(
         &[CheckKind::Tcp, CheckKind::Sockets],
@@ -62,7 +38,7 @@ fn run_with_peer(ns: &Netns, plan: &protocol::Plan, peer_token: &str) -> (ProbeR
     std::thread::scope(|scope| {
         let peer = scope.spawn(|| {
             ns.try_exec_timeout(
-                &["python3", "-c", PEER, &port, peer_token],
+                &["python3", "-c", TUNNEL_PEER, &port, peer_token],
                 Duration::from_secs(20),
             )
         });
