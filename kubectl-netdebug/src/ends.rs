@@ -135,7 +135,6 @@ pub struct PeerRun {
     pub session: PeerSession,
     pcap: Option<PcapWriter>,
     pcap_error: Option<String>,
-    pub armed: bool,
     /// Told once, when the peer arms.
     armed_signal: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -146,7 +145,6 @@ impl PeerRun {
             session,
             pcap,
             pcap_error: None,
-            armed: false,
             armed_signal: None,
         }
     }
@@ -158,28 +156,16 @@ impl PeerRun {
         rx
     }
 
-    /// Take one item of the peer's stream. Returns true when this item armed the peer.
-    pub fn accept(&mut self, item: Item) -> bool {
-        let arms = self.take(item);
-        if arms {
-            if let Some(tx) = self.armed_signal.take() {
-                let _ = tx.send(());
-            }
-        }
-        arms
-    }
-
-    fn take(&mut self, item: Item) -> bool {
+    /// Take one item of the peer's stream: events into its session, pcap chunks into its file;
+    /// its first `armed` tells the armed signal.
+    pub fn accept(&mut self, item: Item) {
         let envelope = match item {
             Item::Gap { from, to } => {
                 self.problem(format!("events {from}..{to} of its stream were lost"));
-                return false;
+                return;
             }
             Item::Event(protocol::Decoded::Event(envelope)) => envelope,
-            Item::Event(other) => {
-                self.session.record(other);
-                return false;
-            }
+            Item::Event(other) => return self.session.record(other),
         };
         match &envelope.event {
             protocol::Event::PcapChunk(chunk) => {
@@ -188,15 +174,17 @@ impl PeerRun {
                         self.pcap_error = Some(e.to_string());
                     }
                 }
-                return false;
+                return;
             }
-            protocol::Event::Progress(_) => return false,
+            protocol::Event::Progress(_) => return,
+            protocol::Event::Armed(_) => {
+                if let Some(tx) = self.armed_signal.take() {
+                    let _ = tx.send(());
+                }
+            }
             _ => {}
         }
-        let arms = matches!(envelope.event, protocol::Event::Armed(_)) && !self.armed;
-        self.armed |= arms;
         self.session.record(protocol::Decoded::Event(envelope));
-        arms
     }
 
     /// Something that went wrong with this peer, kept for the verdict.
@@ -299,7 +287,7 @@ impl<S: crate::output::EventSink> crate::output::EventSink for TrafficWatch<'_, 
 
 impl crate::output::EventSink for PeerRun {
     fn accept(&mut self, item: Item) {
-        PeerRun::accept(self, item);
+        PeerRun::accept(self, item)
     }
 
     fn record_end(&mut self, end: crate::output::ProbeEnd, reader: &crate::events::EventReader) {
@@ -410,11 +398,16 @@ mod tests {
     #[test]
     fn a_peer_arms_once_and_keeps_its_events() {
         let mut run = PeerRun::new(PeerSession::new("peer-1", "netns/dst", 8080), None);
+        let mut armed_rx = run.armed_signal();
         let armed = r#"{"v":1,"seq":0,"type":"armed","data":{"capture":true,"elapsed_ms":3.0}}"#;
-        assert!(run.accept(Item::Event(protocol::decode_line(armed).unwrap())));
-        assert!(run.armed);
+        run.accept(Item::Event(protocol::decode_line(armed).unwrap()));
+        assert_eq!(
+            armed_rx.try_recv(),
+            Ok(()),
+            "the first armed tells the signal"
+        );
         let done = r#"{"v":1,"seq":1,"type":"done","data":{"elapsed_ms":9.0,"checks_completed":1,"checks_failed":0,"checks_skipped":0,"deadline_exceeded":false}}"#;
-        assert!(!run.accept(Item::Event(protocol::decode_line(done).unwrap())));
+        run.accept(Item::Event(protocol::decode_line(done).unwrap()));
         let (session, note) = run.finish();
         assert_eq!(session.events.len(), 2);
         assert_eq!(session.stream_end, verdict::StreamEnd::Done);
