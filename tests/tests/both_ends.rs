@@ -178,6 +178,13 @@ fn count(lines: &[String], needle: &str) -> usize {
     lines.iter().filter(|l| l.contains(needle)).count()
 }
 
+/// Oracle: the SYN arrived on the captured interface, and no SYN-ACK left it.
+#[track_caller]
+fn assert_syn_in_nothing_out(lines: &[String]) {
+    assert!(count(lines, "Flags [S]") >= 1, "{lines:#?}");
+    assert_eq!(count(lines, "Flags [S.]"), 0, "{lines:#?}");
+}
+
 fn filter() -> String {
     format!("tcp and host {SRC} and port {PORT}")
 }
@@ -216,8 +223,7 @@ fn syn_dropped_in_the_destination_namespace_reached_it_and_got_no_reply() {
     let (doc, _) = both_ends(&e, &[]);
     let dst_lines = tcpdump_lines(&at_dst.stop());
     // Oracle: the SYN arrived on d0, and no SYN-ACK left it.
-    assert!(count(&dst_lines, "Flags [S]") >= 1, "{dst_lines:#?}");
-    assert_eq!(count(&dst_lines, "Flags [S.]"), 0, "{dst_lines:#?}");
+    assert_syn_in_nothing_out(&dst_lines);
     let marks = peer_marks(&doc);
     assert!(marks.contains(&"client:S".to_string()), "{marks:?}");
     assert!(!marks.iter().any(|m| m.starts_with("server:")), "{marks:?}");
@@ -319,8 +325,7 @@ fn full_accept_queue_drops_the_syn_inside_the_destination() {
     let (doc, _) = both_ends(&e, &[]);
     let dst_lines = tcpdump_lines(&at_dst.stop());
     // Oracle: the source's SYN arrived and nothing answered it.
-    assert!(count(&dst_lines, "Flags [S]") >= 1, "{dst_lines:#?}");
-    assert_eq!(count(&dst_lines, "Flags [S.]"), 0, "{dst_lines:#?}");
+    assert_syn_in_nothing_out(&dst_lines);
     assert_primary(&doc, "destination_accept_queue_full");
     assert!(words(&doc).contains("accept queue"), "{:#}", doc["verdict"]);
 }
