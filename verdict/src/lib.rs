@@ -28,6 +28,7 @@ pub mod progress;
 pub mod render;
 mod report;
 mod rules;
+pub mod sources;
 mod stats;
 mod steps;
 mod words;
