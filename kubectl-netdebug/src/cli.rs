@@ -167,9 +167,31 @@ pub struct CompletionArgs {
         .multiple(true)
 ))]
 pub struct RunArgs {
-    /// The pod to probe from: pod/NAME, NAME, or deploy|sts|ds|rs|job/NAME (a Ready pod is picked).
-    #[arg(value_name = "SOURCE", required = true)]
+    /// The pod to probe from: pod/NAME, NAME, or deploy|sts|ds|rs|job/NAME (a Ready pod is
+    /// picked; with --all-pods, every pod).
+    #[arg(value_name = "SOURCE", required_unless_present = "selector")]
     pub source: Option<String>,
+
+    /// Probe from every pod in the namespace that matches SELECTOR (kubectl's label selector
+    /// syntax: app=web,tier!=cache), and compare them.
+    #[arg(short = 'l', long, value_name = "SELECTOR", conflicts_with = "source")]
+    pub selector: Option<String>,
+
+    /// With deploy|sts|ds|rs|job/NAME: probe from every pod of the workload, and compare them.
+    #[arg(long)]
+    pub all_pods: bool,
+
+    /// With several sources: one Ready pod per node (the others are skipped and counted).
+    #[arg(long)]
+    pub per_node: bool,
+
+    /// With several sources: probe from at most N pods, spread across nodes.
+    #[arg(long, value_name = "N", default_value = "20", value_parser = crate::sources::parse_max_sources)]
+    pub max_sources: u16,
+
+    /// With several sources: how many probes are injected at once (the API server's load).
+    #[arg(long, value_name = "N", default_value = "10", value_parser = crate::sources::parse_max_parallel)]
+    pub max_parallel: u16,
 
     /// Destination: svc/NAME[.NS][:PORT|:PORTNAME], pod/NAME[.NS][:PORT], IP:PORT or HOST:PORT.
     #[arg(long, value_name = "DEST")]

@@ -26,6 +26,8 @@ pub mod profile;
 pub mod resolve;
 pub mod rounds_bar;
 pub mod run;
+pub mod sources;
+pub mod sources_bar;
 pub mod stream;
 pub mod tunnel;
 pub mod wait;

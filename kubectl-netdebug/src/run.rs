@@ -22,6 +22,7 @@ use crate::{preflight, profile, tunnel};
 use verdict::{Delivery, DeliveryPath};
 
 mod both_ends;
+mod sources;
 
 /// Run `kubectl netdebug SOURCE ...`; returns the exit code (0 healthy, 1 problem found,
 /// 2 inconclusive), or an error (exit 2).
@@ -32,15 +33,20 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     run_with(cluster, &args, parsed).await
 }
 
-/// SOURCE, --to and --dns, checked.
+/// SOURCE (or -l), --to and --dns, checked.
 pub struct ParsedInput {
-    source: resolve::SourceSpec,
+    source: SourceChoice,
     destination: Option<resolve::DestSpec>,
 }
 
+/// One source pod, or many to compare.
+enum SourceChoice {
+    One(resolve::SourceSpec),
+    Many(resolve::SourcesRequest),
+}
+
 pub fn parse_input(args: &RunArgs) -> Result<ParsedInput> {
-    let source_text = args.source.as_deref().unwrap_or_default();
-    let source = resolve::parse_source(source_text)?;
+    let source = parse_sources(args)?;
     let destination = args
         .to
         .as_deref()
@@ -54,6 +60,22 @@ pub fn parse_input(args: &RunArgs) -> Result<ParsedInput> {
         }
         protocol::validate_host(name)
             .map_err(|why| Error::InvalidInput(format!("--dns {name}: {why}")))?;
+    }
+    if let SourceChoice::Many(_) = &source {
+        if args.both_ends {
+            return Err(Error::InvalidInput(
+                "--both-ends probes one source and its peers; with several sources (-l, \
+                 --all-pods, --per-node) run it for the source you suspect"
+                    .into(),
+            ));
+        }
+        if args.write.as_deref() == Some("-") {
+            return Err(Error::InvalidInput(
+                "-w - writes one capture to stdout; with several sources give a file name (each \
+                 source gets its own pcap beside it)"
+                    .into(),
+            ));
+        }
     }
     if args.both_ends {
         crate::ends::check_write_target(args.write.as_deref()).map_err(Error::InvalidInput)?;
@@ -69,6 +91,45 @@ pub fn parse_input(args: &RunArgs) -> Result<ParsedInput> {
         source,
         destination,
     })
+}
+
+/// SOURCE and the flags that make it many: `-l`, `--all-pods`, `--per-node`.
+fn parse_sources(args: &RunArgs) -> Result<SourceChoice> {
+    let container = args.container.clone();
+    let max_sources = usize::from(args.max_sources);
+    if let Some(selector) = &args.selector {
+        return Ok(SourceChoice::Many(resolve::SourcesRequest {
+            selection: resolve::SourceSelection::Selector(selector.clone()),
+            per_node: args.per_node,
+            max_sources,
+            container,
+        }));
+    }
+    let source_text = args.source.as_deref().unwrap_or_default();
+    let spec = resolve::parse_source(source_text)?;
+    if !args.all_pods && !args.per_node {
+        return Ok(SourceChoice::One(spec));
+    }
+    let flag = if args.all_pods {
+        "--all-pods"
+    } else {
+        "--per-node"
+    };
+    if spec.kind == resolve::SourceKind::Pod {
+        return Err(Error::InvalidInput(format!(
+            "{flag} takes a workload (deploy|sts|ds|rs|job/NAME) and {spec} is one pod; to \
+             choose pods by label use -l SELECTOR"
+        )));
+    }
+    Ok(SourceChoice::Many(resolve::SourcesRequest {
+        selection: resolve::SourceSelection::Workload {
+            kind: spec.kind,
+            name: spec.name,
+        },
+        per_node: args.per_node,
+        max_sources,
+        container,
+    }))
 }
 
 /// The plan's options from the flags (the DNS names resolution adds come in `dns_names`).
@@ -107,9 +168,15 @@ async fn run_until(
     deadline: Instant,
 ) -> Result<i32> {
     let ParsedInput {
-        source: source_spec,
+        source,
         destination: dest_spec,
     } = parsed;
+    let source_spec = match source {
+        SourceChoice::One(spec) => spec,
+        SourceChoice::Many(request) => {
+            return sources::run(cluster, args, request, dest_spec, deadline).await
+        }
+    };
     let Cluster {
         client,
         namespace,
@@ -134,12 +201,14 @@ async fn run_until(
         .clone()
         .unwrap_or_else(|| namespace.clone());
 
-    let (linux, evidence) = tokio::join!(
+    let (linux, evidence, serves) = tokio::join!(
         preflight::check_linux_node(&client, &target, &source.pod),
         kube_evidence(&client, &namespace, dest_spec.as_ref(), &source, args),
+        served_by(&client, &source.info),
     );
     linux?;
     let (mut kube, targets, dns_names) = evidence?;
+    kube.serves = serves;
     let (probe_profile, profile_info) =
         profile::choose(args.profile, &pod_namespace, ns_labels.as_ref());
     kube.profile = Some(profile_info);
@@ -175,6 +244,7 @@ async fn run_until(
         target: &target,
         namespace: &pod_namespace,
         name: &pod_name,
+        quiet: false,
     };
     if !peers.is_empty() {
         both_ends::run(&mut session, &pod, &container, peers, deadline).await?;
@@ -260,6 +330,8 @@ struct PodRef<'a> {
     target: &'a ApiTarget,
     namespace: &'a str,
     name: &'a str,
+    /// No spinner while waiting: another display owns stderr (many sources).
+    quiet: bool,
 }
 
 /// Before anything is resolved: a server with ephemeral containers, the namespace, and the
@@ -284,19 +356,23 @@ async fn preflight_checks(
     Ok(ns_labels)
 }
 
-/// What Kubernetes says about the source and the destination, the probe's targets and the
+/// What Kubernetes says about a source and its destination, the probe's targets and the
 /// names it resolves.
+type KubeEvidence = (
+    verdict::kube::KubeEvidence,
+    Vec<protocol::Target>,
+    Vec<String>,
+);
+
+/// What Kubernetes says about the source and the destination, the probe's targets and the
+/// names it resolves (the Services the source serves are read beside it: [`served_by`]).
 async fn kube_evidence(
     client: &kube::Client,
     namespace: &str,
     dest_spec: Option<&resolve::DestSpec>,
     source: &resolve::ResolvedSource,
     args: &RunArgs,
-) -> Result<(
-    verdict::kube::KubeEvidence,
-    Vec<protocol::Target>,
-    Vec<String>,
-)> {
+) -> Result<KubeEvidence> {
     let mut kube = verdict::kube::KubeEvidence {
         source: Some(source.info.clone()),
         ..Default::default()
@@ -312,11 +388,7 @@ async fn kube_evidence(
             None => Ok(None),
         }
     };
-    let (destination, cluster_dns, serves) = tokio::join!(
-        destination,
-        cluster_dns(client),
-        served_by(client, &source.info)
-    );
+    let (destination, cluster_dns) = tokio::join!(destination, cluster_dns(client));
     if let Some(dest) = destination? {
         kube.destination = Some(dest.info);
         kube.findings = dest.findings;
@@ -325,7 +397,6 @@ async fn kube_evidence(
     }
     dns_names.extend(args.dns.iter().cloned());
     kube.cluster_dns = cluster_dns;
-    kube.serves = serves;
     Ok((kube, targets, dns_names))
 }
 
@@ -467,6 +538,7 @@ async fn wait_started(
         pod: pod.name,
         container: &container.name,
         image: &container.image,
+        spinner: !pod.quiet,
     };
     let started = wait_for_start(pod.client, pod.target, &what, resource_version, until).await?;
     if let Started::Terminated {

@@ -94,6 +94,8 @@ pub struct WaitFor<'a> {
     pub pod: &'a str,
     pub container: &'a str,
     pub image: &'a str,
+    /// Show a spinner (on a terminal); off when another display owns stderr.
+    pub spinner: bool,
 }
 
 /// Watch the pod until the container started or failed, or the deadline passes.
@@ -104,10 +106,13 @@ pub async fn wait_for_start(
     resource_version: &str,
     deadline: Instant,
 ) -> Result<Started> {
-    let spinner = Spinner::start(format!(
-        "starting probe {} in pod {}/{}",
-        what.container, what.namespace, what.pod
-    ));
+    let spinner = Spinner::start(
+        format!(
+            "starting probe {} in pod {}/{}",
+            what.container, what.namespace, what.pod
+        ),
+        what.spinner,
+    );
     let result = tokio::time::timeout_at(
         deadline,
         watch_until_started(client, target, what, resource_version, &spinner),
@@ -230,8 +235,8 @@ struct Spinner {
 }
 
 impl Spinner {
-    fn start(message: String) -> Spinner {
-        let bar = std::io::stderr().is_terminal().then(|| {
+    fn start(message: String, shown: bool) -> Spinner {
+        let bar = (shown && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
             bar.enable_steady_tick(Duration::from_millis(100));

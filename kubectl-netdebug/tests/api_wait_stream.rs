@@ -22,6 +22,7 @@ fn what() -> WaitFor<'static> {
         pod: "web",
         container: PROBE,
         image: "registry.invalid/probe:v0",
+        spinner: false,
     }
 }
 

@@ -329,6 +329,8 @@ async fn inject_peer(source: &PodRef<'_>, mut peer: Peer) -> InjectedPeer {
         target: source.target,
         namespace,
         name,
+        // The source's spinner speaks for the run; the peers start beside it.
+        quiet: true,
     };
     match inject_probe(&pod, container).await {
         Ok(injected) => InjectedPeer {
@@ -419,6 +421,7 @@ async fn run_peer(
         target: source.target,
         namespace: &namespace,
         name: &name,
+        quiet: true,
     };
     let mut reached = match reach_probe(&pod, &container, &injected, deadline).await {
         Ok(r) => r,

@@ -70,4 +70,7 @@ pub enum SkipReason {
     OverLimit,
     /// The run was interrupted (Ctrl-C) before its probe was started.
     Interrupted,
+    /// The run's deadline passed while it waited for its turn (`--max-parallel`).
+    DeadlinePassed,
 }
+mod stub;
