@@ -335,17 +335,17 @@ pub struct RowGroup<'a> {
     pub cells: &'a [Cell],
 }
 
-/// Consecutive rows (sorted by node) with the same node, status and cells, as one group.
+/// The rows of each node with the same status and cells, as one group; groups keep the
+/// order of their first row (rows are sorted by node).
 pub fn groups(m: &Matrix) -> Vec<RowGroup<'_>> {
     let mut out: Vec<RowGroup> = Vec::new();
     for r in &m.rows {
-        match out.last_mut() {
-            Some(g)
-                if g.node == r.node.as_deref() && g.status == r.status && g.cells == r.cells =>
-            {
-                g.pods.push(&r.pod)
-            }
-            _ => out.push(RowGroup {
+        let alike = out.iter_mut().find(|g| {
+            g.node == r.node.as_deref() && g.status == r.status && g.cells == r.cells.as_slice()
+        });
+        match alike {
+            Some(g) => g.pods.push(&r.pod),
+            None => out.push(RowGroup {
                 node: r.node.as_deref(),
                 pods: vec![&r.pod],
                 status: r.status,

@@ -287,13 +287,13 @@ fn headline(
             )
         ),
         Split::FailsInSomePods { .. } => format!(
-            "{what} from {} only ({} of {judged} pods); {} works",
+            "{what} from {} only ({} of {judged} pods); {}",
             pod_list(failing),
             failing.len(),
             if working.len() == 1 {
-                working[0].run.pod.clone()
+                format!("{} works", working[0].run.pod)
             } else {
-                format!("{} others", working.len())
+                format!("{} others work", working.len())
             }
         ),
         Split::WorksEverywhere => format!(
@@ -370,9 +370,11 @@ fn evidence(m: &Matrix, failing: &[&Judgement]) -> Vec<String> {
         if !by.iter().any(|(c, _)| c.failed()) {
             continue;
         }
-        by.sort_by_key(|(c, _)| (!c.failed(), *c == Cell::NotRun));
+        by.sort_by_key(|(c, _)| !c.failed());
+        // Gaps are in the matrix and under not checked: here only what was seen.
         let parts: Vec<String> = by
             .iter()
+            .filter(|(c, _)| *c != Cell::NotRun)
             .map(|(c, pods)| {
                 if pods.len() == m.rows.len() {
                     format!("{} from every source", c.as_str())
