@@ -574,3 +574,109 @@ fn colours_only_when_asked() {
     assert!(!render_text(&i, &v, false).contains('\u{1b}'));
     assert!(render_text(&i, &v, true).contains('\u{1b}'));
 }
+
+/// Socket facts count as a difference only past the thresholds the single-source rules use:
+/// CLOSE-WAIT piling up in one pod, TIME-WAIT filling another's (narrowed) port range.
+#[test]
+fn socket_states_and_port_ranges_differ_only_past_their_thresholds() {
+    let i = inputs(
+        runs(&[
+            ("web-1", "node-1", "close_wait"),
+            ("web-2", "node-1", "port_exhaustion"),
+            ("web-3", "node-1", "healthy_service"),
+        ]),
+        vec![],
+    );
+    let v = evaluate_sources(&i);
+    assert_eq!(
+        v.split,
+        Split::FailsInSomePods {
+            pods: vec!["web-1".into(), "web-2".into()]
+        }
+    );
+    let of = |pod: &str, what: Fact| {
+        v.differences
+            .iter()
+            .find(|d| d.failing.pod == pod && d.what == what)
+    };
+    let cw = of("web-1", Fact::CloseWait).expect("web-1's CLOSE-WAIT differs");
+    assert_eq!(cw.working.pod, "web-3");
+    assert_eq!(cw.working.value, "0 CLOSE-WAIT");
+    assert!(cw.failing.value.ends_with(" CLOSE-WAIT") && cw.failing.value != "0 CLOSE-WAIT");
+    assert!(of("web-1", Fact::TimeWait).is_none());
+    let tw = of("web-2", Fact::TimeWait).expect("web-2's TIME-WAIT differs");
+    assert!(
+        tw.failing
+            .value
+            .contains("100% of the ephemeral port range"),
+        "{}",
+        tw.failing.value
+    );
+    let range = of("web-2", Fact::PortRange).expect("web-2's port range differs");
+    assert_eq!(range.failing.value, "40000-40001");
+    assert!(of("web-2", Fact::CloseWait).is_none());
+}
+
+/// Each failing pod is compared with a working pod of its own node; one alone on its node
+/// with a working pod of another.
+#[test]
+fn failing_pods_are_compared_with_a_working_pod_of_their_own_node_first() {
+    let i = inputs(
+        runs(&[
+            ("web-1", "node-1", "sources_dns_silent_nameserver"),
+            ("web-2", "node-1", "sources_dns_ok"),
+            ("web-3", "node-2", "sources_dns_silent_nameserver"),
+            ("web-4", "node-2", "sources_dns_ok"),
+            ("web-5", "node-3", "sources_dns_silent_nameserver"),
+        ]),
+        vec![],
+    );
+    let v = evaluate_sources(&i);
+    assert_eq!(
+        v.split,
+        Split::FailsInSomePods {
+            pods: vec!["web-1".into(), "web-3".into(), "web-5".into()]
+        }
+    );
+    let pairs: Vec<(&str, &str)> = v
+        .differences
+        .iter()
+        .filter(|d| d.what == Fact::ResolvNameservers)
+        .map(|d| (d.failing.pod.as_str(), d.working.pod.as_str()))
+        .collect();
+    assert_eq!(
+        pairs,
+        vec![("web-1", "web-2"), ("web-3", "web-4"), ("web-5", "web-2")]
+    );
+}
+
+/// Odd input: no source chosen at all, or only skipped pods. Nothing panics, and the
+/// verdict says nothing was judged.
+#[test]
+fn no_sources_at_all_is_nothing_ran() {
+    for skipped_pods in [
+        vec![],
+        vec![skipped(
+            "web-1",
+            SkipReason::WindowsNode,
+            "node win-1 runs windows",
+        )],
+    ] {
+        let i = inputs(vec![], skipped_pods.clone());
+        let v = evaluate_sources(&i);
+        assert_eq!(v.split, Split::NothingRan);
+        assert_eq!(v.exit_code(), 2);
+        assert!(v.matrix.rows.is_empty() && v.matrix.columns.is_empty());
+        let text = render_text(&i, &v, false);
+        assert!(text.contains("no source could be judged"), "{text}");
+        if !skipped_pods.is_empty() {
+            assert!(
+                text.contains("1 pod on a Windows node: web-1 (node win-1 runs windows)"),
+                "{text}"
+            );
+        }
+        let doc: serde_json::Value = serde_json::from_str(&render_json(&i, &v)).unwrap();
+        assert_eq!(doc["split"]["kind"], "nothing_ran");
+        assert!(render_markdown(&i, &v).lines().count() < 10);
+    }
+}
