@@ -13,6 +13,10 @@
 //! between or inside the ends; `engine.rs` runs them in layer order; `render/` only formats a
 //! verdict and progress lines.
 //!
+//! Many sources at once: [`sources::evaluate_sources`] judges each source pod with
+//! [`evaluate`] and puts an aggregate on top (a matrix, the split, what differs between a
+//! failing and a working source); `sources::render_*` print it.
+//!
 //! Exit codes ([`Verdict::exit_code`]): 0 healthy, 1 a problem was found (degraded or
 //! failed), 2 the tool could not do its job (inconclusive). The JSON output format is
 //! documented in `verdict/OUTPUT.md`.

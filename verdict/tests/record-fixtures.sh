@@ -582,12 +582,67 @@ scenario_stopped_early() {
     echo "recorded stopped_early: $(wc -l <"$OUT/stopped_early.jsonl") events (killed)" >&2
 }
 
+# ---------------------------------------------------------------------------------------
+# Many sources (issue 12): pairs of fixtures from two "pods" of one workload that differ in
+# one thing, for the aggregate's "what differs" computation. Each pair is recorded in the
+# same client namespace, one run after the other with the one setting changed between the
+# runs, as two pods of one template share interface names and plan.
+
+# (a) resolv.conf: one pod's dnsConfig points at a nameserver that never answers
+# (10.199.96.99, queries dropped), the other's at the cluster DNS. The ClusterIP itself
+# works from both (the client resolves it from the API, not through the pod's resolver).
+scenario_sources_dns() {
+    base; cluster_dns
+    ip -n $S addr add 10.199.96.99/32 dev lo
+    in_s iptables -A INPUT -d 10.199.96.99 -p udp --dport 53 -j DROP
+    http_server 0.0.0.0 8080
+    cluster_ip_dnat 10.199.70.2:8080
+    local p
+    p="$(plan "$(target svc/web:80 10.199.96.10 80 cluster_ip)" "" '"web"')"
+    resolv 10.199.96.53 "timeout:1 attempts:1"
+    record sources_dns_ok "$p"
+    resolv 10.199.96.99 "timeout:1 attempts:1"
+    record sources_dns_silent_nameserver "$p"
+}
+
+# (b) interface MTU: client -> router -> server with a 1280-byte link behind the router
+# that drops the ICMP frag-needed it would send. The pod whose interface MTU is 1280 fits
+# the path; the one left at 1500 sends segments that vanish.
+scenario_sources_mtu() {
+    routed
+    ip -n $R link set vdr-r1 mtu 1280; ip -n $S link set vdr-s0 mtu 1280
+    ip netns exec $R iptables -A OUTPUT -p icmp --icmp-type fragmentation-needed -j DROP
+    bg ip netns exec $S python3 -m http.server --bind 10.199.71.2 8080
+    wait_listen $S 10.199.71.2:8080
+    local p
+    p="$(plan "$(target 10.199.71.2:8080 10.199.71.2 8080 direct)" ',"mtu":{"wait_ms":300}')"
+    ip -n $C link set vdr-c0 mtu 1280
+    record sources_mtu_fits "$p"
+    ip -n $C link set vdr-c0 mtu 1500
+    ip -n $C route flush cache 2>/dev/null || true
+    record sources_mtu_blackhole "$p"
+}
+
+# (c) a route: one pod has an extra route to 10.199.73.0/24 via a gateway that does not
+# exist (its neighbor entry fails), the other reaches it by its default route.
+scenario_sources_route() {
+    base; resolv 10.199.96.53
+    ip -n $S addr add 10.199.73.2/32 dev lo
+    http_server 0.0.0.0 8080
+    local p
+    p="$(plan "$(target 10.199.73.2:8080 10.199.73.2 8080 direct)")"
+    record sources_route_ok "$p"
+    ip -n $C route add 10.199.73.0/24 via 10.199.70.254
+    record sources_route_wrong_gateway "$p"
+}
+
 ALL="healthy_service healthy_service_no_net_raw rounds_bad_endpoint rounds_clusterip_attributed dns_stalls tcp_refused tcp_timeout tcp_timeout_no_net_raw tcp_rejected tcp_rejected_by_router listener_loopback_only
 sockets_loopback_listener dns_first_nameserver_silent
 service_dataplane service_bad_endpoint service_no_endpoints service_target_port
 dns_nxdomain dns_search_expansion dns_unreachable dns_servfail dns_not_cluster_dns
 no_route policy_prohibit interface_down neighbor_failed rp_filter wrong_interface port_exhaustion
-close_wait listen_overflow retransmissions mtu_blackhole stopped_early"
+close_wait listen_overflow retransmissions mtu_blackhole stopped_early
+sources_dns sources_mtu sources_route"
 
 mkdir -p "$OUT"
 for s in ${@:-$ALL}; do

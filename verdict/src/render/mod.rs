@@ -8,9 +8,9 @@ use crate::model::{Inputs, Verdict};
 
 mod json;
 mod markdown;
-mod text;
+pub(crate) mod text;
 mod timeline;
-mod wrap;
+pub(crate) mod wrap;
 
 pub use json::{document as json_document, JsonRenderer, JSON_FORMAT, JSON_VERSION};
 pub use markdown::MarkdownRenderer;

@@ -7,9 +7,30 @@
 //!     --evaluate_sources-->  SourcesVerdict { matrix, split, differences, per_source, .. }
 //! ```
 
+//!
+//! Modules, one job each: `matrix` (cells from each source's evidence), `split` (the pattern
+//! of failing and working sources), `differences` (typed facts compared between a failing
+//! and a working source), `gaps` (what was not run or skipped), `verdict` (the aggregate),
+//! `render` (text, markdown) and `json` (the one document with every source's evidence).
+
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Inputs, Title};
+
+mod differences;
+mod gaps;
+mod json;
+mod matrix;
+mod render;
+mod split;
+mod verdict;
+
+pub use differences::{Difference, Fact, Side};
+pub use json::{render_json, SOURCES_JSON_FORMAT, SOURCES_JSON_VERSION};
+pub use matrix::{Cell, Column, Matrix, Row, TargetKind};
+pub use render::{render_markdown, render_text};
+pub use split::Split;
+pub use verdict::{evaluate_sources, SourceVerdict, SourcesVerdict};
 
 /// Everything the aggregate verdict rests on: one [`SourceRun`] per source pod that was
 /// chosen (whether or not its probe ran), and the pods that were not chosen, each with why.
