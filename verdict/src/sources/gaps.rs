@@ -20,6 +20,7 @@ fn reason_words(r: SkipReason) -> &'static str {
         SkipReason::SameNode => "another pod stands for its node (--per-node)",
         SkipReason::OverLimit => "over --max-sources",
         SkipReason::Interrupted => "interrupted before their turn",
+        SkipReason::DeadlinePassed => "the run's deadline passed before their turn",
     }
 }
 

@@ -6,7 +6,6 @@
 //! SourcesInputs { title, sources: [SourceRun { inputs: Inputs, .. }], skipped, notes }
 //!     --evaluate_sources-->  SourcesVerdict { matrix, split, differences, per_source, .. }
 //! ```
-
 //!
 //! Modules, one job each: `matrix` (cells from each source's evidence), `split` (the pattern
 //! of failing and working sources), `differences` (typed facts compared between a failing
@@ -94,4 +93,3 @@ pub enum SkipReason {
     /// The run's deadline passed while it waited for its turn (`--max-parallel`).
     DeadlinePassed,
 }
-mod stub;
