@@ -83,7 +83,7 @@ summary() {
 import json, sys
 d = json.load(open(sys.argv[1]))
 srcs = d.get("sources") or []
-done = sum(1 for s in srcs if (s.get("stream_end") or {}).get("state") == "done")
+done = sum(1 for s in srcs if ((s.get("document") or {}).get("probe") or {}).get("stream_end", {}).get("state") == "done")
 print("%d/%d(%s)" % (len(srcs), done, d.get("status")))' "$OUT/many-$i.out"
   done | tr '\n' ' '
 }

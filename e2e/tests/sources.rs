@@ -85,9 +85,11 @@ fn a_pod_with_its_own_silent_nameserver_is_named_and_its_sibling_works() {
 
     let (code, v, run) = run(&ns, &[]);
     assert_eq!(code, Some(1), "{run:?}");
-    let aggregate = &v["aggregate"];
-    assert_eq!(aggregate["split"]["kind"], "some_pods", "{run:?}");
-    let said = aggregate.to_string();
+    assert_eq!(v["format"], "kubectl-netdebug/sources", "{run:?}");
+    assert_eq!(v["split"]["kind"], "fails_in_some_pods", "{run:?}");
+    assert_eq!(v["split"]["pods"], serde_json::json!(["caller-bad"]), "{run:?}");
+    // The differences and the cause: what the aggregate says, without the sources' evidence.
+    let said = format!("{} {} {}", v["headline"], v["differences"], v["cause"]);
     assert!(
         said.contains("caller-bad"),
         "the failing pod is named: {run:?}"
@@ -102,7 +104,7 @@ fn a_pod_with_its_own_silent_nameserver_is_named_and_its_sibling_works() {
         sources
             .iter()
             .find(|s| s["pod"] == pod)
-            .map(|s| s["verdict"]["status"].as_str().unwrap_or("").to_string())
+            .map(|s| s["document"]["status"].as_str().unwrap_or("").to_string())
             .unwrap_or_else(|| panic!("no source {pod}: {run:?}"))
     };
     assert_eq!(status_of("caller-ok"), "healthy", "{run:?}");
@@ -130,7 +132,9 @@ fn per_node_on_one_node_runs_one_pod_and_says_so() {
     let skipped = v["skipped"].as_array().expect("the skipped pod is named");
     assert_eq!(skipped.len(), 1, "{run:?}");
     assert_eq!(skipped[0]["reason"], "same_node", "{run:?}");
-    assert!(run.stdout.contains("1 node"), "{run:?}");
+    assert_eq!(v["split"]["kind"], "works_everywhere", "{run:?}");
+    let said = format!("{} {}", v["headline"], v["notes"]);
+    assert!(said.contains("1 node"), "{run:?}");
 }
 
 /// A selector that matches nothing is an error that names it, exit 2, nothing injected.
