@@ -154,6 +154,28 @@ mod resolve_sources {
     }
 
     #[tokio::test]
+    async fn missing_workload_is_told_apart_from_a_missing_namespace() {
+        let err = run(
+            vec![
+                status(
+                    "/apis/apps/v1/namespaces/shop/deployments/web",
+                    404,
+                    "NotFound",
+                    "deployments.apps \"web\" not found",
+                ),
+                get("/api/v1/namespaces/shop", namespace("shop", json!({}))),
+            ],
+            deploy_web(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "deployment \"web\" not found in namespace \"shop\""
+        );
+    }
+
+    #[tokio::test]
     async fn a_pod_is_not_a_workload_for_all_pods() {
         let err = run(
             vec![],
@@ -221,9 +243,10 @@ mod resolve_sources {
         .await
         .unwrap_err();
         assert!(matches!(err, Error::NoReadyPod { .. }), "{err:?}");
-        let msg = err.to_string();
-        assert!(msg.contains("label selector app=wbe"), "{msg}");
-        assert!(msg.contains("namespace \"shop\""), "{msg}");
+        assert_eq!(
+            err.to_string(),
+            "label selector app=wbe in namespace \"shop\" has no Ready, Running pod: no pod there matches it"
+        );
 
         // A namespace that does not exist lists empty: that is what is said.
         let err = run(
