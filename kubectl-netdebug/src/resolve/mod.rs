@@ -21,7 +21,9 @@ mod spec;
 pub use destination::{resolve_destination, ResolvedDestination};
 pub use served::{ports_serving, served_ports};
 pub use source::{choose_container, resolve_source, ResolvedSource, DEFAULT_CONTAINER_ANNOTATION};
-pub use sources::{resolve_sources, ChosenSources, SourceSelection, SourcesRequest};
+pub use sources::{
+    parse_selector, resolve_sources, ChosenSources, SourceSelection, SourcesRequest,
+};
 pub use spec::{parse_destination, parse_source, DestSpec, PortRef, SourceKind, SourceSpec};
 
 /// The cluster DNS domain Service names are built with. Kubernetes' default; clusters with

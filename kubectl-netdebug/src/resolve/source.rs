@@ -62,7 +62,7 @@ pub async fn resolve_source(
     })
 }
 
-async fn workload_selector(
+pub(super) async fn workload_selector(
     client: &kube::Client,
     namespace: &str,
     kind: SourceKind,
