@@ -87,7 +87,11 @@ fn a_pod_with_its_own_silent_nameserver_is_named_and_its_sibling_works() {
     assert_eq!(code, Some(1), "{run:?}");
     assert_eq!(v["format"], "kubectl-netdebug/sources", "{run:?}");
     assert_eq!(v["split"]["kind"], "fails_in_some_pods", "{run:?}");
-    assert_eq!(v["split"]["pods"], serde_json::json!(["caller-bad"]), "{run:?}");
+    assert_eq!(
+        v["split"]["pods"],
+        serde_json::json!(["caller-bad"]),
+        "{run:?}"
+    );
     // The differences and the cause: what the aggregate says, without the sources' evidence.
     let said = format!("{} {} {}", v["headline"], v["differences"], v["cause"]);
     assert!(

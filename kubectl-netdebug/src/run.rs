@@ -98,6 +98,8 @@ fn parse_sources(args: &RunArgs) -> Result<SourceChoice> {
     let container = args.container.clone();
     let max_sources = usize::from(args.max_sources);
     if let Some(selector) = &args.selector {
+        resolve::parse_selector(selector)
+            .map_err(|why| Error::InvalidInput(format!("-l {selector}: {why}")))?;
         return Ok(SourceChoice::Many(resolve::SourcesRequest {
             selection: resolve::SourceSelection::Selector(selector.clone()),
             per_node: args.per_node,

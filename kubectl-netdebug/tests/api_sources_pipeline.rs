@@ -145,4 +145,9 @@ async fn bad_source_flags_are_refused_before_any_request() {
         "SOURCE and -l are one or the other"
     );
     assert!(parse(&[]).is_err(), "a source or -l is required");
+    let selector = parse(&["-l", "app in (web"])
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(selector.starts_with("-l app in (web: "), "{selector}");
 }

@@ -550,13 +550,7 @@ fn every_pod_skipped(selection: &Selection, namespace: &str, skipped: &[SkippedS
     let parts: Vec<String> = groups
         .iter()
         .map(|(reason, pods)| {
-            let what = match reason {
-                SkipReason::NotRunning => "not running",
-                SkipReason::WindowsNode => "on a node that does not run Linux",
-                SkipReason::SameNode => "on a node another pod was chosen for",
-                SkipReason::OverLimit => "over --max-sources",
-                SkipReason::Interrupted => "interrupted",
-            };
+            let what = reason.words();
             let shown: Vec<String> = pods
                 .iter()
                 .take(NAMES_SHOWN)

@@ -13,17 +13,6 @@ pub const SOURCE: &str = "source";
 /// The `check` of an entry about matched pods that were not probed.
 pub const SKIPPED: &str = "skipped";
 
-fn reason_words(r: SkipReason) -> &'static str {
-    match r {
-        SkipReason::NotRunning => "not running",
-        SkipReason::WindowsNode => "on a Windows node",
-        SkipReason::SameNode => "another pod stands for its node (--per-node)",
-        SkipReason::OverLimit => "over --max-sources",
-        SkipReason::Interrupted => "interrupted before their turn",
-        SkipReason::DeadlinePassed => "the run's deadline passed before their turn",
-    }
-}
-
 /// What a skipped pod leaves open: its path, unless another pod of its node stands for it.
 fn leaves_open(r: SkipReason) -> &'static str {
     match r {
@@ -76,7 +65,7 @@ pub fn sources_not_run(inputs: &SourcesInputs) -> Vec<Unchecked> {
             reason: format!(
                 "{} {}: {}; {}",
                 plural(pods.len() as u64, "pod", "pods"),
-                reason_words(reason),
+                reason.words(),
                 list(&pods, 3),
                 leaves_open(reason)
             ),

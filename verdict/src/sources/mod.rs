@@ -93,3 +93,17 @@ pub enum SkipReason {
     /// The run's deadline passed while it waited for its turn (`--max-parallel`).
     DeadlinePassed,
 }
+
+impl SkipReason {
+    /// Why, in words that follow a pod's name ("web-4: not running").
+    pub fn words(self) -> &'static str {
+        match self {
+            SkipReason::NotRunning => "not running",
+            SkipReason::WindowsNode => "on a node that does not run Linux",
+            SkipReason::SameNode => "another pod stands for its node (--per-node)",
+            SkipReason::OverLimit => "over --max-sources",
+            SkipReason::Interrupted => "interrupted before its turn",
+            SkipReason::DeadlinePassed => "the run's deadline passed before its turn",
+        }
+    }
+}
