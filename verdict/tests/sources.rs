@@ -204,6 +204,36 @@ fn a_pod_whose_resolver_points_elsewhere_is_the_pod_level_split() {
         && n.ends_with("compare with web-1")));
 }
 
+/// A nameserver that refuses (ICMP port unreachable: the probe's `connection refused`) is
+/// not one that stays silent: the difference says which. The recorded silent run's queries
+/// are turned into refusals; nothing else changes.
+#[test]
+fn a_refusing_nameserver_is_told_from_a_silent_one() {
+    let mut i = dns_pair();
+    let mut refused = 0;
+    for event in &mut i.sources[1].inputs.events {
+        if let protocol::Event::Evidence(protocol::Evidence::DnsLookup(lookup)) = event {
+            for q in &mut lookup.queries {
+                q.outcome = protocol::DnsOutcome::Error {
+                    message: "connection refused".into(),
+                };
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 0, "the fixture has queries to rewrite");
+    let v = evaluate_sources(&i);
+    let reached = v
+        .differences
+        .iter()
+        .find(|d| d.what == Fact::DnsServerReached)
+        .expect("the server that answered differs");
+    assert_eq!(
+        reached.failing.value,
+        "none (10.199.96.99 failed: connection refused)"
+    );
+}
+
 #[test]
 fn an_interface_mtu_is_the_difference_between_two_pods() {
     let i = inputs(
@@ -678,7 +708,9 @@ fn no_sources_at_all_is_nothing_ran() {
         assert!(text.contains("no source could be judged"), "{text}");
         if !skipped_pods.is_empty() {
             assert!(
-                text.contains("1 pod on a Windows node: web-1 (node win-1 runs windows)"),
+                text.contains(
+                    "1 pod on a node that does not run Linux: web-1 (node win-1 runs windows)"
+                ),
                 "{text}"
             );
         }

@@ -142,7 +142,7 @@ pub(super) async fn run(
     let mut runs = Vec::new();
     for f in finished {
         match f {
-            Finished::Ran(run) => runs.push(run),
+            Finished::Ran(run) => runs.push(*run),
             Finished::NotStarted(s) => skipped.push(s),
         }
     }
@@ -180,7 +180,7 @@ impl Prepared {
 
 /// A source's end: its session (with its evidence, or its problem), or never started.
 enum Finished {
-    Ran(SourceRun),
+    Ran(Box<SourceRun>),
     NotStarted(SkippedSource),
 }
 
@@ -256,12 +256,12 @@ async fn run_one(
                     reason: first_line(&reason),
                 },
             );
-            return Finished::Ran(session(sink, Some(reason)));
+            return Finished::Ran(Box::new(session(sink, Some(reason))));
         }
         None => {
             bars.set(index, &SourceState::NotStarted);
             let reason = "the run was interrupted (Ctrl-C) while its probe was starting";
-            return Finished::Ran(session(sink, Some(reason.into())));
+            return Finished::Ran(Box::new(session(sink, Some(reason.into()))));
         }
     };
     bars.set(index, &SourceState::Running { checks_done: 0 });
@@ -294,7 +294,7 @@ async fn run_one(
                     reason: first_line(&reason),
                 },
             );
-            return Finished::Ran(session(sink, Some(reason)));
+            return Finished::Ran(Box::new(session(sink, Some(reason))));
         }
         None => sink.cut("the run was interrupted (Ctrl-C) before the probe finished"),
     }
@@ -306,7 +306,7 @@ async fn run_one(
             headline: verdict.headline.clone(),
         },
     );
-    Finished::Ran(session(sink, None))
+    Finished::Ran(Box::new(session(sink, None)))
 }
 
 /// A source's sink that also moves its progress line.

@@ -271,7 +271,8 @@ fn search_words(search: &[String]) -> String {
     }
 }
 
-/// The nameservers that answered any query, or `none (X did not answer)`; None without
+/// The nameservers that answered any query, or `none (X did not answer)` (or `failed:
+/// connection refused`); None without
 /// lookups (nothing to compare).
 fn reached(f: &Facts) -> Option<String> {
     let lookups = f.all::<DnsLookupEvidence>();
@@ -288,7 +289,29 @@ fn reached(f: &Facts) -> Option<String> {
         return Some(joined(&answered));
     }
     let asked: BTreeSet<IpAddr> = queries.iter().map(|q| q.nameserver.ip()).collect();
-    Some(format!("none ({} did not answer)", joined(&asked)))
+    // Silence and an error (an ICMP port unreachable reads as `connection refused`) are
+    // different claims about the nameserver: say which.
+    let failed: Vec<&str> = queries
+        .iter()
+        .filter_map(|q| match &q.outcome {
+            DnsOutcome::Error { message } => Some(message.as_str()),
+            _ => None,
+        })
+        .collect();
+    let every_query_failed = failed.len() == queries.len();
+    let errors: BTreeSet<&str> = failed.into_iter().collect();
+    let how = match (errors.len(), every_query_failed) {
+        (0, _) => "did not answer".to_string(),
+        (_, true) => format!(
+            "failed: {}",
+            errors.into_iter().collect::<Vec<_>>().join(", ")
+        ),
+        (_, false) => format!(
+            "did not answer, or failed: {}",
+            errors.into_iter().collect::<Vec<_>>().join(", ")
+        ),
+    };
+    Some(format!("none ({} {how})", joined(&asked)))
 }
 
 /// What makes two routes the same for the comparison: type, table, device, MTU, whether a

@@ -477,7 +477,11 @@ fn next_steps(
             if out.len() >= 2 {
                 break;
             }
-            out.push(n.clone());
+            // The same command with a comment of ours is the same step.
+            let command = |s: &str| s.split('#').next().unwrap_or_default().trim().to_string();
+            if !out.iter().any(|o| command(o) == command(n)) {
+                out.push(n.clone());
+            }
         }
     }
     out
