@@ -5,7 +5,7 @@
 ms() {
   local s e
   s=$(date +%s%N)
-  "$@" >"$OUT/$RUN.out" 2>"$OUT/$RUN.err" || { echo "bench: failed: $*" >&2; cat "$OUT/$RUN.err" >&2; exit 1; }
+  "$@" >"$OUT/$RUN.out" 2>"$OUT/$RUN.err" || { echo "bench: failed: $*" >&2; cat "$OUT/$RUN.err" >&2; kubectl -n "$NS" get pods --show-labels >&2; exit 1; }
   e=$(date +%s%N)
   echo $(( (e - s) / 1000000 ))
 }

@@ -45,6 +45,7 @@ YAML
 # One set of callers per run of each kind: an ephemeral container can never be removed, so
 # every timed run starts from pods that have none, like a first run would.
 callers() { # $1: set name; $2: how many
+  local i
   for i in $(seq "$2"); do
     cat <<YAML
 ---

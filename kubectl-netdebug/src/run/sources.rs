@@ -58,13 +58,90 @@ pub(super) async fn run(
     let ChosenSources {
         sources, skipped, ..
     } = chosen?;
-    let (probe_profile, profile_info) =
-        profile::choose(args.profile, &namespace, ns_labels.as_ref());
-
+    let profile = profile::choose(args.profile, &namespace, ns_labels.as_ref());
     let evidence = evidence_per_source(&client, &namespace, dest_spec.as_ref(), &sources, args);
     let (evidence, slices) = tokio::join!(evidence, endpoint_slices(&client, &namespace));
+    let prepared = prepare(args, &sources, evidence?, slices, profile, tunnel_allowed)?;
+
+    let labels: Vec<String> = prepared.iter().map(Prepared::label).collect();
+    let bars = SourcesBars::new(&labels);
+    let (interrupt_tx, interrupted) = watch::channel(false);
+    let gate = Arc::new(Semaphore::new(usize::from(args.max_parallel)));
+    let runs = prepared.into_iter().enumerate().map(|(index, p)| {
+        let client = &client;
+        let target = &target;
+        let bars = &bars;
+        let gate = gate.clone();
+        let interrupted = interrupted.clone();
+        async move {
+            let (namespace, name) = (p.source.info.namespace.clone(), p.source.info.pod.clone());
+            let pod = PodRef {
+                client,
+                target,
+                namespace: &namespace,
+                name: &name,
+                quiet: true,
+            };
+            run_one(p, &pod, index, bars, gate, interrupted, deadline).await
+        }
+    });
+    let finished = tokio::select! {
+        done = join_all(runs) => done,
+        never = watch_interrupts(interrupt_tx) => match never {},
+    };
+    bars.clear();
+
+    let mut skipped = skipped;
+    let mut runs = Vec::new();
+    for f in finished {
+        match f {
+            Finished::Ran(run) => runs.push(*run),
+            Finished::NotStarted(s) => skipped.push(s),
+        }
+    }
+    let mut notes = Vec::new();
+    if *interrupted.borrow() {
+        notes.push(
+            "interrupted (Ctrl-C): no probe was started after it, and the streams still running \
+             were cut; the verdict is drawn from what had arrived"
+                .to_string(),
+        );
+    }
+    let inputs = SourcesInputs {
+        title: many_title(args, &namespace, &request),
+        sources: runs,
+        skipped,
+        notes,
+    };
+    write_verdict(args, inputs).await
+}
+
+/// Ctrl-C tells every source to stop (`interrupt`); a second one quits at once. Never ends:
+/// the run drops it when it is done.
+async fn watch_interrupts(interrupt: watch::Sender<bool>) -> std::convert::Infallible {
+    if tokio::signal::ctrl_c().await.is_ok() {
+        let _ = interrupt.send(true);
+        // Once a handler is installed the default action is gone: a second Ctrl-C means
+        // "stop now", as it would have without us.
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(130);
+        }
+    }
+    std::future::pending().await
+}
+
+/// Each source's probe container and sink: the shared plan with the source's own evidence,
+/// tunnel (port and token) and pcap file.
+fn prepare(
+    args: &RunArgs,
+    sources: &[ResolvedSource],
+    evidence: Vec<super::KubeEvidence>,
+    slices: Option<Vec<k8s_openapi::api::discovery::v1::EndpointSlice>>,
+    (probe_profile, profile_info): (profile::Profile, verdict::kube::ProfileInfo),
+    tunnel_allowed: bool,
+) -> Result<Vec<Prepared>> {
     let mut prepared = Vec::with_capacity(sources.len());
-    for (i, (source, evidence)) in sources.iter().zip(evidence?).enumerate() {
+    for (i, (source, evidence)) in sources.iter().zip(evidence).enumerate() {
         let (mut kube, targets, dns_names) = evidence;
         kube.profile = Some(profile_info.clone());
         kube.serves = slices
@@ -98,69 +175,7 @@ pub(super) async fn run(
         });
     }
 
-    let labels: Vec<String> = prepared.iter().map(Prepared::label).collect();
-    let bars = SourcesBars::new(&labels);
-    let (interrupt_tx, interrupted) = watch::channel(false);
-    let ctrl_c = async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = interrupt_tx.send(true);
-            // Once a handler is installed the default action is gone: a second Ctrl-C
-            // means "stop now", as it would have without us.
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        }
-        // Keep the sender alive until the run ends (the select below drops this future).
-        std::future::pending::<()>().await
-    };
-    let gate = Arc::new(Semaphore::new(usize::from(args.max_parallel)));
-    let runs = prepared.into_iter().enumerate().map(|(index, p)| {
-        let client = &client;
-        let target = &target;
-        let bars = &bars;
-        let gate = gate.clone();
-        let interrupted = interrupted.clone();
-        async move {
-            let (namespace, name) = (p.source.info.namespace.clone(), p.source.info.pod.clone());
-            let pod = PodRef {
-                client,
-                target,
-                namespace: &namespace,
-                name: &name,
-                quiet: true,
-            };
-            run_one(p, &pod, index, bars, gate, interrupted, deadline).await
-        }
-    });
-    let finished = tokio::select! {
-        done = join_all(runs) => done,
-        _ = ctrl_c => unreachable!("the Ctrl-C watcher never ends"),
-    };
-    bars.clear();
-
-    let mut skipped = skipped;
-    let mut runs = Vec::new();
-    for f in finished {
-        match f {
-            Finished::Ran(run) => runs.push(*run),
-            Finished::NotStarted(s) => skipped.push(s),
-        }
-    }
-    let mut notes = Vec::new();
-    if *interrupted.borrow() {
-        notes.push(
-            "interrupted (Ctrl-C): no probe was started after it, and the streams still running \
-             were cut; the verdict is drawn from what had arrived"
-                .to_string(),
-        );
-    }
-    let inputs = SourcesInputs {
-        title: many_title(args, &namespace, &request),
-        sources: runs,
-        skipped,
-        notes,
-    };
-    write_verdict(args, inputs).await
+    Ok(prepared)
 }
 
 /// One source ready to run.
