@@ -3,15 +3,16 @@
 # KUBECONFIG with the probe image already on the node (e2e/run.sh loads it): a Service with one
 # endpoint and SOURCES caller pods (default 20) labelled role=caller;
 # `kubectl netdebug ... --to svc/web` from command start to exit, from one pod and from all of
-# them (`-l set=manyI`, injections --max-parallel 10), taking turns on fresh pods (each run
+# them (`-l set=manyI`, injections --max-parallel PARALLEL, default 10), taking turns on fresh pods (each run
 # adds an ephemeral container to every source, which stays in its spec). Prints the median of N
 # runs of each and the ratio. (The API requests per source are counted exactly by the mocked
 # API server test kubectl-netdebug/tests/api_sources_pipeline.rs.)
-# Usage: e2e/bench-sources.sh [N]
+# Usage: [SOURCES=20] [PARALLEL=10] e2e/bench-sources.sh [N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-3}
 SOURCES=${SOURCES:-20}
+PARALLEL=${PARALLEL:-10}
 IMAGE=${NETDEBUG_E2E_IMAGE:-ghcr.io/netdebug/netdebug-probe:e2e}
 NS=ndt-bench-src-$$
 export PATH="$PWD/target/debug:$PATH"
@@ -74,7 +75,7 @@ for i in $(seq "$N"); do
   one+=("$(ms kubectl netdebug -n "$NS" "one$i-1" --to svc/web --image "$IMAGE" --image-pull-policy IfNotPresent -o json)")
   sleep "$SETTLE"
   RUN=many-$i
-  many+=("$(ms kubectl netdebug -n "$NS" -l "set=many$i" --max-sources "$SOURCES" --to svc/web --image "$IMAGE" --image-pull-policy IfNotPresent -o json)")
+  many+=("$(ms kubectl netdebug -n "$NS" -l "set=many$i" --max-sources "$SOURCES" --max-parallel "$PARALLEL" --to svc/web --image "$IMAGE" --image-pull-policy IfNotPresent -o json)")
 done
 a=$(printf '%s\n' "${one[@]}" | median)
 b=$(printf '%s\n' "${many[@]}" | median)
@@ -90,6 +91,6 @@ print("%d/%d(%s)" % (len(srcs), done, d.get("status")))' "$OUT/many-$i.out"
 }
 echo "runs: $N, sources: $SOURCES"
 echo "one source: median ${a} ms   [${one[*]}]"
-echo "$SOURCES sources (-l, --max-parallel 10): median ${b} ms   [${many[*]}]"
+echo "$SOURCES sources (-l, --max-parallel $PARALLEL): median ${b} ms   [${many[*]}]"
 echo "  sources/done(status) per run: $(summary)"
 awk -v a="$a" -v b="$b" 'BEGIN { printf "ratio many / one: %.2f\n", b / a }'

@@ -151,3 +151,37 @@ async fn bad_source_flags_are_refused_before_any_request() {
         .to_string();
     assert!(selector.starts_with("-l app in (web: "), "{selector}");
 }
+
+/// The API requests a run costs (BENCHMARKS.md quotes these): four per source with
+/// `--stream logs` (the patch, the watch until it starts, its log, its exit status), and a
+/// fixed set for the whole run that grows only with the nodes (one read each).
+#[tokio::test]
+async fn api_requests_per_source_and_per_run() {
+    let (result, seen) = run_sources(&["-l", "app=web"], Fake::default()).await;
+    assert_eq!(result.unwrap(), 0);
+    let requests = &seen.requests;
+    for pod in ["web-1", "web-2", "web-3"] {
+        let own: Vec<&String> = requests
+            .iter()
+            .filter(|r| {
+                r.contains(&format!("/pods/{pod}/")) || r.ends_with(&format!("/pods/{pod}"))
+            })
+            .collect();
+        // The watch names the pod in its field selector, not its path.
+        assert_eq!(own.len(), 3, "patch, log, status of {pod}: {own:#?}");
+    }
+    let watches = requests
+        .iter()
+        .filter(|r| r.as_str() == "GET /api/v1/namespaces/shop/pods")
+        .count();
+    assert_eq!(
+        watches,
+        1 + 3,
+        "one list of the selection, one watch per source: {requests:#?}"
+    );
+    let per_source = 4 * 3;
+    let shared = requests.len() - per_source;
+    // /version, the namespace, 4 access reviews, the pod list, 2 nodes, the EndpointSlices,
+    // the NetworkPolicies, the cluster DNS Service.
+    assert_eq!(shared, 12, "{requests:#?}");
+}

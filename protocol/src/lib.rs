@@ -81,6 +81,13 @@
 //! the target role `source`, the capture stop `stopped` (the client's `stop`), and per-flow
 //! packet `marks` in capture evidence ([`PacketMark`]: `at_us`, `from`, `flags` in tcpdump
 //! spelling, `len`, `interface`, `direction`) with `marks_dropped`; the mtu plan's `variant`, and the capture plan's `linger_ms`.
+//! 5 added the application layer: the `app` check (layer `application`), the plan's `app`
+//! ([`AppPlan`]: `tls` {`server_name`, `alpn`}, `http` {`path`, `host`,
+//! `max_response_bytes`}, `timeout_ms`), and the `tls` ([`TlsEvidence`]: `outcome`, `reached`,
+//! `timing`, `version`, `cipher_suite`, `alpn`, `alert`, the `chain` as sent, `name_covered`,
+//! `verification`, `plaintext_reply`) and `http` ([`HttpEvidence`]: `outcome`, `status`,
+//! `server`, `location`, `first_byte_ms`, `total_ms`, `bytes_read`, `truncated`) evidence,
+//! one per target address. An older probe skips the unknown check, saying so.
 //!
 //! Golden fixtures of every event live in `protocol/tests/fixtures/`; the contract test checks
 //! that they decode, re-encode identically, and that unknown types and fields are tolerated.
@@ -109,4 +116,4 @@ pub use values::*;
 /// Protocol major version. Readers refuse any other major.
 pub const PROTOCOL_MAJOR: u32 = 1;
 /// Protocol minor version: bumped for backwards-compatible additions.
-pub const PROTOCOL_MINOR: u32 = 4;
+pub const PROTOCOL_MINOR: u32 = 5;

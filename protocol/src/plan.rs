@@ -280,6 +280,10 @@ pub struct Plan {
     /// The client paces this probe with control words (protocol minor 4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control: Option<crate::ControlPlan>,
+    /// The application layer above each target's connect (minor 5): TLS and/or HTTP. Runs
+    /// the `app` check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<AppPlan>,
 }
 
 /// The event stream served on `127.0.0.1:port` inside the probe's network namespace, for a
@@ -332,6 +336,97 @@ impl TunnelPlan {
     }
 }
 
+/// What to do above each target's TCP connect (every target with a port: the ClusterIP and
+/// each endpoint). At least one of `tls` and `http`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppPlan {
+    /// A TLS handshake after the connect (https, or `--tls`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsPlan>,
+    /// One HTTP/1.1 request after the connect (and the handshake).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpPlan>,
+    /// The whole exchange with one target (handshake + request + reading), after its connect.
+    #[serde(default = "default_app_timeout")]
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsPlan {
+    /// SNI and the name checked against the certificate: the name the user gave (a Service's
+    /// DNS name, the URL's host).
+    pub server_name: String,
+    /// ALPN protocols offered, in order (`http/1.1` when a request follows).
+    #[serde(default)]
+    pub alpn: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpPlan {
+    /// Request target, starting with `/`.
+    pub path: String,
+    /// The Host header: the name the user gave (with its port when not the scheme's default).
+    pub host: String,
+    /// Response bytes read at most (headers and body); the rest is not read.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: u64,
+}
+
+/// Per-target application exchange limit when the plan sets none.
+pub const DEFAULT_APP_TIMEOUT_MS: u64 = 3_000;
+/// Response bytes read at most when the plan sets no cap.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 64 * 1024;
+/// The largest response cap a plan may ask for.
+pub const MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
+
+fn default_app_timeout() -> u64 {
+    DEFAULT_APP_TIMEOUT_MS
+}
+fn default_max_response_bytes() -> u64 {
+    DEFAULT_MAX_RESPONSE_BYTES
+}
+
+impl AppPlan {
+    pub fn validate(&self) -> Result<(), PlanError> {
+        if self.tls.is_none() && self.http.is_none() {
+            return Err(PlanError::Invalid("app needs tls, http or both".into()));
+        }
+        if self.timeout_ms == 0 || self.timeout_ms > MAX_DEADLINE_MS {
+            return Err(PlanError::Invalid(format!(
+                "app.timeout_ms {} out of range (1..={MAX_DEADLINE_MS})",
+                self.timeout_ms
+            )));
+        }
+        if let Some(tls) = &self.tls {
+            if tls.server_name.is_empty() {
+                return Err(PlanError::Invalid("app.tls.server_name is empty".into()));
+            }
+        }
+        if let Some(http) = &self.http {
+            let printable = |s: &str| s.bytes().all(|b| b.is_ascii_graphic());
+            if !http.path.starts_with('/') || !printable(&http.path) {
+                return Err(PlanError::Invalid(format!(
+                    "app.http.path {:?} must start with / and hold no spaces or control bytes",
+                    http.path
+                )));
+            }
+            if http.host.is_empty() || !printable(&http.host) {
+                return Err(PlanError::Invalid(format!(
+                    "app.http.host {:?} is not a host",
+                    http.host
+                )));
+            }
+            if http.max_response_bytes == 0 || http.max_response_bytes > MAX_RESPONSE_BYTES {
+                return Err(PlanError::Invalid(format!(
+                    "app.http.max_response_bytes {} out of range (1..={MAX_RESPONSE_BYTES})",
+                    http.max_response_bytes
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 fn default_deadline() -> u64 {
     15_000
 }
@@ -361,6 +456,7 @@ impl Plan {
             tunnel: None,
             peer: None,
             control: None,
+            app: None,
         }
     }
 
@@ -377,6 +473,9 @@ impl Plan {
             }
             if self.mtu.is_some() && !peer {
                 c.push(CheckKind::Mtu);
+            }
+            if self.app.is_some() && !peer {
+                c.push(CheckKind::App);
             }
             c
         } else {
@@ -418,6 +517,9 @@ impl Plan {
         }
         if let Some(tunnel) = &self.tunnel {
             tunnel.validate()?;
+        }
+        if let Some(app) = &self.app {
+            app.validate()?;
         }
         if let Some(peer) = &self.peer {
             peer.validate()?;

@@ -27,6 +27,8 @@ spelled! {
         Path = "path",
         /// Conntrack and socket-table pressure of the namespace.
         State = "state",
+        /// TLS and HTTP above the connect: whether the listener is the service.
+        Application = "application",
         /// The tool itself (probe stopped early, a check failed): not a network layer.
         Probe = "probe",
     }
@@ -44,6 +46,7 @@ impl Layer {
             Layer::Policy => "Policy",
             Layer::Path => "MTU",
             Layer::State => "State",
+            Layer::Application => "App",
             Layer::Probe => "Probe",
         }
     }
@@ -201,6 +204,12 @@ checks! {
     Mtu = "mtu" {
         layer: Path, default: false, privilege: None, observer: false, traffic: true,
         evidence: { Mtu(MtuEvidence) = "mtu" },
+    },
+    /// After each target's connect: a TLS handshake where asked, then one HTTP/1.1 request
+    /// (plan `app`, protocol minor 5).
+    App = "app" {
+        layer: Application, default: false, privilege: None, observer: false, traffic: true,
+        evidence: { Tls(TlsEvidence) = "tls", Http(HttpEvidence) = "http" },
     },
     /// A bounded packet capture while the other checks run.
     Capture = "capture" {

@@ -113,6 +113,8 @@ fn evidence_line(e: &Evidence) -> ProgressLine {
         Evidence::Sysctls(x) => evidence(x),
         Evidence::Mtu(x) => evidence(x),
         Evidence::CaptureSummary(x) => evidence(x),
+        Evidence::Tls(x) => evidence(x),
+        Evidence::Http(x) => evidence(x),
     }
 }
 

@@ -11,6 +11,7 @@ use protocol::{Capability, CheckKind};
 
 use crate::context::Ctx;
 
+mod app;
 mod capture;
 mod conntrack;
 mod counters;
@@ -58,5 +59,6 @@ pub async fn run(kind: CheckKind, ctx: Arc<Ctx>) -> Outcome {
         CheckKind::Sysctls => sysctls::run(ctx).await,
         CheckKind::Mtu => mtu::run(ctx).await,
         CheckKind::Capture => capture::run(ctx).await,
+        CheckKind::App => app::run(ctx).await,
     }
 }

@@ -1,6 +1,7 @@
 //! Typed evidence, one kind per fact the probe can establish. `{"kind":"tcp", ...}` inside an
 //! `evidence` event's `data`. Each kind lives in its own module.
 
+mod app;
 mod capture;
 mod dns;
 mod kernel;
@@ -11,6 +12,7 @@ mod route;
 mod sockets;
 mod tcp;
 
+pub use app::*;
 pub use capture::*;
 pub use dns::*;
 pub use kernel::*;

@@ -4,6 +4,7 @@
 //!
 //! [`Progress`]: crate::progress::Progress
 
+pub mod app;
 pub mod capture;
 pub mod conntrack;
 pub mod counters;
