@@ -15,6 +15,11 @@ pub struct Envelope {
 }
 
 /// Every event the probe emits, adjacently tagged as `type` + `data`.
+///
+/// Evidence is the large variant (a TLS handshake's is about 400 bytes) and is left inline:
+/// a run holds hundreds of events at most, and a boxed variant would turn every
+/// `Event::Evidence(Evidence::X(..))` pattern of the readers into two steps.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
 pub enum Event {
