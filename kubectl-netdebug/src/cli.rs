@@ -211,6 +211,16 @@ pub struct RunArgs {
     #[arg(short = 'w', long = "write", value_name = "FILE")]
     pub write: Option<String>,
 
+    /// After each connect, one HTTP/1.1 GET of PATH (default /): status, time to first
+    /// byte, Server. `--to http://...` or `https://...` says the same with the URL's path.
+    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "/", requires = "to")]
+    pub http: Option<String>,
+
+    /// After each connect, a TLS handshake: version, the server's chain, whether it covers
+    /// the name used and verifies (`--to https://...` implies it).
+    #[arg(long, requires = "to")]
+    pub tls: bool,
+
     /// Report socket health of the pod (states, TIME-WAIT, CLOSE-WAIT, listen queues).
     #[arg(long)]
     pub sockets: bool,
@@ -327,6 +337,16 @@ pub struct LocalArgs {
     /// Resolve NAME as this host's resolver would (repeatable).
     #[arg(long, value_name = "NAME")]
     pub dns: Vec<String>,
+
+    /// After each connect, one HTTP/1.1 GET of PATH (default /): status, time to first
+    /// byte, Server. `--to http://...` or `https://...` says the same with the URL's path.
+    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "/", requires = "to")]
+    pub http: Option<String>,
+
+    /// After each connect, a TLS handshake: version, the server's chain, whether it covers
+    /// the name used and verifies (`--to https://...` implies it).
+    #[arg(long, requires = "to")]
+    pub tls: bool,
 
     /// Report socket health (states, TIME-WAIT, CLOSE-WAIT, listen queues).
     #[arg(long)]

@@ -4,6 +4,7 @@
 // The verdict crate is published as `netdebug-verdict`; inside this crate it is `verdict`.
 extern crate netdebug_verdict as verdict;
 
+pub mod app;
 pub mod cli;
 pub mod complete;
 pub mod connect;

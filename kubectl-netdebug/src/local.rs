@@ -157,12 +157,18 @@ mod imp {
 
     /// The plan the flags describe, with every limit checked before anything runs.
     fn local_plan(args: &LocalArgs) -> Result<protocol::Plan> {
-        let targets = args
+        let split = args
             .to
             .iter()
-            .map(|t| parse_host_port(t))
+            .map(|t| crate::app::split_to(t))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(Error::Local)?;
+        let targets = split
+            .iter()
+            .map(|t| parse_host_port(&t.destination))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(Error::Local)?;
+        let app = local_app_plan(args, &split, &targets)?;
         let options = PlanOptions {
             dns_names: args.dns.clone(),
             capture: args.capture.clone(),
@@ -172,6 +178,7 @@ mod imp {
             deadline: args.timeout,
             rounds: args.rounds.plan(),
             connect_timeout: args.rounds.connect_timeout,
+            app,
         };
         if args.to.is_empty() && args.dns.is_empty() && options.rounds.is_some() {
             return Err(Error::Local(
@@ -183,6 +190,48 @@ mod imp {
         plan.validate().map_err(|e| Error::Local(format!("{e}")))?;
         check_rounds_fit(&plan, args.timeout, Site::Local).map_err(Error::Local)?;
         Ok(plan)
+    }
+
+    /// TLS/HTTP for local mode: one ask and one name for the run (the plan has one server
+    /// name and Host), so the `--to`s must agree on them.
+    fn local_app_plan(
+        args: &LocalArgs,
+        split: &[crate::app::SplitTo],
+        targets: &[protocol::Target],
+    ) -> Result<Option<protocol::AppPlan>> {
+        let urls: Vec<_> = split.iter().map(|s| s.url.clone()).collect();
+        if urls.iter().any(|u| *u != urls[0]) {
+            return Err(Error::Local(
+                "every --to must be the same kind (all URLs with one scheme and path, or none): \
+                 the TLS and HTTP exchange is one per run"
+                    .into(),
+            ));
+        }
+        let ask = crate::app::ask(
+            urls.first().and_then(|u| u.as_ref()),
+            args.http.as_deref(),
+            args.tls,
+        )
+        .map_err(Error::Local)?;
+        let Some(ask) = ask else {
+            return Ok(None);
+        };
+        let mut hosts: Vec<&str> = targets.iter().map(|t| t.host.as_str()).collect();
+        hosts.dedup();
+        let [host] = hosts.as_slice() else {
+            return Err(Error::Local(
+                "with TLS or HTTP, give one host (its name is the one the certificate and the \
+                 Host header are checked against)"
+                    .into(),
+            ));
+        };
+        let ports: Vec<Option<u16>> = targets.iter().map(|t| t.port).collect();
+        let port = ports
+            .iter()
+            .all(|p| *p == ports[0])
+            .then_some(ports[0])
+            .flatten();
+        Ok(Some(crate::app::app_plan(&ask, host, port)))
     }
 
     /// Run the probe as a child, stream its events into the session, and say how it ended.

@@ -34,6 +34,8 @@ pub struct PlanOptions {
     pub rounds: Option<RoundsPlan>,
     /// `--connect-timeout`.
     pub connect_timeout: Option<Duration>,
+    /// TLS and/or HTTP above each connect (`--to https://...`, `--http`, `--tls`).
+    pub app: Option<protocol::AppPlan>,
 }
 
 /// What `--sockets` alone runs: the namespace's own state, no traffic of the probe's.
@@ -93,6 +95,7 @@ pub fn build_plan(targets: Vec<Target>, options: &PlanOptions) -> Plan {
     if options.mtu {
         plan.mtu = Some(MtuPlan::default());
     }
+    plan.app = options.app.clone();
     if let Some(rounds) = &options.rounds {
         // The rounds are a promise like an explicit capture duration: the probe's deadline
         // grows to hold them (check_rounds_fit says when --timeout cannot).
@@ -380,9 +383,26 @@ mod tests {
                 deadline: Duration::from_secs(6),
                 rounds: None,
                 connect_timeout: None,
+                app: Some(crate::app::app_plan(
+                    &crate::app::AppAsk {
+                        tls: true,
+                        http_path: Some("/ready".into()),
+                    },
+                    "a.example",
+                    Some(80),
+                )),
             },
         );
         plan.validate().unwrap();
+        assert_eq!(
+            plan.app
+                .as_ref()
+                .and_then(|a| a.http.as_ref())
+                .map(|h| h.host.as_str()),
+            Some("a.example:80"),
+            "https on port 80: the port is not the scheme's default, so Host carries it"
+        );
+        assert!(plan.effective_checks().contains(&protocol::CheckKind::App));
         assert_eq!(plan.dns.names, ["a.example", "b.example"]);
         assert_eq!(plan.deadline_ms, 6000);
         assert_eq!(plan.connect_timeout_ms, 2000);

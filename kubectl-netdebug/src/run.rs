@@ -37,6 +37,8 @@ pub async fn run(args: RunArgs) -> Result<i32> {
 pub struct ParsedInput {
     source: SourceChoice,
     destination: Option<resolve::DestSpec>,
+    /// TLS and/or HTTP above the connect (a URL in --to, --http, --tls).
+    app: Option<crate::app::AppAsk>,
 }
 
 /// One source pod, or many to compare.
@@ -47,11 +49,18 @@ enum SourceChoice {
 
 pub fn parse_input(args: &RunArgs) -> Result<ParsedInput> {
     let source = parse_sources(args)?;
-    let destination = args
+    let split = args
         .to
         .as_deref()
-        .map(resolve::parse_destination)
+        .map(crate::app::split_to)
+        .transpose()
+        .map_err(Error::InvalidInput)?;
+    let destination = split
+        .as_ref()
+        .map(|s| resolve::parse_destination(&s.destination))
         .transpose()?;
+    let url = split.as_ref().and_then(|s| s.url.as_ref());
+    let app = crate::app::ask(url, args.http.as_deref(), args.tls).map_err(Error::InvalidInput)?;
     for name in &args.dns {
         if name.parse::<std::net::IpAddr>().is_ok() {
             return Err(Error::InvalidInput(format!(
@@ -85,11 +94,16 @@ pub fn parse_input(args: &RunArgs) -> Result<ParsedInput> {
             "--repeat/--for repeat connects and lookups: give --to or --dns".into(),
         ));
     }
-    check_limits(&plan_options(args, Vec::new()), args.timeout, Site::Cluster)
-        .map_err(Error::InvalidInput)?;
+    check_limits(
+        &plan_options(args, Vec::new(), None),
+        args.timeout,
+        Site::Cluster,
+    )
+    .map_err(Error::InvalidInput)?;
     Ok(ParsedInput {
         source,
         destination,
+        app,
     })
 }
 
@@ -135,7 +149,11 @@ fn parse_sources(args: &RunArgs) -> Result<SourceChoice> {
 }
 
 /// The plan's options from the flags (the DNS names resolution adds come in `dns_names`).
-fn plan_options(args: &RunArgs, dns_names: Vec<String>) -> PlanOptions {
+fn plan_options(
+    args: &RunArgs,
+    dns_names: Vec<String>,
+    app: Option<protocol::AppPlan>,
+) -> PlanOptions {
     PlanOptions {
         dns_names,
         capture: args.capture.clone(),
@@ -145,7 +163,30 @@ fn plan_options(args: &RunArgs, dns_names: Vec<String>) -> PlanOptions {
         deadline: probe_deadline(args.timeout),
         rounds: args.rounds.plan(),
         connect_timeout: args.rounds.connect_timeout,
+        app,
     }
+}
+
+/// The probe's app plan for what was asked, with the name the user gave for the destination:
+/// a Service's DNS name, a pod's IP, or the host as written.
+fn app_plan_for(
+    ask: Option<&crate::app::AppAsk>,
+    destination: Option<&verdict::kube::DestinationInfo>,
+) -> Option<protocol::AppPlan> {
+    use verdict::kube::DestinationInfo;
+    let ask = ask?;
+    let (name, port) = match destination? {
+        DestinationInfo::Service(s) => {
+            let port = match s.ports.as_slice() {
+                [only] => Some(only.port),
+                _ => None,
+            };
+            (s.dns_name.trim_end_matches('.').to_string(), port)
+        }
+        DestinationInfo::Pod(p) => (p.ip.clone().unwrap_or_else(|| p.name.clone()), p.port),
+        DestinationInfo::Address { host, port } => (host.clone(), *port),
+    };
+    Some(crate::app::app_plan(ask, &name, port))
 }
 
 /// The run against an already built client (tests pass a mocked one), bounded by `--timeout`.
@@ -172,11 +213,12 @@ async fn run_until(
     let ParsedInput {
         source,
         destination: dest_spec,
+        app,
     } = parsed;
     let source_spec = match source {
         SourceChoice::One(spec) => spec,
         SourceChoice::Many(request) => {
-            return sources::run(cluster, args, request, dest_spec, deadline).await
+            return sources::run(cluster, args, request, dest_spec, app.as_ref(), deadline).await
         }
     };
     let Cluster {
@@ -215,7 +257,8 @@ async fn run_until(
         profile::choose(args.profile, &pod_namespace, ns_labels.as_ref());
     kube.profile = Some(profile_info);
 
-    let mut plan = build_plan(targets, &plan_options(args, dns_names));
+    let app_plan = app_plan_for(app.as_ref(), kube.destination.as_ref());
+    let mut plan = build_plan(targets, &plan_options(args, dns_names, app_plan));
     // The source is looked up in `namespace`, so the port-forward review asked there covers
     // the pod the probe runs in.
     plan.tunnel = tunnel_allowed.then(tunnel::new_plan);

@@ -304,3 +304,59 @@ async fn rounds_that_do_not_fit_are_refused_before_injection() {
         seen.requests
     );
 }
+
+/// `--http /ready --tls`: the plan asks the probe for a TLS handshake and one request to
+/// every target, named as the user named the destination (here an address).
+#[tokio::test]
+async fn http_and_tls_flags_put_the_app_check_in_the_plan() {
+    let (result, seen) = run_with_flags(Probe::Healthy, &["--http", "/ready", "--tls"]).await;
+    assert_eq!(result.unwrap(), 0, "{:#?}", seen.requests);
+    let body = seen.patch.expect("the probe was injected");
+    let plan = protocol::Plan::from_json(
+        body["spec"]["ephemeralContainers"][0]["command"][1]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let app = plan.app.expect("an app plan");
+    assert_eq!(app.tls.unwrap().server_name, "10.96.0.10");
+    let http = app.http.unwrap();
+    assert_eq!(
+        (http.path.as_str(), http.host.as_str()),
+        ("/ready", "10.96.0.10:53")
+    );
+}
+
+/// URLs and the app flags: what cannot be sent is refused before any request.
+#[test]
+fn bad_urls_and_app_flags_are_refused_before_any_request() {
+    let parse = |to: &str, extra: &[&str]| {
+        let base = ["kubectl-netdebug", "pod/web", "--to", to];
+        let cli = Cli::try_parse_from(base.iter().chain(extra)).unwrap();
+        parse_input(&cli.run).map(|_| ()).unwrap_err().to_string()
+    };
+    assert!(parse("ftp://svc/web", &[]).contains("scheme `ftp://` is not supported"));
+    assert!(parse("https://u:p@db.example.com/", &[]).contains("credentials in the URL"));
+    assert!(parse("svc/web:80", &["--http", "healthz"]).contains("must start with /"));
+    assert!(parse("http://svc/web/", &["--tls"]).contains("use https://"));
+    assert!(parse("http://svc/web/x", &["--http", "/y"]).contains("both give the path"));
+    let ok = Cli::try_parse_from([
+        "kubectl-netdebug",
+        "pod/web",
+        "--to",
+        "https://svc/api:8443/ready",
+    ])
+    .unwrap();
+    assert!(parse_input(&ok.run).is_ok());
+    assert!(
+        Cli::try_parse_from([
+            "kubectl-netdebug",
+            "pod/web",
+            "--dns",
+            "x.example",
+            "--http"
+        ])
+        .is_err(),
+        "--http needs --to"
+    );
+}

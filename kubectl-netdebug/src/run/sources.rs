@@ -42,6 +42,7 @@ pub(super) async fn run(
     args: &RunArgs,
     request: SourcesRequest,
     dest_spec: Option<resolve::DestSpec>,
+    app: Option<&crate::app::AppAsk>,
     deadline: Instant,
 ) -> Result<i32> {
     let Cluster {
@@ -61,7 +62,15 @@ pub(super) async fn run(
     let profile = profile::choose(args.profile, &namespace, ns_labels.as_ref());
     let evidence = evidence_per_source(&client, &namespace, dest_spec.as_ref(), &sources, args);
     let (evidence, slices) = tokio::join!(evidence, endpoint_slices(&client, &namespace));
-    let prepared = prepare(args, &sources, evidence?, slices, profile, tunnel_allowed)?;
+    let prepared = prepare(
+        args,
+        &sources,
+        evidence?,
+        slices,
+        profile,
+        tunnel_allowed,
+        app,
+    )?;
 
     let labels: Vec<String> = prepared.iter().map(Prepared::label).collect();
     let bars = SourcesBars::new(&labels);
@@ -139,6 +148,7 @@ fn prepare(
     slices: Option<Vec<k8s_openapi::api::discovery::v1::EndpointSlice>>,
     (probe_profile, profile_info): (profile::Profile, verdict::kube::ProfileInfo),
     tunnel_allowed: bool,
+    app: Option<&crate::app::AppAsk>,
 ) -> Result<Vec<Prepared>> {
     let mut prepared = Vec::with_capacity(sources.len());
     for (i, (source, evidence)) in sources.iter().zip(evidence).enumerate() {
@@ -147,7 +157,8 @@ fn prepare(
         kube.serves = slices
             .as_ref()
             .map(|s| resolve::ports_serving(s, &source.info.pod));
-        let mut plan = build_plan(targets, &super::plan_options(args, dns_names));
+        let app_plan = super::app_plan_for(app, kube.destination.as_ref());
+        let mut plan = build_plan(targets, &super::plan_options(args, dns_names, app_plan));
         // Each probe listens with its own port and token.
         plan.tunnel = tunnel_allowed.then(tunnel::new_plan);
         plan.validate()
