@@ -14,9 +14,7 @@ NS=ndt-bench-ends-$$
 export PATH="$PWD/target/debug:$PATH"
 # shellcheck source=e2e/bench-lib.sh
 . e2e/bench-lib.sh
-kubectl create namespace "$NS" >/dev/null
-OUT=$(mktemp -d)
-trap 'kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true; rm -rf "$OUT"' EXIT
+bench_namespace
 for i in 1 2 3; do
 kubectl -n "$NS" apply -f - >/dev/null <<YAML
 apiVersion: v1

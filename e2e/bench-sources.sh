@@ -18,31 +18,7 @@ NS=ndt-bench-src-$$
 export PATH="$PWD/target/debug:$PATH"
 # shellcheck source=e2e/bench-lib.sh
 . e2e/bench-lib.sh
-kubectl create namespace "$NS" >/dev/null
-OUT=$(mktemp -d)
-trap 'kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true; rm -rf "$OUT"' EXIT
-kubectl -n "$NS" apply -f - >/dev/null <<YAML
-apiVersion: v1
-kind: Pod
-metadata: {name: server, labels: {app: web}}
-spec:
-  containers:
-  - {name: web, image: local/busybox:1, imagePullPolicy: IfNotPresent,
-     command: [sh, -c, "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"],
-     ports: [{name: http, containerPort: 8080}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec: {selector: {app: web}, ports: [{name: http, port: 80, targetPort: http}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client}
-spec:
-  containers:
-  - {name: main, image: local/busybox:1, imagePullPolicy: IfNotPresent, command: [sleep, "3600"]}
-YAML
+bench_namespace
 # One set of callers per run of each kind: an ephemeral container can never be removed, so
 # every timed run starts from pods that have none, like a first run would.
 callers() { # $1: set name; $2: how many
@@ -65,9 +41,9 @@ for i in $(seq "$N"); do
   callers "many$i" "$SOURCES"
 done | kubectl -n "$NS" apply -f - >/dev/null
 kubectl -n "$NS" wait --for=condition=Ready pod --all --timeout=180s >/dev/null
-wait_web
+web_and_client
 
-one=(); many=(); requests=()
+one=(); many=()
 SETTLE=${SETTLE:-3}
 for i in $(seq "$N"); do
   sleep "$SETTLE"

@@ -14,33 +14,8 @@ NS=ndt-bench-$$
 export PATH="$PWD/target/debug:$PATH"
 # shellcheck source=e2e/bench-lib.sh
 . e2e/bench-lib.sh
-kubectl create namespace "$NS" >/dev/null
-OUT=$(mktemp -d)
-trap 'kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true; rm -rf "$OUT"' EXIT
-kubectl -n "$NS" apply -f - >/dev/null <<YAML
-apiVersion: v1
-kind: Pod
-metadata: {name: server, labels: {app: web}}
-spec:
-  containers:
-  - {name: web, image: local/busybox:1, imagePullPolicy: IfNotPresent,
-     command: [sh, -c, "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"],
-     ports: [{name: http, containerPort: 8080}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec: {selector: {app: web}, ports: [{name: http, port: 80, targetPort: http}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client}
-spec:
-  containers:
-  - {name: main, image: local/busybox:1, imagePullPolicy: IfNotPresent, command: [sleep, "3600"]}
-YAML
-kubectl -n "$NS" wait --for=condition=Ready pod/server pod/client --timeout=90s >/dev/null
-wait_web
+bench_namespace
+web_and_client
 
 
 netdebug=(); logs=(); debug=()

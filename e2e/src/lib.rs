@@ -398,6 +398,22 @@ pub fn service_account_kubeconfig(ns: &TestNamespace, account: &str) -> Kubeconf
     Kubeconfig::write(ns, account, &yaml)
 }
 
+/// Pod `server` (labels app=web): busybox httpd serving `ok` on LISTEN (a port, or an
+/// address:port) with the container port named `http` = 8080. Replace LISTEN before applying.
+pub const WEB_SERVER_POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: server, labels: {app: web}}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: web
+    image: {image}
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p LISTEN -h /www"]
+    ports: [{name: http, containerPort: 8080}]
+"#;
+
 /// Service `web`: port 80 (`http`) to the pods labelled app=web, targetPort `http`.
 pub const WEB_SERVICE: &str = r#"
 apiVersion: v1

@@ -104,7 +104,10 @@ fn evidence<'a>(v: &'a Value, kind: &str) -> Vec<&'a Value> {
 fn the_endpoint_answering_503_is_named() {
     let ns = TestNamespace::new("app-503");
     ns.apply(&WEB.replace("NAME", "web-ok").replace("STATUS", "200 OK"));
-    ns.apply(&WEB.replace("NAME", "web-bad").replace("STATUS", "503 Service Unavailable"));
+    ns.apply(
+        &WEB.replace("NAME", "web-bad")
+            .replace("STATUS", "503 Service Unavailable"),
+    );
     ns.apply(WEB_SERVICE);
     ns.apply(CLIENT_POD);
     for pod in ["web-ok", "web-bad", "client"] {
@@ -117,7 +120,12 @@ fn the_endpoint_answering_503_is_named() {
     let http = evidence(&v, "http");
     let status_of = |ip: &str| {
         http.iter()
-            .find(|h| h["address"].as_str().unwrap_or("").starts_with(&format!("{ip}:")))
+            .find(|h| {
+                h["address"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with(&format!("{ip}:"))
+            })
             .and_then(|h| h["status"].as_u64())
     };
     assert_eq!(status_of(&bad_ip), Some(503), "{run:?}");
@@ -144,8 +152,18 @@ fn a_certificate_that_does_not_cover_the_service_name_is_said() {
     std::fs::create_dir_all(&dir).unwrap();
     let made = Command::new("openssl")
         .args([
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-days", "2", "-subj", "/CN=wrong.example", "-addext",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=wrong.example",
+            "-addext",
             "subjectAltName=DNS:wrong.example",
         ])
         .arg("-keyout")
@@ -154,7 +172,11 @@ fn a_certificate_that_does_not_cover_the_service_name_is_said() {
         .arg(dir.join("tls.crt"))
         .output()
         .expect("openssl must be on PATH: this test makes its certificate with it");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     let secret = netdebug_e2e::kubectl(&[
         "-n",
         &ns.name,
@@ -165,7 +187,11 @@ fn a_certificate_that_does_not_cover_the_service_name_is_said() {
         &format!("--from-file={}", dir.join("tls.crt").display()),
         &format!("--from-file={}", dir.join("tls.key").display()),
     ]);
-    assert!(secret.status.success(), "{}", String::from_utf8_lossy(&secret.stderr));
+    assert!(
+        secret.status.success(),
+        "{}",
+        String::from_utf8_lossy(&secret.stderr)
+    );
     let _ = std::fs::remove_dir_all(&dir);
     ns.apply(TLS_SERVER);
     ns.apply(CLIENT_POD);
@@ -181,9 +207,16 @@ fn a_certificate_that_does_not_cover_the_service_name_is_said() {
         assert_eq!(t["server_name"], service_name.as_str(), "{run:?}");
         assert_eq!(t["outcome"], "ok", "the handshake completes: {run:?}");
         assert_eq!(t["name_covered"], false, "{run:?}");
-        assert_eq!(t["chain"][0]["sans"], serde_json::json!(["wrong.example"]), "{run:?}");
+        assert_eq!(
+            t["chain"][0]["sans"],
+            serde_json::json!(["wrong.example"]),
+            "{run:?}"
+        );
     }
     let said = v["verdict"].to_string();
-    assert!(said.contains("wrong.example"), "the names it covers: {run:?}");
+    assert!(
+        said.contains("wrong.example"),
+        "the names it covers: {run:?}"
+    );
     assert!(said.contains(&service_name), "the name used: {run:?}");
 }

@@ -3,29 +3,15 @@
 //! and the verdict says where the packets died. Faults are made inside the endpoint pod's own
 //! network namespace (from the node, with nsenter) or by its app. Run by e2e/run.sh.
 
-use netdebug_e2e::{probe_image, service_account_kubeconfig, TestNamespace};
+use netdebug_e2e::{probe_image, service_account_kubeconfig, TestNamespace, WEB_SERVER_POD};
 use serde_json::Value;
-
-const SERVER: &str = r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: server, labels: {app: web}}
-spec:
-  terminationGracePeriodSeconds: 0
-  containers:
-  - name: web
-    image: {image}
-    imagePullPolicy: IfNotPresent
-    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p LISTEN -h /www"]
-    ports: [{name: http, containerPort: 8080}]
-"#;
 
 use netdebug_e2e::{CLIENT_POD as CLIENT, WEB_SERVICE as SERVICE};
 
 /// A namespace with the client and the Service's one endpoint, its httpd on `listen`.
 fn scenario(tag: &str, listen: &str) -> TestNamespace {
     let ns = TestNamespace::new(tag);
-    ns.apply(&SERVER.replace("LISTEN", listen));
+    ns.apply(&WEB_SERVER_POD.replace("LISTEN", listen));
     ns.apply(SERVICE);
     ns.apply(CLIENT);
     ns.wait_ready("server");

@@ -1,22 +1,8 @@
 //! Many sources against the real cluster: `-l SELECTOR` runs the probe from every matching pod
 //! and the aggregate verdict explains the split between them. Run by e2e/run.sh.
 
-use netdebug_e2e::{probe_image, TestNamespace, WEB_SERVICE};
+use netdebug_e2e::{probe_image, TestNamespace, WEB_SERVER_POD, WEB_SERVICE};
 use serde_json::Value;
-
-const SERVER: &str = r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: server, labels: {app: web}}
-spec:
-  terminationGracePeriodSeconds: 0
-  containers:
-  - name: web
-    image: {image}
-    imagePullPolicy: IfNotPresent
-    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]
-    ports: [{name: http, containerPort: 8080}]
-"#;
 
 /// A caller pod labelled role=caller; `DNS` is replaced by its pod-level DNS settings.
 const CALLER: &str = r#"
@@ -62,7 +48,7 @@ fn run(ns: &TestNamespace, extra: &[&str]) -> (Option<i32>, Value, netdebug_e2e:
 #[ignore = "needs a cluster: run e2e/run.sh"]
 fn a_pod_with_its_own_silent_nameserver_is_named_and_its_sibling_works() {
     let ns = TestNamespace::new("src-dns");
-    ns.apply(SERVER);
+    ns.apply(&WEB_SERVER_POD.replace("LISTEN", "8080"));
     ns.apply(WEB_SERVICE);
     ns.wait_ready("server");
     let server_ip = ns.pod_ip("server");
@@ -121,7 +107,7 @@ fn a_pod_with_its_own_silent_nameserver_is_named_and_its_sibling_works() {
 #[ignore = "needs a cluster: run e2e/run.sh"]
 fn per_node_on_one_node_runs_one_pod_and_says_so() {
     let ns = TestNamespace::new("src-node");
-    ns.apply(SERVER);
+    ns.apply(&WEB_SERVER_POD.replace("LISTEN", "8080"));
     ns.apply(WEB_SERVICE);
     for name in ["caller-a", "caller-b"] {
         ns.apply(&CALLER.replace("NAME", name).replace("DNS", ""));

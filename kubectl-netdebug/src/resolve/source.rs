@@ -41,6 +41,17 @@ pub async fn resolve_source(
             (pod, Some(spec.to_string()))
         }
     };
+    resolved(pod, namespace, container, picked_from)
+}
+
+/// A pod as a source: the container to target (`-c`, else the default) and what the verdict
+/// says about it. `picked_from`: the workload or selector it was chosen from.
+pub(super) fn resolved(
+    pod: Pod,
+    namespace: &str,
+    container: Option<&str>,
+    picked_from: Option<String>,
+) -> Result<ResolvedSource, Error> {
     let target_container = choose_container(&pod, container)?;
     let info = SourceInfo {
         namespace: pod

@@ -20,11 +20,10 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::Api;
 use kube::core::{Expression, Selector};
-use netdebug_verdict::kube::SourceInfo;
 use netdebug_verdict::sources::{SkipReason, SkippedSource};
 
 use super::error::{is_not_found, Call};
-use super::source::{choose_container, workload_selector, ResolvedSource};
+use super::source::{choose_container, resolved, workload_selector, ResolvedSource};
 use super::spec::{SourceKind, SourceSpec};
 use super::{api, labels, pods};
 use crate::connect::ApiTarget;
@@ -150,7 +149,7 @@ pub async fn resolve_sources(
                 pod,
                 namespace,
                 request.container.as_deref(),
-                &selection.label,
+                Some(selection.label.clone()),
             )
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -571,34 +570,6 @@ fn every_pod_skipped(selection: &Selection, namespace: &str, skipped: &[SkippedS
         selection.what(),
         parts.join("; ")
     ))
-}
-
-/// One chosen pod as a source, its [`SourceInfo`] filled as `resolve_source` does.
-fn resolved(
-    pod: Pod,
-    namespace: &str,
-    container: Option<&str>,
-    picked_from: &str,
-) -> Result<ResolvedSource, Error> {
-    let target_container = choose_container(&pod, container)?;
-    let info = SourceInfo {
-        namespace: pod
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| namespace.to_string()),
-        pod: pods::name(&pod).to_string(),
-        picked_from: Some(picked_from.to_string()),
-        container: Some(target_container.clone()),
-        node: pods::node(&pod).map(str::to_string),
-        pod_ip: pods::ip(&pod).map(str::to_string),
-        labels: pods::labels(&pod),
-    };
-    Ok(ResolvedSource {
-        pod,
-        info,
-        target_container,
-    })
 }
 
 // ---- label selector text, as kubectl takes it ----
