@@ -18,6 +18,7 @@ pub mod inject;
 pub mod local;
 #[cfg(target_os = "linux")]
 pub mod local_peers;
+pub mod node;
 pub mod output;
 pub mod pcap;
 pub mod plan;
