@@ -128,6 +128,9 @@ fn not_run(kind: CheckKind) -> String {
     match kind {
         CheckKind::Mtu => "path MTU not probed in this run".to_string(),
         CheckKind::Capture => "no packet capture in this run".to_string(),
+        CheckKind::App => {
+            "no TLS or HTTP request in this run (--http, --tls, or --to https://...)".to_string()
+        }
         other => format!("{other} not part of this run"),
     }
 }
