@@ -330,12 +330,34 @@ fn disagree(
     if let Some(step) = logs_step(f, &targets, "why this one answers differently") {
         b = b.next(step);
     }
-    let t0 = bad[0].0;
-    b.next(format!(
-        "curl -v -H 'Host: {}' {}://{}{}   # from the source, straight to that endpoint",
-        h0.host, h0.scheme, t0.address, h0.path
-    ))
-    .add();
+    b.next(straight_to(bad[0].0, h0)).add();
+}
+
+/// `curl -v --resolve NAME:PORT:IP https://NAME:PORT/PATH`: the same request (name, SNI and
+/// Host as the probe sent them) to that one target; `-k` when its chain is not a public
+/// root's (the request is the point, not the certificate).
+fn straight_to(t: &Target, h: &HttpEvidence) -> String {
+    let name = match h.host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) && !name.contains(':') => {
+            name
+        }
+        _ => h.host.as_str(),
+    };
+    let port = t.address.port();
+    let ip = match t.address.ip() {
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
+    };
+    let insecure = t
+        .tls
+        .is_some_and(|x| super::verification(x) != Some(protocol::Verification::Trusted));
+    format!(
+        "curl -v{} --resolve {name}:{port}:{ip} {}://{name}:{port}{}   # from the source, \
+         straight to that endpoint",
+        if insecure { "k" } else { "" },
+        h.scheme,
+        h.path
+    )
 }
 
 // ---- slow first byte -----------------------------------------------------------------------
@@ -364,7 +386,7 @@ fn slow_first_byte(
         .iter()
         .map(|(t, h, fb, c)| {
             format!(
-                "{} {} first byte {} after a {} connect",
+                "{} {}, first byte {} after a {} connect",
                 described(f, t),
                 status_words(h),
                 ms(*fb),
