@@ -3,7 +3,7 @@
 use protocol::CheckKind;
 
 use crate::checks::{
-    capture, conntrack, counters, dns, dns_rounds, links, mtu, rounds, route, sockets, tcp,
+    app, capture, conntrack, counters, dns, dns_rounds, links, mtu, rounds, route, sockets, tcp,
 };
 use crate::ends;
 use crate::facts::Facts;
@@ -17,7 +17,7 @@ use crate::rules::{kube, probe};
 type Rule = fn(&Facts, &mut Report);
 
 /// Every rule, in the order they run: layer by layer (DNS, Service, Network, Transport,
-/// Policy, Path, State), so a later rule sees what an earlier one explained. Within a layer
+/// Policy, Path, State, Application), so a later rule sees what an earlier one explained. Within a layer
 /// the order decides which of two rules claims a target, and the order of proven lines.
 const RULES: &[Rule] = &[
     dns::apply,
@@ -40,6 +40,9 @@ const RULES: &[Rule] = &[
     kube::policy,
     mtu::apply,
     conntrack::apply,
+    // Above every connect: a target a lower rule explained is not judged again. Its TLS-MTU
+    // stall is a Path finding, cross-checked with the MTU evidence read above.
+    app::apply,
 ];
 
 /// Judge all evidence. Pure: the same inputs always give the same verdict.
@@ -107,6 +110,7 @@ fn nothing_proven(inputs: &Inputs, f: &Facts, report: &mut Report) {
         CheckKind::Dns,
         CheckKind::Route,
         CheckKind::Mtu,
+        CheckKind::App,
     ]
     .into_iter()
     .any(|k| f.about_destination(k));
@@ -239,6 +243,9 @@ fn evidence_block(mut lines: Vec<EvidenceLine>) -> Vec<EvidenceLine> {
 
 fn healthy_headline(f: &Facts) -> String {
     if let Some(h) = rounds::healthy_headline(f) {
+        return h;
+    }
+    if let Some(h) = app::healthy_headline(f) {
         return h;
     }
     let tcp = f.all::<protocol::TcpEvidence>();

@@ -96,13 +96,17 @@ impl<'a> Facts<'a> {
     }
 
     /// Did `check` say anything about the destination itself (a lookup of its name, its
-    /// route, a connect, its path MTU)?
+    /// route, a connect, its path MTU, a TLS handshake or an HTTP request)?
     pub fn about_destination(&self, check: CheckKind) -> bool {
         match check {
             CheckKind::Dns => self.one::<DnsLookupEvidence>().is_some(),
             CheckKind::Route => self.one::<RouteEvidence>().is_some(),
             CheckKind::Tcp => self.one::<TcpEvidence>().is_some(),
             CheckKind::Mtu => self.one::<MtuEvidence>().is_some(),
+            CheckKind::App => {
+                self.one::<protocol::TlsEvidence>().is_some()
+                    || self.one::<protocol::HttpEvidence>().is_some()
+            }
             _ => false,
         }
     }

@@ -447,9 +447,40 @@ pub enum RuleCode {
     /// A NetworkPolicy is predicted to deny, yet the connect succeeded.
     NetworkPolicyNotEnforced,
     // Path
+    /// A TLS handshake stalled after the ClientHello or mid-certificate while the connect
+    /// passed, and the MTU check agrees: the server's certificate flight needs packets larger
+    /// than the path passes (the TLS-MTU trap). Before `MtuBlackhole`: when both fire, the
+    /// symptom asked about leads, and its cause names the MTU evidence.
+    TlsStallMtu,
     MtuBlackhole,
     // State
     ConntrackNearMax,
+    // Application (TLS and HTTP above a connect that worked)
+    /// A TLS handshake stalled while the connect passed, not confirmed as the MTU (no MTU
+    /// evidence: `--mtu` would confirm it; or the MTU check passes the flight).
+    TlsHandshakeStalled,
+    /// A TLS ClientHello answered in plaintext (an HTTP 400 page): the port speaks HTTP.
+    TlsToPlaintextPort,
+    /// A plain HTTP request answered with a TLS alert record: the port speaks TLS.
+    HttpToTlsPort,
+    TlsCertificateExpired,
+    TlsCertificateNotYetValid,
+    /// The name used (SNI) is not among the leaf certificate's SANs.
+    TlsNameNotCovered,
+    /// The chain does not verify for another reason (the probe's words).
+    TlsCertificateInvalid,
+    /// A handshake that ended with an alert, a reset or an error no certificate rule explains.
+    TlsHandshakeFailed,
+    /// Every target answers an error status (4xx or 5xx): the application, not the network.
+    HttpErrorStatus,
+    /// Every target accepted the connect (and the handshake) and sent no status line.
+    HttpNoResponse,
+    /// Some endpoints answer a success status, others an error (or nothing).
+    HttpEndpointsDisagree,
+    /// The first byte of the answer came slowly after a fast connect.
+    HttpSlowFirstByte,
+    /// The certificate is self-signed: clients that verify refuse it.
+    TlsSelfSigned,
     // Both ends (`--both-ends`): a connection lined up across the source's and a peer's capture
     /// The SYN left the source and never reached the destination's interface, while the
     /// peer's capture was armed.

@@ -89,7 +89,10 @@ pub fn check_failures(f: &Facts, r: &mut Report) -> Vec<Unchecked> {
     }
     // Optional checks (not run unless asked for) that were not part of this run at all.
     for kind in CheckKind::ALL.iter().copied().filter(|k| !k.info().default) {
-        let mentioned = f.check_ran(kind) || unchecked.iter().any(|u| u.check == kind.as_str());
+        // Its evidence says it ran, even without its start and finish events.
+        let mentioned = f.check_ran(kind)
+            || f.about_destination(kind)
+            || unchecked.iter().any(|u| u.check == kind.as_str());
         if !mentioned && f.hello.is_some() {
             unchecked.push(Unchecked {
                 check: kind.to_string(),
@@ -128,6 +131,10 @@ fn not_run(kind: CheckKind) -> String {
     match kind {
         CheckKind::Mtu => "path MTU not probed in this run".to_string(),
         CheckKind::Capture => "no packet capture in this run".to_string(),
+        CheckKind::App => {
+            "no TLS or HTTP request in this run: --http, --tls or an https:// URL asks for one"
+                .to_string()
+        }
         other => format!("{other} not part of this run"),
     }
 }
