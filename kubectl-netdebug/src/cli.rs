@@ -168,7 +168,7 @@ pub struct CompletionArgs {
 ))]
 pub struct RunArgs {
     /// The pod to probe from: pod/NAME, NAME, or deploy|sts|ds|rs|job/NAME (a Ready pod is
-    /// picked; with --all-pods, every pod).
+    /// picked; with --all-pods, every pod); or node/NAME, the node's own network namespace.
     #[arg(value_name = "SOURCE", required_unless_present = "selector")]
     pub source: Option<String>,
 
@@ -188,6 +188,11 @@ pub struct RunArgs {
     /// With several sources: probe from at most N pods, spread across nodes.
     #[arg(long, value_name = "N", default_value = "20", value_parser = crate::sources::parse_max_sources)]
     pub max_sources: u16,
+
+    /// With node/NAME: the namespace the node probe pod is created in (it must admit
+    /// privileged pods: host network); default: the namespace of -n.
+    #[arg(long, value_name = "NAMESPACE")]
+    pub node_namespace: Option<String>,
 
     /// With several sources: how many probes are injected at once (the API server's load).
     #[arg(long, value_name = "N", default_value = "10", value_parser = crate::sources::parse_max_parallel)]

@@ -94,6 +94,9 @@ pub enum Error {
     /// Flags that do not make sense together or ask for what the probe cannot do.
     #[error("{0}")]
     InvalidInput(String),
+    /// The user stopped the run (Ctrl-C) before it could say anything; what was cleaned up.
+    #[error("{0}")]
+    Interrupted(String),
     #[error("injecting the probe into pod {namespace}/{pod} failed: {detail}")]
     Inject {
         namespace: String,

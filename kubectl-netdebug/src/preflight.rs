@@ -232,6 +232,38 @@ pub async fn check_rbac(
     )))
 }
 
+/// What the node view needs in the namespace its probe pod runs in.
+pub const NODE_POD_ACCESS: &[Access] = &[
+    Access {
+        verb: "create",
+        group: "",
+        resource: "pods",
+        subresource: None,
+        why: "to start the node probe pod",
+    },
+    Access {
+        verb: "delete",
+        group: "",
+        resource: "pods",
+        subresource: None,
+        why: "to remove the node probe pod after the run",
+    },
+    Access {
+        verb: "get",
+        group: "",
+        resource: "pods",
+        subresource: None,
+        why: "to watch the node probe pod start",
+    },
+    Access {
+        verb: "get",
+        group: "",
+        resource: "pods",
+        subresource: Some("log"),
+        why: "to read the probe's events",
+    },
+];
+
 /// Reading the probe's events through port-forward: not needed (the log is read without it),
 /// only faster.
 pub const PORT_FORWARD_ACCESS: Access = Access {

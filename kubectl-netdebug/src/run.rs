@@ -22,6 +22,7 @@ use crate::{preflight, profile, tunnel};
 use verdict::{Delivery, DeliveryPath};
 
 mod both_ends;
+mod node;
 mod sources;
 
 /// Run `kubectl netdebug SOURCE ...`; returns the exit code (0 healthy, 1 problem found,
@@ -41,10 +42,11 @@ pub struct ParsedInput {
     app: Option<crate::app::AppAsk>,
 }
 
-/// One source pod, or many to compare.
+/// One source pod, many to compare, or a node's own network namespace.
 enum SourceChoice {
     One(resolve::SourceSpec),
     Many(resolve::SourcesRequest),
+    Node(String),
 }
 
 pub fn parse_input(args: &RunArgs) -> Result<ParsedInput> {
@@ -122,6 +124,21 @@ fn parse_sources(args: &RunArgs) -> Result<SourceChoice> {
         }));
     }
     let source_text = args.source.as_deref().unwrap_or_default();
+    if let Some(node) = crate::node::node_source(source_text) {
+        let node = node?;
+        if args.all_pods || args.per_node || args.both_ends || args.container.is_some() {
+            return Err(Error::InvalidInput(format!(
+                "node/{node} is the node's own network namespace: --all-pods, --per-node, \
+                 --both-ends and -c are about pods"
+            )));
+        }
+        return Ok(SourceChoice::Node(node));
+    }
+    if args.node_namespace.is_some() {
+        return Err(Error::InvalidInput(
+            "--node-namespace is where node/NAME creates its probe pod; give node/NAME".into(),
+        ));
+    }
     let spec = resolve::parse_source(source_text)?;
     if !args.all_pods && !args.per_node {
         return Ok(SourceChoice::One(spec));
@@ -219,6 +236,9 @@ async fn run_until(
         SourceChoice::One(spec) => spec,
         SourceChoice::Many(request) => {
             return sources::run(cluster, args, request, dest_spec, app.as_ref(), deadline).await
+        }
+        SourceChoice::Node(name) => {
+            return node::run(cluster, args, name, dest_spec, app.as_ref(), deadline).await
         }
     };
     let Cluster {

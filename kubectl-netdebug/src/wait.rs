@@ -50,15 +50,30 @@ pub enum Observation {
     },
 }
 
-/// Read the ephemeral container's state from a pod.
+/// Read a container's state from a pod: the probe's ephemeral container, or the container of
+/// a probe pod (node mode). Names are unique across a pod's containers of every kind. A pod
+/// that failed before its containers ran (the kubelet refused it: OutOfcpu, NodeAffinity...)
+/// is a failure with the kubelet's reason.
 pub fn observe(pod: &Pod, container: &str) -> Observation {
-    let status = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.ephemeral_container_statuses.as_ref())
-        .and_then(|l| l.iter().find(|c| c.name == container));
+    let pod_status = pod.status.as_ref();
+    let status = pod_status.and_then(|s| {
+        s.ephemeral_container_statuses
+            .iter()
+            .flatten()
+            .chain(s.container_statuses.iter().flatten())
+            .find(|c| c.name == container)
+    });
     let Some(state) = status.and_then(|s| s.state.as_ref()) else {
-        return Observation::Waiting(None);
+        return match pod_status.filter(|s| s.phase.as_deref() == Some("Failed")) {
+            Some(s) => Observation::Failed {
+                reason: s.reason.clone().unwrap_or_else(|| "Failed".into()),
+                message: s
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "(the kubelet gave no message)".into()),
+            },
+            None => Observation::Waiting(None),
+        };
     };
     observe_state(state)
 }
@@ -297,6 +312,31 @@ mod tests {
         assert_eq!(
             observe(&pod_with(serde_json::json!({"running": {}})), "other"),
             Observation::Waiting(None)
+        );
+        // A node probe pod: its regular container, and the pod refused by the kubelet.
+        let probe_pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "netdebug-node-x", "namespace": "ops"},
+            "status": {"phase": "Running", "containerStatuses": [{
+                "name": "probe", "image": "probe", "imageID": "", "ready": true,
+                "restartCount": 0, "state": {"running": {}}
+            }]}
+        }))
+        .unwrap();
+        assert_eq!(
+            observe(&probe_pod, "probe"),
+            Observation::Started(Started::Running)
+        );
+        let refused: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "netdebug-node-x", "namespace": "ops"},
+            "status": {"phase": "Failed", "reason": "OutOfpods", "message": "Node didn't have enough resource: pods"}
+        }))
+        .unwrap();
+        assert_eq!(
+            observe(&refused, "probe"),
+            Observation::Failed {
+                reason: "OutOfpods".into(),
+                message: "Node didn't have enough resource: pods".into()
+            }
         );
         assert_eq!(
             observe(

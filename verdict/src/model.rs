@@ -212,6 +212,13 @@ pub struct Title {
 pub enum Origin {
     /// In a pod's network namespace (`kubectl netdebug pod/NAME -n NAMESPACE`).
     Pod { namespace: String, name: String },
+    /// A node's own network namespace (`kubectl netdebug node/NAME -n NAMESPACE`), from a
+    /// probe pod with the host network in `pod_namespace` (`--node-namespace`).
+    Node {
+        name: String,
+        namespace: String,
+        pod_namespace: String,
+    },
     /// `kubectl-netdebug local`: this host's own namespace.
     Local,
     /// `kubectl-netdebug local --netns NAME`.
@@ -223,7 +230,7 @@ pub enum Origin {
 impl Origin {
     /// A run without Kubernetes: no suggestion may name Kubernetes objects or commands.
     pub fn is_local(&self) -> bool {
-        !matches!(self, Origin::Pod { .. })
+        !matches!(self, Origin::Pod { .. } | Origin::Node { .. })
     }
 
     /// The command line that runs netdebug from the same place again, toward what `asked`
@@ -234,6 +241,16 @@ impl Origin {
         match self {
             Origin::Pod { namespace, name } => {
                 format!("kubectl netdebug pod/{name}{to} -n {namespace} {flags}")
+            }
+            Origin::Node {
+                name,
+                namespace,
+                pod_namespace,
+            } => {
+                let elsewhere = (pod_namespace != namespace)
+                    .then(|| format!(" --node-namespace {pod_namespace}"))
+                    .unwrap_or_default();
+                format!("kubectl netdebug node/{name}{to} -n {namespace}{elsewhere} {flags}")
             }
             Origin::Local => format!("kubectl-netdebug local{to} {flags}"),
             Origin::LocalNetns { name } => {
@@ -547,5 +564,35 @@ impl Verdict {
 
     pub fn fired(&self, rule: RuleCode) -> bool {
         self.rules_fired.contains(&rule)
+    }
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::Origin;
+
+    /// The node view's suggested re-run keeps the destination's namespace, and the probe pod's
+    /// namespace only when it is another one.
+    #[test]
+    fn a_node_origin_runs_again_from_the_same_node() {
+        let same = Origin::Node {
+            name: "vm".into(),
+            namespace: "shop".into(),
+            pod_namespace: "shop".into(),
+        };
+        assert_eq!(
+            same.command(Some("--to svc/web"), "--capture"),
+            "kubectl netdebug node/vm --to svc/web -n shop --capture"
+        );
+        let other = Origin::Node {
+            name: "vm".into(),
+            namespace: "shop".into(),
+            pod_namespace: "ops".into(),
+        };
+        assert_eq!(
+            other.command(Some("--to svc/web"), "--mtu"),
+            "kubectl netdebug node/vm --to svc/web -n shop --node-namespace ops --mtu"
+        );
+        assert!(!other.is_local());
     }
 }

@@ -8,6 +8,7 @@
 mod api;
 mod destination;
 mod error;
+pub(crate) use error::is_not_found;
 pub mod labels;
 pub mod netpol;
 pub mod pods;

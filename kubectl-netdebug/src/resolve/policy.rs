@@ -71,6 +71,17 @@ pub async fn findings(
     address: Option<DestinationAddress<'_>>,
     needs_dns: bool,
 ) -> Vec<KubeFinding> {
+    // NetworkPolicies select pods by label; a pod in the host's network namespace (the node
+    // view's probe pod, a hostNetwork source) is not one they govern, so they predict nothing.
+    if source
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false)
+    {
+        return Vec::new();
+    }
     let mut cache = Cache {
         client,
         policies: BTreeMap::new(),

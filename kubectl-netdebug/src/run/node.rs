@@ -1,0 +1,250 @@
+//! `kubectl netdebug node/NAME --to DEST`: the node's half of the path, from its own network
+//! namespace. One short-lived probe pod (see [`crate::node`] for its shape and privileges) is
+//! created on the node, streamed through its log, and deleted at the end of the run: after
+//! the verdict, after an error, and after Ctrl-C. The kubelet's `activeDeadlineSeconds` ends
+//! it even if this client is killed first.
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, PostParams};
+use tokio::time::Instant;
+
+use super::{kube_evidence, stream_into, PodRef, Reached};
+use crate::cli::RunArgs;
+use crate::connect::Cluster;
+use crate::error::{Error, Result};
+use crate::inject::{random_container_name, ProbeContainer};
+use crate::node::{self, NodeProbePod, PROBE_CONTAINER};
+use crate::output::Session;
+use crate::plan::{build_plan, check_rounds_fit, Site};
+use crate::resolve::{self, ResolvedSource};
+use crate::wait::{wait_for_start, WaitFor};
+use crate::{preflight, profile};
+
+/// How long deleting the probe pod may take at the end of the run.
+const DELETE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+pub(super) async fn run(
+    cluster: Cluster,
+    args: &RunArgs,
+    node_name: String,
+    dest_spec: Option<resolve::DestSpec>,
+    app: Option<&crate::app::AppAsk>,
+    deadline: Instant,
+) -> Result<i32> {
+    let Cluster {
+        client,
+        namespace,
+        target,
+    } = cluster;
+    let pod_namespace = args
+        .node_namespace
+        .clone()
+        .unwrap_or_else(|| namespace.clone());
+    let labels = preflight::namespace_labels(&client, &target, &pod_namespace).await?;
+    node::check_admits_host_pods(
+        &pod_namespace,
+        labels.as_ref(),
+        args.node_namespace.is_some(),
+    )?;
+    preflight::check_rbac(&client, &target, &pod_namespace, preflight::NODE_POD_ACCESS).await?;
+    let node = read_node(&client, &target, &node_name).await?;
+    node::check_node(&node)?;
+
+    let pod_name = random_container_name().replacen("netdebug-", "netdebug-node-", 1);
+    let source = probe_source(&pod_namespace, &pod_name, &node_name);
+    let (mut kube, targets, dns_names) =
+        kube_evidence(&client, &namespace, dest_spec.as_ref(), &source, args).await?;
+    // The node is not a pod: nothing Kubernetes says about a source pod applies.
+    kube.source = None;
+    // Nor does the cluster DNS: a node resolves with its own resolver, which is not meant to
+    // know Service names. Only the names asked for with --dns are looked up.
+    let dns_names: Vec<String> = dns_names
+        .into_iter()
+        .filter(|n| args.dns.contains(n))
+        .collect();
+    kube.cluster_dns = None;
+    let app_plan = super::app_plan_for(app, kube.destination.as_ref());
+    let plan = build_plan(targets, &super::plan_options(args, dns_names, app_plan));
+    plan.validate()
+        .map_err(|e| Error::InvalidInput(format!("cannot build the probe plan: {e}")))?;
+    check_rounds_fit(&plan, args.timeout, Site::Cluster).map_err(Error::InvalidInput)?;
+    let probe_pod = NodeProbePod {
+        name: pod_name.clone(),
+        namespace: pod_namespace.clone(),
+        node: node_name.clone(),
+        image: args.image.clone(),
+        pull_policy: args.image_pull_policy.map(|p| p.as_str().to_string()),
+        plan_json: serde_json::to_string(&plan).expect("a plan always serialises"),
+        active_deadline_secs: args.timeout.as_secs() as i64 + node::ACTIVE_DEADLINE_MARGIN_SECS,
+    };
+    let title = verdict::Title {
+        source: format!("node/{node_name}"),
+        destination: args.to.clone(),
+        namespace: None,
+        origin: Some(verdict::Origin::Node {
+            name: node_name.clone(),
+            namespace: namespace.clone(),
+            pod_namespace: pod_namespace.clone(),
+        }),
+        asked: crate::plan::asked_flags(args.to.as_slice(), &args.dns),
+    };
+    let mut session = Session::new(&args.output, title, kube, args.write.as_deref())?;
+    session.note(format!(
+        "the probe ran in the node's network namespace from pod {pod_namespace}/{pod_name} \
+         (host network, NET_RAW and NET_ADMIN), deleted after the run"
+    ));
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &pod_namespace);
+    let created = pods
+        .create(&PostParams::default(), &probe_pod.to_pod()?)
+        .await
+        .map_err(|e| {
+            Error::from_kube(
+                format!("create the node probe pod in namespace {pod_namespace}"),
+                e,
+                Some(&target),
+            )
+        })?;
+    // From here on the pod exists: whatever happens, it is deleted before returning.
+    let container = ProbeContainer {
+        name: PROBE_CONTAINER.to_string(),
+        target_container: String::new(),
+        image: args.image.clone(),
+        pull_policy: probe_pod.pull_policy.clone(),
+        profile: profile::Profile::NetAdmin,
+        plan,
+    };
+    let pod = PodRef {
+        client: &client,
+        target: &target,
+        namespace: &pod_namespace,
+        name: &pod_name,
+        quiet: false,
+    };
+    let rv = created.metadata.resource_version.unwrap_or_default();
+    let ran = tokio::select! {
+        r = observe(&mut session, &pod, &container, &rv, deadline) => r.map(Some),
+        _ = tokio::signal::ctrl_c() => Ok(None),
+    };
+    let deleted = delete(&pods, &pod_name).await;
+    match (ran, deleted) {
+        (Err(e), Err(d)) => Err(Error::Stream(format!("{e}; and {d}"))),
+        (Err(e), Ok(())) => Err(e),
+        (Ok(None), _) => Err(Error::Interrupted(format!(
+            "interrupted (Ctrl-C); the node probe pod {pod_namespace}/{pod_name} was deleted"
+        ))),
+        (Ok(Some(())), deleted) => {
+            if let Err(d) = deleted {
+                session.warn(d);
+            }
+            session.finish().await
+        }
+    }
+}
+
+/// Wait for the probe pod's container, then stream its events into the session.
+async fn observe(
+    session: &mut Session,
+    pod: &PodRef<'_>,
+    container: &ProbeContainer,
+    resource_version: &str,
+    deadline: Instant,
+) -> Result<()> {
+    let probe_run = std::time::Duration::from_millis(container.plan.deadline_ms);
+    let start_deadline = deadline
+        .checked_sub(probe_run + std::time::Duration::from_secs(3))
+        .filter(|d| *d > Instant::now())
+        .unwrap_or(deadline);
+    let what = WaitFor {
+        namespace: pod.namespace,
+        pod: pod.name,
+        container: &container.name,
+        image: &container.image,
+        spinner: !pod.quiet,
+    };
+    let created = Instant::now();
+    wait_for_start(
+        pod.client,
+        pod.target,
+        &what,
+        resource_version,
+        start_deadline,
+    )
+    .await?;
+    stream_into(
+        session,
+        pod,
+        container,
+        Reached::Log(None),
+        created,
+        deadline,
+    )
+    .await
+}
+
+/// Delete the probe pod now (no grace period), bounded; Err says how to do it by hand.
+async fn delete(pods: &Api<Pod>, name: &str) -> std::result::Result<(), String> {
+    let params = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..DeleteParams::default()
+    };
+    let by_hand = |why: String| {
+        format!(
+            "the node probe pod {name} could not be deleted ({why}); it ends by its \
+             activeDeadlineSeconds, or: kubectl delete pod {name} -n {}",
+            pods.namespace().unwrap_or_default()
+        )
+    };
+    match tokio::time::timeout(DELETE_LIMIT, pods.delete(name, &params)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) if resolve::is_not_found(&e) => Ok(()),
+        Ok(Err(e)) => Err(by_hand(e.to_string())),
+        Err(_) => Err(by_hand(format!(
+            "no answer within {} s",
+            DELETE_LIMIT.as_secs()
+        ))),
+    }
+}
+
+/// The node, or a clear error when there is no such node.
+async fn read_node(
+    client: &kube::Client,
+    target: &crate::connect::ApiTarget,
+    name: &str,
+) -> Result<Node> {
+    let api: Api<Node> = Api::all(client.clone());
+    match api.get(name).await {
+        Ok(node) => Ok(node),
+        Err(e) if resolve::is_not_found(&e) => Err(Error::InvalidInput(format!(
+            "node \"{name}\" not found (kubectl get nodes lists them)"
+        ))),
+        Err(e) => Err(Error::from_kube(
+            format!("get node {name}"),
+            e,
+            Some(target),
+        )),
+    }
+}
+
+/// The probe pod as a source for resolving the destination: in the host's network namespace,
+/// so no NetworkPolicy is taken to govern it.
+fn probe_source(namespace: &str, pod_name: &str, node_name: &str) -> ResolvedSource {
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": pod_name, "namespace": namespace},
+        "spec": {"nodeName": node_name, "hostNetwork": true, "containers": [{"name": PROBE_CONTAINER}]},
+    }))
+    .expect("a literal pod");
+    ResolvedSource {
+        info: verdict::kube::SourceInfo {
+            namespace: namespace.to_string(),
+            pod: pod_name.to_string(),
+            picked_from: None,
+            container: Some(PROBE_CONTAINER.to_string()),
+            node: Some(node_name.to_string()),
+            pod_ip: None,
+            labels: Default::default(),
+        },
+        pod,
+        target_container: PROBE_CONTAINER.to_string(),
+    }
+}

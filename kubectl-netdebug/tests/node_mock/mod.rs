@@ -1,0 +1,177 @@
+//! A mocked API server for the node view (`node/NAME`): namespace `ops` (its Pod Security
+//! level chosen by the test), node `vm` (Ready or not, Linux), and the node probe pod's life:
+//! created, started (or its image not pulled), its log, its deletion.
+
+use std::sync::{Arc, Mutex};
+
+use clap::Parser;
+use http::Method;
+use kubectl_netdebug::cli::Cli;
+use kubectl_netdebug::error::Error;
+use kubectl_netdebug::run::{parse_input, run_with};
+use serde_json::{json, Value};
+
+use crate::common::{body_of, mock_client, target, MockApi};
+
+/// How the fake cluster behaves.
+#[derive(Clone, Copy)]
+pub struct Cluster {
+    /// `pod-security.kubernetes.io/enforce` of namespace ops (None: no label).
+    pub level: Option<&'static str>,
+    pub node_exists: bool,
+    pub node_ready: bool,
+    /// The kubelet cannot pull the probe image.
+    pub image_fails: bool,
+    /// When the client starts watching the probe pod, the watch is never answered and the
+    /// process gets SIGINT (what Ctrl-C sends).
+    pub interrupt: bool,
+}
+
+impl Default for Cluster {
+    fn default() -> Cluster {
+        Cluster {
+            level: None,
+            node_exists: true,
+            node_ready: true,
+            image_fails: false,
+            interrupt: false,
+        }
+    }
+}
+
+/// What the fake cluster saw.
+#[derive(Default)]
+pub struct Seen {
+    pub requests: Vec<String>,
+    /// The probe pod as created.
+    pub created: Option<Value>,
+    pub deleted: Vec<String>,
+}
+
+fn probe_lines() -> Vec<String> {
+    [
+        json!({"v":1,"seq":0,"type":"hello","data":{"probe_version":"0.1.0","protocol_minor":5,"netns_inode":4026531840u64,"hostname":"vm","uid":0,"euid":0,"capabilities":["net_raw","net_admin"],"deadline_ms":10000}}),
+        json!({"v":1,"seq":1,"type":"check_started","data":{"check":"tcp"}}),
+        json!({"v":1,"seq":2,"type":"evidence","data":{"kind":"tcp","target":"10.96.0.10:53","address":"10.96.0.10:53","outcome":"ok","latency_ms":0.8,"local":"192.168.1.10:40000","errno":null,"message":null}}),
+        json!({"v":1,"seq":3,"type":"check_finished","data":{"check":"tcp","status":"completed","elapsed_ms":1.0}}),
+        json!({"v":1,"seq":4,"type":"done","data":{"elapsed_ms":3.0,"checks_completed":1,"checks_failed":0,"checks_skipped":0,"deadline_exceeded":false}}),
+    ]
+    .iter()
+    .map(|v| v.to_string())
+    .collect()
+}
+
+fn probe_pod(name: &str, rv: &str, state: Value) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "ops", "resourceVersion": rv},
+        "spec": {"nodeName": "vm", "hostNetwork": true, "containers": [{"name": "probe", "image": "probe"}]},
+        "status": {"phase": "Running", "containerStatuses": [{
+            "name": "probe", "image": "probe", "imageID": "", "ready": true, "restartCount": 0,
+            "state": state
+        }]}
+    })
+}
+
+async fn fake_cluster(mut api: MockApi, cluster: Cluster, seen: Arc<Mutex<Seen>>) {
+    let mut name = String::new();
+    let mut held = Vec::new();
+    while let Some(call) = api.try_next().await {
+        let path = call.path.clone();
+        seen.lock()
+            .unwrap()
+            .requests
+            .push(format!("{} {path}", call.method));
+        match (call.method.clone(), path.as_str()) {
+            (Method::GET, "/api/v1/namespaces/ops") => {
+                let labels = match cluster.level {
+                    Some(l) => json!({"pod-security.kubernetes.io/enforce": l}),
+                    None => json!({}),
+                };
+                call.reply(200, json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"ops","labels":labels}}))
+            }
+            (Method::POST, "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews") => {
+                let mut a = call.body.clone();
+                a["status"] = json!({"allowed": true});
+                call.reply(201, a);
+            }
+            (Method::GET, "/api/v1/nodes/vm") if cluster.node_exists => {
+                let ready = if cluster.node_ready { "True" } else { "False" };
+                call.reply(200, json!({"apiVersion":"v1","kind":"Node","metadata":{"name":"vm","labels":{"kubernetes.io/os":"linux"}},
+                    "status":{"conditions":[{"type":"Ready","status":ready,"reason":"KubeletNotReady","message":"container runtime is down"}]}}))
+            }
+            (Method::POST, "/api/v1/namespaces/ops/pods") => {
+                name = call.body["metadata"]["name"].as_str().unwrap().to_string();
+                seen.lock().unwrap().created = Some(call.body.clone());
+                let mut reply = call.body.clone();
+                reply["metadata"]["resourceVersion"] = "201".into();
+                call.reply(201, reply);
+            }
+            (Method::GET, "/api/v1/namespaces/ops/pods") if call.query.contains_key("watch") => {
+                if cluster.interrupt {
+                    held.push(call);
+                    let pid = std::process::id().to_string();
+                    let sent = std::process::Command::new("kill").args(["-INT", &pid]).status();
+                    assert!(sent.is_ok_and(|s| s.success()), "kill -INT {pid}");
+                    continue;
+                }
+                let state = match cluster.image_fails {
+                    true => json!({"waiting": {"reason": "ErrImagePull", "message": "pull access denied"}}),
+                    false => json!({"running": {}}),
+                };
+                let ev = json!({"type": "MODIFIED", "object": probe_pod(&name, "202", state)});
+                call.reply_bytes(200, body_of(&[ev.to_string()]));
+            }
+            (Method::GET, p) if p.ends_with("/log") => {
+                assert_eq!(call.query["container"], "probe");
+                call.reply_bytes(200, body_of(&probe_lines()));
+            }
+            (Method::GET, p) if p.starts_with("/api/v1/namespaces/ops/pods/") => call.reply(
+                200,
+                probe_pod(&name, "203", json!({"terminated": {"exitCode": 0, "reason": "Completed"}})),
+            ),
+            (Method::DELETE, p) if p.starts_with("/api/v1/namespaces/ops/pods/") => {
+                seen.lock().unwrap().deleted.push(p.rsplit('/').next().unwrap().to_string());
+                call.reply(200, probe_pod(&name, "204", json!({"running": {}})));
+            }
+            (Method::GET, _) if !call.query.contains_key("watch") && !path.contains("/nodes/") => call.reply(
+                200,
+                json!({"kind":"List","apiVersion":"v1","metadata":{"resourceVersion":"1"},"items":[]}),
+            ),
+            _ => call.reply_status(404, "NotFound", &format!("{path} not found (mock)")),
+        }
+    }
+}
+
+/// `kubectl-netdebug node/vm --to 10.96.0.10:53 -n ops -o json EXTRA` against the fake cluster.
+pub async fn run_node(extra: &[&str], cluster: Cluster) -> (Result<i32, Error>, Seen) {
+    let base = [
+        "kubectl-netdebug",
+        "node/vm",
+        "--to",
+        "10.96.0.10:53",
+        "-n",
+        "ops",
+        "-o",
+        "json",
+        "--timeout",
+        "20s",
+        "--image",
+        "registry.invalid/probe:v0",
+    ];
+    let cli = Cli::try_parse_from(base.iter().chain(extra)).unwrap();
+    let args = cli.run;
+    let parsed = parse_input(&args).unwrap();
+    let (client, api) = mock_client();
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let scenario = tokio::spawn(fake_cluster(api, cluster, seen.clone()));
+    let cluster = kubectl_netdebug::connect::Cluster {
+        client,
+        namespace: "ops".into(),
+        target: target(),
+    };
+    let result = run_with(cluster, &args, parsed).await;
+    scenario.await.unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    (result, seen)
+}
