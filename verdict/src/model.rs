@@ -247,9 +247,11 @@ impl Origin {
                 namespace,
                 pod_namespace,
             } => {
-                let elsewhere = (pod_namespace != namespace)
-                    .then(|| format!(" --node-namespace {pod_namespace}"))
-                    .unwrap_or_default();
+                let elsewhere = if pod_namespace != namespace {
+                    format!(" --node-namespace {pod_namespace}")
+                } else {
+                    String::new()
+                };
                 format!("kubectl netdebug node/{name}{to} -n {namespace}{elsewhere} {flags}")
             }
             Origin::Local => format!("kubectl-netdebug local{to} {flags}"),
