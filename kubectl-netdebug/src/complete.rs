@@ -21,7 +21,7 @@ use std::time::Duration;
 use clap::CommandFactory;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use kube::api::{Api, ListParams};
 use serde::de::DeserializeOwned;
 
@@ -41,7 +41,7 @@ pub const COMPLETION_DEADLINE: Duration = Duration::from_secs(3);
 const HARD_DEADLINE: Duration = Duration::from_millis(4_000);
 
 /// Kinds SOURCE accepts, as offered (kubectl's short names).
-const SOURCE_KINDS: &[&str] = &["pod/", "deploy/", "sts/", "ds/", "rs/", "job/"];
+const SOURCE_KINDS: &[&str] = &["pod/", "deploy/", "sts/", "ds/", "rs/", "job/", "node/"];
 /// Kinds `--to` accepts as objects (it also takes IP:PORT and HOST:PORT).
 const DEST_KINDS: &[&str] = &["svc/", "pod/"];
 
@@ -247,6 +247,7 @@ pub enum Listing {
     DaemonSets,
     ReplicaSets,
     Jobs,
+    Nodes,
 }
 
 /// What to list for `partial` in `slot`, if anything: a bare SOURCE lists pods, `deploy/che`
@@ -270,6 +271,7 @@ pub fn listing(slot: &Slot, partial: &str) -> Option<Listing> {
                 Some(Listing::ReplicaSets)
             }
             Some("job" | "jobs" | "job.batch") => Some(Listing::Jobs),
+            Some("node" | "no" | "nodes") => Some(Listing::Nodes),
             Some(_) => None,
         },
         Slot::Destination => match kind {
@@ -360,6 +362,7 @@ pub async fn fetch(
             Listing::DaemonSets => names(Api::<DaemonSet>::namespaced(c, namespace)).await,
             Listing::ReplicaSets => names(Api::<ReplicaSet>::namespaced(c, namespace)).await,
             Listing::Jobs => names(Api::<Job>::namespaced(c, namespace)).await,
+            Listing::Nodes => names(Api::<Node>::all(c)).await,
         }
     };
     tokio::time::timeout(deadline, work)
@@ -618,6 +621,7 @@ mod tests {
         assert_eq!(listing(&src, "ds/"), Some(Listing::DaemonSets));
         assert_eq!(listing(&src, "rs/"), Some(Listing::ReplicaSets));
         assert_eq!(listing(&src, "job/"), Some(Listing::Jobs));
+        assert_eq!(listing(&src, "node/v"), Some(Listing::Nodes));
         assert_eq!(listing(&src, "cm/"), None);
         assert_eq!(
             listing(&Slot::Destination, "svc/p"),
