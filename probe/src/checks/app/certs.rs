@@ -193,17 +193,17 @@ pub fn verdict(
     use rustls::CertificateError as C;
     match webpki {
         Ok(()) => (Verification::Trusted, None),
+        // Whatever webpki objects to first (an unknown issuer, or `CaUsedAsEndEntity` for the
+        // CA:TRUE that `openssl req -x509` puts in), one certificate that is its own issuer
+        // is self-signed.
+        Err(_) if chain.len() == 1 && leaf.self_issued => (Verification::SelfSigned, None),
         Err(rustls::Error::InvalidCertificate(e)) => match e {
             C::UnknownIssuer => {
                 let anchor = chain.last().unwrap_or(leaf);
-                if chain.len() == 1 && leaf.self_issued {
-                    (Verification::SelfSigned, None)
-                } else {
-                    (
-                        Verification::PrivateCa,
-                        Some(format!("issued by a private CA: {}", anchor.info.issuer)),
-                    )
-                }
+                (
+                    Verification::PrivateCa,
+                    Some(format!("issued by a private CA: {}", anchor.info.issuer)),
+                )
             }
             C::Expired | C::ExpiredContext { .. } => (Verification::Expired, Some(e.to_string())),
             C::NotValidYet | C::NotValidYetContext { .. } => {
