@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use netdebug_scenarios::pair::{CLI, SRV};
+use netdebug_scenarios::pair::SRV;
 use netdebug_scenarios::pki::{Leaf, Pki, Validity};
 use netdebug_scenarios::{json_plan, require_tools, run_probe, ClientServer as Lab, Link, Netns};
 use protocol::{
@@ -651,5 +651,4 @@ fn tls_stalls_when_the_certificate_flight_exceeds_the_path_mtu() {
             .any(|l| l.contains("DROP") && l.split_whitespace().next() != Some("0")),
         "the router generated frag-needed errors and dropped them: {dropped}"
     );
-    let _ = CLI;
 }

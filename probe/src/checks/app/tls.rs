@@ -373,7 +373,11 @@ async fn drive(
             }
         }
         h.bytes_received += n as u64;
-        feed(conn, &buf[..n])?;
+        if let Err(end) = feed(conn, &buf[..n]) {
+            // The alert rustls queued goes out (best effort), as a client's would.
+            let _ = flush(conn, sock, deadline).await;
+            return Err(end);
+        }
         if seen.lock().map(|s| s.webpki.is_some()).unwrap_or(false) {
             h.reached = TlsStage::Certificate;
         }
@@ -383,7 +387,7 @@ async fn drive(
     Ok(())
 }
 
-/// Hands received bytes to rustls; an error is sent on as its alert (best effort).
+/// Hands received bytes to rustls.
 fn feed(conn: &mut ClientConnection, mut bytes: &[u8]) -> Result<(), End> {
     while !bytes.is_empty() {
         conn.read_tls(&mut bytes).map_err(End::Io)?;
