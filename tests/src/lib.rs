@@ -30,13 +30,15 @@
 //! [`link`] (veth pairs, bridges), [`pair`] (the common client + server namespaces joined by
 //! one veth pair), [`servers`] (TCP servers and clients via the `ndt-sock`
 //! helper binary, dnsmasq), [`tcpdump`] (capture as an oracle), [`probe`] (running the probe
-//! and picking evidence out of its stream), [`verdict`] (the verdict engine on a run), [`cmd`]
+//! and picking evidence out of its stream), [`pki`] (test certificates made with openssl),
+//! [`verdict`] (the verdict engine on a run), [`cmd`]
 //! (bounded command execution), [`require`] (root and tool checks).
 
 pub mod cmd;
 pub mod link;
 pub mod netns;
 pub mod pair;
+pub mod pki;
 pub mod probe;
 pub mod require;
 pub mod servers;

@@ -115,6 +115,15 @@ pub async fn connect(target: &Target, address: SocketAddr, timeout: Duration) ->
     evidence
 }
 
+/// A connected stream to `address` for a check that talks over it (`app`): `Ok(None)` is a
+/// timeout, an error is the connect's (classified by [`classify`]).
+pub async fn open(
+    address: SocketAddr,
+    timeout: Duration,
+) -> io::Result<Option<tokio::net::TcpStream>> {
+    handshake(address, timeout, &mut Seen::default()).await
+}
+
 /// What the socket showed besides the outcome.
 #[derive(Default)]
 struct Seen {
