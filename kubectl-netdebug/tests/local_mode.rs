@@ -308,3 +308,49 @@ fn repeat_runs_rounds_and_reports_their_counts() {
         .unwrap_or(0);
     assert_eq!(queued, 10, "{}", s.listening_ports());
 }
+
+/// `--to http://ADDR:PORT/PATH` in local mode: the URL becomes a connect and one request, and
+/// a listener that accepts connections but never answers (the test's listener never calls
+/// accept(); the kernel completes the handshake) is a request that timed out, not a working
+/// service.
+#[test]
+fn a_url_asks_for_a_request_and_silence_is_said() {
+    let s = Scenario::new("http");
+    let url = format!("http://{ADDR}:{OPEN_PORT}/health");
+    let o = netdebug(&["local", "--netns", &s.name, "--to", &url, "-o", "json"]);
+    let out = json_of(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(tcp_outcome(&out, &format!("{ADDR}:{OPEN_PORT}")), "ok");
+    let http: Vec<&serde_json::Value> = out["probe"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["data"]["kind"] == "http")
+        .map(|e| &e["data"])
+        .collect();
+    assert_eq!(http.len(), 1, "{out}");
+    assert_eq!(http[0]["path"], "/health");
+    assert_eq!(http[0]["host"], format!("{ADDR}:{OPEN_PORT}"));
+    assert_eq!(http[0]["outcome"], "timeout", "{out}");
+    assert_eq!(out["verdict"]["layer"], "application", "{out}");
+}
+
+/// One TLS/HTTP exchange per run: URLs for two hosts are refused before anything runs.
+#[test]
+fn urls_for_two_hosts_are_refused() {
+    let o = netdebug(&[
+        "local",
+        "--to",
+        "http://127.0.0.1:1/",
+        "--to",
+        "http://127.0.0.2:1/",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("give one host"), "{err}");
+}
