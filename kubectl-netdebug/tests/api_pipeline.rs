@@ -9,12 +9,11 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use clap::Parser;
-use common::{body_of, mock_client, pod_with_probe, running_pod, target, MockApi};
+use common::{body_of, pod_with_probe, run_cli_against, running_pod, MockApi};
 use http::Method;
 use kubectl_netdebug::cli::Cli;
-use kubectl_netdebug::connect::Cluster;
 use kubectl_netdebug::error::Error;
-use kubectl_netdebug::run::{parse_input, run_with};
+use kubectl_netdebug::run::parse_input;
 use serde_json::{json, Value};
 
 fn probe_lines() -> Vec<String> {
@@ -145,19 +144,10 @@ async fn run_with_flags(probe: Probe, extra: &[&str]) -> (Result<i32, Error>, Se
         "--image",
         "registry.invalid/probe:v0",
     ];
-    let cli = Cli::try_parse_from(base.iter().chain(extra)).unwrap();
-    let args = cli.run;
-    let parsed = parse_input(&args).unwrap();
-    let (client, api) = mock_client();
+    let argv: Vec<&str> = base.iter().chain(extra).copied().collect();
     let seen: Arc<Mutex<Seen>> = Arc::default();
-    let scenario = tokio::spawn(fake_cluster(api, probe, seen.clone()));
-    let cluster = Cluster {
-        client,
-        namespace: "shop".into(),
-        target: target(),
-    };
-    let result = run_with(cluster, &args, parsed).await;
-    scenario.await.unwrap();
+    let watched = seen.clone();
+    let result = run_cli_against(&argv, "shop", move |api| fake_cluster(api, probe, watched)).await;
     let seen = std::mem::take(&mut *seen.lock().unwrap());
     (result, seen)
 }

@@ -239,3 +239,31 @@ pub fn body_of(lines: &[String]) -> Vec<u8> {
     s.push('\n');
     s.into_bytes()
 }
+
+/// Run `kubectl-netdebug ARGV...` (the program name first) in namespace `namespace` against a
+/// mocked API server whose requests `serve` answers until the client is done; the run's
+/// result. What the scenario saw is the caller's to keep (share it with `serve`).
+pub async fn run_cli_against<F, Fut>(
+    argv: &[&str],
+    namespace: &str,
+    serve: F,
+) -> Result<i32, kubectl_netdebug::error::Error>
+where
+    F: FnOnce(MockApi) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    use clap::Parser;
+    let cli = kubectl_netdebug::cli::Cli::try_parse_from(argv).unwrap();
+    let args = cli.run;
+    let parsed = kubectl_netdebug::run::parse_input(&args).unwrap();
+    let (client, api) = mock_client();
+    let scenario = tokio::spawn(serve(api));
+    let cluster = kubectl_netdebug::connect::Cluster {
+        client,
+        namespace: namespace.into(),
+        target: target(),
+    };
+    let result = kubectl_netdebug::run::run_with(cluster, &args, parsed).await;
+    scenario.await.unwrap();
+    result
+}

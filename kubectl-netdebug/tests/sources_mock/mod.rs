@@ -5,14 +5,11 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use clap::Parser;
 use http::Method;
-use kubectl_netdebug::cli::Cli;
 use kubectl_netdebug::error::Error;
-use kubectl_netdebug::run::{parse_input, run_with};
 use serde_json::{json, Value};
 
-use crate::common::{body_of, mock_client, target, MockApi};
+use crate::common::{body_of, run_cli_against, MockApi};
 
 /// How the fake cluster behaves.
 #[derive(Clone, Copy, Default)]
@@ -189,19 +186,13 @@ pub async fn run_sources(extra: &[&str], cluster: Cluster) -> (Result<i32, Error
         "--image",
         "registry.invalid/probe:v0",
     ];
-    let cli = Cli::try_parse_from(base.iter().chain(extra)).unwrap();
-    let args = cli.run;
-    let parsed = parse_input(&args).unwrap();
-    let (client, api) = mock_client();
+    let argv: Vec<&str> = base.iter().chain(extra).copied().collect();
     let seen: Arc<Mutex<Seen>> = Arc::default();
-    let scenario = tokio::spawn(fake_cluster(api, cluster, seen.clone()));
-    let cluster = kubectl_netdebug::connect::Cluster {
-        client,
-        namespace: "shop".into(),
-        target: target(),
-    };
-    let result = run_with(cluster, &args, parsed).await;
-    scenario.await.unwrap();
+    let watched = seen.clone();
+    let result = run_cli_against(&argv, "shop", move |api| {
+        fake_cluster(api, cluster, watched)
+    })
+    .await;
     let seen = std::mem::take(&mut *seen.lock().unwrap());
     (result, seen)
 }
