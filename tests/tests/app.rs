@@ -641,6 +641,23 @@ fn tls_stalls_when_the_certificate_flight_exceeds_the_path_mtu() {
         "{:?}",
         app.http["small"]
     );
+    // With the MTU check in the same run, the verdict names the path MTU as the cause: the
+    // search finds the blackhole the certificate flight fell into.
+    let mut plan = app_plan(&[("heavy", srv, 8443)], true, Some(65536), 2000);
+    plan["checks"] = json!(["tcp", "mtu", "app"]);
+    plan["mtu"] = json!({});
+    let run = run_probe(&client, &json_plan(plan));
+    run.assert_ok();
+    let verdict = run.local_verdict(&client, &format!("https://{srv}:8443/healthz"), |_| true);
+    assert!(
+        verdict.fired(netdebug_verdict::RuleCode::TlsStallMtu),
+        "{:?}: {}; mtu evidence: {:?}",
+        verdict.rules_fired,
+        verdict.headline,
+        run.all_evidence()
+            .filter(|e| matches!(e, Evidence::Mtu(_) | Evidence::Tcp(_)))
+            .collect::<Vec<_>>()
+    );
     // The oracles agree: curl gets the plain answer and no TLS one.
     assert_eq!(curl_status(&client, "http", srv, 8080), "200");
     assert_eq!(curl_status(&client, "https", srv, 8443), "000");

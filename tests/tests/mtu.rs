@@ -190,3 +190,78 @@ fn ping_sockets_give_the_icmp_variant_without_capabilities() {
     assert_eq!(m.variant.as_str(), "icmp");
     assert_blackhole(&m, &p);
 }
+
+/// Regression: when the smaller MTU is on the router's interface facing the client (a veth
+/// whose peer is the client's), the client's own kernel refuses frames larger than the peer
+/// accepts, and sendto() fails with ENOBUFS. The search counted that as a failed probe and
+/// stopped, so it never found the blackhole (and the TLS-MTU verdict had nothing to agree
+/// with). Such a size did not get through: it is lost, and the search goes on.
+#[test]
+fn a_veth_peer_with_a_smaller_mtu_is_a_lost_size_not_a_failed_search() {
+    let client = Netns::new("mvc");
+    let router = Netns::new("mvr");
+    let server = Netns::new("mvs");
+    Link::veth_pair(
+        &client,
+        "c0",
+        "10.199.63.2/24",
+        &router,
+        "r0",
+        "10.199.63.1/24",
+    );
+    Link::veth_pair(
+        &router,
+        "r1",
+        "10.199.64.1/24",
+        &server,
+        "s0",
+        "10.199.64.2/24",
+    );
+    client.add_route("default via 10.199.63.1");
+    server.add_route("default via 10.199.64.1");
+    router.set_sysctl("net.ipv4.ip_forward", "1");
+    router.set_mtu("r0", 1280);
+    router.sh(
+        "iptables -A OUTPUT -p icmp --icmp-type fragmentation-needed -j DROP \
+         && iptables -A FORWARD -p icmp --icmp-type fragmentation-needed -j DROP",
+    );
+    let run = run_probe(
+        &client,
+        &json_plan(json!({"v": 1, "checks": ["mtu"], "deadline_ms": 20000,
+            "targets": [{"label": "server", "host": "10.199.64.2"}],
+            "mtu": {"wait_ms": 300}})),
+    );
+    let m = mtu_evidence(&run);
+    assert!(m.blackhole, "{m:?}");
+    let ok = m.largest_ok.expect("a size got through");
+    assert!((1200..1300).contains(&ok), "{m:?}");
+    assert!(
+        !m.probes
+            .iter()
+            .any(|p| p.result == protocol::MtuProbeResult::Failed),
+        "no probe failed: {m:?}"
+    );
+    // Oracle: the client's kernel refuses a 1500-byte datagram with DF set on this path with
+    // ENOBUFS (once the router's address is resolved), and sends a 1200-byte one. UDP hides
+    // ENOBUFS unless IP_RECVERR is set; the server's port-unreachable answers it then also
+    // reports are not what is asked.
+    let script = "import socket,time\n\
+        s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+        s.setsockopt(socket.IPPROTO_IP,10,2)\n\
+        s.setsockopt(socket.IPPROTO_IP,11,1)\n\
+        d=('10.199.64.2',9)\n\
+        small=s.sendto(b'x'*1172,d)\n\
+        big='sent'\n\
+        for _ in range(5):\n\
+        \x20   time.sleep(0.05)\n\
+        \x20   try: s.sendto(b'x'*1472,d)\n\
+        \x20   except OSError as e:\n\
+        \x20       if e.errno==105: big=e.strerror; break\n\
+        print(small, big)\n";
+    let out = client.exec(&["python3", "-c", script]);
+    assert_eq!(
+        out.stdout.trim(),
+        "1172 No buffer space available",
+        "{out:?}"
+    );
+}

@@ -579,6 +579,11 @@ impl IcmpProber<'_> {
                     mtu: pmtu::path_mtu(self.sock, self.ipv6).ok(),
                 }
             }
+            // The local stack dropped the packet on its way out: a veth whose peer has a
+            // smaller MTU refuses larger frames this way (NET_XMIT_DROP), as does a full
+            // queue. Either way this size did not get through; a transient drop is caught by
+            // the confirmation of the smallest lost size.
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => return ProbeResult::Lost,
             Err(e) => return ProbeResult::Failed(format!("sending ICMP echo: {e}")),
         }
         let until = (t0 + self.wait).min(self.deadline);
