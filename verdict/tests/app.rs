@@ -643,6 +643,24 @@ fn a_redirect_alone_is_reported_not_failed() {
     );
 }
 
+/// A response larger than the cap: judged on what was read, and the line says it was cut.
+#[test]
+fn a_truncated_response_says_so() {
+    let v = one_answer(0.5, |h| {
+        h.bytes_read = 65536;
+        h.truncated = true;
+    });
+    assert_fired(&v, Status::Healthy, None, &[]);
+    assert_eq!(
+        app_lines(&v),
+        [(
+            Mark::Ok,
+            "10.199.70.3:8443 200 OK, TLSv1.3, first byte 3.0 ms, response truncated: the first \
+             65536 bytes read (the cap)"
+        )]
+    );
+}
+
 // ---- rendering ----------------------------------------------------------------------------
 
 /// svc/web over https: the ClusterIP and two endpoints answer 200 (one of them slowly), web-2

@@ -157,6 +157,13 @@ fn target_line(t: &Target, r: &mut Report) {
     if let Some(fb) = t.http.and_then(|h| h.first_byte_ms) {
         parts.push(format!("first byte {}", ms(fb)));
     }
+    // The probe stops reading at the plan's cap: what was judged is the start of the answer.
+    if let Some(h) = t.http.filter(|h| h.truncated) {
+        parts.push(format!(
+            "response truncated: the first {} bytes read (the cap)",
+            h.bytes_read
+        ));
+    }
     if parts.is_empty() {
         return;
     }
