@@ -86,7 +86,8 @@
 //! `max_response_bytes`}, `timeout_ms`), and the `tls` ([`TlsEvidence`]: `outcome`, `reached`,
 //! `timing`, `version`, `cipher_suite`, `alpn`, `alert`, the `chain` as sent, `name_covered`,
 //! `verification`, `plaintext_reply`) and `http` ([`HttpEvidence`]: `outcome`, `status`,
-//! `server`, `location`, `first_byte_ms`, `total_ms`, `bytes_read`, `truncated`) evidence,
+//! `server`, `location`, `first_byte_ms`, `total_ms`, `bytes_read`, `truncated`, `body_start`
+//! of an error page) evidence,
 //! one per target address. An older probe skips the unknown check, saying so.
 //!
 //! Golden fixtures of every event live in `protocol/tests/fixtures/`; the contract test checks

@@ -362,6 +362,7 @@ fn samples() -> Vec<Event> {
             total_ms: 4.3,
             bytes_read: 210,
             truncated: false,
+            body_start: Some("<html><head><title>503 Service Unavailable</title></head>".into()),
             message: None,
         })),
         Event::Evidence(Evidence::TcpRounds(TcpRoundsEvidence {

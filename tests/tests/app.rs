@@ -24,7 +24,8 @@ const NAME: &str = "web.test";
 /// `big` a 300 kB body, `redirect` 302, `silent`: accepts and never sends a byte). With a
 /// chain and key it speaks TLS first (OpenSSL through python's ssl); `alerting` TLS answers
 /// bytes that are not a ClientHello with a fatal protocol_version alert record, as rustls, Go
-/// and Java stacks do (OpenSSL closes without one). A request that is not `GET` (a ClientHello
+/// and Java stacks do (OpenSSL closes without one); `nginx` TLS answers them with nginx's
+/// plaintext 400 page. A request that is not `GET` (a ClientHello
 /// sent to a plain port) gets a 400 page, as nginx sends. Prints `ready` once it listens.
 const SERVER: &str = r#"
 import socket, ssl, sys, threading
@@ -35,6 +36,7 @@ if len(sys.argv) > 5:
     ctx.load_cert_chain(sys.argv[4], sys.argv[5])
     ctx.set_alpn_protocols(["http/1.1"])
 alerting = len(sys.argv) > 6 and sys.argv[6] == "alerting"
+nginx = len(sys.argv) > 6 and sys.argv[6] == "nginx"
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((addr, port))
@@ -54,6 +56,9 @@ def serve(c):
         if ctx:
             if alerting and c.recv(1, socket.MSG_PEEK) != b"\x16":
                 c.sendall(bytes([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46]))
+                return
+            if nginx and c.recv(1, socket.MSG_PEEK) != b"\x16":
+                respond(c, 400, b"<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title></head>\r\n<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n</body>\r\n</html>\r\n")
                 return
             c = ctx.wrap_socket(c, server_side=True)
         data = b""
@@ -437,6 +442,30 @@ fn plaintext_and_tls_crossed() {
     serve(&lab.srv, SRV, 8443, "ok", Some((&leaf, "alerting")));
     serve(&lab.srv, SRV, 9443, "ok", Some((&leaf, "openssl")));
     serve(&lab.srv, SRV, 8080, "ok", None);
+    serve(&lab.srv, SRV, 7443, "ok", Some((&leaf, "nginx")));
+
+    // Plain HTTP to a TLS port that answers with its own 400 page (nginx): the page's start
+    // is kept, and the verdict reads it as the scheme mismatch it is; curl sees the 400.
+    let run = run_probe(
+        &lab.cli,
+        &json_plan(app_plan(&[("nginx", SRV, 7443)], false, Some(65536), 3000)),
+    );
+    run.assert_ok();
+    let nginx = app_evidence(run.all_evidence()).http["nginx"].clone();
+    assert_eq!(nginx.status, Some(400), "{nginx:?}");
+    let page = nginx.body_start.as_deref().unwrap_or("");
+    assert!(
+        page.contains("The plain HTTP request was sent to HTTPS port"),
+        "{nginx:?}"
+    );
+    assert_eq!(curl_status(&lab.cli, "http", SRV, 7443), "400");
+    let verdict = run.local_verdict(&lab.cli, &format!("http://{SRV}:7443/healthz"), |_| true);
+    assert!(
+        verdict.fired(netdebug_verdict::RuleCode::HttpToTlsPort),
+        "{:?}: {}",
+        verdict.rules_fired,
+        verdict.headline
+    );
 
     // Plain HTTP to TLS ports.
     let app = probe(

@@ -535,6 +535,40 @@ fn plain_http_to_a_tls_port_says_use_https() {
     );
 }
 
+/// nginx (and Go, Apache) answer plain HTTP on a TLS port with a 400 page of their own, not
+/// an alert: the page says it, and so does the verdict, instead of "every endpoint answers 400".
+#[test]
+fn plain_http_to_a_tls_port_answered_with_nginx_400_page_says_use_https() {
+    let a = EPS[0];
+    let mut h = http(a, TargetRole::Endpoint, 400, 1.0);
+    h.scheme = "http".into();
+    h.reason = Some("Bad Request".into());
+    h.body_start = Some(
+        "<html> <head><title>400 The plain HTTP request was sent to HTTPS port</title></head>"
+            .into(),
+    );
+    let v = evaluate(&run(vec![
+        tcp_as(a, TargetRole::Endpoint, TcpOutcome::Ok, 0.5),
+        http_event(h.clone()),
+    ]));
+    assert_fired(
+        &v,
+        Status::Failed,
+        Some(Layer::Application),
+        &[RuleCode::HttpToTlsPort],
+    );
+    assert_cause(&v, "with its 400 page for plain HTTP on a TLS port");
+    assert_cause(&v, "The plain HTTP request was sent to HTTPS port");
+    // Near miss: a 400 page that says something else is an error status, not a scheme.
+    h.body_start = Some("<html><body>missing parameter id</body></html>".into());
+    let v = evaluate(&run(vec![
+        tcp_as(a, TargetRole::Endpoint, TcpOutcome::Ok, 0.5),
+        http_event(h),
+    ]));
+    assert!(!v.fired(RuleCode::HttpToTlsPort), "{}", fired(&v));
+    assert!(v.fired(RuleCode::HttpErrorStatus), "{}", fired(&v));
+}
+
 #[test]
 fn tls_to_a_plaintext_port_quotes_the_servers_400_and_says_use_http() {
     let v = with_tls(|t| {

@@ -168,6 +168,11 @@ pub struct HttpEvidence {
     /// The cap was reached before the response ended.
     #[serde(default)]
     pub truncated: bool,
+    /// For an error status (400 and above) only: the start of the body, printable ASCII with
+    /// white space collapsed, at most 200 characters: enough to recognise an error page (nginx's
+    /// "The plain HTTP request was sent to HTTPS port"), never a successful answer's data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_start: Option<String>,
     #[serde(default)]
     pub message: Option<String>,
 }

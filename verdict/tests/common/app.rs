@@ -99,6 +99,7 @@ pub fn http(addr: &str, role: TargetRole, status: u16, first_byte_ms: f64) -> Ht
         total_ms: first_byte_ms + 0.5,
         bytes_read: 120,
         truncated: false,
+        body_start: None,
         message: None,
     }
 }

@@ -159,6 +159,7 @@ pub fn http_evidence(
         total_ms: 0.0,
         bytes_read: 0,
         truncated: false,
+        body_start: None,
         message: None,
     }
 }

@@ -129,9 +129,13 @@ pub async fn exchange(conn: &mut Conn, plan: &HttpPlan, deadline: Instant, ev: &
             ev.outcome = HttpOutcome::NotHttp.into();
             ev.message = Some(why);
         }
-        (Some(_), end) => {
+        (Some((len, _)), end) => {
             ev.outcome = HttpOutcome::Response.into();
             ev.truncated = capped;
+            // Only an error page's start is kept: a successful answer's data is not evidence.
+            if ev.status.is_some_and(|s| s >= 400) {
+                ev.body_start = body_start(&data[len.min(data.len())..]);
+            }
             ev.message = match end {
                 _ if capped => Some(format!(
                     "the response is longer than the cap of {cap} bytes: read no further"
@@ -177,6 +181,35 @@ pub async fn exchange(conn: &mut Conn, plan: &HttpPlan, deadline: Instant, ev: &
             });
         }
     }
+}
+
+/// Longest [`HttpEvidence::body_start`].
+const BODY_START_CHARS: usize = 200;
+
+/// The start of an error page: printable ASCII, white space collapsed, bounded; None when
+/// nothing printable is there.
+fn body_start(body: &[u8]) -> Option<String> {
+    let mut out = String::new();
+    let mut space = false;
+    for &b in body {
+        if out.len() >= BODY_START_CHARS {
+            break;
+        }
+        if b.is_ascii_whitespace() {
+            space = !out.is_empty();
+            continue;
+        }
+        if !b.is_ascii_graphic() {
+            continue;
+        }
+        if space {
+            out.push(' ');
+            space = false;
+        }
+        out.push(b as char);
+    }
+    out.truncate(BODY_START_CHARS);
+    (!out.is_empty()).then_some(out)
 }
 
 enum End {
@@ -293,6 +326,7 @@ mod tests {
             total_ms: 0.0,
             bytes_read: 0,
             truncated: false,
+            body_start: None,
             message: None,
         }
     }
@@ -325,6 +359,16 @@ mod tests {
         assert_eq!(e.server.as_deref(), Some("x"));
         assert_eq!(e.location.as_deref(), Some("/new"));
         assert!(parse_head(b"\x00\x01garbage\r\n\r\n", &mut e).is_err());
+    }
+
+    #[test]
+    fn an_error_page_start_is_printable_collapsed_and_bounded() {
+        assert_eq!(
+            body_start(b"<html>\r\n<head><title>400 Bad Request</title></head>\r\n\t<body>\x00x"),
+            Some("<html> <head><title>400 Bad Request</title></head> <body>x".into())
+        );
+        assert_eq!(body_start(&[b'a'; 500]).map(|s| s.len()), Some(200));
+        assert_eq!(body_start(b" \r\n\x01"), None);
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub fn apply(f: &Facts, targets: &[Target], r: &mut Report, judged: &mut Judged)
     }
     let (not_http, http): (Vec<_>, Vec<_>) = http
         .into_iter()
-        .partition(|(_, h)| h.outcome == HttpOutcome::NotHttp);
+        .partition(|(_, h)| h.outcome == HttpOutcome::NotHttp || plain_http_page(h).is_some());
     tls_port(f, &not_http, r, judged);
     statuses(f, &http, r, judged);
     slow_first_byte(f, &http, r, judged);
@@ -67,6 +67,30 @@ fn answer_words(h: &HttpEvidence) -> String {
 
 // ---- plaintext HTTP sent to a TLS port ------------------------------------------------------
 
+/// What TLS servers that answer plain HTTP with a page of their own put in it (nginx, Go's
+/// net/http, Apache), lower-cased.
+const PLAIN_HTTP_ON_TLS_PAGES: &[&str] = &[
+    "plain http request was sent to https port",
+    "http request to an https server",
+    "speaking plain http to an ssl-enabled server",
+];
+
+/// The words of a 400 page that says the request was plain HTTP sent to a TLS port.
+fn plain_http_page(h: &HttpEvidence) -> Option<&str> {
+    let body = h.body_start.as_deref()?;
+    let lower = body.to_ascii_lowercase();
+    (h.status == Some(400) && PLAIN_HTTP_ON_TLS_PAGES.iter().any(|p| lower.contains(p)))
+        .then_some(body)
+}
+
+/// How the TLS port answered the plain request: an alert record, or its 400 page.
+fn tls_port_reply(h: &HttpEvidence) -> String {
+    match plain_http_page(h) {
+        Some(page) => format!("with its 400 page for plain HTTP on a TLS port (\"{page}\")"),
+        None => "with a TLS alert record".into(),
+    }
+}
+
 fn tls_port(f: &Facts, found: &[(&Target, &HttpEvidence)], r: &mut Report, judged: &mut Judged) {
     let Some((t0, h0)) = found.first() else {
         return;
@@ -77,23 +101,31 @@ fn tls_port(f: &Facts, found: &[(&Target, &HttpEvidence)], r: &mut Report, judge
         Severity::Failure,
         "HTTP to a TLS port",
         format!(
-            "{} answered a plain HTTP request to {}{} with a TLS alert record: the port speaks \
-             TLS; use https:// for it",
+            "{} answered a plain HTTP request to {}{} {}: the port speaks TLS; use https:// for \
+             it",
             described(f, t0),
             h0.host,
-            h0.path
+            h0.path,
+            tls_port_reply(h0)
         ),
     );
     for (t, h) in found {
-        b = b.line(format!(
-            "{} GET {} answered with TLS, not HTTP{}",
-            described(f, t),
-            h.path,
-            h.message
-                .as_deref()
-                .map(|m| format!(" ({m})"))
-                .unwrap_or_default()
-        ));
+        b = b.line(match plain_http_page(h) {
+            Some(page) => format!(
+                "{} GET {} answered 400: \"{page}\"",
+                described(f, t),
+                h.path
+            ),
+            None => format!(
+                "{} GET {} answered with TLS, not HTTP{}",
+                described(f, t),
+                h.path,
+                h.message
+                    .as_deref()
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default()
+            ),
+        });
         judged.insert(t.address);
     }
     let step = rerun(
