@@ -234,6 +234,64 @@ fn a_refusing_nameserver_is_told_from_a_silent_one() {
     );
 }
 
+/// The app check's answer per source (`--to http://...` from many pods): a connect that
+/// worked but a 503 is its own cell, and the pod that got it is the split. The second
+/// source's recorded run is given the HTTP answer a 503 endpoint would have sent it.
+#[test]
+fn an_http_error_from_one_pod_is_its_cell_and_the_split() {
+    let mut i = inputs(
+        runs(&[
+            ("web-1", "node-1", "sources_mtu_fits"),
+            ("web-2", "node-1", "sources_mtu_fits"),
+        ]),
+        vec![],
+    );
+    let answer = |inputs: &netdebug_verdict::Inputs, status: u16| {
+        let tcp = inputs
+            .events
+            .iter()
+            .find_map(|e| match e {
+                protocol::Event::Evidence(protocol::Evidence::Tcp(t)) => Some(t.clone()),
+                _ => None,
+            })
+            .expect("the recorded run connected");
+        protocol::Event::Evidence(protocol::Evidence::Http(protocol::HttpEvidence {
+            target: tcp.target.clone(),
+            address: tcp.address,
+            role: tcp.role.clone(),
+            scheme: "http".into(),
+            path: "/ready".into(),
+            host: "web".into(),
+            outcome: protocol::HttpOutcome::Response.into(),
+            status: Some(status),
+            reason: None,
+            server: None,
+            location: None,
+            first_byte_ms: Some(1.0),
+            total_ms: 1.2,
+            bytes_read: 90,
+            truncated: false,
+            body_start: None,
+            message: None,
+        }))
+    };
+    let ok = answer(&i.sources[0].inputs, 200);
+    let unavailable = answer(&i.sources[1].inputs, 503);
+    i.sources[0].inputs.events.push(ok);
+    i.sources[1].inputs.events.push(unavailable);
+    let v = evaluate_sources(&i);
+    assert_eq!(
+        v.split,
+        Split::FailsInSomePods {
+            pods: vec!["web-2".into()]
+        }
+    );
+    assert_eq!(cell(&v, "web-2", "10.199.71.2:8080"), Cell::HttpError);
+    assert_eq!(cell(&v, "web-1", "10.199.71.2:8080"), Cell::Ok);
+    let text = render_text(&i, &v, false);
+    assert!(text.contains("HTTP error status"), "{text}");
+}
+
 #[test]
 fn an_interface_mtu_is_the_difference_between_two_pods() {
     let i = inputs(

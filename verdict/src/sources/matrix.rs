@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use protocol::{
-    DnsLookupEvidence, DnsLookupOutcome, DnsOutcome, DnsRoundsEvidence, MtuEvidence, Open, Rcode,
-    TcpEvidence, TcpOutcome, TcpRoundsEvidence,
+    DnsLookupEvidence, DnsLookupOutcome, DnsOutcome, DnsRoundsEvidence, HttpEvidence, HttpOutcome,
+    MtuEvidence, Open, Rcode, TcpEvidence, TcpOutcome, TcpRoundsEvidence, TlsEvidence, TlsOutcome,
 };
 use serde::Serialize;
 
@@ -76,6 +76,12 @@ pub enum Cell {
     Intermittent,
     /// The connect worked, large packets toward it vanish.
     MtuBlackhole,
+    /// The connect worked, the TLS handshake did not (`--tls`, https://).
+    TlsFailed,
+    /// The connect worked, the HTTP request got an error status (400 and above).
+    HttpError,
+    /// The connect worked, the HTTP request got no status line.
+    HttpNoAnswer,
     /// A RST.
     Refused,
     /// No answer before the connect timeout.
@@ -109,6 +115,9 @@ impl Cell {
             Cell::Ok => "ok",
             Cell::Intermittent => "intermittent",
             Cell::MtuBlackhole => "MTU blackhole",
+            Cell::TlsFailed => "TLS failed",
+            Cell::HttpError => "HTTP error status",
+            Cell::HttpNoAnswer => "no HTTP answer",
             Cell::Refused => "refused",
             Cell::Timeout => "timeout",
             Cell::Rejected => "rejected",
@@ -283,8 +292,41 @@ fn tcp_cell(f: &Facts, c: &Column) -> Cell {
     });
     if cell == Cell::Ok && blackhole {
         Cell::MtuBlackhole
+    } else if cell == Cell::Ok {
+        app_cell(f, c)
     } else {
         cell
+    }
+}
+
+/// Above a connect that worked: how the TLS handshake and the HTTP request fared (the app
+/// check), Ok when they did or were not asked for.
+fn app_cell(f: &Facts, c: &Column) -> Cell {
+    let here = |address: SocketAddr| address.to_string() == c.target;
+    let tls_failed = f
+        .all::<TlsEvidence>()
+        .into_iter()
+        .any(|t| here(t.address) && t.outcome != TlsOutcome::Ok);
+    if tls_failed {
+        return Cell::TlsFailed;
+    }
+    let http: Vec<&HttpEvidence> = f
+        .all::<HttpEvidence>()
+        .into_iter()
+        .filter(|h| here(h.address))
+        .collect();
+    if http
+        .iter()
+        .any(|h| h.outcome == HttpOutcome::Response && h.status.is_some_and(|s| s >= 400))
+    {
+        Cell::HttpError
+    } else if http
+        .iter()
+        .any(|h| h.outcome != HttpOutcome::Response && h.outcome != HttpOutcome::NoConnection)
+    {
+        Cell::HttpNoAnswer
+    } else {
+        Cell::Ok
     }
 }
 
