@@ -24,6 +24,43 @@ pub struct ProbeEnd {
     pub last_words: Option<String>,
 }
 
+/// What the verdict says of a probe's end, the same for every session: why its stream
+/// ended early (None when `done` arrived), and notes: a complete run that still exited
+/// non-zero, malformed events on the way.
+pub struct EndSaid {
+    pub ended_early: Option<String>,
+    pub notes: Vec<String>,
+}
+
+impl ProbeEnd {
+    pub fn said(self, reader: &EventReader) -> EndSaid {
+        let words = self
+            .last_words
+            .as_deref()
+            .map(|w| format!("; its last output: {w}"))
+            .unwrap_or_default();
+        let mut notes = Vec::new();
+        let ended_early = match self.ended_early {
+            Some(reason) => Some(format!("{reason}{words}")),
+            None => {
+                if let Some(code) = self.exit_code.filter(|c| *c != 0) {
+                    notes.push(format!(
+                        "the probe finished its run but exited with code {code}{words}"
+                    ));
+                }
+                None
+            }
+        };
+        notes.extend(
+            reader
+                .malformed()
+                .iter()
+                .map(|m| format!("the probe sent a malformed event: {m}")),
+        );
+        EndSaid { ended_early, notes }
+    }
+}
+
 /// The error for a probe that refused to run before its first event (bad plan, no
 /// permission to enter the namespace): its own words, prefixed with its name once.
 pub fn probe_refused(words: &str) -> String {
@@ -174,23 +211,12 @@ impl Session {
     /// How the probe's run ended, the same way for a pod and for `local`: a stream cut short,
     /// a complete run that still exited non-zero, and any malformed events on the way.
     pub fn record_end(&mut self, end: ProbeEnd, reader: &EventReader) {
-        let words = end
-            .last_words
-            .as_deref()
-            .map(|w| format!("; its last output: {w}"))
-            .unwrap_or_default();
-        match end.ended_early {
-            Some(reason) => self.end_early(format!("{reason}{words}")),
-            None => {
-                if let Some(code) = end.exit_code.filter(|c| *c != 0) {
-                    self.warn(format!(
-                        "the probe finished its run but exited with code {code}{words}"
-                    ));
-                }
-            }
+        let said = end.said(reader);
+        if let Some(reason) = said.ended_early {
+            self.end_early(reason);
         }
-        for m in reader.malformed().to_vec() {
-            self.warn(format!("the probe sent a malformed event: {m}"));
+        for note in said.notes {
+            self.warn(note);
         }
     }
 

@@ -118,27 +118,14 @@ impl EventSink for SourceSink {
         }
     }
 
+    /// As [`crate::output::Session::record_end`], kept in this source's inputs (nothing is
+    /// printed while many streams interleave).
     fn record_end(&mut self, end: ProbeEnd, reader: &crate::events::EventReader) {
-        let words = end
-            .last_words
-            .as_deref()
-            .map(|w| format!("; its last output: {w}"))
-            .unwrap_or_default();
-        match end.ended_early {
-            Some(reason) => self.inputs.end_stream(format!("{reason}{words}")),
-            None => {
-                if let Some(code) = end.exit_code.filter(|c| *c != 0) {
-                    self.note(format!(
-                        "the probe finished its run but exited with code {code}{words}"
-                    ));
-                }
-            }
+        let said = end.said(reader);
+        if let Some(reason) = said.ended_early {
+            self.inputs.end_stream(reason);
         }
-        for m in reader.malformed() {
-            self.inputs
-                .client_notes
-                .push(format!("the probe sent a malformed event: {m}"));
-        }
+        self.inputs.client_notes.extend(said.notes);
     }
 
     fn set_delivery(&mut self, delivery: verdict::Delivery) {

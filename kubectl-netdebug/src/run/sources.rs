@@ -328,7 +328,7 @@ async fn run_one(
     bars.set(
         index,
         &SourceState::Done {
-            status: status_word(verdict.status),
+            status: verdict::render::status_word(verdict.status),
             headline: verdict.headline.clone(),
         },
     );
@@ -363,16 +363,6 @@ impl crate::output::EventSink for Watched<'_> {
     }
     fn note(&mut self, message: String) {
         self.sink.note(message)
-    }
-}
-
-/// The status as the verdict's header says it.
-fn status_word(status: verdict::Status) -> &'static str {
-    match status {
-        verdict::Status::Healthy => "OK",
-        verdict::Status::Degraded => "DEGRADED",
-        verdict::Status::Failed => "FAIL",
-        verdict::Status::Inconclusive => "INCONCLUSIVE",
     }
 }
 

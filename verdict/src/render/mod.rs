@@ -35,8 +35,8 @@ pub fn by_name(name: &str, color: bool) -> Option<Box<dyn Renderer>> {
     }
 }
 
-/// Status words for headers.
-pub(crate) fn status_word(status: crate::Status) -> &'static str {
+/// Status words for headers (`OK`, `FAIL`...), also for the client's live display.
+pub fn status_word(status: crate::Status) -> &'static str {
     match status {
         crate::Status::Healthy => "OK",
         crate::Status::Degraded => "DEGRADED",

@@ -114,19 +114,18 @@ fn flight_words(f: &Facts, t: &TlsEvidence) -> Option<String> {
 fn stalls(f: &Facts, targets: &[Target], r: &mut Report, judged: &mut Judged) {
     // A stall is judged against the path only when the connect proves that small packets
     // pass; without it, it is one more failed handshake (`failed`).
-    let stalled: Vec<(&Target, &TlsEvidence)> = targets
+    // Each stall read against the MTU check once.
+    let stalled: Vec<(&Target, &TlsEvidence, Against)> = targets
         .iter()
         .filter(|t| t.connect_ms.is_some())
         .filter_map(|t| tls(t).map(|x| (t, x)))
         .filter(|(_, x)| x.outcome == TlsOutcome::Stalled)
+        .map(|(t, x)| (t, x, against(f, x)))
         .collect();
     let (mtu, other): (Vec<_>, Vec<_>) = stalled
         .into_iter()
-        .partition(|(_, x)| matches!(against(f, x), Against::Agrees(_)));
-    if let Some((t0, x0)) = mtu.first() {
-        let Against::Agrees(m) = against(f, x0) else {
-            unreachable!("partitioned on Agrees")
-        };
+        .partition(|(_, _, a)| matches!(a, Against::Agrees(_)));
+    if let Some((t0, x0, Against::Agrees(m))) = mtu.first() {
         let ok = m.largest_ok.unwrap_or(0);
         let lost = m
             .smallest_lost
@@ -150,7 +149,7 @@ fn stalls(f: &Facts, targets: &[Target], r: &mut Report, judged: &mut Judged) {
                 ms(t0.connect_ms.unwrap_or(0.0)),
             ),
         );
-        for (t, x) in &mtu {
+        for (t, x, _) in &mtu {
             b = b.line(format!(
                 "{} TLS stalled {} after {}; small packets pass (connect {})",
                 described(f, t),
@@ -175,10 +174,10 @@ fn stalls(f: &Facts, targets: &[Target], r: &mut Report, judged: &mut Judged) {
         ))
         .add();
     }
-    let Some((t0, x0)) = other.first() else {
+    let Some((t0, x0, a0)) = other.first() else {
         return;
     };
-    let why = match against(f, x0) {
+    let why = match a0 {
         Against::NoMtu => format!(
             "small packets pass and the server's certificate flight{} does not arrive: most \
              likely a path MTU blackhole (the TLS-MTU trap); the MTU was not probed, `--mtu` \
@@ -218,7 +217,7 @@ fn stalls(f: &Facts, targets: &[Target], r: &mut Report, judged: &mut Judged) {
             ms(t0.connect_ms.unwrap_or(0.0)),
         ),
     );
-    for (t, x) in &other {
+    for (t, x, _) in &other {
         b = b.line(format!(
             "{} TLS stalled {} after {} (connect {})",
             described(f, t),
@@ -228,7 +227,7 @@ fn stalls(f: &Facts, targets: &[Target], r: &mut Report, judged: &mut Judged) {
         ));
         judged.insert(t.address);
     }
-    if matches!(against(f, x0), Against::NoMtu) {
+    if matches!(a0, Against::NoMtu) {
         if let Some(step) = rerun(
             f,
             |asked| format!("{asked} --mtu"),
