@@ -189,10 +189,18 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value = "20", value_parser = crate::sources::parse_max_sources)]
     pub max_sources: u16,
 
-    /// With node/NAME: the namespace the node probe pod is created in (it must admit
-    /// privileged pods: host network); default: the namespace of -n.
+    /// With node/NAME or --via-node: the namespace the node probe pod is created in (it must
+    /// admit privileged pods: host namespaces); default: the namespace of -n (of the pod,
+    /// with --via-node).
     #[arg(long, value_name = "NAMESPACE")]
     pub node_namespace: Option<String>,
+
+    /// Enter the pod's network namespace from its node (a short-lived probe pod there, with
+    /// host PIDs) instead of adding an ephemeral container to the pod: nothing is added to
+    /// the pod's spec, a `restricted` namespace does not limit the probe, and each connect to
+    /// a ClusterIP is checked against the node's conntrack (was it translated, and where to).
+    #[arg(long, conflicts_with_all = ["both_ends", "profile"])]
+    pub via_node: bool,
 
     /// With several sources: how many probes are injected at once (the API server's load).
     #[arg(long, value_name = "N", default_value = "10", value_parser = crate::sources::parse_max_parallel)]

@@ -5,11 +5,17 @@
 //! `run/node.rs`.
 //!
 //! The probe pod's privileges, and why each:
-//! - `hostNetwork: true`: the node's network namespace is what is being looked at;
+//! - `hostNetwork: true`: the node's network namespace is what is being looked at (and where
+//!   the node's conntrack table is read from, for both uses);
 //! - uid 0 with only `NET_RAW` (capture, ICMP for the MTU search) and `NET_ADMIN` (conntrack
 //!   over netlink) added, every other capability dropped: Kubernetes gives added
 //!   capabilities to root only; no `privileged`, no privilege escalation, read-only root
 //!   filesystem, no service account token;
+//! - with `--via-node` only (entering a pod's namespace from the node): `hostPID: true` to
+//!   see the pod's processes (found by the pod's UID in their cgroup paths), `SYS_PTRACE` to
+//!   open another process's namespace file (the kernel asks for it when that process holds
+//!   capabilities the probe lacks, as a pod's processes do), and `SYS_ADMIN`, which setns
+//!   requires to enter a network namespace;
 //! - `activeDeadlineSeconds`: the kubelet kills it even if this client dies mid-run, and the
 //!   client deletes it at the end of the run (also after an error or Ctrl-C).
 //!
@@ -120,6 +126,36 @@ pub fn check_admits_host_pods(
     }
 }
 
+/// What `--via-node` needs of the pod: its UID and IP, and a namespace of its own (a pod on
+/// the host network has none to enter: its namespace is the node's).
+pub fn enter_pod(pod: &Pod) -> Result<EnterPod, Error> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    if pod.spec.as_ref().and_then(|s| s.host_network) == Some(true) {
+        let node = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_else(|| "NODE".into());
+        return Err(Error::InvalidInput(format!(
+            "pod {name} uses the host network: its network namespace is node {node}'s; run \
+             kubectl netdebug node/{node} instead of --via-node"
+        )));
+    }
+    let uid = pod.metadata.uid.clone().ok_or_else(|| {
+        Error::InvalidInput(format!("pod {name} has no UID: --via-node finds the pod by it"))
+    })?;
+    let ip = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "pod {name} has no IP yet: --via-node checks the namespace it enters holds it"
+            ))
+        })?;
+    Ok(EnterPod { uid, ip })
+}
+
 /// The node probe pod.
 #[derive(Debug, Clone)]
 pub struct NodeProbePod {
@@ -131,6 +167,46 @@ pub struct NodeProbePod {
     pub plan_json: String,
     /// The kubelet's limit on the pod's life.
     pub active_deadline_secs: i64,
+    /// `--via-node`: the pod whose network namespace the probe enters from the node.
+    pub enter: Option<EnterPod>,
+}
+
+/// A pod's network namespace as the probe finds it from the node: by the pod's UID in its
+/// processes' cgroup paths, checked to hold the pod's IP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnterPod {
+    pub uid: String,
+    pub ip: String,
+}
+
+impl NodeProbePod {
+    /// The probe's command line: the node's conntrack table always (the Service dataplane's
+    /// proof), and the pod to enter for `--via-node`.
+    fn command(&self) -> Vec<String> {
+        let mut command = vec![
+            crate::image::PROBE_PATH_IN_IMAGE.to_string(),
+            "--node-conntrack".to_string(),
+        ];
+        if let Some(pod) = &self.enter {
+            command.extend([
+                "--pod-uid".to_string(),
+                pod.uid.clone(),
+                "--pod-ip".to_string(),
+                pod.ip.clone(),
+            ]);
+        }
+        command.push(self.plan_json.clone());
+        command
+    }
+
+    /// The capabilities added to the probe container (see the module's comment for why).
+    pub fn capabilities(&self) -> Vec<&'static str> {
+        let mut caps = vec!["NET_RAW", "NET_ADMIN"];
+        if self.enter.is_some() {
+            caps.extend(["SYS_ADMIN", "SYS_PTRACE"]);
+        }
+        caps
+    }
 }
 
 impl NodeProbePod {
@@ -138,14 +214,14 @@ impl NodeProbePod {
         let mut container = serde_json::json!({
             "name": PROBE_CONTAINER,
             "image": self.image,
-            "command": [crate::image::PROBE_PATH_IN_IMAGE, self.plan_json],
+            "command": self.command(),
             "securityContext": {
                 "runAsUser": 0,
                 "runAsNonRoot": false,
                 "privileged": false,
                 "allowPrivilegeEscalation": false,
                 "readOnlyRootFilesystem": true,
-                "capabilities": {"drop": ["ALL"], "add": ["NET_RAW", "NET_ADMIN"]},
+                "capabilities": {"drop": ["ALL"], "add": self.capabilities()},
             },
             "terminationMessagePolicy": "FallbackToLogsOnError",
         });
@@ -165,6 +241,7 @@ impl NodeProbePod {
                 // pods away (NoSchedule) do not apply; NoExecute ones are tolerated below.
                 "nodeName": self.node,
                 "hostNetwork": true,
+                "hostPID": self.enter.is_some(),
                 // The node's own resolver: the node's view of DNS, not the cluster's.
                 "dnsPolicy": "Default",
                 "restartPolicy": "Never",
@@ -253,6 +330,7 @@ mod tests {
             pull_policy: Some("IfNotPresent".into()),
             plan_json: "{}".into(),
             active_deadline_secs: 90,
+            enter: None,
         }
         .to_pod()
         .unwrap();
@@ -260,8 +338,13 @@ mod tests {
         assert_eq!(spec.node_name.as_deref(), Some("vm"));
         assert_eq!(spec.host_network, Some(true));
         assert_eq!(
-            spec.host_pid, None,
+            spec.host_pid,
+            Some(false),
             "the node's own namespace needs no host PIDs"
+        );
+        assert_eq!(
+            spec.containers[0].command.clone().unwrap(),
+            ["/netdebug-probe", "--node-conntrack", "{}"]
         );
         assert_eq!(spec.active_deadline_seconds, Some(90));
         assert_eq!(spec.automount_service_account_token, Some(false));
@@ -271,5 +354,48 @@ mod tests {
         let caps = sc.capabilities.unwrap();
         assert_eq!(caps.drop.unwrap(), ["ALL"]);
         assert_eq!(caps.add.unwrap(), ["NET_RAW", "NET_ADMIN"]);
+    }
+
+    #[test]
+    fn entering_a_pod_adds_host_pids_and_the_capabilities_setns_needs() {
+        let pod = NodeProbePod {
+            name: "netdebug-node-abc".into(),
+            namespace: "ops".into(),
+            node: "vm".into(),
+            image: "probe:v1".into(),
+            pull_policy: None,
+            plan_json: "{}".into(),
+            active_deadline_secs: 90,
+            enter: Some(EnterPod {
+                uid: "0b5c1f2e-1111-2222-3333-444455556666".into(),
+                ip: "10.244.0.7".into(),
+            }),
+        }
+        .to_pod()
+        .unwrap();
+        let spec = pod.spec.unwrap();
+        assert_eq!(spec.host_pid, Some(true));
+        assert_eq!(spec.host_network, Some(true));
+        let c = &spec.containers[0];
+        assert_eq!(
+            c.command.clone().unwrap(),
+            [
+                "/netdebug-probe",
+                "--node-conntrack",
+                "--pod-uid",
+                "0b5c1f2e-1111-2222-3333-444455556666",
+                "--pod-ip",
+                "10.244.0.7",
+                "{}"
+            ]
+        );
+        let sc = c.security_context.clone().unwrap();
+        assert_eq!(sc.privileged, Some(false));
+        let caps = sc.capabilities.unwrap();
+        assert_eq!(caps.drop.unwrap(), ["ALL"]);
+        assert_eq!(
+            caps.add.unwrap(),
+            ["NET_RAW", "NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"]
+        );
     }
 }

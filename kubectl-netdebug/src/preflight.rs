@@ -145,6 +145,16 @@ pub const POD_ACCESS: &[Access] = &[
     },
 ];
 
+/// `--via-node`: the source pod is only read (its UID, IP and node); the probe runs in a
+/// node probe pod ([`NODE_POD_ACCESS`], in the node namespace).
+pub const VIA_NODE_SOURCE_ACCESS: &[Access] = &[Access {
+    verb: "get",
+    group: "",
+    resource: "pods",
+    subresource: None,
+    why: "to read the source pod",
+}];
+
 /// Also needed when the destination is a Service.
 pub const SERVICE_ACCESS: &[Access] = &[
     Access {

@@ -113,6 +113,13 @@ pub fn parse_input(args: &RunArgs) -> Result<ParsedInput> {
 fn parse_sources(args: &RunArgs) -> Result<SourceChoice> {
     let container = args.container.clone();
     let max_sources = usize::from(args.max_sources);
+    if args.via_node && (args.selector.is_some() || args.all_pods || args.per_node) {
+        return Err(Error::InvalidInput(
+            "--via-node runs from one pod's node: give one pod (or a workload, for one of its \
+             pods), not -l, --all-pods or --per-node"
+                .into(),
+        ));
+    }
     if let Some(selector) = &args.selector {
         resolve::parse_selector(selector)
             .map_err(|why| Error::InvalidInput(format!("-l {selector}: {why}")))?;
@@ -126,17 +133,24 @@ fn parse_sources(args: &RunArgs) -> Result<SourceChoice> {
     let source_text = args.source.as_deref().unwrap_or_default();
     if let Some(node) = crate::node::node_source(source_text) {
         let node = node?;
-        if args.all_pods || args.per_node || args.both_ends || args.container.is_some() {
+        if args.all_pods
+            || args.per_node
+            || args.both_ends
+            || args.container.is_some()
+            || args.via_node
+        {
             return Err(Error::InvalidInput(format!(
                 "node/{node} is the node's own network namespace: --all-pods, --per-node, \
-                 --both-ends and -c are about pods"
+                 --both-ends, --via-node and -c are about pods"
             )));
         }
         return Ok(SourceChoice::Node(node));
     }
-    if args.node_namespace.is_some() {
+    if args.node_namespace.is_some() && !args.via_node {
         return Err(Error::InvalidInput(
-            "--node-namespace is where node/NAME creates its probe pod; give node/NAME".into(),
+            "--node-namespace is where node/NAME and --via-node create their probe pod; give \
+             node/NAME or --via-node"
+                .into(),
         ));
     }
     let spec = resolve::parse_source(source_text)?;
@@ -249,8 +263,19 @@ async fn run_until(
 
     // Preflight and the source's resolution are independent reads: they overlap, and their
     // errors are reported in this fixed order whichever answered first.
+    // --via-node adds nothing to the pod: reading it is all the source's namespace needs.
+    let source_access = match args.via_node {
+        true => preflight::VIA_NODE_SOURCE_ACCESS,
+        false => preflight::POD_ACCESS,
+    };
     let (preflight, source, tunnel_allowed) = tokio::join!(
-        preflight_checks(&client, &target, &namespace, dest_spec.as_ref()),
+        preflight_checks(
+            &client,
+            &target,
+            &namespace,
+            dest_spec.as_ref(),
+            source_access
+        ),
         resolve::resolve_source(&client, &namespace, &source_spec, args.container.as_deref()),
         tunnel_allowed(&client, &namespace, args.stream),
     );
@@ -275,7 +300,9 @@ async fn run_until(
     kube.serves = serves;
     let (probe_profile, profile_info) =
         profile::choose(args.profile, &pod_namespace, ns_labels.as_ref());
-    kube.profile = Some(profile_info);
+    // With --via-node no profile applies: the node probe pod's privileges are fixed (a note
+    // names them).
+    kube.profile = (!args.via_node).then_some(profile_info);
 
     let app_plan = app_plan_for(app.as_ref(), kube.destination.as_ref());
     let mut plan = build_plan(targets, &plan_options(args, dns_names, app_plan));
@@ -299,6 +326,18 @@ async fn run_until(
     };
     let title = title_of(args, &source, &pod_namespace, &pod_name);
     let mut session = Session::new(&args.output, title, kube, args.write.as_deref())?;
+    if args.via_node {
+        return node::via_node(
+            session,
+            &client,
+            &target,
+            &source,
+            container.plan,
+            args,
+            deadline,
+        )
+        .await;
+    }
     announce(args, &session, &source, &container);
     if let Some(why) = single_ended {
         session.warn(format!("--both-ends: {why}; running single-ended"));
@@ -406,10 +445,11 @@ async fn preflight_checks(
     target: &ApiTarget,
     namespace: &str,
     dest_spec: Option<&resolve::DestSpec>,
+    source_access: &[preflight::Access],
 ) -> Result<Option<std::collections::BTreeMap<String, String>>> {
     preflight::check_server_version(client, target).await?;
     let ns_labels = preflight::namespace_labels(client, target, namespace).await?;
-    preflight::check_rbac(client, target, namespace, preflight::POD_ACCESS).await?;
+    preflight::check_rbac(client, target, namespace, source_access).await?;
     if let Some(resolve::DestSpec::Service {
         namespace: service_namespace,
         ..
@@ -485,7 +525,14 @@ fn title_of(
             namespace: pod_namespace.to_string(),
             name: pod_name.to_string(),
         }),
-        asked: crate::plan::asked_flags(args.to.as_slice(), &args.dns),
+        // A re-run from the same place keeps entering from the node.
+        asked: crate::plan::asked_flags(args.to.as_slice(), &args.dns).map(|asked| {
+            match (args.via_node, &args.node_namespace) {
+                (false, _) => asked,
+                (true, None) => format!("{asked} --via-node"),
+                (true, Some(ns)) => format!("{asked} --via-node --node-namespace {ns}"),
+            }
+        }),
     }
 }
 

@@ -37,7 +37,8 @@ async fn the_node_probe_pod_is_shaped_run_and_deleted() {
         c["securityContext"]["capabilities"]["add"],
         serde_json::json!(["NET_RAW", "NET_ADMIN"])
     );
-    let plan = protocol::Plan::from_json(c["command"][1].as_str().unwrap()).unwrap();
+    assert_eq!(c["command"][1], "--node-conntrack", "the Service dataplane's proof");
+    let plan = protocol::Plan::from_json(c["command"][2].as_str().unwrap()).unwrap();
     assert!(
         plan.targets.iter().any(|t| t.host == "10.96.0.10"),
         "{plan:?}"
@@ -151,7 +152,7 @@ fn pod_flags_with_a_node_are_refused() {
         "--node-namespace",
         "ops",
     ]);
-    assert!(e.contains("give node/NAME"), "{e}");
+    assert!(e.contains("give node/NAME or --via-node"), "{e}");
     let e = parse(&["kubectl-netdebug", "node/Bad_Node", "--to", "svc/web"]);
     assert!(e.contains("is not a node name"), "{e}");
 }

@@ -11,13 +11,15 @@ use crate::netns::NetnsTarget;
 pub const USAGE: &str = "\
 netdebug-probe: network evidence from inside a network namespace, as JSON lines on stdout
 
-usage: netdebug-probe [--netns PATH|NAME | --pid PID] (PLAN_JSON | --plan-file FILE)
+usage: netdebug-probe [--netns PATH|NAME | --pid PID] [--node-conntrack] (PLAN_JSON | --plan-file FILE)
        netdebug-probe --version
 
   PLAN_JSON          the plan as one JSON argument (see the netdebug-protocol crate)
   --plan-file FILE   read the plan from FILE ('-' for stdin)
   --netns PATH|NAME  enter this network namespace first (a path, or a name under /run/netns)
   --pid PID          enter the network namespace of process PID first
+  --node-conntrack   look up each connect to a ClusterIP in the conntrack table of the
+                     namespace the probe starts in (the node's), before entering another
 exit: 0 the probe ran (the evidence may show failures), 2 the probe itself failed
 ";
 
@@ -32,6 +34,9 @@ pub enum Command {
 pub struct RunArgs {
     pub plan: Plan,
     pub netns: Option<NetnsTarget>,
+    /// Look up each connect to a ClusterIP in the conntrack table of the namespace the probe
+    /// starts in (the node's, in a node view).
+    pub node_conntrack: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -48,6 +53,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliEr
     let mut plan_json: Option<String> = None;
     let mut plan_file: Option<PathBuf> = None;
     let mut netns: Option<NetnsTarget> = None;
+    let mut node_conntrack = false;
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         let arg = arg
@@ -74,6 +80,7 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliEr
                     })?;
                 set_once(&mut netns, NetnsTarget::Pid(pid), "--netns/--pid")?;
             }
+            "--node-conntrack" => node_conntrack = true,
             "--plan-file" => {
                 let v = value("--plan-file")?;
                 set_once(&mut plan_file, PathBuf::from(v), "--plan-file")?;
@@ -105,7 +112,11 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliEr
             "the plan's control words come on stdin, so the plan cannot (--plan-file -)".into(),
         ));
     }
-    Ok(Command::Run(Box::new(RunArgs { plan, netns })))
+    Ok(Command::Run(Box::new(RunArgs {
+        plan,
+        netns,
+        node_conntrack,
+    })))
 }
 
 fn set_once<T>(slot: &mut Option<T>, value: T, what: &str) -> Result<(), CliError> {

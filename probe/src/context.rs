@@ -14,6 +14,7 @@ use crate::caps::Privileges;
 use crate::control::Control;
 use crate::dns;
 use crate::emit::Emitter;
+use crate::node_conntrack::NodeConntrack;
 
 /// What the run reads from files before any check starts: who the probe runs as
 /// (/proc/self/status), which network namespace it is in, and the resolver configuration
@@ -63,6 +64,8 @@ pub struct Ctx {
     pub started: Instant,
     /// The client's control channel, when the plan has one.
     pub control: Option<Control>,
+    /// The node's conntrack table, in a node view: where a ClusterIP's translation is seen.
+    pub node_conntrack: Option<NodeConntrack>,
     emitter: Emitter,
     resolver: dns::ResolverConfig,
     resolver_evidence: DnsConfigEvidence,
@@ -81,6 +84,7 @@ impl Ctx {
         setup: Setup,
         started: Instant,
         control: Option<Control>,
+        node_conntrack: Option<NodeConntrack>,
     ) -> Ctx {
         let deadline = started + Duration::from_millis(plan.deadline_ms);
         Ctx {
@@ -89,6 +93,7 @@ impl Ctx {
             deadline,
             started,
             control,
+            node_conntrack,
             emitter,
             resolver: setup.resolver,
             resolver_evidence: setup.resolver_evidence,

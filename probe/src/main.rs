@@ -15,6 +15,7 @@ mod emit;
 mod errqueue;
 mod netlink;
 mod netns;
+mod node_conntrack;
 mod peer;
 mod platform;
 mod policy_walk;
@@ -45,6 +46,11 @@ fn main() -> ExitCode {
     // setns(CLONE_NEWNET) only moves the calling thread, so it must happen while this is the
     // only thread: before the async runtime (and its blocking pool) exists. Threads created
     // later inherit the namespace.
+    // The node's conntrack table: opened before entering a pod's namespace, so that its socket
+    // stays bound to the node's (see node_conntrack.rs).
+    let node_conntrack = args
+        .node_conntrack
+        .then(node_conntrack::NodeConntrack::open);
     if let Some(target) = &args.netns {
         if let Err(e) = netns::enter(target) {
             eprintln!("netdebug-probe: {e}");
@@ -77,7 +83,12 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_PROBE_FAILED);
         }
     };
-    let result = runtime.block_on(runner::run(plan, emitter.clone(), control));
+    let result = runtime.block_on(runner::run(
+        plan,
+        emitter.clone(),
+        control,
+        node_conntrack,
+    ));
     // The runner queued `done`; the writer thread may still be writing. Wait for it without a
     // bound: if stdout is stuck, the watchdog ends the process at the plan's deadline.
     emitter.close();

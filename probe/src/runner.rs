@@ -15,6 +15,7 @@ use crate::checks::{self, Outcome};
 use crate::context::{Ctx, Setup};
 use crate::control::Control;
 use crate::emit::Emitter;
+use crate::node_conntrack::NodeConntrack;
 use crate::peer;
 
 /// Extra time after the deadline before the watchdog ends the process no matter what (a
@@ -38,6 +39,7 @@ pub async fn run(
     mut plan: Plan,
     emitter: Emitter,
     control: Option<Control>,
+    node_conntrack: Option<NodeConntrack>,
 ) -> Result<(), RunError> {
     let started = Instant::now();
     // First, so that nothing after it (file reads included) can keep the run past its deadline.
@@ -72,7 +74,14 @@ pub async fn run(
     // A peer without targets watches its sources: one target each (route: the way back).
     peer::add_source_targets(&mut plan);
     let checks = plan.effective_checks();
-    let ctx = Arc::new(Ctx::new(plan, emitter.clone(), setup, started, control));
+    let ctx = Arc::new(Ctx::new(
+        plan,
+        emitter.clone(),
+        setup,
+        started,
+        control,
+        node_conntrack,
+    ));
     let statuses = run_checks(&checks, &ctx).await?;
 
     let count = |s: CheckStatus| statuses.iter().filter(|x| **x == s).count() as u32;

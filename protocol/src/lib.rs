@@ -89,6 +89,10 @@
 //! `server`, `location`, `first_byte_ms`, `total_ms`, `bytes_read`, `truncated`, `body_start`
 //! of an error page) evidence,
 //! one per target address. An older probe skips the unknown check, saying so.
+//! 6 added the node view: `node_nat` on `tcp` evidence ([`NodeNat`]: `state`
+//! ([`NatState`]: `translated`, `not_translated`, `no_entry`, `unavailable`), the `endpoint` a
+//! DNAT chose, the `reason` a table could not be read), the node's conntrack entry for a
+//! connect to a ClusterIP.
 //!
 //! Golden fixtures of every event live in `protocol/tests/fixtures/`; the contract test checks
 //! that they decode, re-encode identically, and that unknown types and fields are tolerated.
@@ -117,4 +121,4 @@ pub use values::*;
 /// Protocol major version. Readers refuse any other major.
 pub const PROTOCOL_MAJOR: u32 = 1;
 /// Protocol minor version: bumped for backwards-compatible additions.
-pub const PROTOCOL_MINOR: u32 = 5;
+pub const PROTOCOL_MINOR: u32 = 6;

@@ -184,6 +184,12 @@ fn samples() -> Vec<Event> {
             errno: Some(110),
             message: Some("connection timed out".into()),
             icmp: None,
+            // Minor 6: the node's conntrack entry for the connect (a node view).
+            node_nat: Some(NodeNat {
+                state: NatState::NotTranslated.into(),
+                endpoint: None,
+                reason: None,
+            }),
         })),
         Event::Evidence(Evidence::Tcp(TcpEvidence {
             target: "10.199.62.2:8080".into(),
@@ -195,6 +201,7 @@ fn samples() -> Vec<Event> {
             errno: Some(111),
             message: Some("Connection refused (os error 111)".into()),
             icmp: Some(ConnectIcmp::new(false, 3, 3, Some(ip("10.199.61.1")))),
+            node_nat: None,
         })),
         Event::Evidence(Evidence::Sockets(SocketsEvidence {
             states: BTreeMap::from([

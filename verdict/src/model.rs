@@ -433,6 +433,8 @@ pub enum RuleCode {
     ServiceEndpointsNotReady,
     ServiceTargetPortNotExposed,
     ServiceDataplane,
+    /// The node's conntrack entry for a connect to a ClusterIP shows no DNAT (node view).
+    ClusterIpNotTranslated,
     ServiceBadEndpoint,
     DestinationPodNotReady,
     // Network

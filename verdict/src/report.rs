@@ -99,6 +99,14 @@ impl FindingBuilder<'_> {
         self.line_in(layer, text)
     }
 
+    /// An evidence line when there is one to say.
+    pub fn line_opt(self, text: Option<String>) -> Self {
+        match text {
+            Some(t) => self.line(t),
+            None => self,
+        }
+    }
+
     /// An evidence line under another layer (a Policy line explaining a TCP timeout).
     pub fn line_in(mut self, layer: Layer, text: impl Into<String>) -> Self {
         let text = text.into();

@@ -76,6 +76,7 @@ pub(super) async fn run(
         pull_policy: args.image_pull_policy.map(|p| p.as_str().to_string()),
         plan_json: serde_json::to_string(&plan).expect("a plan always serialises"),
         active_deadline_secs: args.timeout.as_secs() as i64 + node::ACTIVE_DEADLINE_MARGIN_SECS,
+        enter: None,
     };
     let title = verdict::Title {
         source: format!("node/{node_name}"),
@@ -93,8 +94,89 @@ pub(super) async fn run(
         "the probe ran in the node's network namespace from pod {pod_namespace}/{pod_name} \
          (host network, NET_RAW and NET_ADMIN), deleted after the run"
     ));
+    let container = probe_container(&args.image, &probe_pod, plan);
+    run_probe_pod(session, &client, &target, &probe_pod, container, deadline).await
+}
 
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &pod_namespace);
+/// `pod/x --via-node`: the pod's own network namespace, entered from its node by a probe pod
+/// there, so nothing is added to the pod. Everything a pod run does (its plan, the Kubernetes
+/// evidence, the session) is already built by the caller; this checks where the probe pod may
+/// go, then runs it.
+pub(super) async fn via_node(
+    mut session: Session,
+    client: &kube::Client,
+    target: &crate::connect::ApiTarget,
+    source: &ResolvedSource,
+    mut plan: protocol::Plan,
+    args: &RunArgs,
+    deadline: Instant,
+) -> Result<i32> {
+    let pod = &source.pod;
+    let pod_name = pod.metadata.name.clone().unwrap_or_default();
+    let pod_ns = source.info.namespace.clone();
+    let enter = node::enter_pod(pod)?;
+    let node_name = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "pod {pod_ns}/{pod_name} is not scheduled on a node yet: --via-node needs its node"
+            ))
+        })?;
+    let probe_ns = args.node_namespace.clone().unwrap_or_else(|| pod_ns.clone());
+    let labels = preflight::namespace_labels(client, target, &probe_ns).await?;
+    node::check_admits_host_pods(&probe_ns, labels.as_ref(), args.node_namespace.is_some())?;
+    preflight::check_rbac(client, target, &probe_ns, preflight::NODE_POD_ACCESS).await?;
+    let node = read_node(client, target, &node_name).await?;
+    node::check_node(&node)?;
+    // The tunnel would listen in the pod's namespace, where no port-forward to the probe
+    // pod (in the node's) can reach it: the log carries the events.
+    plan.tunnel = None;
+    let probe_name = random_container_name().replacen("netdebug-", "netdebug-node-", 1);
+    let probe_pod = NodeProbePod {
+        name: probe_name.clone(),
+        namespace: probe_ns.clone(),
+        node: node_name.clone(),
+        image: args.image.clone(),
+        pull_policy: args.image_pull_policy.map(|p| p.as_str().to_string()),
+        plan_json: serde_json::to_string(&plan).expect("a plan always serialises"),
+        active_deadline_secs: args.timeout.as_secs() as i64 + node::ACTIVE_DEADLINE_MARGIN_SECS,
+        enter: Some(enter),
+    };
+    session.note(format!(
+        "--via-node: the probe entered pod {pod_ns}/{pod_name}'s network namespace from node \
+         {node_name}, from pod {probe_ns}/{probe_name} (host network and PIDs; {}), deleted \
+         after the run; no ephemeral container was added to the pod",
+        probe_pod.capabilities().join(", ")
+    ));
+    let container = probe_container(&args.image, &probe_pod, plan);
+    run_probe_pod(session, client, target, &probe_pod, container, deadline).await
+}
+
+fn probe_container(image: &str, probe_pod: &NodeProbePod, plan: protocol::Plan) -> ProbeContainer {
+    ProbeContainer {
+        name: PROBE_CONTAINER.to_string(),
+        target_container: String::new(),
+        image: image.to_string(),
+        pull_policy: probe_pod.pull_policy.clone(),
+        profile: profile::Profile::NetAdmin,
+        plan,
+    }
+}
+
+/// Creates the probe pod, streams its events into the session and deletes the pod: after the
+/// verdict, after an error, and after Ctrl-C.
+async fn run_probe_pod(
+    mut session: Session,
+    client: &kube::Client,
+    target: &crate::connect::ApiTarget,
+    probe_pod: &NodeProbePod,
+    container: ProbeContainer,
+    deadline: Instant,
+) -> Result<i32> {
+    let (pod_namespace, pod_name) = (&probe_pod.namespace, &probe_pod.name);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), pod_namespace);
     let created = pods
         .create(&PostParams::default(), &probe_pod.to_pod()?)
         .await
@@ -102,23 +184,15 @@ pub(super) async fn run(
             Error::from_kube(
                 format!("create the node probe pod in namespace {pod_namespace}"),
                 e,
-                Some(&target),
+                Some(target),
             )
         })?;
     // From here on the pod exists: whatever happens, it is deleted before returning.
-    let container = ProbeContainer {
-        name: PROBE_CONTAINER.to_string(),
-        target_container: String::new(),
-        image: args.image.clone(),
-        pull_policy: probe_pod.pull_policy.clone(),
-        profile: profile::Profile::NetAdmin,
-        plan,
-    };
     let pod = PodRef {
-        client: &client,
-        target: &target,
-        namespace: &pod_namespace,
-        name: &pod_name,
+        client,
+        target,
+        namespace: pod_namespace,
+        name: pod_name,
         quiet: false,
     };
     let rv = created.metadata.resource_version.unwrap_or_default();
@@ -126,7 +200,7 @@ pub(super) async fn run(
         r = observe(&mut session, &pod, &container, &rv, deadline) => r.map(Some),
         _ = tokio::signal::ctrl_c() => Ok(None),
     };
-    let deleted = delete(&pods, &pod_name).await;
+    let deleted = delete(&pods, pod_name).await;
     match (ran, deleted) {
         (Err(e), Err(d)) => Err(Error::Stream(format!("{e}; and {d}"))),
         (Err(e), Ok(())) => Err(e),

@@ -51,7 +51,13 @@ pub(super) async fn run(
         target,
     } = cluster;
     let (preflight, chosen, tunnel_allowed) = tokio::join!(
-        preflight_checks(&client, &target, &namespace, dest_spec.as_ref()),
+        preflight_checks(
+            &client,
+            &target,
+            &namespace,
+            dest_spec.as_ref(),
+            crate::preflight::POD_ACCESS,
+        ),
         resolve::resolve_sources(&client, &target, &namespace, &request),
         tunnel_allowed(&client, &namespace, args.stream),
     );

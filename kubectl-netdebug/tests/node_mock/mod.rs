@@ -22,6 +22,11 @@ pub struct Cluster {
     /// When the client starts watching the probe pod, the watch is never answered and the
     /// process gets SIGINT (what Ctrl-C sends).
     pub interrupt: bool,
+    /// `pod-security.kubernetes.io/enforce` of namespace shop, where pod `web` runs (the
+    /// `--via-node` source).
+    pub shop_level: Option<&'static str>,
+    /// Pod shop/web is on the host network.
+    pub source_host_network: bool,
 }
 
 impl Default for Cluster {
@@ -32,6 +37,8 @@ impl Default for Cluster {
             node_ready: true,
             image_fails: false,
             interrupt: false,
+            shop_level: None,
+            source_host_network: false,
         }
     }
 }
@@ -44,6 +51,9 @@ pub struct Seen {
     pub created: Option<Value>,
     pub deleted: Vec<String>,
 }
+
+/// The UID of pod shop/web.
+pub const SOURCE_UID: &str = "0b5c1f2e-1111-2222-3333-444455556666";
 
 fn probe_lines() -> Vec<String> {
     [
@@ -87,6 +97,24 @@ async fn fake_cluster(mut api: MockApi, cluster: Cluster, seen: Arc<Mutex<Seen>>
                 };
                 call.reply(200, json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"ops","labels":labels}}))
             }
+            (Method::GET, "/version") => call.reply(
+                200,
+                json!({"major": "1", "minor": "30", "gitVersion": "v1.30.0"}),
+            ),
+            (Method::GET, "/api/v1/namespaces/shop") => {
+                let labels = match cluster.shop_level {
+                    Some(l) => json!({"pod-security.kubernetes.io/enforce": l}),
+                    None => json!({}),
+                };
+                call.reply(200, json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"shop","labels":labels}}))
+            }
+            (Method::GET, "/api/v1/namespaces/shop/pods/web") => call.reply(200, json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "web", "namespace": "shop", "uid": SOURCE_UID, "resourceVersion": "7", "labels": {"app": "web"}},
+                "spec": {"nodeName": "vm", "hostNetwork": cluster.source_host_network, "containers": [{"name": "app", "image": "nginx"}]},
+                "status": {"phase": "Running", "podIP": "10.244.0.7", "containerStatuses": [{
+                    "name": "app", "image": "nginx", "imageID": "", "ready": true, "restartCount": 0, "state": {"running": {}}}]}
+            })),
             (Method::POST, "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews") => {
                 let mut a = call.body.clone();
                 a["status"] = json!({"allowed": true});
@@ -161,6 +189,33 @@ pub async fn run_node(extra: &[&str], cluster: Cluster) -> (Result<i32, Error>, 
     let watched = seen.clone();
     let result =
         run_cli_against(&argv, "ops", move |api| fake_cluster(api, cluster, watched)).await;
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    (result, seen)
+}
+
+/// `kubectl-netdebug pod/web -n shop --via-node --to 10.96.0.10:53 -o json EXTRA` against
+/// the fake cluster.
+pub async fn run_via_node(extra: &[&str], cluster: Cluster) -> (Result<i32, Error>, Seen) {
+    let base = [
+        "kubectl-netdebug",
+        "pod/web",
+        "--via-node",
+        "--to",
+        "10.96.0.10:53",
+        "-n",
+        "shop",
+        "-o",
+        "json",
+        "--timeout",
+        "20s",
+        "--image",
+        "registry.invalid/probe:v0",
+    ];
+    let argv: Vec<&str> = base.iter().chain(extra).copied().collect();
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let watched = seen.clone();
+    let result =
+        run_cli_against(&argv, "shop", move |api| fake_cluster(api, cluster, watched)).await;
     let seen = std::mem::take(&mut *seen.lock().unwrap());
     (result, seen)
 }

@@ -15,13 +15,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use protocol::{
-    CheckKind, ChosenEndpoint, ConnectSample, Evidence, LatencySummary, Open, RoundsPlan, Target,
-    TcpEvidence, TcpOutcome, TcpRoundsEvidence,
+    CheckKind, ChosenEndpoint, ConnectSample, Evidence, LatencySummary, NatState, NodeNat, Open,
+    RoundsPlan, Target, TcpEvidence, TcpOutcome, TcpRoundsEvidence,
 };
 
 use super::pacing::{ms, run_paced, Finished, Pace, Ticker};
 use super::tcp::connect;
-use crate::conntrack_lookup::ConntrackLookup;
+use crate::node_conntrack::NodeConntrack;
 use crate::context::Ctx;
 
 /// Room kept before the deadline for the last attempts' evidence to be written.
@@ -55,8 +55,10 @@ pub async fn run(ctx: &Ctx, rounds: &RoundsPlan, addresses: Vec<(&Target, Socket
         |i, _round| connect(addresses[i].target, addresses[i].address, timeout),
         |done| {
             ticker.tick(done.result.outcome != TcpOutcome::Ok);
-            let endpoint = attribution.endpoint_of(&addresses[done.item], &done.result);
-            record(ctx, &mut tallies, done, endpoint)
+            let nat = attribution.nat_of(&addresses[done.item], &done.result);
+            let endpoint = nat.as_ref().and_then(|n| n.endpoint);
+            let node_nat = nat.filter(|_| attribution.is_node());
+            record(ctx, &mut tallies, done, endpoint, node_nat)
         },
     )
     .await;
@@ -77,43 +79,62 @@ fn record(
     tallies: &mut [Tally],
     done: Finished<TcpEvidence>,
     endpoint: Option<SocketAddr>,
+    node_nat: Option<NodeNat>,
 ) {
     tallies[done.item].add(done.round, done.offset, &done.result, endpoint);
     if done.round == 0 {
-        ctx.emit(Evidence::Tcp(done.result));
+        let mut first = done.result;
+        first.node_nat = node_nat;
+        ctx.emit(Evidence::Tcp(first));
     }
 }
 
 /// Which endpoint a ClusterIP's DNAT chose for each attempt, read from the attempt's conntrack
-/// entry (ctnetlink, CAP_NET_ADMIN) in the probe's namespace. That works where the translation
-/// happens in that namespace (`local` mode on a node, where kube-proxy's entries live); inside
-/// a pod the DNAT happens on the node, the pod's own table has no translated entry, and the
-/// evidence says so instead of guessing.
-struct Attribution {
-    lookup: Option<ConntrackLookup>,
-    /// Why there is no lookup (no CAP_NET_ADMIN, no ctnetlink), once known.
+/// entry (ctnetlink, CAP_NET_ADMIN). In a node view (`node/NAME`, `--via-node`) that is the
+/// node's table, where a pod's translation happens; otherwise the probe's own namespace's,
+/// which works where the translation happens there (`local` mode on a node). Inside a pod
+/// without the node view the pod's own table has no translated entry, and the evidence says
+/// so instead of guessing.
+struct Attribution<'c> {
+    table: Option<Table<'c>>,
+    /// Why there is no table (no CAP_NET_ADMIN, no ctnetlink), once known.
     unavailable: Option<String>,
     /// Lookups that found a translated entry, and those that did not.
     translated: u64,
     untranslated: u64,
 }
 
-/// A lookup answers from kernel memory at once; a short bound keeps a misbehaving socket from
-/// stalling the rounds (the lookups run on the runtime thread, one per finished attempt).
-const LOOKUP_TIMEOUT: Duration = Duration::from_millis(50);
+/// The node's table, shared with the single connects, or one opened for these rounds.
+enum Table<'c> {
+    Node(&'c NodeConntrack),
+    Own(NodeConntrack),
+}
 
-impl Attribution {
-    fn new(ctx: &Ctx, addresses: &[Address]) -> Attribution {
+impl Table<'_> {
+    fn get(&self) -> &NodeConntrack {
+        match self {
+            Table::Node(t) => t,
+            Table::Own(t) => t,
+        }
+    }
+}
+
+impl<'c> Attribution<'c> {
+    fn new(ctx: &'c Ctx, addresses: &[Address]) -> Attribution<'c> {
         let wanted = addresses
             .iter()
             .any(|a| a.target.role == protocol::TargetRole::ClusterIp);
         let mut a = Attribution {
-            lookup: None,
+            table: None,
             unavailable: None,
             translated: 0,
             untranslated: 0,
         };
         if !wanted {
+            return a;
+        }
+        if let Some(node) = &ctx.node_conntrack {
+            a.table = Some(Table::Node(node));
             return a;
         }
         if !ctx.privileges.has(protocol::Capability::NetAdmin) {
@@ -123,37 +144,33 @@ impl Attribution {
             );
             return a;
         }
-        match ConntrackLookup::open() {
-            Ok(mut l) => {
-                l.set_timeout(LOOKUP_TIMEOUT);
-                a.lookup = Some(l);
-            }
-            Err(e) => a.unavailable = Some(e.to_string()),
-        }
+        a.table = Some(Table::Own(NodeConntrack::open()));
         a
     }
 
-    /// The endpoint this attempt to a ClusterIP was translated to, when conntrack shows it.
-    fn endpoint_of(&mut self, a: &Address, t: &TcpEvidence) -> Option<SocketAddr> {
+    /// What the table says about this attempt to a ClusterIP (None for other targets or
+    /// without a table).
+    fn nat_of(&mut self, a: &Address, t: &TcpEvidence) -> Option<NodeNat> {
         if a.target.role != protocol::TargetRole::ClusterIp {
             return None;
         }
-        let (lookup, local) = (self.lookup.as_mut()?, t.local?);
-        match lookup.reply_source(local, a.address) {
-            Ok(Some(reply)) if reply != a.address => {
-                self.translated += 1;
-                Some(reply)
-            }
-            Ok(_) => {
+        let nat = self.table.as_ref()?.get().nat_of(t.local, a.address)?;
+        match nat.state.known() {
+            Some(NatState::Translated) => self.translated += 1,
+            Some(NatState::Unavailable) => {
                 self.untranslated += 1;
-                None
+                if let Some(why) = &nat.reason {
+                    self.unavailable.get_or_insert_with(|| why.clone());
+                }
             }
-            Err(e) => {
-                self.untranslated += 1;
-                self.unavailable.get_or_insert_with(|| e.to_string());
-                None
-            }
+            _ => self.untranslated += 1,
         }
+        Some(nat)
+    }
+
+    /// Whether the table is the node's (its answers go on the `tcp` evidence too).
+    fn is_node(&self) -> bool {
+        matches!(self.table, Some(Table::Node(_)))
     }
 
     /// Why a ClusterIP's rounds carry no (or not every) chosen endpoint.
@@ -164,10 +181,16 @@ impl Attribution {
         if let Some(why) = &self.unavailable {
             return Some(why.clone());
         }
+        let whose = if self.is_node() {
+            "the node's table: the node did not translate them (see the `tcp` evidence's \
+             node_nat)"
+        } else {
+            "this network namespace: the ClusterIP is translated elsewhere (kube-proxy's DNAT \
+             is on the node)"
+        };
         (self.untranslated > 0).then(|| {
             format!(
-                "{} of {} attempts had no translated conntrack entry in this network namespace: \
-                 the ClusterIP is translated elsewhere (kube-proxy's DNAT is on the node)",
+                "{} of {} attempts had no translated conntrack entry in {whose}",
                 self.untranslated,
                 self.untranslated + self.translated
             )
@@ -298,6 +321,7 @@ mod tests {
             errno: None,
             message: None,
             icmp: None,
+            node_nat: None,
         }
     }
 

@@ -38,7 +38,12 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
             let connects = addresses.into_iter().map(|(target, address)| {
                 let timeout =
                     Duration::from_millis(ctx.plan.connect_timeout_ms).min(ctx.remaining());
-                connect(target, address, timeout)
+                let ctx = &ctx;
+                async move {
+                    let mut evidence = connect(target, address, timeout).await;
+                    evidence.node_nat = node_nat(ctx, target, &evidence);
+                    evidence
+                }
             });
             for evidence in futures::future::join_all(connects).await {
                 ctx.emit(Evidence::Tcp(evidence));
@@ -46,6 +51,15 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
         }
     }
     Outcome::Completed
+}
+
+/// The node's conntrack entry for a connect to a ClusterIP, in a node view (looked up right
+/// after the connect, while the entry is fresh).
+pub fn node_nat(ctx: &Ctx, target: &Target, t: &TcpEvidence) -> Option<protocol::NodeNat> {
+    if target.role != protocol::TargetRole::ClusterIp {
+        return None;
+    }
+    ctx.node_conntrack.as_ref()?.nat_of(t.local, t.address)
 }
 
 /// The addresses of a target, or the `unresolved` evidence saying why it has none.
@@ -70,6 +84,7 @@ async fn resolve<'t>(
             errno: None,
             message: Some(why),
             icmp: None,
+            node_nat: None,
         }),
     }
 }
@@ -87,6 +102,7 @@ pub async fn connect(target: &Target, address: SocketAddr, timeout: Duration) ->
         errno: None,
         message: None,
         icmp: None,
+        node_nat: None,
     };
     let mut seen = Seen::default();
     let result = handshake(address, timeout, &mut seen).await;

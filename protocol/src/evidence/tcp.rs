@@ -31,6 +31,41 @@ pub struct TcpEvidence {
     /// local refusal, or a probe older than minor 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub icmp: Option<ConnectIcmp>,
+    /// What the node's conntrack table showed for this connect (minor 6): where the
+    /// ClusterIP's DNAT happens, looked up right after the connect by its original tuple.
+    /// Only in a node view (`node/NAME`, `--via-node`) and only for ClusterIP targets; absent
+    /// otherwise and from older probes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_nat: Option<NodeNat>,
+}
+
+/// One connect's conntrack entry on the node: did the dataplane translate the ClusterIP, and
+/// to which endpoint?
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeNat {
+    pub state: Open<NatState>,
+    /// `translated`: the endpoint the DNAT chose (the reply direction's source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<SocketAddr>,
+    /// `unavailable`: why the table could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+spelled! {
+    /// What the node's conntrack entry for a connect to a ClusterIP said.
+    pub enum NatState {
+        /// The entry's reply comes from another address: the ClusterIP was DNATed to it.
+        Translated = "translated",
+        /// The entry exists and its reply comes from the ClusterIP itself: nothing on the
+        /// node translated it (kube-proxy or its replacement does not program the Service).
+        NotTranslated = "not_translated",
+        /// No entry for the connect: the dataplane does not use conntrack (an eBPF service
+        /// implementation), or the entry is in another zone; nothing is concluded.
+        NoEntry = "no_entry",
+        /// The table could not be read (no CAP_NET_ADMIN, no ctnetlink): `reason` says why.
+        Unavailable = "unavailable",
+    }
 }
 
 /// An ICMP or ICMPv6 error queued on a connecting socket (`sock_extended_err` with origin

@@ -73,7 +73,10 @@ pub fn apply(f: &Facts, r: &mut Report) {
     let ok: Vec<String> = tcp
         .iter()
         .filter(|t| connected(t) && !rounds::has_rounds(f, t.address))
-        .map(|t| format!("{} connected {}", t.address, ms(t.latency_ms)))
+        .map(|t| match crate::rules::dataplane::nat_words(f, t) {
+            Some(nat) => format!("{} connected {} ({nat})", t.address, ms(t.latency_ms)),
+            None => format!("{} connected {}", t.address, ms(t.latency_ms)),
+        })
         .collect();
     if !ok.is_empty() {
         r.ok(Layer::Transport, list(&ok, 4));

@@ -12,6 +12,7 @@
 use protocol::{TargetRole, TcpEvidence, TcpOutcome};
 
 use crate::checks::rounds;
+use crate::rules::dataplane;
 use crate::checks::tcp::{connected, outcome_words};
 use crate::facts::Facts;
 use crate::kube::{DestinationInfo, KubeFinding, KubeFindingCode, ServiceInfo};
@@ -295,7 +296,15 @@ fn dataplane(f: &Facts, svc: &ServiceInfo, r: &mut Report) {
     let (good, bad): (Vec<&TcpEvidence>, Vec<&TcpEvidence>) =
         endpoints.iter().copied().partition(|t| answered(f, t));
     let cluster_bad: Vec<&TcpEvidence> = cluster.into_iter().filter(|t| !answered(f, t)).collect();
-    if !cluster_bad.is_empty() && !endpoints.is_empty() && bad.is_empty() {
+    // The node's own conntrack entry proves what a pod-only run can only infer.
+    let untranslated: Vec<&TcpEvidence> = cluster_bad
+        .iter()
+        .copied()
+        .filter(|t| dataplane::not_translated(t))
+        .collect();
+    if !untranslated.is_empty() {
+        dataplane::clusterip_not_translated(f, svc, &untranslated, &good, r);
+    } else if !cluster_bad.is_empty() && !endpoints.is_empty() && bad.is_empty() {
         service_dataplane(f, &cluster_bad, &good, r);
     } else if !bad.is_empty() && !good.is_empty() {
         bad_endpoint(svc, &bad, &good, r);
@@ -340,6 +349,9 @@ fn service_dataplane(
         outcome_words(c),
         list(&ep_list, 3)
     ))
+    .line_opt(
+        dataplane::nat_words(f, c).map(|w| format!("node conntrack for {}: {w}", c.address)),
+    )
     .next("kubectl -n kube-system get pods -l k8s-app=kube-proxy -o wide")
     .next(format!(
         "iptables-save -t nat | grep {}   # on the node; or: nft list ruleset",

@@ -3,5 +3,6 @@
 //! early, checks that failed or did not run). Rules about one kind of evidence live with it in
 //! `checks/`.
 
+pub mod dataplane;
 pub mod kube;
 pub mod probe;

@@ -79,6 +79,7 @@ pub fn tcp(addr: &str, outcome: TcpOutcome, latency_ms: f64) -> Event {
         errno: None,
         message: None,
         icmp: None,
+        node_nat: None,
     }))
 }
 

@@ -115,6 +115,7 @@ pub fn connect(to: &str, local: &str, outcome: TcpOutcome, latency_ms: f64) -> E
         errno: None,
         message: None,
         icmp: None,
+        node_nat: None,
     }))
 }
 

@@ -1,0 +1,194 @@
+//! The node view's proof of the Service dataplane (`--node-conntrack`): the probe starts in a
+//! "node" namespace, opens that namespace's conntrack table, enters the "pod" namespace and
+//! connects from there; each connect to a ClusterIP is then looked up in the node's table,
+//! where the DNAT happened.
+//!
+//! ```text
+//! pod: p0 10.199.5.2/24 <-veth-> node: n0 10.199.5.1/24   (DNAT 10.199.96.10:80 -> srv:8080)
+//!                                node: n1 10.199.6.1/24 <-veth-> srv: s0 10.199.6.2/24
+//! ```
+//! Oracles: `conntrack -L` in the node namespace (the same entry, read by another tool), and
+//! the listener that accepted the connection. Needs root, ip, iptables and conntrack; fails
+//! (never skips) without them.
+
+use std::time::Duration;
+
+use netdebug_scenarios::cmd::run_with_timeout;
+use netdebug_scenarios::link::Link;
+use netdebug_scenarios::netns::Netns;
+use netdebug_scenarios::probe::{decode_run, json_plan, probe_path};
+use netdebug_scenarios::require::require_tools;
+use protocol::{NatState, TcpEvidence, TcpOutcome, TcpRoundsEvidence};
+use serde_json::json;
+
+const POD: &str = "10.199.5.2";
+const ENDPOINT: &str = "10.199.6.2";
+/// A ClusterIP the node translates to ENDPOINT:8080.
+const SERVICE: &str = "10.199.96.10";
+/// A ClusterIP nothing on the node translates: forwarded as is and lost.
+const UNPROGRAMMED: &str = "10.199.97.10";
+/// A ClusterIP whose packets the node does not track (NOTRACK in the raw table, as an eBPF
+/// dataplane bypasses conntrack): there is no entry to find.
+const UNTRACKED: &str = "10.199.98.10";
+
+struct NodeLab {
+    pod: Netns,
+    node: Netns,
+    srv: Netns,
+}
+
+impl NodeLab {
+    fn new(tag: &str) -> NodeLab {
+        require_tools(&["ip", "iptables", "conntrack"]);
+        let pod = Netns::new(&format!("{tag}p"));
+        let node = Netns::new(&format!("{tag}n"));
+        let srv = Netns::new(&format!("{tag}s"));
+        Link::veth_pair(&pod, "p0", &format!("{POD}/24"), &node, "n0", "10.199.5.1/24");
+        Link::veth_pair(
+            &node,
+            "n1",
+            "10.199.6.1/24",
+            &srv,
+            "s0",
+            &format!("{ENDPOINT}/24"),
+        );
+        pod.add_route("default via 10.199.5.1");
+        srv.add_route("default via 10.199.6.1");
+        node.set_sysctl("net.ipv4.ip_forward", "1");
+        // Forwarded as is, to a namespace that does not own the address: a silent loss.
+        node.add_route(&format!("{UNPROGRAMMED}/32 dev n1"));
+        node.add_route(&format!("{UNTRACKED}/32 dev n1"));
+        node.iptables(&[
+            "-t",
+            "nat",
+            "-A",
+            "PREROUTING",
+            "-d",
+            SERVICE,
+            "-p",
+            "tcp",
+            "--dport",
+            "80",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            &format!("{ENDPOINT}:8080"),
+        ]);
+        node.iptables(&["-t", "raw", "-A", "PREROUTING", "-d", UNTRACKED, "-j", "NOTRACK"]);
+        NodeLab { pod, node, srv }
+    }
+
+    /// The probe started in the node namespace, entering the pod's, with the node's table.
+    fn probe(&self, plan: serde_json::Value) -> netdebug_scenarios::probe::ProbeRun {
+        let plan = json_plan(plan);
+        let json = serde_json::to_string(&plan).unwrap();
+        let probe = probe_path();
+        let mut cmd = self.node.command(&[
+            probe.to_str().unwrap(),
+            "--node-conntrack",
+            "--netns",
+            self.pod.name(),
+            &json,
+        ]);
+        let started = std::time::Instant::now();
+        let out = run_with_timeout(
+            &mut cmd,
+            Duration::from_millis(plan.deadline_ms) + Duration::from_secs(5),
+        );
+        let run = decode_run(out, started.elapsed());
+        run.assert_ok();
+        run
+    }
+
+    /// `conntrack -L` in the node namespace for connections to `dst`.
+    fn conntrack_listing(&self, dst: &str) -> String {
+        self.node
+            .try_exec(&["conntrack", "-L", "-p", "tcp", "--orig-dst", dst])
+            .stdout
+    }
+}
+
+fn cluster_ip(host: &str, port: u16) -> serde_json::Value {
+    json!({"label": format!("svc/{host}"), "host": host, "port": port, "role": "cluster_ip"})
+}
+
+#[test]
+fn each_clusterip_connect_shows_the_nodes_translation_or_its_absence() {
+    let lab = NodeLab::new("nv");
+    let _srv = lab
+        .srv
+        .spawn_tcp_server(format!("{ENDPOINT}:8080").parse().unwrap());
+    let run = lab.probe(json!({"v": 1, "checks": ["tcp"], "connect_timeout_ms": 600,
+        "deadline_ms": 8000, "targets": [cluster_ip(SERVICE, 80), cluster_ip(UNPROGRAMMED, 80),
+        cluster_ip(UNTRACKED, 80)]}));
+    // The checks ran in the pod's namespace, not the node's.
+    let pod_inode = std::fs::metadata(lab.pod.path()).map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.ino()
+    });
+    assert_eq!(run.hello().netns_inode, pod_inode.ok());
+
+    let of = |ip: &str| -> TcpEvidence {
+        run.evidence::<TcpEvidence>()
+            .into_iter()
+            .find(|t| t.address.ip().to_string() == ip)
+            .unwrap_or_else(|| panic!("no tcp evidence for {ip}"))
+            .clone()
+    };
+    // Translated: the endpoint is the one conntrack -L lists for the same local port.
+    let t = of(SERVICE);
+    assert_eq!(t.outcome, TcpOutcome::Ok, "{t:?}");
+    let nat = t.node_nat.clone().expect("node_nat on a ClusterIP connect");
+    assert_eq!(nat.state, NatState::Translated, "{nat:?}");
+    assert_eq!(nat.endpoint.unwrap().to_string(), format!("{ENDPOINT}:8080"));
+    let listing = lab.conntrack_listing(SERVICE);
+    let sport = t.local.unwrap().port();
+    let entry = listing
+        .lines()
+        .find(|l| l.contains(&format!("sport={sport} ")))
+        .unwrap_or_else(|| panic!("conntrack -L has no entry for port {sport}:\n{listing}"));
+    assert!(
+        entry.contains(&format!("src={ENDPOINT} dst={POD} sport=8080 dport={sport}")),
+        "{entry}"
+    );
+
+    // Not translated: the entry's reply comes from the ClusterIP itself, as conntrack -L says.
+    let t = of(UNPROGRAMMED);
+    assert_eq!(t.outcome, TcpOutcome::Timeout, "{t:?}");
+    assert_eq!(t.node_nat.as_ref().unwrap().state, NatState::NotTranslated);
+    let sport = t.local.unwrap().port();
+    let listing = lab.conntrack_listing(UNPROGRAMMED);
+    assert!(
+        listing.contains(&format!("src={UNPROGRAMMED} dst={POD} sport=80 dport={sport}")),
+        "{listing}"
+    );
+
+    // Untracked: no entry, said as such (conntrack -L agrees: nothing listed).
+    let t = of(UNTRACKED);
+    assert_eq!(t.node_nat.as_ref().unwrap().state, NatState::NoEntry, "{t:?}");
+    assert!(
+        !lab.conntrack_listing(UNTRACKED).contains(UNTRACKED),
+        "the oracle lists an entry for the untracked address"
+    );
+}
+
+/// Repeated connects from the pod's namespace are attributed to endpoints by the node's
+/// table (a pod alone cannot see its ClusterIP's translation).
+#[test]
+fn rounds_from_the_pod_are_attributed_by_the_nodes_table() {
+    let lab = NodeLab::new("nvr");
+    let _srv = lab
+        .srv
+        .spawn_tcp_server(format!("{ENDPOINT}:8080").parse().unwrap());
+    let run = lab.probe(json!({"v": 1, "checks": ["tcp"], "connect_timeout_ms": 600,
+        "deadline_ms": 10000, "targets": [cluster_ip(SERVICE, 80)],
+        "rounds": {"repeat": 6, "rate": 50}}));
+    let r = run.evidence::<TcpRoundsEvidence>()[0].clone();
+    assert_eq!(r.unattributed, None, "{r:?}");
+    assert_eq!(r.chosen.len(), 1, "{r:?}");
+    assert_eq!(r.chosen[0].endpoint.to_string(), format!("{ENDPOINT}:8080"));
+    assert_eq!(r.chosen[0].attempts, 6);
+    // The round-0 connect carries the node's answer too.
+    let t = run.evidence::<TcpEvidence>()[0].clone();
+    assert_eq!(t.node_nat.unwrap().state, NatState::Translated);
+}
