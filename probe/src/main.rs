@@ -17,6 +17,7 @@ mod netlink;
 mod netns;
 mod peer;
 mod platform;
+mod pod_netns;
 mod policy_walk;
 mod runner;
 mod tunnel;
