@@ -142,7 +142,9 @@ pub fn enter_pod(pod: &Pod) -> Result<EnterPod, Error> {
         )));
     }
     let uid = pod.metadata.uid.clone().ok_or_else(|| {
-        Error::InvalidInput(format!("pod {name} has no UID: --via-node finds the pod by it"))
+        Error::InvalidInput(format!(
+            "pod {name} has no UID: --via-node finds the pod by it"
+        ))
     })?;
     let ip = pod
         .status

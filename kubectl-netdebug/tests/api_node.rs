@@ -37,7 +37,10 @@ async fn the_node_probe_pod_is_shaped_run_and_deleted() {
         c["securityContext"]["capabilities"]["add"],
         serde_json::json!(["NET_RAW", "NET_ADMIN"])
     );
-    assert_eq!(c["command"][1], "--node-conntrack", "the Service dataplane's proof");
+    assert_eq!(
+        c["command"][1], "--node-conntrack",
+        "the Service dataplane's proof"
+    );
     let plan = protocol::Plan::from_json(c["command"][2].as_str().unwrap()).unwrap();
     assert!(
         plan.targets.iter().any(|t| t.host == "10.96.0.10"),

@@ -46,7 +46,10 @@ async fn the_pod_is_entered_from_its_node_and_left_untouched() {
         ]
     );
     let plan = protocol::Plan::from_json(command[6]).unwrap();
-    assert_eq!(plan.tunnel, None, "a tunnel in the pod's namespace is unreachable");
+    assert_eq!(
+        plan.tunnel, None,
+        "a tunnel in the pod's namespace is unreachable"
+    );
     assert!(
         !requests
             .iter()
@@ -117,10 +120,30 @@ fn via_node_with_other_sources_is_refused() {
                 .to_string(),
         }
     };
-    let e = parse(&["kubectl-netdebug", "node/vm", "--to", "svc/web", "--via-node"]);
+    let e = parse(&[
+        "kubectl-netdebug",
+        "node/vm",
+        "--to",
+        "svc/web",
+        "--via-node",
+    ]);
     assert!(e.contains("are about pods"), "{e}");
-    let e = parse(&["kubectl-netdebug", "-l", "app=web", "--to", "svc/web", "--via-node"]);
+    let e = parse(&[
+        "kubectl-netdebug",
+        "-l",
+        "app=web",
+        "--to",
+        "svc/web",
+        "--via-node",
+    ]);
     assert!(e.contains("--via-node runs from one pod's node"), "{e}");
-    let e = parse(&["kubectl-netdebug", "pod/web", "--to", "svc/web", "--via-node", "--both-ends"]);
+    let e = parse(&[
+        "kubectl-netdebug",
+        "pod/web",
+        "--to",
+        "svc/web",
+        "--via-node",
+        "--both-ends",
+    ]);
     assert!(e.contains("cannot be used with"), "{e}");
 }

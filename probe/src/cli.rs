@@ -1,7 +1,8 @@
-//! Command line of the probe. Hand-parsed on purpose: five flags do not justify clap's size in
+//! Command line of the probe. Hand-parsed on purpose: a few flags do not justify clap's size in
 //! a binary that is injected into every pod we debug.
 
 use std::ffi::OsString;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use protocol::Plan;
@@ -11,7 +12,8 @@ use crate::netns::NetnsTarget;
 pub const USAGE: &str = "\
 netdebug-probe: network evidence from inside a network namespace, as JSON lines on stdout
 
-usage: netdebug-probe [--netns PATH|NAME | --pid PID] [--node-conntrack] (PLAN_JSON | --plan-file FILE)
+usage: netdebug-probe [--netns PATH|NAME | --pid PID | --pod-uid UID --pod-ip IP]
+                      [--node-conntrack] (PLAN_JSON | --plan-file FILE)
        netdebug-probe --version
 
   PLAN_JSON          the plan as one JSON argument (see the netdebug-protocol crate)
@@ -20,6 +22,9 @@ usage: netdebug-probe [--netns PATH|NAME | --pid PID] [--node-conntrack] (PLAN_J
   --pid PID          enter the network namespace of process PID first
   --node-conntrack   look up each connect to a ClusterIP in the conntrack table of the
                      namespace the probe starts in (the node's), before entering another
+  --pod-uid UID      with --pod-ip: enter the network namespace of the pod with this UID,
+  --pod-ip IP        found among this node's processes by cgroup and checked to hold IP
+                     (run in a hostPID + hostNetwork pod on the pod's node)
 exit: 0 the probe ran (the evidence may show failures), 2 the probe itself failed
 ";
 
@@ -54,6 +59,8 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliEr
     let mut plan_file: Option<PathBuf> = None;
     let mut netns: Option<NetnsTarget> = None;
     let mut node_conntrack = false;
+    let mut pod_uid: Option<String> = None;
+    let mut pod_ip: Option<IpAddr> = None;
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         let arg = arg
@@ -81,6 +88,17 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliEr
                 set_once(&mut netns, NetnsTarget::Pid(pid), "--netns/--pid")?;
             }
             "--node-conntrack" => node_conntrack = true,
+            "--pod-uid" => {
+                let v = value("--pod-uid")?;
+                set_once(&mut pod_uid, parse_pod_uid(&v)?, "--pod-uid")?;
+            }
+            "--pod-ip" => {
+                let v = value("--pod-ip")?;
+                let ip = v.parse().map_err(|_| {
+                    CliError::Usage(format!("--pod-ip `{v}` is not an IPv4 or IPv6 address"))
+                })?;
+                set_once(&mut pod_ip, ip, "--pod-ip")?;
+            }
             "--plan-file" => {
                 let v = value("--plan-file")?;
                 set_once(&mut plan_file, PathBuf::from(v), "--plan-file")?;
@@ -90,6 +108,29 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, CliEr
             }
             _ => set_once(&mut plan_json, arg, "the plan argument")?,
         }
+    }
+    match (pod_uid, pod_ip) {
+        (Some(uid), Some(ip)) => {
+            if netns.is_some() {
+                return Err(CliError::Usage(
+                    "--pod-uid/--pod-ip name the namespace to enter: give them or --netns/--pid, \
+                     not both"
+                        .into(),
+                ));
+            }
+            netns = Some(NetnsTarget::Pod { uid, ip });
+        }
+        (Some(_), None) => {
+            return Err(CliError::Usage(
+                "--pod-uid needs --pod-ip (the pod IP tells the pod's namespace)".into(),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(CliError::Usage(
+                "--pod-ip needs --pod-uid (the pod UID finds the pod's processes)".into(),
+            ))
+        }
+        (None, None) => {}
     }
     let plan_from_stdin = plan_file.as_ref().is_some_and(|p| p.as_os_str() == "-");
     let json = match (plan_json, plan_file) {
@@ -125,6 +166,23 @@ fn set_once<T>(slot: &mut Option<T>, value: T, what: &str) -> Result<(), CliErro
     }
     *slot = Some(value);
     Ok(())
+}
+
+/// A pod UID as Kubernetes writes it: a UUID, 36 characters of hex digits and dashes
+/// (8-4-4-4-12). Lowercased, as the kubelet names cgroups.
+fn parse_pod_uid(v: &str) -> Result<String, CliError> {
+    let groups: Vec<&str> = v.split('-').collect();
+    let shape_ok = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()));
+    if !shape_ok {
+        return Err(CliError::Usage(format!(
+            "--pod-uid `{v}` is not a pod UID (a UUID like 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0, \
+             as in `kubectl get pod NAME -o jsonpath={{.metadata.uid}}`)"
+        )));
+    }
+    Ok(v.to_ascii_lowercase())
 }
 
 fn read_plan_file(path: &PathBuf) -> Result<String, CliError> {
@@ -216,5 +274,97 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("cannot read plan file /nonexistent/plan.json"));
+    }
+
+    const UID: &str = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+    const PLAN: &str = r#"{"v":1}"#;
+
+    fn netns_of(a: &[&str]) -> Result<Option<NetnsTarget>, CliError> {
+        parse(args(a)).map(|cmd| match cmd {
+            Command::Run(run) => run.netns,
+            other => panic!("expected run, got {other:?}"),
+        })
+    }
+
+    #[test]
+    fn pod_uid_and_ip_make_a_pod_target() {
+        assert_eq!(
+            netns_of(&["--pod-uid", UID, "--pod-ip", "10.244.0.7", PLAN]).unwrap(),
+            Some(NetnsTarget::Pod {
+                uid: UID.into(),
+                ip: "10.244.0.7".parse().unwrap()
+            })
+        );
+        // Either order, IPv6, upper-case UID (lowercased as the kubelet writes cgroups).
+        assert_eq!(
+            netns_of(&[
+                "--pod-ip",
+                "fd00:10:244::7",
+                "--pod-uid",
+                &UID.to_uppercase(),
+                PLAN
+            ])
+            .unwrap(),
+            Some(NetnsTarget::Pod {
+                uid: UID.into(),
+                ip: "fd00:10:244::7".parse().unwrap()
+            })
+        );
+    }
+
+    #[test]
+    fn pod_uid_and_ip_go_together() {
+        assert_eq!(
+            netns_of(&["--pod-uid", UID, PLAN]).unwrap_err().to_string(),
+            "--pod-uid needs --pod-ip (the pod IP tells the pod's namespace) (see --help)"
+        );
+        assert_eq!(
+            netns_of(&["--pod-ip", "10.244.0.7", PLAN])
+                .unwrap_err()
+                .to_string(),
+            "--pod-ip needs --pod-uid (the pod UID finds the pod's processes) (see --help)"
+        );
+    }
+
+    #[test]
+    fn pod_target_excludes_netns_and_pid() {
+        for other in [["--netns", "blue"], ["--pid", "1"]] {
+            let mut a = vec!["--pod-uid", UID, "--pod-ip", "10.244.0.7"];
+            a.extend(other);
+            a.push(PLAN);
+            let err = netns_of(&a).unwrap_err().to_string();
+            assert!(err.contains("or --netns/--pid, not both"), "{err}");
+        }
+        let err = netns_of(&["--pod-uid", UID, "--pod-uid", UID, PLAN])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--pod-uid given more than once"), "{err}");
+    }
+
+    #[test]
+    fn bad_pod_uid_and_ip_are_refused() {
+        for bad in [
+            "x",
+            "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+            "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1fz",
+            "0f1e2d3c-4b5a-6978-8796a-5b4c3d2e1f0",
+            "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0-",
+            "../../etc/passwd-xxxxxxxxxxxxxxxxxxxx",
+        ] {
+            let err = netns_of(&["--pod-uid", bad, "--pod-ip", "10.0.0.1", PLAN])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("--pod-uid `{bad}` is not a pod UID")),
+                "{err}"
+            );
+        }
+        let err = netns_of(&["--pod-uid", UID, "--pod-ip", "10.0.0.300", PLAN])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("--pod-ip `10.0.0.300` is not an IPv4 or IPv6 address"),
+            "{err}"
+        );
     }
 }

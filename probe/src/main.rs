@@ -18,6 +18,7 @@ mod netns;
 mod node_conntrack;
 mod peer;
 mod platform;
+mod pod_netns;
 mod policy_walk;
 mod runner;
 mod tunnel;
@@ -83,12 +84,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_PROBE_FAILED);
         }
     };
-    let result = runtime.block_on(runner::run(
-        plan,
-        emitter.clone(),
-        control,
-        node_conntrack,
-    ));
+    let result = runtime.block_on(runner::run(plan, emitter.clone(), control, node_conntrack));
     // The runner queued `done`; the writer thread may still be writing. Wait for it without a
     // bound: if stdout is stuck, the watchdog ends the process at the plan's deadline.
     emitter.close();

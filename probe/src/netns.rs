@@ -1,9 +1,14 @@
-//! Entering another network namespace (node and host use: `--netns`, `--pid`).
+//! Entering another network namespace (node and host use: `--netns`, `--pid`; a pod's from its
+//! node: `--pod-uid` with `--pod-ip`, see pod_netns.rs).
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use nix::sched::{setns, CloneFlags};
+
+use crate::pod_netns::{self, PodNetnsError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetnsTarget {
@@ -12,6 +17,12 @@ pub enum NetnsTarget {
     /// A name as `ip netns` uses it, under /run/netns.
     Name(String),
     Pid(u32),
+    /// The namespace of the pod with this UID that holds this IP, found through the node's
+    /// processes (the probe runs in a hostPID pod on the pod's node).
+    Pod {
+        uid: String,
+        ip: IpAddr,
+    },
 }
 
 impl NetnsTarget {
@@ -24,11 +35,13 @@ impl NetnsTarget {
         }
     }
 
-    pub fn path(&self) -> PathBuf {
+    /// The namespace file; `None` for a pod, whose namespace is only found when entering.
+    pub fn path(&self) -> Option<PathBuf> {
         match self {
-            NetnsTarget::Path(p) => p.clone(),
-            NetnsTarget::Name(n) => PathBuf::from("/run/netns").join(n),
-            NetnsTarget::Pid(pid) => PathBuf::from(format!("/proc/{pid}/ns/net")),
+            NetnsTarget::Path(p) => Some(p.clone()),
+            NetnsTarget::Name(n) => Some(PathBuf::from("/run/netns").join(n)),
+            NetnsTarget::Pid(pid) => Some(PathBuf::from(format!("/proc/{pid}/ns/net"))),
+            NetnsTarget::Pod { .. } => None,
         }
     }
 
@@ -37,6 +50,9 @@ impl NetnsTarget {
             NetnsTarget::Path(p) => format!("network namespace {}", p.display()),
             NetnsTarget::Name(n) => format!("network namespace `{n}` (/run/netns/{n})"),
             NetnsTarget::Pid(pid) => format!("network namespace of pid {pid}"),
+            NetnsTarget::Pod { uid, ip } => {
+                format!("network namespace of pod {uid} (holding {ip})")
+            }
         }
     }
 }
@@ -47,29 +63,88 @@ pub enum NetnsError {
     NotFound(String),
     #[error("no permission to enter {0} (needs root or CAP_SYS_ADMIN)")]
     PermissionDenied(String),
+    /// Opening `/proc/PID/ns/net` is a ptrace access check, apart from entering (setns).
+    #[error(
+        "no permission to open {0} (opening another process's namespace needs CAP_SYS_PTRACE \
+         when that process runs as another user or has capabilities the probe lacks)"
+    )]
+    OpenDenied(String),
     #[error("cannot enter {what}: {message}")]
     Other { what: String, message: String },
+    #[error(transparent)]
+    Pod(#[from] PodNetnsError),
 }
 
 /// Move the calling thread into the namespace. Must run before any other thread exists.
 pub fn enter(target: &NetnsTarget) -> Result<(), NetnsError> {
+    if let NetnsTarget::Pod { uid, ip } = target {
+        return enter_pod(Path::new("/proc"), uid, *ip);
+    }
     let what = target.describe();
-    let file = File::open(target.path()).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => NetnsError::NotFound(what.clone()),
-        std::io::ErrorKind::PermissionDenied => NetnsError::PermissionDenied(what.clone()),
+    let of_process = matches!(target, NetnsTarget::Pid(_));
+    setns_file(&open(target.path(), &what, of_process)?, &what)
+}
+
+/// Finds the pod's namespace under `proc_root` and enters it.
+fn enter_pod(proc_root: &Path, uid: &str, ip: IpAddr) -> Result<(), NetnsError> {
+    // The process found may exit between the scan and the open, and its pid be reused by a
+    // process elsewhere: the opened file's inode must be the one found, else scan again (a
+    // pod's namespace outlives any one of its processes but the sandbox's).
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let found = pod_netns::find(proc_root, uid, ip)?;
+        let what = format!(
+            "network namespace of pod {uid} (pid {}, holds {ip})",
+            found.pid
+        );
+        let file = match open(Some(found.ns_path), &what, true) {
+            Ok(file) => file,
+            Err(NetnsError::NotFound(_)) if attempts < 3 => continue,
+            Err(e) => return Err(e),
+        };
+        match file.metadata() {
+            Ok(m) if m.ino() == found.inode => return setns_file(&file, &what),
+            _ if attempts < 3 => continue,
+            _ => {
+                return Err(NetnsError::Other {
+                    what,
+                    message: "the pod's processes kept exiting while the probe looked for them"
+                        .into(),
+                })
+            }
+        }
+    }
+}
+
+/// Opens a namespace file. `of_process`: the file is a process's (`/proc/PID/ns/net`), whose
+/// opening is a ptrace check rather than file permissions.
+fn open(path: Option<PathBuf>, what: &str, of_process: bool) -> Result<File, NetnsError> {
+    let Some(path) = path else {
+        return Err(NetnsError::NotFound(what.to_string()));
+    };
+    File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => NetnsError::NotFound(what.to_string()),
+        std::io::ErrorKind::PermissionDenied if of_process => {
+            NetnsError::OpenDenied(what.to_string())
+        }
+        std::io::ErrorKind::PermissionDenied => NetnsError::PermissionDenied(what.to_string()),
         _ => NetnsError::Other {
-            what: what.clone(),
+            what: what.to_string(),
             message: e.to_string(),
         },
-    })?;
-    setns(&file, CloneFlags::CLONE_NEWNET).map_err(|errno| match errno {
-        nix::errno::Errno::EPERM => NetnsError::PermissionDenied(what.clone()),
+    })
+}
+
+fn setns_file(file: &File, what: &str) -> Result<(), NetnsError> {
+    setns(file, CloneFlags::CLONE_NEWNET).map_err(|errno| match errno {
+        nix::errno::Errno::EPERM => NetnsError::PermissionDenied(what.to_string()),
         nix::errno::Errno::EINVAL => NetnsError::Other {
-            what: what.clone(),
+            what: what.to_string(),
             message: "not a network namespace file".into(),
         },
         e => NetnsError::Other {
-            what: what.clone(),
+            what: what.to_string(),
             message: e.desc().to_string(),
         },
     })
@@ -83,15 +158,24 @@ mod tests {
     fn names_and_paths() {
         assert_eq!(
             NetnsTarget::from_arg("blue").path(),
-            PathBuf::from("/run/netns/blue")
+            Some(PathBuf::from("/run/netns/blue"))
         );
         assert_eq!(
             NetnsTarget::from_arg("/proc/1/ns/net").path(),
-            PathBuf::from("/proc/1/ns/net")
+            Some(PathBuf::from("/proc/1/ns/net"))
         );
         assert_eq!(
             NetnsTarget::Pid(42).path(),
-            PathBuf::from("/proc/42/ns/net")
+            Some(PathBuf::from("/proc/42/ns/net"))
+        );
+        let pod = NetnsTarget::Pod {
+            uid: "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0".into(),
+            ip: "10.244.0.7".parse().unwrap(),
+        };
+        assert_eq!(pod.path(), None);
+        assert_eq!(
+            pod.describe(),
+            "network namespace of pod 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 (holding 10.244.0.7)"
         );
     }
 
@@ -101,6 +185,29 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "network namespace `netdebug-does-not-exist` (/run/netns/netdebug-does-not-exist) does not exist"
+        );
+    }
+
+    #[test]
+    fn unknown_pod_is_named() {
+        // A fake, empty proc root: no process of any pod.
+        let root = std::env::temp_dir().join(format!("probe-netns-empty-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        let err = enter_pod(
+            &root,
+            "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+            "10.244.0.7".parse().unwrap(),
+        )
+        .unwrap_err();
+        let _ = std::fs::remove_dir_all(&root);
+        assert!(
+            matches!(err, NetnsError::Pod(PodNetnsError::NoProcess { .. })),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("cgroup of pod 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"),
+            "{err}"
         );
     }
 }

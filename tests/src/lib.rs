@@ -31,9 +31,11 @@
 //! one veth pair), [`servers`] (TCP servers and clients via the `ndt-sock`
 //! helper binary, dnsmasq), [`tcpdump`] (capture as an oracle), [`probe`] (running the probe
 //! and picking evidence out of its stream), [`pki`] (test certificates made with openssl),
-//! [`verdict`] (the verdict engine on a run), [`cmd`]
+//! [`verdict`] (the verdict engine on a run), [`cgroup`] (pod cgroups as the kubelet names
+//! them, for finding a pod's namespace from the node), [`cmd`]
 //! (bounded command execution), [`require`] (root and tool checks).
 
+pub mod cgroup;
 pub mod cmd;
 pub mod link;
 pub mod netns;
@@ -45,6 +47,7 @@ pub mod servers;
 pub mod tcpdump;
 pub mod verdict;
 
+pub use cgroup::{pod_uid, PodCgroup};
 pub use cmd::{run_with_timeout, try_run, CmdOutput, DEFAULT_TIMEOUT};
 pub use link::{Bridge, Iface, Link, VethPair};
 pub use netns::{Netns, Process};

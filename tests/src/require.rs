@@ -55,6 +55,7 @@ pub fn debian_package(tool: &str) -> &'static str {
         "prlimit" | "setpriv" | "nsenter" => "util-linux",
         "python3" => "python3",
         "bash" => "bash",
+        "sleep" => "coreutils",
         _ => "the package that provides it",
     }
 }

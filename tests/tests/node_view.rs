@@ -43,7 +43,14 @@ impl NodeLab {
         let pod = Netns::new(&format!("{tag}p"));
         let node = Netns::new(&format!("{tag}n"));
         let srv = Netns::new(&format!("{tag}s"));
-        Link::veth_pair(&pod, "p0", &format!("{POD}/24"), &node, "n0", "10.199.5.1/24");
+        Link::veth_pair(
+            &pod,
+            "p0",
+            &format!("{POD}/24"),
+            &node,
+            "n0",
+            "10.199.5.1/24",
+        );
         Link::veth_pair(
             &node,
             "n1",
@@ -74,7 +81,16 @@ impl NodeLab {
             "--to-destination",
             &format!("{ENDPOINT}:8080"),
         ]);
-        node.iptables(&["-t", "raw", "-A", "PREROUTING", "-d", UNTRACKED, "-j", "NOTRACK"]);
+        node.iptables(&[
+            "-t",
+            "raw",
+            "-A",
+            "PREROUTING",
+            "-d",
+            UNTRACKED,
+            "-j",
+            "NOTRACK",
+        ]);
         NodeLab { pod, node, srv }
     }
 
@@ -140,7 +156,10 @@ fn each_clusterip_connect_shows_the_nodes_translation_or_its_absence() {
     assert_eq!(t.outcome, TcpOutcome::Ok, "{t:?}");
     let nat = t.node_nat.clone().expect("node_nat on a ClusterIP connect");
     assert_eq!(nat.state, NatState::Translated, "{nat:?}");
-    assert_eq!(nat.endpoint.unwrap().to_string(), format!("{ENDPOINT}:8080"));
+    assert_eq!(
+        nat.endpoint.unwrap().to_string(),
+        format!("{ENDPOINT}:8080")
+    );
     let listing = lab.conntrack_listing(SERVICE);
     let sport = t.local.unwrap().port();
     let entry = listing
@@ -148,7 +167,9 @@ fn each_clusterip_connect_shows_the_nodes_translation_or_its_absence() {
         .find(|l| l.contains(&format!("sport={sport} ")))
         .unwrap_or_else(|| panic!("conntrack -L has no entry for port {sport}:\n{listing}"));
     assert!(
-        entry.contains(&format!("src={ENDPOINT} dst={POD} sport=8080 dport={sport}")),
+        entry.contains(&format!(
+            "src={ENDPOINT} dst={POD} sport=8080 dport={sport}"
+        )),
         "{entry}"
     );
 
@@ -159,13 +180,19 @@ fn each_clusterip_connect_shows_the_nodes_translation_or_its_absence() {
     let sport = t.local.unwrap().port();
     let listing = lab.conntrack_listing(UNPROGRAMMED);
     assert!(
-        listing.contains(&format!("src={UNPROGRAMMED} dst={POD} sport=80 dport={sport}")),
+        listing.contains(&format!(
+            "src={UNPROGRAMMED} dst={POD} sport=80 dport={sport}"
+        )),
         "{listing}"
     );
 
     // Untracked: no entry, said as such (conntrack -L agrees: nothing listed).
     let t = of(UNTRACKED);
-    assert_eq!(t.node_nat.as_ref().unwrap().state, NatState::NoEntry, "{t:?}");
+    assert_eq!(
+        t.node_nat.as_ref().unwrap().state,
+        NatState::NoEntry,
+        "{t:?}"
+    );
     assert!(
         !lab.conntrack_listing(UNTRACKED).contains(UNTRACKED),
         "the oracle lists an entry for the untracked address"

@@ -45,13 +45,22 @@ fn endpoints_ok() -> Vec<Event> {
 #[test]
 fn a_clusterip_the_node_did_not_translate_is_named_with_its_node() {
     let mut events = vec![with_nat(
-        tcp_as("10.96.0.10:80", TargetRole::ClusterIp, TcpOutcome::Timeout, 1500.0),
+        tcp_as(
+            "10.96.0.10:80",
+            TargetRole::ClusterIp,
+            TcpOutcome::Timeout,
+            1500.0,
+        ),
         NatState::NotTranslated,
         None,
     )];
     events.extend(endpoints_ok());
     let v = evaluate(&inputs_with(events, kube()));
-    assert_eq!(v.rules_fired, vec![RuleCode::ClusterIpNotTranslated], "{v:#?}");
+    assert_eq!(
+        v.rules_fired,
+        vec![RuleCode::ClusterIpNotTranslated],
+        "{v:#?}"
+    );
     let cause = v.cause.as_deref().unwrap();
     assert!(
         cause.starts_with(
@@ -59,7 +68,10 @@ fn a_clusterip_the_node_did_not_translate_is_named_with_its_node() {
         ),
         "{cause}"
     );
-    assert!(cause.contains("while 2 of its endpoints answered"), "{cause}");
+    assert!(
+        cause.contains("while 2 of its endpoints answered"),
+        "{cause}"
+    );
     let f = &v.findings[0];
     assert!(
         f.evidence
@@ -67,7 +79,10 @@ fn a_clusterip_the_node_did_not_translate_is_named_with_its_node() {
             .any(|l| l.contains("node conntrack: not translated on node node-1")),
         "{f:#?}"
     );
-    assert!(f.next.iter().any(|n| n.contains("spec.nodeName=node-1")), "{f:#?}");
+    assert!(
+        f.next.iter().any(|n| n.contains("spec.nodeName=node-1")),
+        "{f:#?}"
+    );
 }
 
 /// Near miss: the node translated it, yet it failed: the pod-only rule stands, with the
@@ -75,7 +90,12 @@ fn a_clusterip_the_node_did_not_translate_is_named_with_its_node() {
 #[test]
 fn a_translated_clusterip_that_fails_keeps_the_dataplane_rule_with_the_nodes_answer() {
     let mut events = vec![with_nat(
-        tcp_as("10.96.0.10:80", TargetRole::ClusterIp, TcpOutcome::Timeout, 1500.0),
+        tcp_as(
+            "10.96.0.10:80",
+            TargetRole::ClusterIp,
+            TcpOutcome::Timeout,
+            1500.0,
+        ),
         NatState::Translated,
         Some("10.244.0.5:8080"),
     )];
@@ -94,7 +114,12 @@ fn a_translated_clusterip_that_fails_keeps_the_dataplane_rule_with_the_nodes_ans
 #[test]
 fn no_entry_is_not_read_as_untranslated() {
     let mut events = vec![with_nat(
-        tcp_as("10.96.0.10:80", TargetRole::ClusterIp, TcpOutcome::Timeout, 1500.0),
+        tcp_as(
+            "10.96.0.10:80",
+            TargetRole::ClusterIp,
+            TcpOutcome::Timeout,
+            1500.0,
+        ),
         NatState::NoEntry,
         None,
     )];

@@ -124,7 +124,10 @@ pub(super) async fn via_node(
                 "pod {pod_ns}/{pod_name} is not scheduled on a node yet: --via-node needs its node"
             ))
         })?;
-    let probe_ns = args.node_namespace.clone().unwrap_or_else(|| pod_ns.clone());
+    let probe_ns = args
+        .node_namespace
+        .clone()
+        .unwrap_or_else(|| pod_ns.clone());
     let labels = preflight::namespace_labels(client, target, &probe_ns).await?;
     node::check_admits_host_pods(&probe_ns, labels.as_ref(), args.node_namespace.is_some())?;
     preflight::check_rbac(client, target, &probe_ns, preflight::NODE_POD_ACCESS).await?;

@@ -214,8 +214,10 @@ pub async fn run_via_node(extra: &[&str], cluster: Cluster) -> (Result<i32, Erro
     let argv: Vec<&str> = base.iter().chain(extra).copied().collect();
     let seen: Arc<Mutex<Seen>> = Arc::default();
     let watched = seen.clone();
-    let result =
-        run_cli_against(&argv, "shop", move |api| fake_cluster(api, cluster, watched)).await;
+    let result = run_cli_against(&argv, "shop", move |api| {
+        fake_cluster(api, cluster, watched)
+    })
+    .await;
     let seen = std::mem::take(&mut *seen.lock().unwrap());
     (result, seen)
 }

@@ -21,8 +21,8 @@ use protocol::{
 
 use super::pacing::{ms, run_paced, Finished, Pace, Ticker};
 use super::tcp::connect;
-use crate::node_conntrack::NodeConntrack;
 use crate::context::Ctx;
+use crate::node_conntrack::NodeConntrack;
 
 /// Room kept before the deadline for the last attempts' evidence to be written.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(200);

@@ -12,12 +12,12 @@
 use protocol::{TargetRole, TcpEvidence, TcpOutcome};
 
 use crate::checks::rounds;
-use crate::rules::dataplane;
 use crate::checks::tcp::{connected, outcome_words};
 use crate::facts::Facts;
 use crate::kube::{DestinationInfo, KubeFinding, KubeFindingCode, ServiceInfo};
 use crate::model::{Layer, RuleCode, Severity};
 use crate::report::Report;
+use crate::rules::dataplane;
 use crate::words::{list, ms};
 
 /// The severity the client gave the findings with `codes` (the worst, when several), as the
@@ -349,9 +349,7 @@ fn service_dataplane(
         outcome_words(c),
         list(&ep_list, 3)
     ))
-    .line_opt(
-        dataplane::nat_words(f, c).map(|w| format!("node conntrack for {}: {w}", c.address)),
-    )
+    .line_opt(dataplane::nat_words(f, c).map(|w| format!("node conntrack for {}: {w}", c.address)))
     .next("kubectl -n kube-system get pods -l k8s-app=kube-proxy -o wide")
     .next(format!(
         "iptables-save -t nat | grep {}   # on the node; or: nft list ruleset",
