@@ -52,10 +52,17 @@ fn main() -> ExitCode {
     let node_conntrack = args
         .node_conntrack
         .then(node_conntrack::NodeConntrack::open);
+    let mut plan = args.plan;
     if let Some(target) = &args.netns {
-        if let Err(e) = netns::enter(target) {
-            eprintln!("netdebug-probe: {e}");
-            return ExitCode::from(EXIT_PROBE_FAILED);
+        match netns::enter(target) {
+            // A pod entered from its node: its resolver is the one in its containers, not
+            // the probe pod's (which is the node's).
+            Ok(Some(pod_root)) => read_files_under(&mut plan.dns, &pod_root),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("netdebug-probe: {e}");
+                return ExitCode::from(EXIT_PROBE_FAILED);
+            }
         }
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -68,7 +75,6 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_PROBE_FAILED);
         }
     };
-    let mut plan = args.plan;
     let (control, tunnel_feed) = match control::open(&plan) {
         Ok(opened) => opened,
         Err(e) => {
@@ -99,5 +105,15 @@ fn main() -> ExitCode {
             eprintln!("netdebug-probe: {e}");
             ExitCode::from(EXIT_PROBE_FAILED)
         }
+    }
+}
+
+/// Points the resolver's files (resolv.conf, hosts) into `root`: the pod's filesystem as one
+/// of its containers sees it (`/proc/PID/root`), for a probe that entered the pod from its
+/// node and whose own /etc is the node's.
+fn read_files_under(dns: &mut protocol::DnsPlan, root: &std::path::Path) {
+    for file in [&mut dns.resolv_conf, &mut dns.hosts_file] {
+        let inside = root.join(file.trim_start_matches('/'));
+        *file = inside.to_string_lossy().into_owned();
     }
 }

@@ -76,17 +76,19 @@ pub enum NetnsError {
 }
 
 /// Move the calling thread into the namespace. Must run before any other thread exists.
-pub fn enter(target: &NetnsTarget) -> Result<(), NetnsError> {
+/// Returns, for a pod entered from its node, the root of one of its application containers
+/// (where the pod's resolv.conf is: see [`pod_netns::Found::files_root`]).
+pub fn enter(target: &NetnsTarget) -> Result<Option<PathBuf>, NetnsError> {
     if let NetnsTarget::Pod { uid, ip } = target {
         return enter_pod(Path::new("/proc"), uid, *ip);
     }
     let what = target.describe();
     let of_process = matches!(target, NetnsTarget::Pid(_));
-    setns_file(&open(target.path(), &what, of_process)?, &what)
+    setns_file(&open(target.path(), &what, of_process)?, &what).map(|()| None)
 }
 
 /// Finds the pod's namespace under `proc_root` and enters it.
-fn enter_pod(proc_root: &Path, uid: &str, ip: IpAddr) -> Result<(), NetnsError> {
+fn enter_pod(proc_root: &Path, uid: &str, ip: IpAddr) -> Result<Option<PathBuf>, NetnsError> {
     // The process found may exit between the scan and the open, and its pid be reused by a
     // process elsewhere: the opened file's inode must be the one found, else scan again (a
     // pod's namespace outlives any one of its processes but the sandbox's).
@@ -104,7 +106,9 @@ fn enter_pod(proc_root: &Path, uid: &str, ip: IpAddr) -> Result<(), NetnsError> 
             Err(e) => return Err(e),
         };
         match file.metadata() {
-            Ok(m) if m.ino() == found.inode => return setns_file(&file, &what),
+            Ok(m) if m.ino() == found.inode => {
+                return setns_file(&file, &what).map(|()| found.files_root)
+            }
             _ if attempts < 3 => continue,
             _ => {
                 return Err(NetnsError::Other {

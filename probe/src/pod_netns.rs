@@ -24,6 +24,12 @@ pub struct Found {
     /// The namespace's inode, to check that the file opened later is still this namespace
     /// (the pid may exit and be reused between the scan and the open).
     pub inode: u64,
+    /// The root of an application container of the pod (`<proc_root>/<pid>/root`): where the
+    /// pod's own resolv.conf and hosts file are read, as its applications read them. The
+    /// sandbox's pause process has none (the kubelet mounts them into each application
+    /// container), so the first process in the namespace with an `etc/resolv.conf`; None
+    /// when no process has one.
+    pub files_root: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -152,10 +158,15 @@ pub fn find(proc_root: &Path, uid: &str, ip: IpAddr) -> Result<Found, PodNetnsEr
             own_holds = true;
             continue;
         }
+        let files_root = members
+            .iter()
+            .map(|p| proc_root.join(p.to_string()).join("root"))
+            .find(|root| root.join("etc/resolv.conf").exists());
         return Ok(Found {
             pid,
             ns_path: proc_root.join(pid.to_string()).join("ns/net"),
             inode,
+            files_root,
         });
     }
     // The pod's processes share the probe's namespace (which is the node's: the probe runs
@@ -343,6 +354,23 @@ mod tests {
         assert_eq!(found.pid, 700);
         assert_eq!(found.ns_path, p.root.join("700/ns/net"));
         assert_eq!(found.inode, p.inode("pod"));
+    }
+
+    /// The pause process (700) has no resolv.conf of its own; the application container's
+    /// process (701), in the same namespace, has the one the kubelet mounted.
+    #[test]
+    fn the_pods_files_are_read_from_an_application_container() {
+        let p = node(&format!("4:pids:/kubepods/besteffort/pod{UID}/c1\n"));
+        assert_eq!(p.find(UID, "10.244.0.7").unwrap().files_root, None);
+        let etc = p.root.join("701/root/etc");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(etc.join("resolv.conf"), "nameserver 10.96.0.10\n").unwrap();
+        let found = p.find(UID, "10.244.0.7").unwrap();
+        assert_eq!(
+            found.pid, 700,
+            "the namespace is still named by the first pid"
+        );
+        assert_eq!(found.files_root, Some(p.root.join("701/root")));
     }
 
     #[test]

@@ -38,8 +38,20 @@ impl Pod {
     /// A pod with `containers` processes in a namespace whose interface `if_name` holds
     /// POD_IP/24 and POD_IP6/64.
     fn new(if_name: &str, containers: usize) -> Pod {
+        Pod::with_files(if_name, containers, None)
+    }
+
+    /// A pod whose "containers" see `resolv_conf` as their /etc/resolv.conf: `ip netns exec`
+    /// bind-mounts /etc/netns/NAME/resolv.conf over it in the process's own mount namespace,
+    /// as the kubelet mounts the pod's into each container.
+    fn with_files(if_name: &str, containers: usize, resolv_conf: Option<&str>) -> Pod {
         require_tools(&["ip", "sleep"]);
         let ns = Netns::new("pod");
+        let etc = std::path::PathBuf::from("/etc/netns").join(ns.name());
+        if let Some(text) = resolv_conf {
+            std::fs::create_dir_all(&etc).unwrap();
+            std::fs::write(etc.join("resolv.conf"), text).unwrap();
+        }
         let node_side = Netns::new("node");
         Link::veth_pair(
             &ns,
@@ -60,6 +72,10 @@ impl Pod {
             })
             .collect();
         pids.sort_unstable();
+        if resolv_conf.is_some() {
+            // Mounted by now in each process's own view; the node's /etc keeps nothing.
+            let _ = std::fs::remove_dir_all(&etc);
+        }
         Pod {
             ns,
             _node_side: node_side,
@@ -197,6 +213,36 @@ fn the_probe_enters_the_namespace_of_the_pod_with_that_uid() {
     let run = run_pod(&pod.uid().to_uppercase(), POD_IP6);
     run.assert_ok();
     assert_eq!(run.hello().netns_inode, Some(pod.inode()));
+}
+
+/// The probe pod's own /etc is the node's: a pod entered from its node is resolved with the
+/// pod's resolv.conf, read through one of its containers (`/proc/PID/root`). Oracle: the
+/// file the test gave the "containers".
+#[test]
+fn the_pods_own_resolv_conf_is_read_not_the_nodes() {
+    let pod = Pod::with_files(
+        "eth0",
+        1,
+        Some("nameserver 10.199.60.53\nsearch shop.svc.cluster.local svc.cluster.local\noptions ndots:5\n"),
+    );
+    let plan = json_plan(json!({"v": 1, "checks": ["dns"], "deadline_ms": 4000}));
+    let run = run_probe_args(&["--pod-uid", pod.uid(), "--pod-ip", POD_IP], &plan);
+    run.assert_ok();
+    let config = run.one::<protocol::DnsConfigEvidence>();
+    assert_eq!(
+        config.path,
+        format!("/proc/{}/root/etc/resolv.conf", pod.pids[0])
+    );
+    assert_eq!(config.error, None, "{config:?}");
+    assert_eq!(
+        config.nameservers,
+        ["10.199.60.53".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert_eq!(
+        config.search,
+        ["shop.svc.cluster.local", "svc.cluster.local"]
+    );
+    assert_eq!(config.ndots, 5);
 }
 
 #[test]

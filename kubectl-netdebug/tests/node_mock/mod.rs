@@ -169,6 +169,8 @@ async fn fake_cluster(mut api: MockApi, cluster: Cluster, seen: Arc<Mutex<Seen>>
 }
 
 /// `kubectl-netdebug node/vm --to 10.96.0.10:53 -n ops -o json EXTRA` against the fake cluster.
+// Each test file compiles this module on its own; the --via-node tests do not use it.
+#[allow(dead_code)]
 pub async fn run_node(extra: &[&str], cluster: Cluster) -> (Result<i32, Error>, Seen) {
     let base = [
         "kubectl-netdebug",
@@ -195,6 +197,8 @@ pub async fn run_node(extra: &[&str], cluster: Cluster) -> (Result<i32, Error>, 
 
 /// `kubectl-netdebug pod/web -n shop --via-node --to 10.96.0.10:53 -o json EXTRA` against
 /// the fake cluster.
+// Each test file compiles this module on its own; the interrupt test does not use it.
+#[allow(dead_code)]
 pub async fn run_via_node(extra: &[&str], cluster: Cluster) -> (Result<i32, Error>, Seen) {
     let base = [
         "kubectl-netdebug",
