@@ -23,6 +23,14 @@ pub struct ProbeContainer {
     pub plan: protocol::Plan,
 }
 
+impl ProbeContainer {
+    /// The probe is the container of a pod of its own (the node views' probe pod, which has
+    /// no target container), not an ephemeral container added to the source pod.
+    pub fn in_own_pod(&self) -> bool {
+        self.target_container.is_empty()
+    }
+}
+
 /// A fresh container name; random so that repeated runs never collide (ephemeral containers
 /// cannot be removed from a pod, and names must be unique within it).
 pub fn random_container_name() -> String {

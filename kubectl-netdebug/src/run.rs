@@ -714,10 +714,12 @@ async fn stream_into<S: EventSink>(
             pod: pod.name,
             container: &container.name,
         };
-        // A probe serving a tunnel lingers after `done` for its peer: do not wait for its exit.
-        let exit_wait = match container.plan.tunnel {
-            Some(_) => std::time::Duration::ZERO,
-            None => EXIT_STATUS_WAIT,
+        // A probe serving a tunnel lingers after `done` for its peer, and a node probe pod is
+        // deleted right after the run: for neither is the exit code worth a wait after `done`
+        // (the kubelet reports it only at its next status update, up to a second later).
+        let exit_wait = match container.plan.tunnel.is_some() || container.in_own_pod() {
+            true => std::time::Duration::ZERO,
+            false => EXIT_STATUS_WAIT,
         };
         outcome =
             stream_events_then(&source_log, &mut reader, deadline, exit_wait, &mut deliver).await?;

@@ -16,6 +16,13 @@ use crate::dns;
 use crate::emit::Emitter;
 use crate::node_conntrack::NodeConntrack;
 
+/// What a node view keeps of the node from before the probe entered a pod's namespace.
+pub struct NodeView {
+    pub conntrack: NodeConntrack,
+    /// The node's namespace file; None when it could not be opened (node_path says so).
+    pub netns: Option<std::fs::File>,
+}
+
 /// What the run reads from files before any check starts: who the probe runs as
 /// (/proc/self/status), which network namespace it is in, and the resolver configuration
 /// (resolv.conf and the hosts file).
@@ -66,6 +73,9 @@ pub struct Ctx {
     pub control: Option<Control>,
     /// The node's conntrack table, in a node view: where a ClusterIP's translation is seen.
     pub node_conntrack: Option<NodeConntrack>,
+    /// The node's network namespace (opened before entering a pod's), in a node view: where
+    /// the `node_path` check reads the node's half of the path.
+    pub node_netns: Option<std::fs::File>,
     emitter: Emitter,
     resolver: dns::ResolverConfig,
     resolver_evidence: DnsConfigEvidence,
@@ -84,8 +94,12 @@ impl Ctx {
         setup: Setup,
         started: Instant,
         control: Option<Control>,
-        node_conntrack: Option<NodeConntrack>,
+        node: Option<NodeView>,
     ) -> Ctx {
+        let (node_conntrack, node_netns) = match node {
+            Some(n) => (Some(n.conntrack), n.netns),
+            None => (None, None),
+        };
         let deadline = started + Duration::from_millis(plan.deadline_ms);
         Ctx {
             plan,
@@ -94,6 +108,7 @@ impl Ctx {
             started,
             control,
             node_conntrack,
+            node_netns,
             emitter,
             resolver: setup.resolver,
             resolver_evidence: setup.resolver_evidence,

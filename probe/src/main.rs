@@ -49,9 +49,10 @@ fn main() -> ExitCode {
     // later inherit the namespace.
     // The node's conntrack table: opened before entering a pod's namespace, so that its socket
     // stays bound to the node's (see node_conntrack.rs).
-    let node_conntrack = args
-        .node_conntrack
-        .then(node_conntrack::NodeConntrack::open);
+    let node = args.node_conntrack.then(|| context::NodeView {
+        conntrack: node_conntrack::NodeConntrack::open(),
+        netns: std::fs::File::open("/proc/thread-self/ns/net").ok(),
+    });
     let mut plan = args.plan;
     if let Some(target) = &args.netns {
         match netns::enter(target) {
@@ -90,7 +91,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_PROBE_FAILED);
         }
     };
-    let result = runtime.block_on(runner::run(plan, emitter.clone(), control, node_conntrack));
+    let result = runtime.block_on(runner::run(plan, emitter.clone(), control, node));
     // The runner queued `done`; the writer thread may still be writing. Wait for it without a
     // bound: if stdout is stuck, the watchdog ends the process at the plan's deadline.
     emitter.close();

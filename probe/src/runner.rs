@@ -12,10 +12,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::checks::{self, Outcome};
-use crate::context::{Ctx, Setup};
+use crate::context::{Ctx, NodeView, Setup};
 use crate::control::Control;
 use crate::emit::Emitter;
-use crate::node_conntrack::NodeConntrack;
 use crate::peer;
 
 /// Extra time after the deadline before the watchdog ends the process no matter what (a
@@ -39,7 +38,7 @@ pub async fn run(
     mut plan: Plan,
     emitter: Emitter,
     control: Option<Control>,
-    node_conntrack: Option<NodeConntrack>,
+    node: Option<NodeView>,
 ) -> Result<(), RunError> {
     let started = Instant::now();
     // First, so that nothing after it (file reads included) can keep the run past its deadline.
@@ -80,7 +79,7 @@ pub async fn run(
         setup,
         started,
         control,
-        node_conntrack,
+        node,
     ));
     let statuses = run_checks(&checks, &ctx).await?;
 

@@ -92,7 +92,10 @@
 //! 6 added the node view: `node_nat` on `tcp` evidence ([`NodeNat`]: `state`
 //! ([`NatState`]: `translated`, `not_translated`, `no_entry`, `unavailable`), the `endpoint` a
 //! DNAT chose, the `reason` a table could not be read), the node's conntrack entry for a
-//! connect to a ClusterIP.
+//! connect to a ClusterIP; and the `node_path` check and evidence ([`NodePathEvidence`]:
+//! `overlays` {`name`, `kind`, `mtu`, `up`}, the `underlay` {`name`, `mtu`}, `routes`
+//! {`target`, `address`, `dev`, `dev_kind`, `gateway`, `via_default`, `error`}, `rp_filter`
+//! {`dev`, `value`}, `conntrack` {`count`, `max`}, `errors`), read in the node's namespace.
 //!
 //! Golden fixtures of every event live in `protocol/tests/fixtures/`; the contract test checks
 //! that they decode, re-encode identically, and that unknown types and fields are tolerated.

@@ -211,6 +211,13 @@ checks! {
         layer: Application, default: false, privilege: None, observer: false, traffic: true,
         evidence: { Tls(TlsEvidence) = "tls", Http(HttpEvidence) = "http" },
     },
+    /// The node's half of the path, from the node's own network namespace: overlay devices
+    /// and their MTU, the node's routes to the targets, rp_filter, conntrack fill (a node
+    /// view only: `node/NAME`, `--via-node`; protocol minor 6).
+    NodePath = "node_path" {
+        layer: Network, default: false, privilege: None, observer: false, traffic: false,
+        evidence: { NodePath(NodePathEvidence) = "node_path" },
+    },
     /// A bounded packet capture while the other checks run.
     Capture = "capture" {
         layer: Transport, default: false, privilege: Some(Capability::NetRaw), observer: true, traffic: false,

@@ -243,6 +243,37 @@ fn samples() -> Vec<Event> {
             early_drop: Some(0),
             note: None,
         })),
+        // Minor 6: the node's half of the path, from a node view.
+        Event::Evidence(Evidence::NodePath(NodePathEvidence {
+            overlays: vec![OverlayDevice {
+                name: "flannel.1".into(),
+                kind: LinkKind::Vxlan.into(),
+                mtu: 1450,
+                up: true,
+            }],
+            underlay: Some(NodeDevice {
+                name: "eth0".into(),
+                mtu: 1500,
+            }),
+            routes: vec![NodeRoute {
+                target: "svc/payments:443".into(),
+                address: ip("10.244.1.7"),
+                dev: Some("flannel.1".into()),
+                dev_kind: Some(LinkKind::Vxlan.into()),
+                gateway: Some(ip("10.244.1.0")),
+                via_default: false,
+                error: None,
+            }],
+            rp_filter: vec![DeviceSetting {
+                dev: "flannel.1".into(),
+                value: 1,
+            }],
+            conntrack: Some(TableFill {
+                count: 4210,
+                max: 262144,
+            }),
+            errors: vec![],
+        })),
         Event::Evidence(Evidence::Sysctls(SysctlsEvidence {
             values: BTreeMap::from([
                 (Sysctl::RpFilter(ConfScope::All), "1".to_string()),

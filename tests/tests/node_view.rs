@@ -18,7 +18,8 @@ use netdebug_scenarios::link::Link;
 use netdebug_scenarios::netns::Netns;
 use netdebug_scenarios::probe::{decode_run, json_plan, probe_path};
 use netdebug_scenarios::require::require_tools;
-use protocol::{NatState, TcpEvidence, TcpOutcome, TcpRoundsEvidence};
+use netdebug_verdict::{RuleCode, Severity};
+use protocol::{NatState, NodePathEvidence, TcpEvidence, TcpOutcome, TcpRoundsEvidence};
 use serde_json::json;
 
 const POD: &str = "10.199.5.2";
@@ -218,4 +219,143 @@ fn rounds_from_the_pod_are_attributed_by_the_nodes_table() {
     // The round-0 connect carries the node's answer too.
     let t = run.evidence::<TcpEvidence>()[0].clone();
     assert_eq!(t.node_nat.unwrap().state, NatState::Translated);
+}
+
+/// Targets for the node's routes: a "remote pod" behind the overlay, and one only the default
+/// route covers. The node_path check sends nothing; its routes are lookups.
+const REMOTE_POD: &str = "10.199.77.5";
+const UNROUTED_POD: &str = "10.199.88.5";
+
+/// The node with a VXLAN overlay on n1 (its default route's device) carrying 10.199.77.0/24.
+fn overlay_lab(tag: &str, overlay_mtu: Option<&str>) -> NodeLab {
+    let lab = NodeLab::new(tag);
+    match overlay_mtu {
+        // Bound to n1, the kernel sizes it (and caps it) to n1's MTU less VXLAN's 50 bytes.
+        None => lab.node.ip(&[
+            "link", "add", "vx0", "type", "vxlan", "id", "42", "dev", "n1", "dstport", "4789",
+        ]),
+        // Unbound (as some CNIs create it), nothing stops a size the underlay cannot carry.
+        Some(mtu) => {
+            lab.node.ip(&[
+                "link",
+                "add",
+                "vx0",
+                "type",
+                "vxlan",
+                "id",
+                "42",
+                "dstport",
+                "4789",
+                "local",
+                "10.199.6.1",
+            ]);
+            lab.node.ip(&["link", "set", "vx0", "mtu", mtu])
+        }
+    };
+    lab.node.link_up("vx0");
+    lab.node.add_route("10.199.77.0/24 dev vx0");
+    lab.node.add_route(&format!("default via {ENDPOINT}"));
+    lab
+}
+
+fn node_path_plan() -> serde_json::Value {
+    json!({"v": 1, "checks": ["node_path", "links"], "deadline_ms": 5000, "targets": [
+        {"label": "pod/remote", "host": REMOTE_POD, "port": 8080, "role": "endpoint"},
+        {"label": "pod/lost", "host": UNROUTED_POD, "port": 8080, "role": "endpoint"}]})
+}
+
+/// The node's half of the path, read in the node's namespace while the links check runs in
+/// the pod's. Oracles: `ip -d link`, `ip route get` and the sysctls in the node namespace.
+#[test]
+fn the_nodes_overlay_routes_and_settings_are_read_in_the_nodes_namespace() {
+    let lab = overlay_lab("nvp", None);
+    let run = lab.probe(node_path_plan());
+    let n = run.one::<NodePathEvidence>().clone();
+    assert_eq!(n.errors, Vec::<String>::new());
+    let link = &lab.node.ip_json(&["-d", "link", "show", "vx0"])[0];
+    assert_eq!(n.overlays.len(), 1, "{n:?}");
+    assert_eq!(n.overlays[0].name, "vx0");
+    assert_eq!(
+        n.overlays[0].kind.as_str(),
+        link["linkinfo"]["info_kind"].as_str().unwrap()
+    );
+    assert_eq!(u64::from(n.overlays[0].mtu), link["mtu"].as_u64().unwrap());
+    assert_eq!(
+        n.overlays[0].mtu, 1450,
+        "the kernel's VXLAN default on a 1500 device"
+    );
+    let underlay = n.underlay.clone().expect("the default route's device");
+    assert_eq!((underlay.name.as_str(), underlay.mtu), ("n1", 1500));
+    for (address, via_default) in [(REMOTE_POD, false), (UNROUTED_POD, true)] {
+        let route = n
+            .routes
+            .iter()
+            .find(|r| r.address.to_string() == address)
+            .unwrap_or_else(|| panic!("no node route for {address}: {n:?}"));
+        let oracle = &lab.node.ip_json(&["route", "get", address])[0];
+        assert_eq!(route.dev.as_deref(), oracle["dev"].as_str(), "{route:?}");
+        assert_eq!(
+            route.gateway.map(|g| g.to_string()).as_deref(),
+            oracle["gateway"].as_str()
+        );
+        assert_eq!(route.via_default, via_default, "{route:?}");
+    }
+    let vx0 = n
+        .rp_filter
+        .iter()
+        .find(|s| s.dev == "vx0")
+        .expect("vx0 rp_filter");
+    let sysctl = |k: &str| lab.node.sysctl(k).trim().parse::<u32>().unwrap();
+    assert_eq!(
+        vx0.value,
+        sysctl("net.ipv4.conf.all.rp_filter").max(sysctl("net.ipv4.conf.vx0.rp_filter"))
+    );
+    let ct = n
+        .conntrack
+        .clone()
+        .expect("nf_conntrack is loaded (the DNAT rule)");
+    assert_eq!(ct.max, sysctl("net.netfilter.nf_conntrack_max") as u64);
+    // The pod's own links came from the pod's namespace: p0, not the node's vx0.
+    let links = run.one::<protocol::LinksEvidence>();
+    assert!(links.links.iter().any(|l| l.name == "p0"));
+    assert!(!links.links.iter().any(|l| l.name == "vx0"));
+
+    // The pod's MTU (1500) is larger than the overlay's (1450) and the remote pod's route
+    // crosses it: the overlay MTU trap, named with both devices.
+    let v = run.local_verdict(&lab.pod, "pod/remote", |_| true);
+    let f = v
+        .findings
+        .iter()
+        .find(|f| f.rule == RuleCode::PodMtuOverOverlay)
+        .unwrap_or_else(|| panic!("{v:#?}"));
+    assert_eq!(f.severity, Severity::Failure, "{f:#?}");
+    assert!(
+        f.cause.contains("p0 has MTU 1500") && f.cause.contains("vx0 (vxlan) carries 1450"),
+        "{}",
+        f.cause
+    );
+}
+
+/// An overlay set to the underlay's own MTU leaves no room for VXLAN's 50 bytes.
+#[test]
+fn an_overlay_as_large_as_its_underlay_is_the_mtu_trap() {
+    let lab = overlay_lab("nvo", Some("1500"));
+    let run = lab.probe(node_path_plan());
+    let v = run.local_verdict(&lab.pod, "pod/remote", |_| true);
+    let f = v
+        .findings
+        .iter()
+        .find(|f| f.rule == RuleCode::OverlayMtuExceedsUnderlay)
+        .unwrap_or_else(|| panic!("{v:#?}"));
+    assert!(
+        f.cause.contains(
+            "vx0 (vxlan) has MTU 1500 but its encapsulation adds 50 bytes on n1 (MTU 1500)"
+        ),
+        "{}",
+        f.cause
+    );
+    assert!(
+        !v.rules_fired.contains(&RuleCode::PodMtuOverOverlay),
+        "the pod's 1500 fits the overlay's 1500: {v:#?}"
+    );
 }

@@ -3,7 +3,8 @@
 use protocol::CheckKind;
 
 use crate::checks::{
-    app, capture, conntrack, counters, dns, dns_rounds, links, mtu, rounds, route, sockets, tcp,
+    app, capture, conntrack, counters, dns, dns_rounds, links, mtu, node_path, rounds, route,
+    sockets, tcp,
 };
 use crate::ends;
 use crate::facts::Facts;
@@ -26,6 +27,7 @@ const RULES: &[Rule] = &[
     rounds::service,
     route::apply,
     links::apply,
+    node_path::apply,
     rounds::apply,
     tcp::apply,
     sockets::served_ports,

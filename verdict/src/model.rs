@@ -444,6 +444,8 @@ pub enum RuleCode {
     NeighborUnreachable,
     InterfaceErrors,
     RpFilterAsymmetric,
+    /// Node view: a pod on another node routed by the node's default route, not the overlay.
+    NodeRouteViaDefault,
     // Transport
     TcpRefusedNoListener,
     TcpListenerLoopbackOnly,
@@ -474,8 +476,14 @@ pub enum RuleCode {
     /// symptom asked about leads, and its cause names the MTU evidence.
     TlsStallMtu,
     MtuBlackhole,
+    /// Node view: an overlay device whose MTU leaves no room for its encapsulation.
+    OverlayMtuExceedsUnderlay,
+    /// Node view: the pod's interface MTU is larger than the node's overlay carries.
+    PodMtuOverOverlay,
     // State
     ConntrackNearMax,
+    /// Node view: the node's conntrack table near or at its maximum.
+    NodeConntrackFull,
     // Application (TLS and HTTP above a connect that worked)
     /// A TLS handshake stalled while the connect passed, not confirmed as the MTU (no MTU
     /// evidence: `--mtu` would confirm it; or the MTU check passes the flight).

@@ -112,6 +112,7 @@ fn evidence_line(e: &Evidence) -> ProgressLine {
         Evidence::Conntrack(x) => evidence(x),
         Evidence::Sysctls(x) => evidence(x),
         Evidence::Mtu(x) => evidence(x),
+        Evidence::NodePath(x) => evidence(x),
         Evidence::CaptureSummary(x) => evidence(x),
         Evidence::Tls(x) => evidence(x),
         Evidence::Http(x) => evidence(x),

@@ -147,3 +147,144 @@ fn a_working_clusterip_shows_its_translation() {
         "{text:#?}"
     );
 }
+
+fn node_path(
+    overlay_up: bool,
+    routes: Vec<protocol::NodeRoute>,
+    conntrack: Option<(u64, u64)>,
+) -> Event {
+    Event::Evidence(Evidence::NodePath(protocol::NodePathEvidence {
+        overlays: vec![protocol::OverlayDevice {
+            name: "flannel.1".into(),
+            kind: protocol::LinkKind::Vxlan.into(),
+            mtu: 1450,
+            up: overlay_up,
+        }],
+        underlay: Some(protocol::NodeDevice {
+            name: "eth0".into(),
+            mtu: 1500,
+        }),
+        routes,
+        rp_filter: vec![],
+        conntrack: conntrack.map(|(count, max)| protocol::TableFill { count, max }),
+        errors: vec![],
+    }))
+}
+
+fn node_route(address: &str, dev: &str, via_default: bool) -> protocol::NodeRoute {
+    protocol::NodeRoute {
+        target: address.into(),
+        address: ip(address),
+        dev: Some(dev.into()),
+        dev_kind: None,
+        gateway: via_default.then(|| ip("192.0.2.1")),
+        via_default,
+        error: None,
+    }
+}
+
+/// An endpoint on another node that the node sends by its default route, while the cluster
+/// uses an overlay: the route for that node's pod CIDR is missing. Near misses: the same
+/// address through the overlay, and an endpoint on the view's own node.
+#[test]
+fn a_remote_pod_routed_by_the_default_route_is_a_missing_pod_cidr_route() {
+    let mut svc = common::service(
+        "web",
+        "shop",
+        "10.96.0.10",
+        80,
+        "8080",
+        vec![common::endpoint("10.244.1.5", 8080, true, "web-0")],
+    );
+    svc.endpoints[0].node = Some("node-2".into());
+    let kube = common::kube_service(common::source("client", "shop", "10.244.0.9"), svc, vec![]);
+    let v = evaluate(&inputs_with(
+        vec![node_path(
+            true,
+            vec![node_route("10.244.1.5", "eth0", true)],
+            None,
+        )],
+        kube.clone(),
+    ));
+    assert!(
+        v.rules_fired.contains(&RuleCode::NodeRouteViaDefault),
+        "{v:#?}"
+    );
+    let f = v
+        .findings
+        .iter()
+        .find(|f| f.rule == RuleCode::NodeRouteViaDefault)
+        .unwrap();
+    assert!(
+        f.cause.starts_with("node node-1 sends 10.244.1.5 (pod web-0 on node node-2) by its default route on eth0, not through the overlay (flannel.1)"),
+        "{}",
+        f.cause
+    );
+    let v = evaluate(&inputs_with(
+        vec![node_path(
+            true,
+            vec![node_route("10.244.1.5", "flannel.1", false)],
+            None,
+        )],
+        kube.clone(),
+    ));
+    assert!(
+        !v.rules_fired.contains(&RuleCode::NodeRouteViaDefault),
+        "{v:#?}"
+    );
+    // A down overlay is not the cluster's path: nothing is concluded from it.
+    let v = evaluate(&inputs_with(
+        vec![node_path(
+            false,
+            vec![node_route("10.244.1.5", "eth0", true)],
+            None,
+        )],
+        kube,
+    ));
+    assert!(
+        !v.rules_fired.contains(&RuleCode::NodeRouteViaDefault),
+        "{v:#?}"
+    );
+}
+
+/// The node's conntrack: full is a failure naming the node, 95% a warning, 50% a proven line.
+#[test]
+fn the_nodes_conntrack_fill_is_judged_and_named() {
+    let fill = |count| {
+        evaluate(&inputs_with(
+            vec![node_path(true, vec![], Some((count, 1000)))],
+            kube(),
+        ))
+    };
+    let v = fill(1000);
+    let f = v
+        .findings
+        .iter()
+        .find(|f| f.rule == RuleCode::NodeConntrackFull)
+        .expect("full");
+    assert_eq!(f.severity, netdebug_verdict::Severity::Failure);
+    assert!(
+        f.cause
+            .starts_with("node node-1's conntrack table holds 1000 of 1000 entries (100%)"),
+        "{}",
+        f.cause
+    );
+    let v = fill(950);
+    let f = v
+        .findings
+        .iter()
+        .find(|f| f.rule == RuleCode::NodeConntrackFull)
+        .expect("near");
+    assert_eq!(f.severity, netdebug_verdict::Severity::Warning);
+    let v = fill(500);
+    assert!(
+        !v.rules_fired.contains(&RuleCode::NodeConntrackFull),
+        "{v:#?}"
+    );
+    assert!(
+        v.evidence
+            .iter()
+            .any(|l| l.text == "node node-1 conntrack 500/1000 (50%)"),
+        "{v:#?}"
+    );
+}

@@ -64,7 +64,8 @@ pub(super) async fn run(
         .collect();
     kube.cluster_dns = None;
     let app_plan = super::app_plan_for(app, kube.destination.as_ref());
-    let plan = build_plan(targets, &super::plan_options(args, dns_names, app_plan));
+    let mut plan = build_plan(targets, &super::plan_options(args, dns_names, app_plan));
+    with_node_path(&mut plan);
     plan.validate()
         .map_err(|e| Error::InvalidInput(format!("cannot build the probe plan: {e}")))?;
     check_rounds_fit(&plan, args.timeout, Site::Cluster).map_err(Error::InvalidInput)?;
@@ -133,6 +134,7 @@ pub(super) async fn via_node(
     preflight::check_rbac(client, target, &probe_ns, preflight::NODE_POD_ACCESS).await?;
     let node = read_node(client, target, &node_name).await?;
     node::check_node(&node)?;
+    with_node_path(&mut plan);
     // The tunnel would listen in the pod's namespace, where no port-forward to the probe
     // pod (in the node's) can reach it: the log carries the events.
     plan.tunnel = None;
@@ -157,9 +159,18 @@ pub(super) async fn via_node(
     run_probe_pod(session, client, target, &probe_pod, container, deadline).await
 }
 
+/// A node view reads the node's half of the path too (the `node_path` check), beside
+/// whatever the flags asked for.
+fn with_node_path(plan: &mut protocol::Plan) {
+    let mut checks = plan.effective_checks();
+    checks.push(protocol::CheckKind::NodePath);
+    plan.checks = checks.into_iter().map(Into::into).collect();
+}
+
 fn probe_container(image: &str, probe_pod: &NodeProbePod, plan: protocol::Plan) -> ProbeContainer {
     ProbeContainer {
         name: PROBE_CONTAINER.to_string(),
+        // None: the probe is its pod's own container (see ProbeContainer::in_own_pod).
         target_container: String::new(),
         image: image.to_string(),
         pull_policy: probe_pod.pull_policy.clone(),

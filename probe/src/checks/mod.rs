@@ -19,6 +19,7 @@ mod dns;
 mod dns_rounds;
 mod links;
 mod mtu;
+mod node_path;
 mod pacing;
 mod rounds;
 mod route;
@@ -58,6 +59,7 @@ pub async fn run(kind: CheckKind, ctx: Arc<Ctx>) -> Outcome {
         CheckKind::Conntrack => conntrack::run(ctx).await,
         CheckKind::Sysctls => sysctls::run(ctx).await,
         CheckKind::Mtu => mtu::run(ctx).await,
+        CheckKind::NodePath => node_path::run(ctx).await,
         CheckKind::Capture => capture::run(ctx).await,
         CheckKind::App => app::run(ctx).await,
     }

@@ -12,6 +12,7 @@ pub mod dns;
 pub mod dns_rounds;
 pub mod links;
 pub mod mtu;
+pub mod node_path;
 pub mod rounds;
 pub mod route;
 pub mod sockets;
