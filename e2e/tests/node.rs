@@ -196,6 +196,29 @@ fn via_node_captures_in_a_restricted_pod_and_leaves_its_spec_alone() {
         nat["endpoint"],
         format!("{}:8080", ns.pod_ip("server")).as_str()
     );
+    // The node's half, read in the node's namespace: its route to the server pod leaves by
+    // the pod bridge, which `ip route get` on this machine (the node) agrees with.
+    let node_path = events
+        .iter()
+        .find(|e| e["data"]["kind"] == "node_path")
+        .unwrap_or_else(|| panic!("no node_path evidence: {run:?}"));
+    let server_ip = ns.pod_ip("server");
+    let route = node_path["data"]["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == server_ip.as_str())
+        .unwrap_or_else(|| panic!("no node route to {server_ip}: {node_path}"));
+    let oracle = Command::new("ip")
+        .args(["-o", "route", "get", &server_ip])
+        .output()
+        .expect("ip");
+    let oracle = String::from_utf8_lossy(&oracle.stdout);
+    let dev = route["dev"].as_str().unwrap_or("?");
+    assert!(
+        oracle.contains(&format!(" dev {dev} ")),
+        "node_path says {dev}, ip route get says {oracle}"
+    );
     let ephemeral = kubectl(&[
         "-n",
         &ns.name,

@@ -58,9 +58,16 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
         Ok(f) => f,
         Err(e) => return Outcome::Failed(format!("the node's namespace file: {e}")),
     };
-    // The addresses the pod would use (its resolver), each looked up in the node's table.
+    // The addresses the pod would use (its resolver), each looked up in the node's table. A
+    // ClusterIP is translated before the node routes it (its DNAT is the node_nat evidence),
+    // so its own route says nothing about the path.
     let mut targets: Vec<(String, IpAddr)> = Vec::new();
-    for t in &ctx.plan.targets {
+    for t in ctx
+        .plan
+        .targets
+        .iter()
+        .filter(|t| t.role != protocol::TargetRole::ClusterIp)
+    {
         if let Ok(ips) = ctx.resolve_target(t).await {
             targets.extend(ips.into_iter().map(|ip| (t.label.clone(), ip)));
         }
