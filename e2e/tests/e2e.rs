@@ -538,7 +538,7 @@ spec:
     assert_eq!(hello["capabilities"], serde_json::json!([]), "{run:?}");
     assert_eq!(code, Some(0), "{run:?}");
     // The capture cannot run here, so the next step is one that can (issue 16): the same
-    // capture from the node, not `--capture` again in this namespace.
+    // run entered from the node (--via-node, issue 14), not `--capture` again in the pod.
     assert!(
         v["verdict"]["unchecked"]
             .as_array()
@@ -553,14 +553,18 @@ spec:
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert!(next.iter().all(|n| !n.contains("--capture")), "{run:?}");
+    assert!(
+        next.iter()
+            .all(|n| !n.contains("--capture") || n.contains("--via-node")),
+        "{run:?}"
+    );
     let step = next.last().copied().unwrap_or("");
     assert!(
         step.contains(&format!(
-            "crictl pods -q --name client --namespace {}",
+            "kubectl netdebug pod/client --dns kubernetes.default -n {} --via-node \
+             --node-namespace NS --capture",
             ns.name
-        )) && step.contains("tcpdump -ni any -w trace.pcap")
-            && step.contains("capture needs NET_RAW, which profile restricted"),
+        )) && step.contains("capture needs NET_RAW, which profile restricted"),
         "{run:?}"
     );
 }

@@ -45,8 +45,9 @@ pub fn not_granted(f: &Facts, check: CheckKind) -> Option<NotGranted> {
 }
 
 /// `kubectl netdebug ... --capture -w trace.pcap` from the same place, when the run could
-/// capture; otherwise the capture that works: for a pod, tcpdump in the pod's network
-/// namespace from its node (as root, through crictl and nsenter); for a local run, the same
+/// capture; otherwise the capture that works: for a pod, the same run entered from its node
+/// (`--via-node`: nothing is added to the pod, and the pod's profile does not bind the probe
+/// pod, which goes to a namespace NS that admits privileged pods); for a local run, the same
 /// command as root. `purpose` is the comment the step ends with (`if the app still fails`).
 pub fn capture(f: &Facts, origin: &Origin, asked: Option<&str>, purpose: &str) -> String {
     let flags = "--capture -w trace.pcap";
@@ -59,7 +60,7 @@ pub fn capture(f: &Facts, origin: &Origin, asked: Option<&str>, purpose: &str) -
         missing.by
     );
     match origin {
-        Origin::Pod { namespace, name } => {
+        Origin::Pod { .. } => {
             let node = f
                 .kube
                 .source
@@ -68,10 +69,9 @@ pub fn capture(f: &Facts, origin: &Origin, asked: Option<&str>, purpose: &str) -
                 .map(|n| format!("node {n}"))
                 .unwrap_or_else(|| "the pod's node".into());
             format!(
-                "nsenter -t $(crictl inspectp -o go-template --template '{{{{.info.pid}}}}' \
-                 $(crictl pods -q --name {name} --namespace {namespace})) -n \
-                 tcpdump -ni any -w trace.pcap{}   # {purpose}: as root on {node} ({why} in the pod)",
-                filter(f).map(|x| format!(" '{x}'")).unwrap_or_default()
+                "{}   # {purpose}: from {node}, NS a namespace that admits privileged pods \
+                 ({why} in the pod)",
+                origin.command(asked, &format!("--via-node --node-namespace NS {flags}"))
             )
         }
         _ => format!(
@@ -79,12 +79,6 @@ pub fn capture(f: &Facts, origin: &Origin, asked: Option<&str>, purpose: &str) -
             origin.command(asked, flags)
         ),
     }
-}
-
-/// A tcpdump filter for the run's first TCP target: `host 10.96.0.12 and port 80`.
-fn filter(f: &Facts) -> Option<String> {
-    let t: &TcpEvidence = f.all::<TcpEvidence>().into_iter().next()?;
-    Some(host_port_filter(t.address))
 }
 
 pub fn host_port_filter(a: SocketAddr) -> String {

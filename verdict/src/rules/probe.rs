@@ -89,6 +89,10 @@ pub fn check_failures(f: &Facts, r: &mut Report) -> Vec<Unchecked> {
     }
     // Optional checks (not run unless asked for) that were not part of this run at all.
     for kind in CheckKind::ALL.iter().copied().filter(|k| !k.info().default) {
+        // Without Kubernetes there is no node view to run it from: nothing to point at.
+        if kind == CheckKind::NodePath && f.is_local() {
+            continue;
+        }
         // Its evidence says it ran, even without its start and finish events.
         let mentioned = f.check_ran(kind)
             || f.about_destination(kind)
@@ -133,6 +137,11 @@ fn not_run(kind: CheckKind) -> String {
         CheckKind::Capture => "no packet capture in this run".to_string(),
         CheckKind::App => {
             "no TLS or HTTP request in this run: --http, --tls or an https:// URL asks for one"
+                .to_string()
+        }
+        CheckKind::NodePath => {
+            "the node's side not read: --via-node or node/NAME reads the node's DNAT, routes, \
+             overlay MTU and conntrack"
                 .to_string()
         }
         other => format!("{other} not part of this run"),
