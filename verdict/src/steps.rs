@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use protocol::{Capability, CheckKind, TcpEvidence};
+use protocol::{Capability, CheckKind};
 
 use crate::facts::Facts;
 use crate::model::Origin;
