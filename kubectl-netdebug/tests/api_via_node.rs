@@ -105,6 +105,18 @@ async fn what_via_node_cannot_do_is_refused_before_a_pod_is_created() {
     let err = result.unwrap_err().to_string();
     assert!(err.contains("node vm is not Ready"), "{err}");
     assert!(seen.created.is_none());
+
+    let (result, seen) = run_via_node(
+        &["--node-namespace", "ops"],
+        Cluster {
+            node_os: "windows",
+            ..Cluster::default()
+        },
+    )
+    .await;
+    let err = result.unwrap_err().to_string();
+    assert!(err.contains("windows"), "{err}");
+    assert!(seen.created.is_none());
 }
 
 /// --via-node is about one pod: the other sources and --both-ends are refused.

@@ -27,6 +27,8 @@ pub struct Cluster {
     pub shop_level: Option<&'static str>,
     /// Pod shop/web is on the host network.
     pub source_host_network: bool,
+    /// Node vm's `kubernetes.io/os`.
+    pub node_os: &'static str,
 }
 
 impl Default for Cluster {
@@ -39,6 +41,7 @@ impl Default for Cluster {
             interrupt: false,
             shop_level: None,
             source_host_network: false,
+            node_os: "linux",
         }
     }
 }
@@ -122,7 +125,7 @@ async fn fake_cluster(mut api: MockApi, cluster: Cluster, seen: Arc<Mutex<Seen>>
             }
             (Method::GET, "/api/v1/nodes/vm") if cluster.node_exists => {
                 let ready = if cluster.node_ready { "True" } else { "False" };
-                call.reply(200, json!({"apiVersion":"v1","kind":"Node","metadata":{"name":"vm","labels":{"kubernetes.io/os":"linux"}},
+                call.reply(200, json!({"apiVersion":"v1","kind":"Node","metadata":{"name":"vm","labels":{"kubernetes.io/os":cluster.node_os}},
                     "status":{"conditions":[{"type":"Ready","status":ready,"reason":"KubeletNotReady","message":"container runtime is down"}]}}))
             }
             (Method::POST, "/api/v1/namespaces/ops/pods") => {
