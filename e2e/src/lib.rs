@@ -424,6 +424,23 @@ spec:
   ports: [{name: http, port: 80, targetPort: http}]
 "#;
 
+/// Pod `client`, sleeping, as a namespace that enforces Pod Security `restricted` admits it
+/// (non-root, no capabilities, no privilege escalation, the runtime's seccomp profile).
+pub const RESTRICTED_CLIENT_POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  terminationGracePeriodSeconds: 0
+  securityContext: {runAsNonRoot: true, runAsUser: 1000, seccompProfile: {type: RuntimeDefault}}
+  containers:
+  - name: main
+    image: {image}
+    imagePullPolicy: IfNotPresent
+    command: ["sleep", "3600"]
+    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+"#;
+
 /// Pod `client` (labels app=checkout), sleeping: the pod the probe is injected into.
 pub const CLIENT_POD: &str = r#"
 apiVersion: v1

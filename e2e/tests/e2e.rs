@@ -514,22 +514,7 @@ fn capture_writes_a_pcap_that_tcpdump_reads() {
 fn restricted_namespace_runs_the_restricted_profile() {
     let ns = TestNamespace::new("pss");
     ns.label("pod-security.kubernetes.io/enforce=restricted");
-    ns.apply(
-        r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: client}
-spec:
-  terminationGracePeriodSeconds: 0
-  securityContext: {runAsNonRoot: true, runAsUser: 1000, seccompProfile: {type: RuntimeDefault}}
-  containers:
-  - name: main
-    image: {image}
-    imagePullPolicy: IfNotPresent
-    command: ["sleep", "3600"]
-    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-"#,
-    );
+    ns.apply(netdebug_e2e::RESTRICTED_CLIENT_POD);
     ns.wait_ready("client");
     let (code, v, run) = run_json(&ns, &["client", "--dns", "kubernetes.default", "--capture"]);
     assert_eq!(v["kube"]["profile"]["name"], "restricted", "{run:?}");

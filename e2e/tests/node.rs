@@ -6,7 +6,9 @@
 
 use std::process::Command;
 
-use netdebug_e2e::{kubectl, probe_image, TestNamespace, WEB_SERVER_POD, WEB_SERVICE};
+use netdebug_e2e::{
+    kubectl, probe_image, TestNamespace, RESTRICTED_CLIENT_POD, WEB_SERVER_POD, WEB_SERVICE,
+};
 use serde_json::Value;
 
 /// The first node's name.
@@ -36,18 +38,22 @@ fn probe_pods_left(ns: &TestNamespace) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-#[test]
-#[ignore = "needs a cluster: run e2e/run.sh"]
-fn the_node_reaches_a_service_and_its_probe_pod_is_gone_after() {
-    let ns = TestNamespace::new("node");
+/// A namespace with pod `server` on 8080 behind Service `web`, its ClusterIP programmed.
+fn serving_web(tag: &str) -> TestNamespace {
+    let ns = TestNamespace::new(tag);
     ns.apply(&WEB_SERVER_POD.replace("LISTEN", "8080"));
     ns.apply(WEB_SERVICE);
     ns.wait_ready("server");
     ns.wait_cluster_ip_programmed("web");
-    let node = a_node();
+    ns
+}
+
+/// `kubectl netdebug node/NODE --to svc/web -o json EXTRA` with the e2e probe image.
+fn node_run(ns: &TestNamespace, node: &str, extra: &[&str]) -> netdebug_e2e::Run {
     let image = probe_image();
-    let run = ns.netdebug(&[
-        &format!("node/{node}"),
+    let source = format!("node/{node}");
+    let mut args = vec![
+        source.as_str(),
         "--to",
         "svc/web",
         "--image",
@@ -56,7 +62,17 @@ fn the_node_reaches_a_service_and_its_probe_pod_is_gone_after() {
         "IfNotPresent",
         "-o",
         "json",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    ns.netdebug(&args)
+}
+
+#[test]
+#[ignore = "needs a cluster: run e2e/run.sh"]
+fn the_node_reaches_a_service_and_its_probe_pod_is_gone_after() {
+    let ns = serving_web("node");
+    let node = a_node();
+    let run = node_run(&ns, &node, &[]);
     assert_eq!(run.code, Some(0), "{run:?}");
     let v = run.json();
     assert_eq!(v["title"]["source"], format!("node/{node}"), "{run:?}");
@@ -87,8 +103,8 @@ fn clusterip_connect(v: &Value) -> Value {
         .unwrap_or_else(|| panic!("no ClusterIP connect in {v}"))
 }
 
-/// A pod and a server in a namespace that enforces `restricted` (pods that satisfy it).
-const RESTRICTED_PODS: &str = r#"
+/// A server that a namespace enforcing `restricted` admits.
+const RESTRICTED_SERVER: &str = r#"
 apiVersion: v1
 kind: Pod
 metadata: {name: server, labels: {app: web}}
@@ -102,19 +118,6 @@ spec:
     command: ["httpd", "-f", "-p", "8080", "-h", "/etc"]
     ports: [{name: http, containerPort: 8080}]
     securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client}
-spec:
-  terminationGracePeriodSeconds: 0
-  securityContext: {runAsNonRoot: true, runAsUser: 1000, seccompProfile: {type: RuntimeDefault}}
-  containers:
-  - name: main
-    image: {image}
-    imagePullPolicy: IfNotPresent
-    command: ["sleep", "3600"]
-    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
 "#;
 
 /// `--via-node` against a pod in a `restricted` namespace: the probe (from a probe pod in
@@ -127,7 +130,8 @@ fn via_node_captures_in_a_restricted_pod_and_leaves_its_spec_alone() {
     let ns = TestNamespace::new("via");
     ns.label("pod-security.kubernetes.io/enforce=restricted");
     let probes = TestNamespace::new("via-probe");
-    ns.apply(RESTRICTED_PODS);
+    ns.apply(RESTRICTED_SERVER);
+    ns.apply(RESTRICTED_CLIENT_POD);
     ns.apply(WEB_SERVICE);
     ns.wait_ready("server");
     ns.wait_ready("client");
@@ -418,28 +422,11 @@ fn an_unknown_node_is_named() {
 #[test]
 #[ignore = "needs a cluster: run e2e/run.sh"]
 fn a_service_kube_proxy_does_not_program_is_named_untranslated_on_the_node() {
-    let ns = TestNamespace::new("node-unprog");
-    ns.apply(&WEB_SERVER_POD.replace("LISTEN", "8080"));
-    ns.apply(WEB_SERVICE);
-    ns.wait_ready("server");
-    ns.wait_cluster_ip_programmed("web");
+    let ns = serving_web("node-unprog");
     let node = a_node();
-    let image = probe_image();
     let run = {
         let _unprogrammed = ClusterIpUnprogrammed::new(&ns.cluster_ip("web"), &ns.pod_ip("server"));
-        ns.netdebug(&[
-            &format!("node/{node}"),
-            "--to",
-            "svc/web",
-            "--image",
-            image.as_str(),
-            "--image-pull-policy",
-            "IfNotPresent",
-            "--connect-timeout",
-            "1s",
-            "-o",
-            "json",
-        ])
+        node_run(&ns, &node, &["--connect-timeout", "1s"])
     };
     // kube-proxy is back and programs the Service again.
     ns.wait_cluster_ip_programmed("web");

@@ -35,27 +35,29 @@ fn kube() -> netdebug_verdict::kube::KubeEvidence {
     common::kube_service(common::source("client", "shop", "10.244.0.9"), svc, vec![])
 }
 
-fn endpoints_ok() -> Vec<Event> {
-    vec![
+/// The verdict on a connect to the ClusterIP with the node's `state` (and `endpoint`), beside
+/// two endpoints that answer directly.
+fn judged(
+    outcome: TcpOutcome,
+    latency_ms: f64,
+    state: NatState,
+    endpoint: Option<&str>,
+) -> netdebug_verdict::Verdict {
+    let events = vec![
+        with_nat(
+            tcp_as("10.96.0.10:80", TargetRole::ClusterIp, outcome, latency_ms),
+            state,
+            endpoint,
+        ),
         tcp_as("10.244.0.5:8080", TargetRole::Endpoint, TcpOutcome::Ok, 0.4),
         tcp_as("10.244.0.6:8080", TargetRole::Endpoint, TcpOutcome::Ok, 0.5),
-    ]
+    ];
+    evaluate(&inputs_with(events, kube()))
 }
 
 #[test]
 fn a_clusterip_the_node_did_not_translate_is_named_with_its_node() {
-    let mut events = vec![with_nat(
-        tcp_as(
-            "10.96.0.10:80",
-            TargetRole::ClusterIp,
-            TcpOutcome::Timeout,
-            1500.0,
-        ),
-        NatState::NotTranslated,
-        None,
-    )];
-    events.extend(endpoints_ok());
-    let v = evaluate(&inputs_with(events, kube()));
+    let v = judged(TcpOutcome::Timeout, 1500.0, NatState::NotTranslated, None);
     assert_eq!(
         v.rules_fired,
         vec![RuleCode::ClusterIpNotTranslated],
@@ -89,18 +91,12 @@ fn a_clusterip_the_node_did_not_translate_is_named_with_its_node() {
 /// node's answer as a line (the endpoint it went to).
 #[test]
 fn a_translated_clusterip_that_fails_keeps_the_dataplane_rule_with_the_nodes_answer() {
-    let mut events = vec![with_nat(
-        tcp_as(
-            "10.96.0.10:80",
-            TargetRole::ClusterIp,
-            TcpOutcome::Timeout,
-            1500.0,
-        ),
+    let v = judged(
+        TcpOutcome::Timeout,
+        1500.0,
         NatState::Translated,
         Some("10.244.0.5:8080"),
-    )];
-    events.extend(endpoints_ok());
-    let v = evaluate(&inputs_with(events, kube()));
+    );
     assert_eq!(v.rules_fired, vec![RuleCode::ServiceDataplane], "{v:#?}");
     assert!(
         v.findings[0].evidence.iter().any(|l| l
@@ -113,31 +109,19 @@ fn a_translated_clusterip_that_fails_keeps_the_dataplane_rule_with_the_nodes_ans
 /// No entry (an eBPF dataplane, say) concludes nothing about the translation.
 #[test]
 fn no_entry_is_not_read_as_untranslated() {
-    let mut events = vec![with_nat(
-        tcp_as(
-            "10.96.0.10:80",
-            TargetRole::ClusterIp,
-            TcpOutcome::Timeout,
-            1500.0,
-        ),
-        NatState::NoEntry,
-        None,
-    )];
-    events.extend(endpoints_ok());
-    let v = evaluate(&inputs_with(events, kube()));
+    let v = judged(TcpOutcome::Timeout, 1500.0, NatState::NoEntry, None);
     assert_eq!(v.rules_fired, vec![RuleCode::ServiceDataplane], "{v:#?}");
 }
 
 /// A working ClusterIP shows where the node sent it on its proven line.
 #[test]
 fn a_working_clusterip_shows_its_translation() {
-    let mut events = vec![with_nat(
-        tcp_as("10.96.0.10:80", TargetRole::ClusterIp, TcpOutcome::Ok, 0.6),
+    let v = judged(
+        TcpOutcome::Ok,
+        0.6,
         NatState::Translated,
         Some("10.244.0.6:8080"),
-    )];
-    events.extend(endpoints_ok());
-    let v = evaluate(&inputs_with(events, kube()));
+    );
     assert!(v.rules_fired.is_empty(), "{v:#?}");
     let text: Vec<String> = v.evidence.iter().map(|l| l.text.clone()).collect();
     assert!(

@@ -175,27 +175,7 @@ async fn fake_cluster(mut api: MockApi, cluster: Cluster, seen: Arc<Mutex<Seen>>
 // Each test file compiles this module on its own; the --via-node tests do not use it.
 #[allow(dead_code)]
 pub async fn run_node(extra: &[&str], cluster: Cluster) -> (Result<i32, Error>, Seen) {
-    let base = [
-        "kubectl-netdebug",
-        "node/vm",
-        "--to",
-        "10.96.0.10:53",
-        "-n",
-        "ops",
-        "-o",
-        "json",
-        "--timeout",
-        "20s",
-        "--image",
-        "registry.invalid/probe:v0",
-    ];
-    let argv: Vec<&str> = base.iter().chain(extra).copied().collect();
-    let seen: Arc<Mutex<Seen>> = Arc::default();
-    let watched = seen.clone();
-    let result =
-        run_cli_against(&argv, "ops", move |api| fake_cluster(api, cluster, watched)).await;
-    let seen = std::mem::take(&mut *seen.lock().unwrap());
-    (result, seen)
+    run_with(&["node/vm", "-n", "ops"], "ops", extra, cluster).await
 }
 
 /// `kubectl-netdebug pod/web -n shop --via-node --to 10.96.0.10:53 -o json EXTRA` against
@@ -203,14 +183,25 @@ pub async fn run_node(extra: &[&str], cluster: Cluster) -> (Result<i32, Error>, 
 // Each test file compiles this module on its own; the interrupt test does not use it.
 #[allow(dead_code)]
 pub async fn run_via_node(extra: &[&str], cluster: Cluster) -> (Result<i32, Error>, Seen) {
-    let base = [
-        "kubectl-netdebug",
-        "pod/web",
-        "--via-node",
+    run_with(
+        &["pod/web", "--via-node", "-n", "shop"],
+        "shop",
+        extra,
+        cluster,
+    )
+    .await
+}
+
+/// `kubectl-netdebug SOURCE_ARGS --to 10.96.0.10:53 -o json --timeout 20s --image ... EXTRA`.
+async fn run_with(
+    source: &[&str],
+    namespace: &str,
+    extra: &[&str],
+    cluster: Cluster,
+) -> (Result<i32, Error>, Seen) {
+    let common = [
         "--to",
         "10.96.0.10:53",
-        "-n",
-        "shop",
         "-o",
         "json",
         "--timeout",
@@ -218,10 +209,16 @@ pub async fn run_via_node(extra: &[&str], cluster: Cluster) -> (Result<i32, Erro
         "--image",
         "registry.invalid/probe:v0",
     ];
-    let argv: Vec<&str> = base.iter().chain(extra).copied().collect();
+    let argv: Vec<&str> = ["kubectl-netdebug"]
+        .iter()
+        .chain(source)
+        .chain(&common)
+        .chain(extra)
+        .copied()
+        .collect();
     let seen: Arc<Mutex<Seen>> = Arc::default();
     let watched = seen.clone();
-    let result = run_cli_against(&argv, "shop", move |api| {
+    let result = run_cli_against(&argv, namespace, move |api| {
         fake_cluster(api, cluster, watched)
     })
     .await;
