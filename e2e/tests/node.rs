@@ -89,6 +89,28 @@ fn the_node_reaches_a_service_and_its_probe_pod_is_gone_after() {
     let nat = &clusterip_connect(&v)["node_nat"];
     assert_eq!(nat["state"], "translated", "{run:?}");
     assert_eq!(nat["endpoint"], server.as_str(), "{run:?}");
+    // The node's half, read where the probe already is (no setns: this probe pod has no
+    // SYS_ADMIN): its route to the server and its counters, without errors.
+    let node_path = v["probe"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["data"]["kind"] == "node_path")
+        .unwrap_or_else(|| panic!("no node_path evidence: {run:?}"));
+    assert_eq!(
+        node_path["data"]["errors"],
+        serde_json::json!([]),
+        "{node_path}"
+    );
+    assert!(node_path["data"]["counters"].is_object(), "{node_path}");
+    assert!(
+        node_path["data"]["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["address"] == ns.pod_ip("server").as_str() && r["dev"].is_string()),
+        "{node_path}"
+    );
     assert_eq!(probe_pods_left(&ns), "", "the probe pod was deleted");
 }
 

@@ -177,7 +177,8 @@ pub fn access_review(access: &Access, namespace: &str) -> SelfSubjectAccessRevie
     SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
             resource_attributes: Some(ResourceAttributes {
-                namespace: Some(namespace.to_string()),
+                // "" asks about a cluster-scoped resource (nodes).
+                namespace: (!namespace.is_empty()).then(|| namespace.to_string()),
                 verb: Some(access.verb.to_string()),
                 group: Some(access.group.to_string()),
                 resource: Some(access.resource.to_string()),
@@ -235,8 +236,12 @@ pub async fn check_rbac(
     if missing.is_empty() {
         return Ok(());
     }
+    let (scope, grant) = match namespace {
+        "" => ("cluster-wide".to_string(), "a ClusterRole"),
+        ns => (format!("in namespace {ns}"), "a Role"),
+    };
     Err(Error::PermissionsMissing(format!(
-        "RBAC: you may not {} in namespace {namespace} (context {}); ask for a Role granting it",
+        "RBAC: you may not {} {scope} (context {}); ask for {grant} granting it",
         missing.join("; nor "),
         target.context
     )))
@@ -273,6 +278,16 @@ pub const NODE_POD_ACCESS: &[Access] = &[
         why: "to read the probe's events",
     },
 ];
+
+/// The node views read the node (Ready, Linux) before creating their probe pod: nodes are
+/// cluster-scoped, so this is asked cluster-wide (`check_rbac` with namespace "").
+pub const NODE_READ_ACCESS: &[Access] = &[Access {
+    verb: "get",
+    group: "",
+    resource: "nodes",
+    subresource: None,
+    why: "to check the node is Ready and runs Linux",
+}];
 
 /// Reading the probe's events through port-forward: not needed (the log is read without it),
 /// only faster.

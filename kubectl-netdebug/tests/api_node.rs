@@ -126,6 +126,24 @@ async fn what_cannot_run_is_refused_before_a_pod_is_created() {
         "{err}"
     );
     assert!(seen.created.is_none());
+
+    // Reading nodes is asked cluster-wide, and its absence named with what grants it.
+    let (result, seen) = run_node(
+        &[],
+        Cluster {
+            nodes_forbidden: true,
+            ..Cluster::default()
+        },
+    )
+    .await;
+    let err = result.unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "you may not get nodes (to check the node is Ready and runs Linux) cluster-wide"
+        ) && err.contains("ask for a ClusterRole"),
+        "{err}"
+    );
+    assert!(seen.created.is_none());
 }
 
 /// Flags about pods make no sense with a node.

@@ -95,7 +95,9 @@
 //! connect to a ClusterIP; and the `node_path` check and evidence ([`NodePathEvidence`]:
 //! `overlays` {`name`, `kind`, `mtu`, `up`}, the `underlay` {`name`, `mtu`}, `routes`
 //! {`target`, `address`, `dev`, `dev_kind`, `gateway`, `via_default`, `error`}, `rp_filter`
-//! {`dev`, `value`}, `conntrack` {`count`, `max`}, `errors`), read in the node's namespace.
+//! {`dev`, `value`}, `conntrack` (the node's, as [`ConntrackEvidence`]), `counters` (the node's, sampled before
+//! and after the traffic, as [`CountersEvidence`]), `errors`), read in the node's namespace; and
+//! the counters `TcpExt.IPReversePathFilter` (rp_filter drops) and `Ip.ForwDatagrams`.
 //!
 //! Golden fixtures of every event live in `protocol/tests/fixtures/`; the contract test checks
 //! that they decode, re-encode identically, and that unknown types and fields are tolerated.

@@ -213,9 +213,10 @@ checks! {
     },
     /// The node's half of the path, from the node's own network namespace: overlay devices
     /// and their MTU, the node's routes to the targets, rp_filter, conntrack fill (a node
-    /// view only: `node/NAME`, `--via-node`; protocol minor 6).
+    /// view only: `node/NAME`, `--via-node`; protocol minor 6). An observer: the node's
+    /// counters are sampled before the traffic checks start and again when they are done.
     NodePath = "node_path" {
-        layer: Network, default: false, privilege: None, observer: false, traffic: false,
+        layer: Network, default: false, privilege: None, observer: true, traffic: false,
         evidence: { NodePath(NodePathEvidence) = "node_path" },
     },
     /// A bounded packet capture while the other checks run.

@@ -654,6 +654,10 @@ spelled! {
         Udp6RcvbufErrors = "Udp6.RcvbufErrors",
         Udp6SndbufErrors = "Udp6.SndbufErrors",
         Udp6NoPorts = "Udp6.NoPorts",
+        /// Packets the reverse-path filter (rp_filter) dropped (minor 6).
+        IpReversePathFilter = "TcpExt.IPReversePathFilter",
+        /// Packets forwarded (a node's routing of pod traffic; minor 6).
+        IpForwDatagrams = "Ip.ForwDatagrams",
     }
 }
 

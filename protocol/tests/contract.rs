@@ -268,9 +268,34 @@ fn samples() -> Vec<Event> {
                 dev: "flannel.1".into(),
                 value: 1,
             }],
-            conntrack: Some(TableFill {
-                count: 4210,
-                max: 262144,
+            conntrack: Some(ConntrackEvidence {
+                present: true,
+                count: Some(4210),
+                max: Some(262144),
+                fill_ratio: Some(0.016059875488281),
+                insert_failed: Some(0),
+                drop: Some(0),
+                early_drop: Some(0),
+                note: None,
+            }),
+            counters: Some(CountersEvidence {
+                interval_ms: 120.5,
+                counters: BTreeMap::from([
+                    (
+                        Counter::IpReversePathFilter.into(),
+                        CounterValue {
+                            value: 12,
+                            delta: 2,
+                        },
+                    ),
+                    (
+                        Counter::IpForwDatagrams.into(),
+                        CounterValue {
+                            value: 90210,
+                            delta: 14,
+                        },
+                    ),
+                ]),
             }),
             errors: vec![],
         })),

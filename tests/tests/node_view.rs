@@ -310,11 +310,29 @@ fn the_nodes_overlay_routes_and_settings_are_read_in_the_nodes_namespace() {
         vx0.value,
         sysctl("net.ipv4.conf.all.rp_filter").max(sysctl("net.ipv4.conf.vx0.rp_filter"))
     );
-    let ct = n
-        .conntrack
-        .clone()
-        .expect("nf_conntrack is loaded (the DNAT rule)");
-    assert_eq!(ct.max, sysctl("net.netfilter.nf_conntrack_max") as u64);
+    let ct = n.conntrack.clone().expect("the node's conntrack");
+    assert!(ct.present, "nf_conntrack is loaded (the DNAT rule): {ct:?}");
+    assert_eq!(
+        ct.max,
+        Some(sysctl("net.netfilter.nf_conntrack_max") as u64)
+    );
+    assert!(ct.insert_failed.is_some(), "the node's statistics: {ct:?}");
+    // The node's counters, read in the node's namespace (the same file the oracle reads).
+    let counters = n.counters.clone().expect("the node's counters");
+    let forwarded = counters
+        .counters
+        .get(&protocol::Counter::IpForwDatagrams.into())
+        .expect("Ip.ForwDatagrams");
+    let snmp = lab.node.exec(&["cat", "/proc/net/snmp"]).stdout;
+    let oracle: u64 = {
+        let lines: Vec<&str> = snmp.lines().filter(|l| l.starts_with("Ip:")).collect();
+        let names: Vec<&str> = lines[0].split_whitespace().collect();
+        let values: Vec<&str> = lines[1].split_whitespace().collect();
+        let i = names.iter().position(|n| *n == "ForwDatagrams").unwrap();
+        values[i].parse().unwrap()
+    };
+    // Read after the probe: the node forwarded nothing since (no traffic in this run).
+    assert_eq!(forwarded.value, oracle, "{counters:?}");
     // The pod's own links came from the pod's namespace: p0, not the node's vx0.
     let links = run.one::<protocol::LinksEvidence>();
     assert!(links.links.iter().any(|l| l.name == "p0"));

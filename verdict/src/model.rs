@@ -446,6 +446,9 @@ pub enum RuleCode {
     RpFilterAsymmetric,
     /// Node view: a pod on another node routed by the node's default route, not the overlay.
     NodeRouteViaDefault,
+    /// Node view: a strict rp_filter on the overlay while the route back leaves by another
+    /// device (with `NodeRouteViaDefault`).
+    NodeRpFilterAsymmetric,
     // Transport
     TcpRefusedNoListener,
     TcpListenerLoopbackOnly,

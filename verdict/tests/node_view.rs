@@ -150,7 +150,17 @@ fn node_path(
         }),
         routes,
         rp_filter: vec![],
-        conntrack: conntrack.map(|(count, max)| protocol::TableFill { count, max }),
+        conntrack: conntrack.map(|(count, max)| protocol::ConntrackEvidence {
+            present: true,
+            count: Some(count),
+            max: Some(max),
+            fill_ratio: None,
+            insert_failed: Some(3),
+            drop: Some(0),
+            early_drop: Some(0),
+            note: None,
+        }),
+        counters: None,
         errors: vec![],
     }))
 }
@@ -201,6 +211,37 @@ fn a_remote_pod_routed_by_the_default_route_is_a_missing_pod_cidr_route() {
         .unwrap();
     assert!(
         f.cause.starts_with("node node-1 sends 10.244.1.5 (pod web-0 on node node-2) by its default route on eth0, not through the overlay (flannel.1)"),
+        "{}",
+        f.cause
+    );
+    assert!(
+        !v.rules_fired.contains(&RuleCode::NodeRpFilterAsymmetric),
+        "no rp_filter reading, no claim: {v:#?}"
+    );
+    // With a strict rp_filter on the overlay, the replies are named as dropped too.
+    let Event::Evidence(Evidence::NodePath(mut strict)) =
+        node_path(true, vec![node_route("10.244.1.5", "eth0", true)], None)
+    else {
+        unreachable!()
+    };
+    strict.rp_filter = vec![protocol::DeviceSetting {
+        dev: "flannel.1".into(),
+        value: 1,
+    }];
+    let v = evaluate(&inputs_with(
+        vec![Event::Evidence(Evidence::NodePath(strict))],
+        kube.clone(),
+    ));
+    let f = v
+        .findings
+        .iter()
+        .find(|f| f.rule == RuleCode::NodeRpFilterAsymmetric)
+        .unwrap_or_else(|| panic!("{v:#?}"));
+    assert!(
+        f.cause.starts_with(
+            "replies from 10.244.1.5 (on node node-2) reach node node-1 through flannel.1, where \
+             rp_filter is strict (1), but the node's route back to 10.244.1.5 leaves by eth0"
+        ),
         "{}",
         f.cause
     );
@@ -266,9 +307,65 @@ fn the_nodes_conntrack_fill_is_judged_and_named() {
         "{v:#?}"
     );
     assert!(
+        v.evidence.iter().any(|l| l.text
+            == "node node-1 conntrack 500/1000 (50%); insert_failed 3, drop 0, early_drop 0 \
+                    since boot"),
+        "{v:#?}"
+    );
+}
+
+/// The node's own count of rp_filter drops during the run is a finding (a warning: a busy
+/// node's other traffic counts too), naming the strict devices; no drops, no finding, and the
+/// counters line says so.
+#[test]
+fn rp_filter_drops_counted_on_the_node_are_named() {
+    let with_drops = |dropped: u64| {
+        let Event::Evidence(Evidence::NodePath(mut n)) = node_path(true, vec![], None) else {
+            unreachable!()
+        };
+        n.rp_filter = vec![protocol::DeviceSetting {
+            dev: "flannel.1".into(),
+            value: 1,
+        }];
+        n.counters = Some(protocol::CountersEvidence {
+            interval_ms: 120.0,
+            counters: std::collections::BTreeMap::from([(
+                protocol::Counter::IpReversePathFilter.into(),
+                protocol::CounterValue {
+                    value: 10 + dropped,
+                    delta: dropped,
+                },
+            )]),
+        });
+        evaluate(&inputs_with(
+            vec![Event::Evidence(Evidence::NodePath(n))],
+            kube(),
+        ))
+    };
+    let v = with_drops(4);
+    let f = v
+        .findings
+        .iter()
+        .find(|f| f.rule == RuleCode::NodeRpFilterAsymmetric)
+        .unwrap_or_else(|| panic!("{v:#?}"));
+    assert_eq!(f.severity, netdebug_verdict::Severity::Warning);
+    assert!(
+        f.cause
+            .starts_with("node node-1's reverse-path filter dropped 4 packet(s) during this run")
+            && f.cause.ends_with("with rp_filter strict (1 on flannel.1)"),
+        "{}",
+        f.cause
+    );
+    let v = with_drops(0);
+    assert!(
+        !v.rules_fired.contains(&RuleCode::NodeRpFilterAsymmetric),
+        "{v:#?}"
+    );
+    assert!(
         v.evidence
             .iter()
-            .any(|l| l.text == "node node-1 conntrack 500/1000 (50%)"),
+            .any(|l| l.text
+                == "node node-1 counters over 120 ms: no drops, discards or rp_filter drops"),
         "{v:#?}"
     );
 }

@@ -47,6 +47,7 @@ pub(super) async fn run(
         args.node_namespace.is_some(),
     )?;
     preflight::check_rbac(&client, &target, &pod_namespace, preflight::NODE_POD_ACCESS).await?;
+    preflight::check_rbac(&client, &target, "", preflight::NODE_READ_ACCESS).await?;
     let node = read_node(&client, &target, &node_name).await?;
     node::check_node(&node)?;
 
@@ -132,6 +133,7 @@ pub(super) async fn via_node(
     let labels = preflight::namespace_labels(client, target, &probe_ns).await?;
     node::check_admits_host_pods(&probe_ns, labels.as_ref(), args.node_namespace.is_some())?;
     preflight::check_rbac(client, target, &probe_ns, preflight::NODE_POD_ACCESS).await?;
+    preflight::check_rbac(client, target, "", preflight::NODE_READ_ACCESS).await?;
     let node = read_node(client, target, &node_name).await?;
     node::check_node(&node)?;
     with_node_path(&mut plan);

@@ -29,6 +29,8 @@ pub struct Cluster {
     pub source_host_network: bool,
     /// Node vm's `kubernetes.io/os`.
     pub node_os: &'static str,
+    /// The user may not get nodes (a Role in the namespace, no ClusterRole).
+    pub nodes_forbidden: bool,
 }
 
 impl Default for Cluster {
@@ -42,6 +44,7 @@ impl Default for Cluster {
             shop_level: None,
             source_host_network: false,
             node_os: "linux",
+            nodes_forbidden: false,
         }
     }
 }
@@ -120,7 +123,11 @@ async fn fake_cluster(mut api: MockApi, cluster: Cluster, seen: Arc<Mutex<Seen>>
             })),
             (Method::POST, "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews") => {
                 let mut a = call.body.clone();
-                a["status"] = json!({"allowed": true});
+                let attributes = &a["spec"]["resourceAttributes"];
+                let nodes = attributes["resource"] == "nodes";
+                // Nodes are cluster-scoped: the review must not name a namespace.
+                assert!(!nodes || attributes["namespace"].is_null(), "{attributes}");
+                a["status"] = json!({"allowed": !(nodes && cluster.nodes_forbidden)});
                 call.reply(201, a);
             }
             (Method::GET, "/api/v1/nodes/vm") if cluster.node_exists => {

@@ -14,9 +14,12 @@ use crate::context::Ctx;
 const COUNT: &str = "/proc/sys/net/netfilter/nf_conntrack_count";
 const MAX: &str = "/proc/sys/net/netfilter/nf_conntrack_max";
 const STAT: &str = "/proc/net/stat/nf_conntrack";
+/// The same statistics for the calling thread's namespace (`/proc/net` is the process's,
+/// which a thread that entered another namespace does not share).
+pub const THREAD_STAT: &str = "/proc/thread-self/net/stat/nf_conntrack";
 
 pub async fn run(ctx: Arc<Ctx>) -> Outcome {
-    match tokio::task::spawn_blocking(read).await {
+    match tokio::task::spawn_blocking(|| read(STAT)).await {
         Ok(evidence) => {
             ctx.emit(Evidence::Conntrack(evidence));
             Outcome::Completed
@@ -25,10 +28,12 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
     }
 }
 
-fn read() -> ConntrackEvidence {
+/// The table as the calling thread's namespace sees it (/proc/sys/net answers for the
+/// thread's namespace); the statistics from `stat`.
+pub fn read(stat: &str) -> ConntrackEvidence {
     let number =
         |path: &str| -> Option<u64> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
-    let stat = std::fs::read_to_string(STAT).ok();
+    let stat = std::fs::read_to_string(stat).ok();
     evidence(number(COUNT), number(MAX), stat.as_deref())
 }
 

@@ -43,31 +43,40 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
 
 /// All counters of the namespace, `Group.Name` -> value.
 async fn sample() -> Result<HashMap<String, u64>, String> {
-    tokio::task::spawn_blocking(|| {
-        let mut all = HashMap::new();
-        let snmp = std::fs::read_to_string("/proc/net/snmp")
-            .map_err(|e| format!("cannot read /proc/net/snmp: {e}"))?;
-        all.extend(parse_paired(&snmp));
-        // netstat (TcpExt/IpExt) and snmp6 may be missing (old kernel, IPv6 disabled).
-        if let Ok(netstat) = std::fs::read_to_string("/proc/net/netstat") {
-            all.extend(parse_paired(&netstat));
-        }
-        if let Ok(snmp6) = std::fs::read_to_string("/proc/net/snmp6") {
-            all.extend(parse_snmp6(&snmp6));
-        }
-        // Absent when conntrack is not loaded here: then these counters are absent from the
-        // evidence, never zero.
-        if let Ok(stat) = std::fs::read_to_string("/proc/net/stat/nf_conntrack") {
-            all.extend(
-                super::conntrack::sum_stat_columns(&stat)
-                    .into_iter()
-                    .map(|(column, sum)| (format!("Conntrack.{column}"), sum)),
-            );
-        }
-        Ok(all)
-    })
-    .await
-    .map_err(|e| format!("sampling counters: {e}"))?
+    tokio::task::spawn_blocking(|| sample_at(PROCESS_NET))
+        .await
+        .map_err(|e| format!("sampling counters: {e}"))?
+}
+
+/// The process's network files (its namespace, which every check thread shares).
+const PROCESS_NET: &str = "/proc/net";
+/// The calling thread's (a thread that entered another namespace: the node's).
+pub const THREAD_NET: &str = "/proc/thread-self/net";
+
+/// All counters under `net` (`/proc/net` or `/proc/thread-self/net`), `Group.Name` -> value.
+/// Blocking.
+pub fn sample_at(net: &str) -> Result<HashMap<String, u64>, String> {
+    let mut all = HashMap::new();
+    let snmp = std::fs::read_to_string(format!("{net}/snmp"))
+        .map_err(|e| format!("cannot read {net}/snmp: {e}"))?;
+    all.extend(parse_paired(&snmp));
+    // netstat (TcpExt/IpExt) and snmp6 may be missing (old kernel, IPv6 disabled).
+    if let Ok(netstat) = std::fs::read_to_string(format!("{net}/netstat")) {
+        all.extend(parse_paired(&netstat));
+    }
+    if let Ok(snmp6) = std::fs::read_to_string(format!("{net}/snmp6")) {
+        all.extend(parse_snmp6(&snmp6));
+    }
+    // Absent when conntrack is not loaded here: then these counters are absent from the
+    // evidence, never zero.
+    if let Ok(stat) = std::fs::read_to_string(format!("{net}/stat/nf_conntrack")) {
+        all.extend(
+            super::conntrack::sum_stat_columns(&stat)
+                .into_iter()
+                .map(|(column, sum)| (format!("Conntrack.{column}"), sum)),
+        );
+    }
+    Ok(all)
 }
 
 /// Value at the end and increase over the interval for each reported counter the kernel has.

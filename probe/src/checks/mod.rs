@@ -13,8 +13,8 @@ use crate::context::Ctx;
 
 mod app;
 mod capture;
-mod conntrack;
-mod counters;
+pub mod conntrack;
+pub mod counters;
 mod dns;
 mod dns_rounds;
 mod links;

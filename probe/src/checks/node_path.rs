@@ -15,8 +15,7 @@ use std::sync::Arc;
 
 use nix::sched::{setns, CloneFlags};
 use protocol::{
-    DeviceSetting, Evidence, LinkKind, NodeDevice, NodePathEvidence, NodeRoute, Open,
-    OverlayDevice, TableFill,
+    DeviceSetting, Evidence, LinkKind, NodeDevice, NodePathEvidence, NodeRoute, Open, OverlayDevice,
 };
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAttribute, RouteMessage};
@@ -72,49 +71,93 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
             targets.extend(ips.into_iter().map(|ip| (t.label.clone(), ip)));
         }
     }
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let spawned = std::thread::Builder::new()
-        .name("node-path".into())
-        .spawn(move || {
-            let _ = tx.send(in_node(netns, targets));
-        });
-    if let Err(e) = spawned {
-        return Outcome::Failed(format!("cannot start the node-side thread: {e}"));
-    }
-    match tokio::time::timeout(ctx.remaining(), rx).await {
-        Ok(Ok(evidence)) => {
-            ctx.emit(Evidence::NodePath(evidence));
-            Outcome::Completed
+    let t0 = std::time::Instant::now();
+    let first = on_node(&ctx, &netns, move || {
+        let mut evidence = empty();
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(collect(&mut evidence, &targets)),
+            Err(e) => evidence.errors.push(format!("node-side runtime: {e}")),
         }
-        Ok(Err(_)) => Outcome::Failed("the node-side thread ended without an answer".into()),
-        Err(_) => Outcome::Failed("the node's half of the path was not read in time".into()),
+        evidence.conntrack = Some(super::conntrack::read(super::conntrack::THREAD_STAT));
+        let counters = super::counters::sample_at(super::counters::THREAD_NET);
+        (evidence, counters)
+    })
+    .await;
+    let (mut evidence, start) = match first {
+        Ok(read) => read,
+        Err(e) => return Outcome::Failed(e),
+    };
+    // The node's counters again once the traffic checks are done (never so late that the
+    // evidence misses the deadline): what the run's own traffic did on the node.
+    let _ = tokio::time::timeout(
+        ctx.remaining().saturating_sub(COUNTERS_END_MARGIN),
+        ctx.wait_traffic_done(),
+    )
+    .await;
+    let end = on_node(&ctx, &netns, || {
+        super::counters::sample_at(super::counters::THREAD_NET)
+    })
+    .await;
+    match (start, end) {
+        (Ok(start), Ok(Ok(end))) => {
+            evidence.counters = Some(protocol::CountersEvidence {
+                interval_ms: (t0.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0,
+                counters: super::counters::deltas(&start, &end),
+            });
+        }
+        (Err(e), _) | (_, Ok(Err(e))) | (_, Err(e)) => {
+            evidence.errors.push(format!("node counters: {e}"))
+        }
     }
+    ctx.emit(Evidence::NodePath(evidence));
+    Outcome::Completed
 }
 
-/// On the dedicated thread: enter the node's namespace and read.
-fn in_node(netns: File, targets: Vec<(String, IpAddr)>) -> NodePathEvidence {
-    let mut evidence = empty();
-    if let Err(e) = setns(&netns, CloneFlags::CLONE_NEWNET) {
-        evidence.errors.push(format!(
-            "cannot enter the node's network namespace: {}",
-            e.desc()
-        ));
-        return evidence;
+/// Whether the calling thread is already in the namespace `netns` refers to.
+fn in_namespace_of(netns: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let here = std::fs::metadata("/proc/thread-self/ns/net").map(|m| (m.dev(), m.ino()));
+    let there = netns.metadata().map(|m| (m.dev(), m.ino()));
+    matches!((here, there), (Ok(a), Ok(b)) if a == b)
+}
+
+/// Room kept before the deadline for the end sample and the evidence.
+const COUNTERS_END_MARGIN: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Runs `work` on a thread of its own inside the node's namespace (`netns`), bounded by the
+/// run's deadline.
+async fn on_node<T: Send + 'static>(
+    ctx: &Ctx,
+    netns: &File,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let netns = netns
+        .try_clone()
+        .map_err(|e| format!("the node's namespace file: {e}"))?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("node-path".into())
+        .spawn(move || {
+            // In the node's own namespace already (node/NAME): setns would need CAP_SYS_ADMIN
+            // even to stay, which that probe pod does not have.
+            let entered = match in_namespace_of(&netns) {
+                true => Ok(()),
+                false => setns(&netns, CloneFlags::CLONE_NEWNET).map_err(|e| {
+                    format!("cannot enter the node's network namespace: {}", e.desc())
+                }),
+            };
+            let _ = tx.send(entered.map(|()| work()));
+        })
+        .map_err(|e| format!("cannot start the node-side thread: {e}"))?;
+    match tokio::time::timeout(ctx.remaining(), rx).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(_)) => Err("the node-side thread ended without an answer".into()),
+        Err(_) => Err("the node's half of the path was not read in time".into()),
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            evidence.errors.push(format!("node-side runtime: {e}"));
-            return evidence;
-        }
-    };
-    runtime.block_on(collect(&mut evidence, &targets));
-    evidence.conntrack = read_conntrack();
-    evidence
 }
 
 fn empty() -> NodePathEvidence {
@@ -124,6 +167,7 @@ fn empty() -> NodePathEvidence {
         routes: Vec::new(),
         rp_filter: Vec::new(),
         conntrack: None,
+        counters: None,
         errors: Vec::new(),
     }
 }
@@ -341,16 +385,6 @@ fn read_rp_filter(dev: &str) -> Option<u32> {
         dev.replace('.', "/")
     );
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-/// The node's conntrack table fill (None when nf_conntrack is not loaded).
-fn read_conntrack() -> Option<TableFill> {
-    let number =
-        |path: &str| -> Option<u64> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
-    Some(TableFill {
-        count: number("/proc/sys/net/netfilter/nf_conntrack_count")?,
-        max: number("/proc/sys/net/netfilter/nf_conntrack_max")?,
-    })
 }
 
 #[cfg(test)]

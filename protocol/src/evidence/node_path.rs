@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{LinkKind, Open};
+use crate::{ConntrackEvidence, CountersEvidence, LinkKind, Open};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodePathEvidence {
@@ -26,9 +26,15 @@ pub struct NodePathEvidence {
     /// device a route leaves by, and on each overlay device.
     #[serde(default)]
     pub rp_filter: Vec<DeviceSetting>,
-    /// The node's conntrack table fill, when nf_conntrack is loaded.
+    /// The node's conntrack table: fill and statistics, as the `conntrack` check reads them
+    /// (`present: false` when nf_conntrack is not loaded on the node).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conntrack: Option<TableFill>,
+    pub conntrack: Option<ConntrackEvidence>,
+    /// The node's counters, sampled when the check starts and again when the traffic checks
+    /// are done (`TcpExt.IPReversePathFilter`: packets rp_filter dropped; `Ip.ForwDatagrams`;
+    /// the drops and discards), as the `counters` check reads them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counters: Option<CountersEvidence>,
     /// What could not be read (each piece is independent of the others).
     #[serde(default)]
     pub errors: Vec<String>,
@@ -72,10 +78,4 @@ pub struct NodeRoute {
 pub struct DeviceSetting {
     pub dev: String,
     pub value: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TableFill {
-    pub count: u64,
-    pub max: u64,
 }

@@ -5,7 +5,9 @@
 //! default route while the cluster's pod traffic goes through an overlay (the route for that
 //! node's pod CIDR is missing); the node's conntrack table full.
 
-use protocol::{LinkKind, LinksEvidence, NodePathEvidence, NodeRoute, OverlayDevice};
+use protocol::{
+    Counter, LinkKind, LinksEvidence, NodePathEvidence, NodeRoute, Open, OverlayDevice,
+};
 
 use super::conntrack::{CONNTRACK_FULL, CONNTRACK_NEAR_MAX};
 use crate::facts::Facts;
@@ -79,9 +81,11 @@ pub fn apply(f: &Facts, r: &mut Report) {
             format!("node {node} rp_filter (effective): {}", rp.join(", ")),
         );
     }
+    counter_lines(n, &node, r);
     overlay_headroom(f, n, &node, r);
     pod_mtu_over_overlay(f, n, &node, r);
     route_via_default(f, n, &node, r);
+    rp_filter_drops(n, &node, r);
     conntrack_full(n, &node, r);
 }
 
@@ -108,6 +112,89 @@ fn route_words(node: &str, route: &NodeRoute) -> String {
         (None, Some(e)) => format!("node {node} has no route to {}: {e}", route.address),
         (None, None) => format!("node {node} has no route to {}", route.address),
     }
+}
+
+/// The node's counters that moved during the run and speak about the path.
+const PATH_COUNTERS: &[Counter] = &[
+    Counter::IpReversePathFilter,
+    Counter::IpInDiscards,
+    Counter::IpOutNoRoutes,
+    Counter::IpOutDiscards,
+    Counter::IcmpOutDestUnreachs,
+    Counter::ConntrackInsertFailed,
+    Counter::ConntrackDrop,
+];
+
+/// How much `counter` grew on the node during the run (None without the node's counters).
+fn node_delta(n: &NodePathEvidence, counter: Counter) -> Option<u64> {
+    n.counters
+        .as_ref()?
+        .counters
+        .get(&Open::Known(counter))
+        .map(|v| v.delta)
+}
+
+fn counter_lines(n: &NodePathEvidence, node: &str, r: &mut Report) {
+    let Some(c) = &n.counters else {
+        return;
+    };
+    let moved: Vec<String> = PATH_COUNTERS
+        .iter()
+        .filter_map(|k| {
+            node_delta(n, *k)
+                .filter(|d| *d > 0)
+                .map(|d| format!("{k} +{d}"))
+        })
+        .collect();
+    let over = format!("over {:.0} ms", c.interval_ms);
+    r.info(
+        Layer::Network,
+        match moved.is_empty() {
+            true => format!("node {node} counters {over}: no drops, discards or rp_filter drops"),
+            false => format!("node {node} counters {over}: {}", moved.join(", ")),
+        },
+    );
+}
+
+/// The node's reverse-path filter dropped packets during the run: an asymmetric path with a
+/// strict rp_filter, proven by the kernel's own count (unless the route rule already said
+/// why).
+fn rp_filter_drops(n: &NodePathEvidence, node: &str, r: &mut Report) {
+    let Some(dropped) = node_delta(n, Counter::IpReversePathFilter).filter(|d| *d > 0) else {
+        return;
+    };
+    if r.has(RuleCode::NodeRpFilterAsymmetric) {
+        return;
+    }
+    let strict: Vec<&str> = n
+        .rp_filter
+        .iter()
+        .filter(|s| s.value == 1)
+        .map(|s| s.dev.as_str())
+        .collect();
+    r.finding(
+        RuleCode::NodeRpFilterAsymmetric,
+        Layer::Network,
+        Severity::Warning,
+        "rp_filter drops on the node",
+        format!(
+            "node {node}'s reverse-path filter dropped {dropped} packet(s) during this run: a \
+             packet arrived on another device than the node's route back to its source, with \
+             rp_filter strict{}",
+            match strict.is_empty() {
+                true => String::new(),
+                false => format!(" (1 on {})", strict.join(", ")),
+            }
+        ),
+    )
+    .line(format!(
+        "node {node}: TcpExt.IPReversePathFilter +{dropped} during the run"
+    ))
+    .next(format!(
+        "ip route get <source> iif <device>   # on node {node}, for the flow that fails: the \
+         route back should leave by the device it came in on"
+    ))
+    .add();
 }
 
 /// Whether some target's node route leaves by this overlay (its traffic crosses it).
@@ -274,20 +361,45 @@ fn route_via_default(f: &Facts, n: &NodePathEvidence, node: &str, r: &mut Report
             ),
         )
         .line(route_words(node, route))
-        .line_opt(strict_overlays(n, &overlays).map(|devs| {
-            format!(
-                "rp_filter is strict on {devs}: the remote pod's replies arriving through the \
-                 overlay fail the reverse-path check (the route back leaves by another device) \
-                 and are dropped too"
-            )
-        }))
         .next(format!(
             "ip route show | grep -e {} -e {}   # on node {node}; and the CNI agent's logs there",
             overlays.first().copied().unwrap_or("vxlan"),
             route.address
         ))
         .add();
+        if let Some(devs) = strict_overlays(n, &overlays) {
+            rp_filter_asymmetric(node, route, &devs, ep_node, r);
+        }
     }
+}
+
+/// The remote pod's replies come back through the overlay, but the node's route to it leaves
+/// by another device: a strict reverse-path check on the overlay drops them.
+fn rp_filter_asymmetric(node: &str, route: &NodeRoute, devs: &str, ep_node: &str, r: &mut Report) {
+    r.finding(
+        RuleCode::NodeRpFilterAsymmetric,
+        Layer::Network,
+        Severity::Failure,
+        "rp_filter strict on an asymmetric path",
+        format!(
+            "replies from {} (on node {ep_node}) reach node {node} through {devs}, where \
+             rp_filter is strict (1), but the node's route back to {} leaves by {}: the \
+             reverse-path check fails and drops them",
+            route.address,
+            route.address,
+            route.dev.as_deref().unwrap_or("another device")
+        ),
+    )
+    .line(format!(
+        "node {node} rp_filter {devs} = 1; {}",
+        route_words(node, route)
+    ))
+    .next(format!(
+        "sysctl net.ipv4.conf.all.rp_filter net.ipv4.conf.{}.rp_filter   # on node {node}; \
+         loose (2) tolerates the asymmetry, the missing route is the cause",
+        devs.split(", ").next().unwrap_or("all")
+    ))
+    .add();
 }
 
 /// The overlays among `names` whose effective rp_filter is strict (1), comma-separated.
@@ -305,20 +417,33 @@ fn conntrack_full(n: &NodePathEvidence, node: &str, r: &mut Report) {
     let Some(c) = &n.conntrack else {
         return;
     };
-    if c.max == 0 {
+    if !c.present {
+        r.info(Layer::State, format!("node {node}: conntrack not active"));
         return;
     }
-    let ratio = c.count as f64 / c.max as f64;
+    let (Some(count), Some(max)) = (c.count, c.max) else {
+        return;
+    };
+    if max == 0 {
+        return;
+    }
+    let ratio = count as f64 / max as f64;
+    let drops = c.drop.unwrap_or(0) + c.early_drop.unwrap_or(0) + c.insert_failed.unwrap_or(0);
+    let counters = format!(
+        "insert_failed {}, drop {}, early_drop {} since boot",
+        c.insert_failed.unwrap_or(0),
+        c.drop.unwrap_or(0),
+        c.early_drop.unwrap_or(0)
+    );
     if ratio < CONNTRACK_NEAR_MAX {
-        r.ok(
-            Layer::State,
-            format!(
-                "node {node} conntrack {}/{} ({:.0}%)",
-                c.count,
-                c.max,
-                ratio * 100.0
-            ),
+        let text = format!(
+            "node {node} conntrack {count}/{max} ({:.0}%)",
+            ratio * 100.0
         );
+        match drops {
+            0 => r.ok(Layer::State, text),
+            _ => r.info(Layer::State, format!("{text}; {counters}")),
+        }
         return;
     }
     let full = ratio >= CONNTRACK_FULL;
@@ -336,9 +461,7 @@ fn conntrack_full(n: &NodePathEvidence, node: &str, r: &mut Report) {
             "node conntrack near its maximum"
         },
         format!(
-            "node {node}'s conntrack table holds {} of {} entries ({:.0}%): {}",
-            c.count,
-            c.max,
+            "node {node}'s conntrack table holds {count} of {max} entries ({:.0}%): {}",
             ratio * 100.0,
             if full {
                 "new connections through the node are dropped (\"nf_conntrack: table full\" in \
@@ -349,8 +472,7 @@ fn conntrack_full(n: &NodePathEvidence, node: &str, r: &mut Report) {
         ),
     )
     .line(format!(
-        "node {node}: nf_conntrack_count {} / nf_conntrack_max {}",
-        c.count, c.max
+        "node {node}: nf_conntrack_count {count} / nf_conntrack_max {max}; {counters}"
     ))
     .next(format!(
         "conntrack -S; dmesg | grep conntrack   # on node {node}; raise nf_conntrack_max or find \
