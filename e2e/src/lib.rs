@@ -424,6 +424,26 @@ spec:
   ports: [{name: http, port: 80, targetPort: http}]
 "#;
 
+/// Pod `server` (labels app=web) serving HTTP on 8080 as a namespace that enforces Pod
+/// Security `restricted` admits it (non-root, no capabilities, its files in an emptyDir).
+pub const RESTRICTED_WEB_SERVER_POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: server, labels: {app: web}}
+spec:
+  terminationGracePeriodSeconds: 0
+  securityContext: {runAsNonRoot: true, runAsUser: 1000, seccompProfile: {type: RuntimeDefault}}
+  containers:
+  - name: web
+    image: {image}
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    ports: [{name: http, containerPort: 8080}]
+    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+    volumeMounts: [{name: www, mountPath: /www}]
+  volumes: [{name: www, emptyDir: {}}]
+"#;
+
 /// Pod `client`, sleeping, as a namespace that enforces Pod Security `restricted` admits it
 /// (non-root, no capabilities, no privilege escalation, the runtime's seccomp profile).
 pub const RESTRICTED_CLIENT_POD: &str = r#"

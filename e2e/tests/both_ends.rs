@@ -266,25 +266,7 @@ spec:
 fn a_peer_in_a_restricted_namespace_says_it_could_not_capture() {
     let servers = TestNamespace::new("ends-pss-dst");
     servers.label("pod-security.kubernetes.io/enforce=restricted");
-    servers.apply(
-        r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: server, labels: {app: web}}
-spec:
-  terminationGracePeriodSeconds: 0
-  securityContext: {runAsNonRoot: true, runAsUser: 1000, seccompProfile: {type: RuntimeDefault}}
-  containers:
-  - name: web
-    image: {image}
-    imagePullPolicy: IfNotPresent
-    command: ["sh", "-c", "echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]
-    ports: [{name: http, containerPort: 8080}]
-    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-    volumeMounts: [{name: www, mountPath: /www}]
-  volumes: [{name: www, emptyDir: {}}]
-"#,
-    );
+    servers.apply(netdebug_e2e::RESTRICTED_WEB_SERVER_POD);
     servers.apply(SERVICE);
     servers.wait_ready("server");
     servers.wait_cluster_ip_programmed("web");

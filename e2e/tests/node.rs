@@ -7,7 +7,8 @@
 use std::process::Command;
 
 use netdebug_e2e::{
-    kubectl, probe_image, TestNamespace, RESTRICTED_CLIENT_POD, WEB_SERVER_POD, WEB_SERVICE,
+    kubectl, probe_image, TestNamespace, RESTRICTED_CLIENT_POD, RESTRICTED_WEB_SERVER_POD,
+    WEB_SERVER_POD, WEB_SERVICE,
 };
 use serde_json::Value;
 
@@ -125,23 +126,6 @@ fn clusterip_connect(v: &Value) -> Value {
         .unwrap_or_else(|| panic!("no ClusterIP connect in {v}"))
 }
 
-/// A server that a namespace enforcing `restricted` admits.
-const RESTRICTED_SERVER: &str = r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: server, labels: {app: web}}
-spec:
-  terminationGracePeriodSeconds: 0
-  securityContext: {runAsNonRoot: true, runAsUser: 1000, seccompProfile: {type: RuntimeDefault}}
-  containers:
-  - name: web
-    image: {image}
-    imagePullPolicy: IfNotPresent
-    command: ["httpd", "-f", "-p", "8080", "-h", "/etc"]
-    ports: [{name: http, containerPort: 8080}]
-    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
-"#;
-
 /// `--via-node` against a pod in a `restricted` namespace: the probe (from a probe pod in
 /// another namespace) captures the test traffic in the pod's namespace, reads the pod's own
 /// resolv.conf, sees the node translate the ClusterIP, and the pod's spec gains no ephemeral
@@ -152,7 +136,7 @@ fn via_node_captures_in_a_restricted_pod_and_leaves_its_spec_alone() {
     let ns = TestNamespace::new("via");
     ns.label("pod-security.kubernetes.io/enforce=restricted");
     let probes = TestNamespace::new("via-probe");
-    ns.apply(RESTRICTED_SERVER);
+    ns.apply(RESTRICTED_WEB_SERVER_POD);
     ns.apply(RESTRICTED_CLIENT_POD);
     ns.apply(WEB_SERVICE);
     ns.wait_ready("server");
