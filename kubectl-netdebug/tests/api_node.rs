@@ -80,6 +80,27 @@ async fn the_probe_pod_is_deleted_after_an_error() {
     assert_eq!(seen.deleted.len(), 1, "{:#?}", seen.requests);
 }
 
+/// The kubelet refuses the probe pod (a full node): the run fails with the kubelet's reason
+/// and message (not a deadline error), and the pod is deleted. (Taints cannot keep it
+/// away: it is bound by nodeName and tolerates them all.)
+#[tokio::test]
+async fn a_probe_pod_the_kubelet_refuses_is_named_with_its_reason() {
+    let (result, seen) = run_node(
+        &[],
+        Cluster {
+            kubelet_rejects: true,
+            ..Cluster::default()
+        },
+    )
+    .await;
+    let err = result.unwrap_err().to_string();
+    assert!(
+        err.contains("OutOfpods") && err.contains("Node didn't have enough resource: pods"),
+        "{err}"
+    );
+    assert_eq!(seen.deleted.len(), 1, "{:#?}", seen.requests);
+}
+
 /// Refused before anything is created: a namespace whose Pod Security level forbids the host
 /// network (the level and the flag named), an unknown node, a node that is not Ready.
 #[tokio::test]

@@ -21,6 +21,9 @@ pub struct NodeView {
     pub conntrack: NodeConntrack,
     /// The node's namespace file; None when it could not be opened (node_path says so).
     pub netns: Option<std::fs::File>,
+    /// The pod entered from the node (`--pod-ip`): the node's route back to it is the return
+    /// direction whose device's rp_filter matters.
+    pub pod_ip: Option<std::net::IpAddr>,
 }
 
 /// What the run reads from files before any check starts: who the probe runs as
@@ -76,6 +79,8 @@ pub struct Ctx {
     /// The node's network namespace (opened before entering a pod's), in a node view: where
     /// the `node_path` check reads the node's half of the path.
     pub node_netns: Option<std::fs::File>,
+    /// The pod entered from the node, in `--via-node` (see [`NodeView::pod_ip`]).
+    pub node_pod_ip: Option<std::net::IpAddr>,
     emitter: Emitter,
     resolver: dns::ResolverConfig,
     resolver_evidence: DnsConfigEvidence,
@@ -96,9 +101,9 @@ impl Ctx {
         control: Option<Control>,
         node: Option<NodeView>,
     ) -> Ctx {
-        let (node_conntrack, node_netns) = match node {
-            Some(n) => (Some(n.conntrack), n.netns),
-            None => (None, None),
+        let (node_conntrack, node_netns, node_pod_ip) = match node {
+            Some(n) => (Some(n.conntrack), n.netns, n.pod_ip),
+            None => (None, None, None),
         };
         let deadline = started + Duration::from_millis(plan.deadline_ms);
         Ctx {
@@ -109,6 +114,7 @@ impl Ctx {
             control,
             node_conntrack,
             node_netns,
+            node_pod_ip,
             emitter,
             resolver: setup.resolver,
             resolver_evidence: setup.resolver_evidence,

@@ -52,6 +52,10 @@ fn main() -> ExitCode {
     let node = args.node_conntrack.then(|| context::NodeView {
         conntrack: node_conntrack::NodeConntrack::open(),
         netns: std::fs::File::open("/proc/thread-self/ns/net").ok(),
+        pod_ip: match &args.netns {
+            Some(netns::NetnsTarget::Pod { ip, .. }) => Some(*ip),
+            _ => None,
+        },
     });
     let mut plan = args.plan;
     if let Some(target) = &args.netns {

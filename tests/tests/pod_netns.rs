@@ -28,7 +28,7 @@ const NODE_SIDE: &str = "10.199.60.1";
 /// "containers"), then the cgroup (moving anything left back to the root and removing it).
 struct Pod {
     ns: Netns,
-    _node_side: Netns,
+    node_side: Netns,
     cgroup: PodCgroup,
     /// The "containers", lowest first.
     pids: Vec<u32>,
@@ -72,13 +72,17 @@ impl Pod {
             })
             .collect();
         pids.sort_unstable();
-        if resolv_conf.is_some() {
-            // Mounted by now in each process's own view; the node's /etc keeps nothing.
+        if let Some(text) = resolv_conf {
+            // `ip netns exec` enters the namespace, then bind-mounts the file, then execs:
+            // wait until each process sees it before the node's copy goes.
+            for pid in &pids {
+                wait_until_sees(*pid, text);
+            }
             let _ = std::fs::remove_dir_all(&etc);
         }
         Pod {
             ns,
-            _node_side: node_side,
+            node_side,
             cgroup,
             pids,
         }
@@ -107,6 +111,19 @@ fn wait_until_in(pid: u32, ns: &Netns) {
             Instant::now() < deadline,
             "pid {pid} did not enter {} within 5 s ({now:?})",
             ns.name()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits (5 s at most) until process `pid` reads `text` as its /etc/resolv.conf.
+fn wait_until_sees(pid: u32, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let path = format!("/proc/{pid}/root/etc/resolv.conf");
+    while std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
+        assert!(
+            Instant::now() < deadline,
+            "pid {pid} did not see its resolv.conf within 5 s"
         );
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -343,4 +360,45 @@ fn without_ptrace_rights_the_missing_capabilities_are_named() {
     );
     assert!(stderr.contains("CAP_SYS_PTRACE"), "{stderr}");
     assert!(stderr.contains("CAP_SYS_ADMIN"), "{stderr}");
+}
+
+/// From the node (`--node-conntrack`, as --via-node runs it): the node's half of the path
+/// includes its route back to the pod, the direction replies enter the pod by, with that
+/// device's rp_filter. Oracles: `ip route get` and the sysctl in the node's namespace.
+#[test]
+fn the_nodes_route_back_to_the_pod_and_its_rp_filter_are_read() {
+    let pod = Pod::new("eth0", 1);
+    pod.node_side
+        .set_sysctl("net.ipv4.conf.veth0.rp_filter", "1");
+    let plan = json_plan(json!({"v": 1, "checks": ["node_path"], "deadline_ms": 4000}));
+    let json = serde_json::to_string(&plan).unwrap();
+    let probe = probe_path();
+    let mut cmd = pod.node_side.command(&[
+        probe.to_str().unwrap(),
+        "--node-conntrack",
+        "--pod-uid",
+        pod.uid(),
+        "--pod-ip",
+        POD_IP,
+        &json,
+    ]);
+    let run = run_probe_command(&mut cmd, Duration::from_secs(10));
+    run.assert_ok();
+    // The checks ran in the pod's namespace; the node's half in the node's.
+    assert_eq!(run.hello().netns_inode, Some(pod.inode()));
+    let n = run.one::<protocol::NodePathEvidence>();
+    let back = n
+        .routes
+        .iter()
+        .find(|r| r.target == protocol::RETURN_PATH_TARGET)
+        .unwrap_or_else(|| panic!("no return path: {n:?}"));
+    let oracle = &pod.node_side.ip_json(&["route", "get", POD_IP])[0];
+    assert_eq!(back.dev.as_deref(), oracle["dev"].as_str());
+    assert_eq!(back.dev.as_deref(), Some("veth0"));
+    let rp = n
+        .rp_filter
+        .iter()
+        .find(|s| s.dev == "veth0")
+        .unwrap_or_else(|| panic!("no rp_filter for veth0: {n:?}"));
+    assert_eq!(rp.value, 1, "{n:?}");
 }

@@ -31,6 +31,8 @@ pub struct Cluster {
     pub node_os: &'static str,
     /// The user may not get nodes (a Role in the namespace, no ClusterRole).
     pub nodes_forbidden: bool,
+    /// The kubelet refuses the probe pod (phase Failed, OutOfpods) before it runs anything.
+    pub kubelet_rejects: bool,
 }
 
 impl Default for Cluster {
@@ -45,6 +47,7 @@ impl Default for Cluster {
             source_host_network: false,
             node_os: "linux",
             nodes_forbidden: false,
+            kubelet_rejects: false,
         }
     }
 }
@@ -154,7 +157,12 @@ async fn fake_cluster(mut api: MockApi, cluster: Cluster, seen: Arc<Mutex<Seen>>
                     true => json!({"waiting": {"reason": "ErrImagePull", "message": "pull access denied"}}),
                     false => json!({"running": {}}),
                 };
-                let ev = json!({"type": "MODIFIED", "object": probe_pod(&name, "202", state)});
+                let mut pod = probe_pod(&name, "202", state);
+                if cluster.kubelet_rejects {
+                    pod["status"] = json!({"phase": "Failed", "reason": "OutOfpods",
+                        "message": "Node didn't have enough resource: pods, requested: 1, used: 110, capacity: 110"});
+                }
+                let ev = json!({"type": "MODIFIED", "object": pod});
                 call.reply_bytes(200, body_of(&[ev.to_string()]));
             }
             (Method::GET, p) if p.ends_with("/log") => {

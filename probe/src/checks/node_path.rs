@@ -71,6 +71,11 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
             targets.extend(ips.into_iter().map(|ip| (t.label.clone(), ip)));
         }
     }
+    // The way back: the node's route to the pod itself (its veth or bridge), whose device's
+    // rp_filter judges every reply on its way into the pod.
+    if let Some(pod) = ctx.node_pod_ip {
+        targets.push((protocol::RETURN_PATH_TARGET.to_string(), pod));
+    }
     let t0 = std::time::Instant::now();
     let first = on_node(&ctx, &netns, move || {
         let mut evidence = empty();

@@ -235,7 +235,19 @@ mod tests {
 
     #[tokio::test]
     async fn loopback_listener_and_closed_port() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        // SO_REUSEPORT on the listener and on the holder below: the holder takes the port
+        // before the listener lets it go, so no other test's bind can slip in between.
+        let reusable = || {
+            let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+            s.set_reuse_address(true).unwrap();
+            s.set_reuse_port(true).unwrap();
+            s
+        };
+        let listening = reusable();
+        let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        listening.bind(&loopback.into()).unwrap();
+        listening.listen(8).unwrap();
+        let listener: std::net::TcpListener = listening.into();
         let open = listener.local_addr().unwrap();
         let t = Target {
             label: "t".into(),
@@ -253,12 +265,13 @@ mod tests {
             ok.local,
             "the listener saw the local address we report"
         );
-        drop(listener);
-        // Hold the port with a socket that is bound but not listening: connects are refused,
-        // and no other test can start listening on the port in between.
-        let holder = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
-        holder.set_reuse_address(true).unwrap();
+        // Hold the port with a socket that is bound but not listening: once the listener is
+        // gone, connects are refused (regression: binding the holder after dropping the
+        // listener failed now and then with EADDRINUSE, another test's bind having taken the
+        // port in between).
+        let holder = reusable();
         holder.bind(&open.into()).unwrap();
+        drop(listener);
         let refused = connect(&t, open, Duration::from_secs(2)).await;
         assert_eq!(refused.outcome, TcpOutcome::Refused, "{refused:?}");
         assert_eq!(refused.errno, Some(libc::ECONNREFUSED));

@@ -19,7 +19,8 @@ pub struct NodePathEvidence {
     /// and its MTU, when there is a default route.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub underlay: Option<NodeDevice>,
-    /// The node's route to each target address.
+    /// The node's route to each target address; with `--via-node`, also its route back to the
+    /// pod (target `the pod (return path)`), the device replies enter the pod by.
     #[serde(default)]
     pub routes: Vec<NodeRoute>,
     /// rp_filter as the kernel applies it (the larger of `all` and the device's own) on each
@@ -53,6 +54,9 @@ pub struct NodeDevice {
     pub name: String,
     pub mtu: u32,
 }
+
+/// The `target` of the node's route back to the pod entered from it (`--via-node`).
+pub const RETURN_PATH_TARGET: &str = "the pod (return path)";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeRoute {

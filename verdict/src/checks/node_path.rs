@@ -90,10 +90,13 @@ pub fn apply(f: &Facts, r: &mut Report) {
 }
 
 fn route_words(node: &str, route: &NodeRoute) -> String {
+    let what = match route.target == protocol::RETURN_PATH_TARGET {
+        true => format!("replies to the pod ({})", route.address),
+        false => route.address.to_string(),
+    };
     match (&route.dev, &route.error) {
         (Some(dev), _) => format!(
-            "node {node} sends {} by {dev}{}{}{}",
-            route.address,
+            "node {node} sends {what} by {dev}{}{}{}",
             route
                 .dev_kind
                 .as_ref()
@@ -109,8 +112,8 @@ fn route_words(node: &str, route: &NodeRoute) -> String {
                 ""
             }
         ),
-        (None, Some(e)) => format!("node {node} has no route to {}: {e}", route.address),
-        (None, None) => format!("node {node} has no route to {}", route.address),
+        (None, Some(e)) => format!("node {node} has no route for {what}: {e}"),
+        (None, None) => format!("node {node} has no route for {what}"),
     }
 }
 
