@@ -119,6 +119,26 @@ async fn what_via_node_cannot_do_is_refused_before_a_pod_is_created() {
     assert!(seen.created.is_none());
 }
 
+/// The probe refuses to enter (the pod's IP is not where its UID is): the run fails with the
+/// probe's own words, and the probe pod is deleted.
+#[tokio::test]
+async fn a_probe_that_refuses_to_enter_is_named_in_its_own_words() {
+    let (result, seen) = run_via_node(
+        &["--node-namespace", "ops"],
+        Cluster {
+            probe_refuses: true,
+            ..Cluster::default()
+        },
+    )
+    .await;
+    let err = result.unwrap_err().to_string();
+    assert!(
+        err.contains("none of their network namespaces holds 10.244.0.7"),
+        "{err}"
+    );
+    assert_eq!(seen.deleted.len(), 1, "{:#?}", seen.requests);
+}
+
 /// --via-node is about one pod: the other sources and --both-ends are refused.
 #[test]
 fn via_node_with_other_sources_is_refused() {

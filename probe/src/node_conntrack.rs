@@ -38,7 +38,7 @@ impl NodeConntrack {
 
     /// The reply-direction source of `local -> dst` in the node's table (see
     /// [`ConntrackLookup::reply_source`]).
-    pub fn reply_source(
+    fn reply_source(
         &self,
         local: SocketAddr,
         dst: SocketAddr,

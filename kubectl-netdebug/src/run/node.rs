@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, PostParams};
 use tokio::time::Instant;
 
-use super::{kube_evidence, stream_into, PodRef, Reached};
+use super::{kube_evidence, stream_into, PodRef};
 use crate::cli::RunArgs;
 use crate::connect::Cluster;
 use crate::error::{Error, Result};
@@ -17,7 +17,6 @@ use crate::node::{self, NodeProbePod, PROBE_CONTAINER};
 use crate::output::Session;
 use crate::plan::{build_plan, check_rounds_fit, Site};
 use crate::resolve::{self, ResolvedSource};
-use crate::wait::{wait_for_start, WaitFor};
 use crate::{preflight, profile};
 
 /// How long deleting the probe pod may take at the end of the run.
@@ -232,7 +231,9 @@ async fn run_probe_pod(
     }
 }
 
-/// Wait for the probe pod's container, then stream its events into the session.
+/// Wait for the probe pod's container, then stream its events into the session: the pod
+/// path's own steps (the plan has no tunnel, so the log carries the events, and a probe that
+/// refused to run is an error in its own words).
 async fn observe(
     session: &mut Session,
     pod: &PodRef<'_>,
@@ -240,36 +241,12 @@ async fn observe(
     resource_version: &str,
     deadline: Instant,
 ) -> Result<()> {
-    let probe_run = std::time::Duration::from_millis(container.plan.deadline_ms);
-    let start_deadline = deadline
-        .checked_sub(probe_run + std::time::Duration::from_secs(3))
-        .filter(|d| *d > Instant::now())
-        .unwrap_or(deadline);
-    let what = WaitFor {
-        namespace: pod.namespace,
-        pod: pod.name,
-        container: &container.name,
-        image: &container.image,
-        spinner: !pod.quiet,
+    let created = super::Injected {
+        resource_version: resource_version.to_string(),
+        at: Instant::now(),
     };
-    let created = Instant::now();
-    wait_for_start(
-        pod.client,
-        pod.target,
-        &what,
-        resource_version,
-        start_deadline,
-    )
-    .await?;
-    stream_into(
-        session,
-        pod,
-        container,
-        Reached::Log(None),
-        created,
-        deadline,
-    )
-    .await
+    let reached = super::reach_probe(pod, container, &created, deadline).await?;
+    stream_into(session, pod, container, reached, created.at, deadline).await
 }
 
 /// Delete the probe pod now (no grace period), bounded; Err says how to do it by hand.

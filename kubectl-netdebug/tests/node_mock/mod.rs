@@ -33,6 +33,8 @@ pub struct Cluster {
     pub nodes_forbidden: bool,
     /// The kubelet refuses the probe pod (phase Failed, OutOfpods) before it runs anything.
     pub kubelet_rejects: bool,
+    /// The probe refuses to run (exit 2, its reason as the termination message).
+    pub probe_refuses: bool,
 }
 
 impl Default for Cluster {
@@ -48,6 +50,7 @@ impl Default for Cluster {
             node_os: "linux",
             nodes_forbidden: false,
             kubelet_rejects: false,
+            probe_refuses: false,
         }
     }
 }
@@ -153,9 +156,11 @@ async fn fake_cluster(mut api: MockApi, cluster: Cluster, seen: Arc<Mutex<Seen>>
                     assert!(sent.is_ok_and(|s| s.success()), "kill -INT {pid}");
                     continue;
                 }
-                let state = match cluster.image_fails {
-                    true => json!({"waiting": {"reason": "ErrImagePull", "message": "pull access denied"}}),
-                    false => json!({"running": {}}),
+                let state = match (cluster.image_fails, cluster.probe_refuses) {
+                    (true, _) => json!({"waiting": {"reason": "ErrImagePull", "message": "pull access denied"}}),
+                    (_, true) => json!({"terminated": {"exitCode": 2, "reason": "Error",
+                        "message": "netdebug-probe: pod 0b5c1f2e-1111-2222-3333-444455556666 has processes on this node (pids 4242) but none of their network namespaces holds 10.244.0.7"}}),
+                    _ => json!({"running": {}}),
                 };
                 let mut pod = probe_pod(&name, "202", state);
                 if cluster.kubelet_rejects {

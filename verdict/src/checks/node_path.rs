@@ -82,7 +82,7 @@ pub fn apply(f: &Facts, r: &mut Report) {
         );
     }
     counter_lines(n, &node, r);
-    overlay_headroom(f, n, &node, r);
+    overlay_headroom(n, &node, r);
     pod_mtu_over_overlay(f, n, &node, r);
     route_via_default(f, n, &node, r);
     rp_filter_drops(n, &node, r);
@@ -206,8 +206,7 @@ fn carries_targets(n: &NodePathEvidence, o: &OverlayDevice) -> bool {
 }
 
 /// The overlay's MTU plus its own encapsulation does not fit the underlay's.
-fn overlay_headroom(f: &Facts, n: &NodePathEvidence, node: &str, r: &mut Report) {
-    let _ = f;
+fn overlay_headroom(n: &NodePathEvidence, node: &str, r: &mut Report) {
     let Some(under) = &n.underlay else {
         return;
     };
