@@ -11,9 +11,9 @@ cd "$(dirname "$0")/.."
 N=${1:-5}
 IMAGE=${NETDEBUG_E2E_IMAGE:-ghcr.io/netdebug/netdebug-probe:e2e}
 NS=ndt-bench-ends-$$
-export PATH="$PWD/target/debug:$PATH"
 # shellcheck source=e2e/bench-lib.sh
 . e2e/bench-lib.sh
+use_plugin
 bench_namespace
 for i in 1 2 3; do
 kubectl -n "$NS" apply -f - >/dev/null <<YAML
@@ -77,13 +77,17 @@ d = json.load(open(sys.argv[1]))
 peers = d.get("peers") or []
 armed = sum(1 for p in peers if any(e.get("type") == "armed" for e in p.get("events", [])))
 done = sum(1 for p in peers if (p.get("stream_end") or {}).get("state") == "done")
-print("%d/%d/%d(%s)" % (len(peers), armed, done, d["status"]))' "$OUT/both-$i.out"
+pf = ((d.get("probe") or {}).get("delivery") or {}).get("port_forward_requests")
+print("%d/%d/%d(%s, source %s port-forward requests)" % (len(peers), armed, done, d["status"], pf))' "$OUT/both-$i.out"
   done | tr '\n' ' '
 }
 echo "runs: $N"
 echo "single-ended: median ${a} ms   [${single[*]}]"
+echo "  $(cpu_medians single); the source's first event: median $(first_event_median single) ms after its injection"
 echo "single-ended --capture: median ${c} ms   [${captured[*]}]"
+echo "  $(cpu_medians captured); the source's first event: median $(first_event_median captured) ms after its injection"
 echo "--both-ends --max-peers 3: median ${b} ms   [${both[*]}]"
+echo "  $(cpu_medians both); the source's first event: median $(first_event_median both) ms after its injection"
 echo "  peers/armed/reported(status) per run: $(peers)"
 awk -v a="$a" -v b="$b" 'BEGIN { printf "ratio both-ends / single-ended: %.2f\n", b / a }'
 awk -v c="$c" -v b="$b" 'BEGIN { printf "ratio both-ends / single-ended --capture: %.2f\n", b / c }'

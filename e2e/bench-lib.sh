@@ -2,13 +2,62 @@
 # timing one command, the median of a list, and waiting until a Service answers HTTP from a
 # pod. Needs NS set by the caller (and RUN for ms).
 
-# Runs "$@" with stdout to $OUT/$RUN.out and stderr to $OUT/$RUN.err; prints its wall time in ms.
+# The plugin timed: the release build, as `cargo install` makes it (a debug build spends tens
+# of ms more per TLS handshake, which many probes pay many times), from PLUGIN_DIR (default
+# target/release) put first on PATH.
+use_plugin() {
+  local dir=${PLUGIN_DIR:-$PWD/target/release}
+  if [ ! -x "$dir/kubectl-netdebug" ]; then
+    echo "bench: no plugin in $dir: build it with 'cargo build --release -p kubectl-netdebug' (or set PLUGIN_DIR)" >&2
+    exit 1
+  fi
+  export PATH="$dir:$PATH"
+}
+
+# CPU time in ms: the whole machine's busy time, and the container runtime's on this machine
+# (containerd and its shims, with the runc processes the shims waited for; 0 when the node is
+# elsewhere). Sampled around each timed command: on a small node the runtime's CPU for the
+# containers a run starts sets a floor under its wall time.
+cpu_now() {
+  local hz
+  hz=$(getconf CLK_TCK)
+  awk -v hz="$hz" '/^cpu /{printf "%d ", ($2+$3+$4+$6+$7+$8+$9) * 1000 / hz; exit}' /proc/stat
+  for p in $(pgrep -x 'containerd|containerd-shim'); do
+    cat "/proc/$p/stat" 2>/dev/null
+  done | sed 's/^.*) //' | awk -v hz="$hz" '{t += $12 + $13 + $14 + $15} END {printf "%d\n", t * 1000 / hz}'
+}
+
+# Runs "$@" with stdout to $OUT/$RUN.out and stderr to $OUT/$RUN.err; prints its wall time in ms
+# and writes "busy_ms runtime_ms" of its CPU to $OUT/$RUN.cpu.
 ms() {
-  local s e
+  local s e c0 c1
+  c0=$(cpu_now)
   s=$(date +%s%N)
   "$@" >"$OUT/$RUN.out" 2>"$OUT/$RUN.err" || { echo "bench: failed: $*" >&2; cat "$OUT/$RUN.err" >&2; kubectl -n "$NS" get pods --show-labels >&2; exit 1; }
   e=$(date +%s%N)
+  c1=$(cpu_now)
+  echo "$c0 $c1" | awk '{print $3 - $1, $4 - $2}' >"$OUT/$RUN.cpu"
   echo $(( (e - s) / 1000000 ))
+}
+
+# The median of the source probe's first event (ms after its injection: the container's start
+# and the first answer through the port-forward) over the runs named PREFIX-*.
+first_event_median() {
+  local f
+  for f in "$OUT/$1"-*.out; do
+    python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(((d.get("probe") or {}).get("delivery") or {}).get("first_event_ms") or 0)' "$f"
+  done | median
+}
+
+# "busy B ms, runtime R ms": the medians of the CPU of the runs named PREFIX-*.
+cpu_medians() {
+  local b r
+  b=$(cat "$OUT/$1"-*.cpu | awk '{print $1}' | median)
+  r=$(cat "$OUT/$1"-*.cpu | awk '{print $2}' | median)
+  echo "CPU median: machine busy ${b} ms, container runtime ${r} ms"
 }
 
 # The median of the numbers on stdin, one per line.

@@ -15,9 +15,9 @@ SOURCES=${SOURCES:-20}
 PARALLEL=${PARALLEL:-10}
 IMAGE=${NETDEBUG_E2E_IMAGE:-ghcr.io/netdebug/netdebug-probe:e2e}
 NS=ndt-bench-src-$$
-export PATH="$PWD/target/debug:$PATH"
 # shellcheck source=e2e/bench-lib.sh
 . e2e/bench-lib.sh
+use_plugin
 bench_namespace
 # One set of callers per run of each kind: an ephemeral container can never be removed, so
 # every timed run starts from pods that have none, like a first run would.
@@ -61,12 +61,16 @@ summary() {
 import json, sys
 d = json.load(open(sys.argv[1]))
 srcs = d.get("sources") or []
-done = sum(1 for s in srcs if ((s.get("document") or {}).get("probe") or {}).get("stream_end", {}).get("state") == "done")
-print("%d/%d(%s)" % (len(srcs), done, d.get("status")))' "$OUT/many-$i.out"
+probes = [((s.get("document") or {}).get("probe") or {}) for s in srcs]
+done = sum(1 for p in probes if (p.get("stream_end") or {}).get("state") == "done")
+pf = sum((p.get("delivery") or {}).get("port_forward_requests") or 0 for p in probes)
+print("%d/%d(%s, %d port-forward requests)" % (len(srcs), done, d.get("status"), pf))' "$OUT/many-$i.out"
   done | tr '\n' ' '
 }
 echo "runs: $N, sources: $SOURCES"
 echo "one source: median ${a} ms   [${one[*]}]"
+echo "  $(cpu_medians one)"
 echo "$SOURCES sources (-l, --max-parallel $PARALLEL): median ${b} ms   [${many[*]}]"
-echo "  sources/done(status) per run: $(summary)"
+echo "  $(cpu_medians many)"
+echo "  sources/done(status, port-forward requests of all sources) per run: $(summary)"
 awk -v a="$a" -v b="$b" 'BEGIN { printf "ratio many / one: %.2f\n", b / a }'

@@ -14,7 +14,7 @@
 # probe pod (--via-node only), the probe container created, started and exited. Always: when the
 # API first showed each probe pod's container running and terminated (a watch), and each run's
 # status, event delivery, first event and the probe's own hello->done from its JSON.
-# The plugin is taken from PLUGIN_DIR (default target/debug), the image from NETDEBUG_E2E_IMAGE.
+# The plugin is taken from PLUGIN_DIR (default target/release), the image from NETDEBUG_E2E_IMAGE.
 # Usage: [ROUNDS=5] [SETTLE=3] [NODE_NS=NS] [CONTAINERD_LOG=PATH] [PLUGIN_DIR=DIR]
 #   e2e/bench-via-node.sh [N]   (N overrides ROUNDS)
 set -euo pipefail
@@ -23,9 +23,9 @@ N=${1:-${ROUNDS:-5}}
 SETTLE=${SETTLE:-3}
 IMAGE=${NETDEBUG_E2E_IMAGE:-ghcr.io/netdebug/netdebug-probe:e2e}
 NS=ndt-bench-vn-$$
-export PATH="${PLUGIN_DIR:-$PWD/target/debug}:$PATH"
 # shellcheck source=e2e/bench-lib.sh
 . e2e/bench-lib.sh
+use_plugin
 bench_namespace
 web_and_client
 node_ns=()

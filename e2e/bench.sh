@@ -11,9 +11,9 @@ cd "$(dirname "$0")/.."
 N=${1:-5}
 IMAGE=${NETDEBUG_E2E_IMAGE:-ghcr.io/netdebug/netdebug-probe:e2e}
 NS=ndt-bench-$$
-export PATH="$PWD/target/debug:$PATH"
 # shellcheck source=e2e/bench-lib.sh
 . e2e/bench-lib.sh
+use_plugin
 bench_namespace
 web_and_client
 

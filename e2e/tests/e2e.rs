@@ -167,6 +167,15 @@ fn healthy_service_is_proven_end_to_end() {
         v["probe"]["delivery"]
     );
     assert!(v["probe"]["delivery"]["first_event_ms"].as_f64().is_some());
+    // Each port-forward attempt is a request: at least the one that answered, and no more than
+    // one per 50 ms pause (the quick phase) while the probe was starting, plus that one.
+    let delivery = &v["probe"]["delivery"];
+    let requests = delivery["port_forward_requests"].as_u64().unwrap_or(0);
+    let first_event_ms = delivery["first_event_ms"].as_f64().unwrap_or(0.0);
+    assert!(
+        requests >= 1 && requests as f64 <= first_event_ms / 50.0 + 1.0,
+        "{delivery:#}"
+    );
 
     // The same run for a human: a one-line OK header and the evidence block.
     let mut args = vec!["client", "--to", "svc/web"];
@@ -747,6 +756,8 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: netdebug-withou
     );
     let plan = &v["probe"]["delivery"]["port_forward_unused"];
     assert!(plan.is_null(), "no tunnel was planned: {plan}");
+    let requests = &v["probe"]["delivery"]["port_forward_requests"];
+    assert!(requests.is_null(), "no port-forward was made: {requests}");
     assert!(!run.stderr.contains("port-forward"), "{run:?}");
 }
 

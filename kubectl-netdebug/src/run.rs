@@ -2,6 +2,7 @@
 //! -> stream -> verdict. Every step is bounded by the overall `--timeout`.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio::time::Instant;
 use tokio_util::compat::TokioAsyncReadCompatExt;
@@ -575,12 +576,28 @@ async fn inject_probe(pod: &PodRef<'_>, container: &ProbeContainer) -> Result<In
     })
 }
 
-/// Where the events will be read from.
-enum Reached {
+/// Where the events will be read from, and what reaching the probe cost.
+struct Reached {
+    via: ReachedVia,
+    /// Port-forward requests made while waiting for the probe (None: no tunnel was planned).
+    port_forward_requests: Option<u32>,
+}
+
+enum ReachedVia {
     /// The probe answered through port-forward.
     Tunnel(tunnel::Tunnel),
     /// The kubelet reported the container first (or the tunnel could not be used: why).
     Log(Option<String>),
+}
+
+impl Reached {
+    /// The control channel of a paced probe reached through its tunnel.
+    fn take_control(&mut self) -> Option<tunnel::Control> {
+        match &mut self.via {
+            ReachedVia::Tunnel(t) => t.take_control(),
+            ReachedVia::Log(_) => None,
+        }
+    }
 }
 
 /// Wait until the probe can be read: its tunnel answers, or the kubelet reports the container
@@ -601,37 +618,55 @@ async fn reach_probe(
     let started = wait_started(pod, container, &injected.resource_version, start_deadline);
     let Some(plan) = &container.plan.tunnel else {
         started.await?;
-        return Ok(Reached::Log(None));
+        return Ok(Reached {
+            via: ReachedVia::Log(None),
+            port_forward_requests: None,
+        });
     };
-    let tunnel = tunnel::open(pod.client, pod.namespace, pod.name, plan, start_deadline);
-    tokio::pin!(started, tunnel);
-    tokio::select! {
-        opened = &mut tunnel => match opened {
-            Ok(t) => Ok(Reached::Tunnel(t)),
-            Err(why) => {
-                started.await?;
-                Ok(Reached::Log(Some(why.to_string())))
+    let requests = AtomicU32::new(0);
+    let via = {
+        let tunnel = tunnel::open(
+            pod.client,
+            pod.namespace,
+            pod.name,
+            plan,
+            start_deadline,
+            &requests,
+        );
+        tokio::pin!(started, tunnel);
+        tokio::select! {
+            opened = &mut tunnel => match opened {
+                Ok(t) => ReachedVia::Tunnel(t),
+                Err(why) => {
+                    started.await?;
+                    ReachedVia::Log(Some(why.to_string()))
+                }
+            },
+            s = &mut started => {
+                s?;
+                // A paced probe (both ends) waits for words only the tunnel carries: it is
+                // worth a moment more, since the probe is running now.
+                if container.plan.control.is_some() {
+                    let limit = start_deadline.max(Instant::now() + PACED_TUNNEL_GRACE);
+                    match tokio::time::timeout_at(limit, &mut tunnel).await {
+                        Ok(Ok(t)) => ReachedVia::Tunnel(t),
+                        Ok(Err(why)) => ReachedVia::Log(Some(why.to_string())),
+                        Err(_) => ReachedVia::Log(Some(
+                            "the probe's tunnel did not answer after the container started".into(),
+                        )),
+                    }
+                } else {
+                    ReachedVia::Log(Some(
+                        "the kubelet reported the container before the probe answered".into(),
+                    ))
+                }
             }
-        },
-        s = &mut started => {
-            s?;
-            // A paced probe (both ends) waits for words only the tunnel carries: it is worth a
-            // moment more, since the probe is running now.
-            if container.plan.control.is_some() {
-                let limit = start_deadline.max(Instant::now() + PACED_TUNNEL_GRACE);
-                return match tokio::time::timeout_at(limit, &mut tunnel).await {
-                    Ok(Ok(t)) => Ok(Reached::Tunnel(t)),
-                    Ok(Err(why)) => Ok(Reached::Log(Some(why.to_string()))),
-                    Err(_) => Ok(Reached::Log(Some(
-                        "the probe's tunnel did not answer after the container started".into(),
-                    ))),
-                };
-            }
-            Ok(Reached::Log(Some(
-                "the kubelet reported the container before the probe answered".into(),
-            )))
         }
-    }
+    };
+    Ok(Reached {
+        via,
+        port_forward_requests: Some(requests.load(Ordering::Relaxed)),
+    })
 }
 
 /// How long a paced probe's tunnel is still tried after the kubelet reported it started.
@@ -690,8 +725,9 @@ async fn stream_into<S: EventSink>(
         ended_early: None,
         reconnects: 0,
     };
-    let (mut via, unused) = match reached {
-        Reached::Tunnel(t) => {
+    let port_forward_requests = reached.port_forward_requests;
+    let (mut via, unused) = match reached.via {
+        ReachedVia::Tunnel(t) => {
             let read = reader.read_from(t.reader.compat(), &mut deliver);
             // An error or an early end of the tunnel is not the probe's: the log has every
             // line, and is read below. Only the deadline ends the stream here.
@@ -700,7 +736,7 @@ async fn stream_into<S: EventSink>(
             }
             (DeliveryPath::PortForward, None)
         }
-        Reached::Log(why) => (DeliveryPath::Log, why),
+        ReachedVia::Log(why) => (DeliveryPath::Log, why),
     };
     if !reader.saw_done() && outcome.ended_early.is_none() {
         if via == DeliveryPath::PortForward {
@@ -729,6 +765,7 @@ async fn stream_into<S: EventSink>(
         via,
         first_event_ms: first_event_ms.map(|ms| (ms * 10.0).round() / 10.0),
         port_forward_unused: unused,
+        port_forward_requests,
     });
     session.record_end(
         ProbeEnd {

@@ -4,6 +4,7 @@
 //! seconds later on a typical node (measured in BENCHMARKS.md). The log stays the record the
 //! client falls back to; the tunnel is the faster copy of the same lines.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -82,19 +83,23 @@ impl Control {
 }
 
 /// Connect to the probe through port-forward, retrying while it is not listening yet, until
-/// it sends its first line or `until` passes.
+/// it sends its first line or `until` passes. Each attempt is one port-forward request to the
+/// API server, counted in `requests` as it is made (the run reports them: how much a probe
+/// that is slow to start cost the API server, even when the log was read in the end).
 pub async fn open(
     client: &kube::Client,
     namespace: &str,
     pod: &str,
     plan: &TunnelPlan,
     until: Instant,
+    requests: &AtomicU32,
 ) -> Result<Tunnel, TunnelError> {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let mut pause = FIRST_RETRY;
     let quick_until = Instant::now() + QUICK_PHASE;
     loop {
         let limit = until.min(Instant::now() + ATTEMPT_LIMIT);
+        requests.fetch_add(1, Ordering::Relaxed);
         match tokio::time::timeout_at(limit, attempt(&api, pod, plan)).await {
             Ok(Ok(Some(tunnel))) => return Ok(tunnel),
             Ok(Err(e)) => return Err(e),

@@ -5,7 +5,7 @@
 //! What must hold: a peer says `armed` once its capture is bound; its capture takes the
 //! source's TCP to its ports and marks each packet (flags, direction, interface, kernel time),
 //! which tcpdump on the same interface must agree with; it ends at `stop`, or promptly when
-//! its control channel closes; a held source waits for `go` at most `hold_ms`, then says why
+//! its control channel closes, keeping the packets that came just before `stop`; a held source waits for `go` at most `hold_ms`, then says why
 //! it went on (`released`) and runs its tcp check; a listener bound to loopback on a peer's
 //! port shows first in its socket evidence; and the tunnel's connection carries control words
 //! after the token.
@@ -157,6 +157,48 @@ fn a_peer_marks_the_handshake_it_sees_and_tcpdump_agrees() {
         .collect();
     let probe_flags: Vec<String> = marks.iter().map(|m| m.flags.to_string()).collect();
     assert_eq!(tcpdump_flags, probe_flags, "{lines:#?}");
+}
+
+/// Regression: a peer told `stop` right after the traffic must still report the packets in
+/// the ring block the kernel was filling (it hands that block over only when its retire
+/// timer fires). The capture waits for them when the kernel's count says they are there.
+#[test]
+fn a_stop_right_after_the_traffic_keeps_the_last_packets() {
+    require_root();
+    require_tools(&["tcpdump"]);
+    let lab = ClientServer::new("peerlast");
+    let _server = lab.listen(8080);
+    // Whether the retire timer fired before the stop is chance: four rounds.
+    for round in 0..4 {
+        let tcpdump = lab.srv.start_tcpdump(SRV_DEV, "tcp port 8080");
+        let mut peer = spawn_paced_probe(&lab.srv, &json_plan(peer_plan(&[8080], true)));
+        assert!(armed(&peer).capture, "the peer's capture is not running");
+        let source = source_connects(&lab, 8080);
+        assert_eq!(source.one::<TcpEvidence>().outcome.as_str(), "ok");
+        // No pause: the last packets are a few milliseconds old when the peer hears `stop`.
+        peer.say("stop");
+        let run = peer.finish();
+        run.assert_ok();
+        let captured = tcpdump.stop();
+        let summary = summary(&run);
+        let seen_by_tcpdump = captured
+            .packets()
+            .into_iter()
+            .filter(|l| l.contains(&format!("{CLI}.")))
+            .count() as u64;
+        let flows: u64 = summary.tcp_flows.iter().map(|f| f.packets).sum();
+        // tcpdump ran before the peer armed and after it stopped: it saw at least as much.
+        assert!(
+            (3..=seen_by_tcpdump).contains(&flows),
+            "the peer kept {flows} of {seen_by_tcpdump} packets, round {round}: {summary:#?}\n{:#?}",
+            captured.packets()
+        );
+        assert_eq!(
+            Some(flows),
+            summary.kernel_received,
+            "every packet the kernel queued was read: round {round}: {summary:#?}"
+        );
+    }
 }
 
 #[test]

@@ -116,6 +116,10 @@ pub struct Delivery {
     /// Why the log was read when a port-forward was planned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port_forward_unused: Option<String>,
+    /// Port-forward requests made to reach the probe: one per attempt while it was not
+    /// listening yet (absent when no port-forward was planned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_forward_requests: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use verdict::kube::DestinationInfo;
 use verdict::PeerSession;
 
-use super::{inject_probe, reach_probe, stream_into, Injected, PodRef, Reached};
+use super::{inject_probe, reach_probe, stream_into, Injected, PodRef};
 use crate::cli::RunArgs;
 use crate::connect::ApiTarget;
 use crate::ends::{self, PeerCandidate, PeerRun, ARM_LIMIT, REPORT_LIMIT};
@@ -361,10 +361,7 @@ async fn run_source(
     deadline: Instant,
 ) -> Result<Vec<String>> {
     let mut reached = reach_probe(pod, container, injected, deadline).await?;
-    let control = match &mut reached {
-        Reached::Tunnel(t) => t.take_control(),
-        Reached::Log(_) => None,
-    };
+    let control = reached.take_control();
     let held = container.plan.control.is_some();
     let release = async move {
         let until = deadline.min(Instant::now() + ARM_LIMIT);
@@ -431,10 +428,7 @@ async fn run_peer(
             return peer.run;
         }
     };
-    let mut control = match &mut reached {
-        Reached::Tunnel(t) => t.take_control(),
-        Reached::Log(_) => None,
-    };
+    let mut control = reached.take_control();
     if control.is_none() {
         peer.run.problem(
             "its probe could not be reached through the port-forward to stop it; its capture \

@@ -227,19 +227,59 @@ pub fn run(
         }
     };
     // Stopped by time: the kernel hands over the block it was filling when its retire timer
-    // fires; collect it (and any other ready block) so the last packets are not lost.
+    // fires; collect it (and any other ready block) so the last packets are not lost. The
+    // kernel's count says whether that block holds any: when every packet it queued has been
+    // read, there is nothing to wait for (the wait cost every capture, and each end of a
+    // both-ends run, up to two retire periods).
+    let mut kernel = KernelCount::default();
     if rec.limit_reached.is_none() {
         let until = Instant::now() + Duration::from_millis(u64::from(RING_RETIRE_MS) * 2);
-        while rec.limit_reached.is_none() && Instant::now() < until {
-            if ring.drain_block(|p| rec.record(p)) == 0 {
-                std::thread::sleep(Duration::from_millis(5));
+        loop {
+            while rec.limit_reached.is_none() && ring.drain_block(|p| rec.record(p)) > 0 {}
+            kernel.read(&socket);
+            if rec.limit_reached.is_some()
+                || kernel.all_read(rec.packets)
+                || Instant::now() >= until
+            {
+                break;
             }
+            std::thread::sleep(Duration::from_millis(2));
         }
+    } else {
+        kernel.read(&socket);
     }
-    let (received, drops) = socket.statistics().unwrap_or((0, 0));
     drop(ring);
     drop(socket);
-    Ok(rec.finish(u64::from(received), u64::from(drops), stopped_by))
+    Ok(rec.finish(kernel.received, kernel.drops, stopped_by))
+}
+
+/// The kernel's count of the packets that passed the filter, summed over reads: reading
+/// `PACKET_STATISTICS` resets it. `received` includes the `drops` (a full ring).
+#[derive(Debug, Default, PartialEq)]
+struct KernelCount {
+    received: u64,
+    drops: u64,
+    /// A read failed: the count is incomplete and cannot say that nothing is pending.
+    failed: bool,
+}
+
+impl KernelCount {
+    fn read(&mut self, socket: &PacketSocket) {
+        match socket.statistics() {
+            Ok((received, drops)) => self.add(received, drops),
+            Err(_) => self.failed = true,
+        }
+    }
+
+    fn add(&mut self, received: u32, drops: u32) {
+        self.received += u64::from(received);
+        self.drops += u64::from(drops);
+    }
+
+    /// Whether every packet the kernel put in the ring has been read (`read` of them).
+    fn all_read(&self, read: u64) -> bool {
+        !self.failed && read >= self.received.saturating_sub(self.drops)
+    }
 }
 
 /// Accounts each packet: flow table, pcap stream (emitting full chunks), limits.
@@ -316,6 +356,25 @@ impl Recorder {
 #[cfg(test)]
 mod stop_tests {
     use super::*;
+
+    #[test]
+    fn the_kernel_count_sums_its_resetting_reads_and_leaves_out_drops() {
+        let mut k = KernelCount::default();
+        k.add(10, 0);
+        k.add(5, 2);
+        assert_eq!((k.received, k.drops), (15, 2));
+        // 13 were queued in the ring: 12 read means one waits in the block being filled.
+        assert!(!k.all_read(12));
+        assert!(k.all_read(13));
+    }
+
+    #[test]
+    fn a_failed_read_never_says_nothing_is_pending() {
+        let mut k = KernelCount::default();
+        k.add(3, 0);
+        k.failed = true;
+        assert!(!k.all_read(3));
+    }
 
     #[test]
     fn the_first_stop_request_counts() {
