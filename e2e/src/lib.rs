@@ -275,12 +275,42 @@ impl TestNamespace {
         full.extend_from_slice(&["-n", &self.name]);
         netdebug_raw(&full)
     }
+
+    /// The same with the suite's probe image, already on the node (`--image`,
+    /// `--image-pull-policy IfNotPresent`).
+    pub fn netdebug_with_image(&self, args: &[&str]) -> Run {
+        let image = probe_image();
+        let mut full = args.to_vec();
+        full.extend_from_slice(&["--image", &image, "--image-pull-policy", "IfNotPresent"]);
+        self.netdebug(&full)
+    }
+
+    /// The same with `-o json`, the form every scenario asserts on (verdict/OUTPUT.md).
+    pub fn netdebug_json(&self, args: &[&str]) -> Run {
+        let mut full = args.to_vec();
+        full.extend_from_slice(&["-o", "json"]);
+        self.netdebug_with_image(&full)
+    }
 }
 
 impl Drop for TestNamespace {
     fn drop(&mut self) {
         let _ = kubectl(&["delete", "namespace", &self.name, "--wait=false"]);
     }
+}
+
+/// The data of the probe's evidence events of one `kind` in a run's `-o json` document.
+pub fn evidence<'a>(v: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_json::Value> {
+    v["probe"]["events"]
+        .as_array()
+        .map(|events| {
+            events
+                .iter()
+                .filter(|e| e["type"] == "evidence" && e["data"]["kind"] == kind)
+                .map(|e| &e["data"])
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub struct Run {

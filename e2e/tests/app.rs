@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use netdebug_e2e::{probe_image, TestNamespace, CLIENT_POD};
+use netdebug_e2e::{evidence, TestNamespace, CLIENT_POD};
 use serde_json::Value;
 
 /// An httpd pod whose CGI `/cgi-bin/ready` answers STATUS.
@@ -67,34 +67,9 @@ spec:
 
 /// `kubectl netdebug pod/client --to TO` with the suite's image, `-o json`.
 fn run(ns: &TestNamespace, to: &str) -> (Option<i32>, Value, netdebug_e2e::Run) {
-    let image = probe_image();
-    let run = ns.netdebug(&[
-        "pod/client",
-        "--to",
-        to,
-        "--image",
-        image.as_str(),
-        "--image-pull-policy",
-        "IfNotPresent",
-        "-o",
-        "json",
-    ]);
+    let run = ns.netdebug_json(&["pod/client", "--to", to]);
     let json = run.json();
     (run.code, json, run)
-}
-
-/// The probe's evidence of one kind.
-fn evidence<'a>(v: &'a Value, kind: &str) -> Vec<&'a Value> {
-    v["probe"]["events"]
-        .as_array()
-        .map(|events| {
-            events
-                .iter()
-                .filter(|e| e["type"] == "evidence" && e["data"]["kind"] == kind)
-                .map(|e| &e["data"])
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Two endpoints behind one Service, one answering 503: the verdict names that pod, and the

@@ -3,7 +3,7 @@
 //! and the verdict says where the packets died. Faults are made inside the endpoint pod's own
 //! network namespace (from the node, with nsenter) or by its app. Run by e2e/run.sh.
 
-use netdebug_e2e::{probe_image, service_account_kubeconfig, TestNamespace, WEB_SERVER_POD};
+use netdebug_e2e::{service_account_kubeconfig, TestNamespace, WEB_SERVER_POD};
 use serde_json::Value;
 
 use netdebug_e2e::{CLIENT_POD as CLIENT, WEB_SERVICE as SERVICE};
@@ -26,7 +26,6 @@ fn run(ns: &TestNamespace, extra: &[&str]) -> (Option<i32>, Value, netdebug_e2e:
 
 /// `kubectl netdebug pod/client --to TO --both-ends` with the suite's image, `-o json`.
 fn run_to(ns: &TestNamespace, to: &str, extra: &[&str]) -> (Option<i32>, Value, netdebug_e2e::Run) {
-    let image = probe_image();
     let mut args = vec![
         "pod/client",
         "--to",
@@ -34,15 +33,9 @@ fn run_to(ns: &TestNamespace, to: &str, extra: &[&str]) -> (Option<i32>, Value, 
         "--both-ends",
         "--connect-timeout",
         "1500ms",
-        "--image",
-        image.as_str(),
-        "--image-pull-policy",
-        "IfNotPresent",
-        "-o",
-        "json",
     ];
     args.extend_from_slice(extra);
-    let run = ns.netdebug(&args);
+    let run = ns.netdebug_json(&args);
     let json = run.json();
     (run.code, json, run)
 }

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use netdebug_e2e::{kubectl, probe_image, TestNamespace};
+use netdebug_e2e::{evidence, kubectl, TestNamespace};
 use serde_json::Value;
 
 /// The pod behind Service `web`: labels app=web, declares container port 8080 named `http`,
@@ -38,22 +38,8 @@ const SERVICE: &str = netdebug_e2e::WEB_SERVICE;
 /// The pod the probe is injected into.
 const CLIENT: &str = netdebug_e2e::CLIENT_POD;
 
-/// The plugin's flags every run uses: the suite's probe image, already on the node.
-fn image_args() -> Vec<String> {
-    vec![
-        "--image".into(),
-        probe_image(),
-        "--image-pull-policy".into(),
-        "IfNotPresent".into(),
-    ]
-}
-
 fn run_json(ns: &TestNamespace, args: &[&str]) -> (Option<i32>, Value, netdebug_e2e::Run) {
-    let mut full: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    full.extend(image_args());
-    full.extend(["-o".into(), "json".into()]);
-    let refs: Vec<&str> = full.iter().map(String::as_str).collect();
-    let run = ns.netdebug(&refs);
+    let run = ns.netdebug_json(args);
     let json = run.json();
     (run.code, json, run)
 }
@@ -75,17 +61,6 @@ fn assert_fired(v: &Value, rule: &str, run: &netdebug_e2e::Run) {
         rules(v).iter().any(|r| r == rule),
         "rule {rule} did not fire: {run:?}"
     );
-}
-
-/// The probe's evidence events of one kind.
-fn evidence<'a>(v: &'a Value, kind: &str) -> Vec<&'a Value> {
-    v["probe"]["events"]
-        .as_array()
-        .expect("probe.events")
-        .iter()
-        .filter(|e| e["type"] == "evidence" && e["data"]["kind"] == kind)
-        .map(|e| &e["data"])
-        .collect()
 }
 
 fn tcp_outcome<'a>(v: &'a Value, address: &str) -> &'a str {
@@ -178,10 +153,7 @@ fn healthy_service_is_proven_end_to_end() {
     );
 
     // The same run for a human: a one-line OK header and the evidence block.
-    let mut args = vec!["client", "--to", "svc/web"];
-    let image = image_args();
-    args.extend(image.iter().map(String::as_str));
-    let text = ns.netdebug(&args);
+    let text = ns.netdebug_with_image(&["client", "--to", "svc/web"]);
     assert_eq!(text.code, Some(0), "{text:?}");
     let header = text.stdout.lines().next().unwrap_or_default();
     assert!(
@@ -191,8 +163,7 @@ fn healthy_service_is_proven_end_to_end() {
     assert!(text.stdout.contains("1/1 endpoints ready"), "{text:?}");
 
     // And for the incident channel.
-    args.extend(["-o", "markdown"]);
-    let md = ns.netdebug(&args);
+    let md = ns.netdebug_with_image(&["client", "--to", "svc/web", "-o", "markdown"]);
     assert_eq!(md.code, Some(0), "{md:?}");
     assert!(md.stdout.contains('|'), "a table: {md:?}");
     assert!(md.stdout.lines().count() < 25, "{md:?}");
@@ -566,10 +537,7 @@ fn restricted_namespace_runs_the_restricted_profile() {
 // ---- bad input: one clear line, exit 2 ----
 
 fn expect_error(ns: &TestNamespace, args: &[&str], needle: &str) -> netdebug_e2e::Run {
-    let mut full: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    full.extend(image_args());
-    let refs: Vec<&str> = full.iter().map(String::as_str).collect();
-    let run = ns.netdebug(&refs);
+    let run = ns.netdebug_with_image(args);
     assert_eq!(run.code, Some(2), "{run:?}");
     assert!(run.stderr.contains(needle), "want `{needle}`: {run:?}");
     assert!(!run.stderr.contains("panicked"), "{run:?}");

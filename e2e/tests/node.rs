@@ -7,7 +7,7 @@
 use std::process::Command;
 
 use netdebug_e2e::{
-    kubectl, probe_image, TestNamespace, RESTRICTED_CLIENT_POD, RESTRICTED_WEB_SERVER_POD,
+    evidence, kubectl, TestNamespace, RESTRICTED_CLIENT_POD, RESTRICTED_WEB_SERVER_POD,
     WEB_SERVER_POD, WEB_SERVICE,
 };
 use serde_json::Value;
@@ -51,21 +51,19 @@ fn serving_web(tag: &str) -> TestNamespace {
 
 /// `kubectl netdebug node/NODE --to svc/web -o json EXTRA` with the e2e probe image.
 fn node_run(ns: &TestNamespace, node: &str, extra: &[&str]) -> netdebug_e2e::Run {
-    let image = probe_image();
     let source = format!("node/{node}");
-    let mut args = vec![
-        source.as_str(),
-        "--to",
-        "svc/web",
-        "--image",
-        image.as_str(),
-        "--image-pull-policy",
-        "IfNotPresent",
-        "-o",
-        "json",
-    ];
+    let mut args = vec![source.as_str(), "--to", "svc/web"];
     args.extend_from_slice(extra);
-    ns.netdebug(&args)
+    ns.netdebug_json(&args)
+}
+
+/// The one evidence of `kind` in a run's document.
+#[track_caller]
+fn the_evidence<'a>(v: &'a Value, kind: &str) -> &'a Value {
+    match evidence(v, kind).as_slice() {
+        [one] => one,
+        other => panic!("{} {kind} evidence: {v}", other.len()),
+    }
 }
 
 #[test]
@@ -78,11 +76,9 @@ fn the_node_reaches_a_service_and_its_probe_pod_is_gone_after() {
     let v = run.json();
     assert_eq!(v["title"]["source"], format!("node/{node}"), "{run:?}");
     // Both the ClusterIP (translated on this node) and the endpoint answered.
-    let connected = v["probe"]["events"]
-        .as_array()
-        .unwrap()
+    let connected = evidence(&v, "tcp")
         .iter()
-        .filter(|e| e["data"]["kind"] == "tcp" && e["data"]["outcome"] == "ok")
+        .filter(|t| t["outcome"] == "ok")
         .count();
     assert_eq!(connected, 2, "{run:?}");
     // The node's conntrack shows the DNAT of the ClusterIP to the one endpoint.
@@ -92,20 +88,11 @@ fn the_node_reaches_a_service_and_its_probe_pod_is_gone_after() {
     assert_eq!(nat["endpoint"], server.as_str(), "{run:?}");
     // The node's half, read where the probe already is (no setns: this probe pod has no
     // SYS_ADMIN): its route to the server and its counters, without errors.
-    let node_path = v["probe"]["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["data"]["kind"] == "node_path")
-        .unwrap_or_else(|| panic!("no node_path evidence: {run:?}"));
-    assert_eq!(
-        node_path["data"]["errors"],
-        serde_json::json!([]),
-        "{node_path}"
-    );
-    assert!(node_path["data"]["counters"].is_object(), "{node_path}");
+    let node_path = the_evidence(&v, "node_path");
+    assert_eq!(node_path["errors"], serde_json::json!([]), "{node_path}");
+    assert!(node_path["counters"].is_object(), "{node_path}");
     assert!(
-        node_path["data"]["routes"]
+        node_path["routes"]
             .as_array()
             .unwrap()
             .iter()
@@ -116,13 +103,10 @@ fn the_node_reaches_a_service_and_its_probe_pod_is_gone_after() {
 }
 
 /// The `tcp` evidence of the connect to the ClusterIP.
-fn clusterip_connect(v: &Value) -> Value {
-    v["probe"]["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["data"]["kind"] == "tcp" && e["data"]["role"] == "cluster_ip")
-        .map(|e| e["data"].clone())
+fn clusterip_connect(v: &Value) -> &Value {
+    evidence(v, "tcp")
+        .into_iter()
+        .find(|t| t["role"] == "cluster_ip")
         .unwrap_or_else(|| panic!("no ClusterIP connect in {v}"))
 }
 
@@ -143,8 +127,7 @@ fn via_node_captures_in_a_restricted_pod_and_leaves_its_spec_alone() {
     ns.wait_ready("client");
     ns.wait_cluster_ip_programmed("web");
     ns.wait_dns("client", "web");
-    let image = probe_image();
-    let run = ns.netdebug(&[
+    let run = ns.netdebug_json(&[
         "pod/client",
         "--via-node",
         "--node-namespace",
@@ -152,12 +135,6 @@ fn via_node_captures_in_a_restricted_pod_and_leaves_its_spec_alone() {
         "--to",
         "svc/web",
         "--capture",
-        "--image",
-        image.as_str(),
-        "--image-pull-policy",
-        "IfNotPresent",
-        "-o",
-        "json",
     ]);
     assert_eq!(run.code, Some(0), "{run:?}");
     let v = run.json();
@@ -165,19 +142,15 @@ fn via_node_captures_in_a_restricted_pod_and_leaves_its_spec_alone() {
     // Root with the node probe's capabilities, not the restricted profile's nobody.
     let hello = &events[0]["data"];
     assert_eq!(hello["uid"], 0, "{run:?}");
-    // In the pod's namespace: the capture saw the pod's own handshakes.
     // In the pod's namespace: the capture saw the pod's own handshakes, from its address.
     let client_ip = ns.pod_ip("client");
-    let capture = events
-        .iter()
-        .find(|e| e["data"]["kind"] == "capture_summary")
-        .unwrap_or_else(|| panic!("no capture evidence: {run:?}"));
+    let capture = the_evidence(&v, "capture_summary");
     assert!(
-        capture["data"]["packets_captured"].as_u64().unwrap_or(0) > 0,
+        capture["packets_captured"].as_u64().unwrap_or(0) > 0,
         "{capture}"
     );
     assert!(
-        capture["data"]["tcp_flows"]
+        capture["tcp_flows"]
             .as_array()
             .unwrap()
             .iter()
@@ -188,12 +161,9 @@ fn via_node_captures_in_a_restricted_pod_and_leaves_its_spec_alone() {
         "flows from the pod's address {client_ip}: {capture}"
     );
     // The pod's resolver, read through one of its containers.
-    let dns = events
-        .iter()
-        .find(|e| e["data"]["kind"] == "dns_config")
-        .unwrap_or_else(|| panic!("no dns_config: {run:?}"));
+    let dns = the_evidence(&v, "dns_config");
     assert!(
-        dns["data"]["nameservers"]
+        dns["nameservers"]
             .as_array()
             .unwrap()
             .iter()
@@ -208,22 +178,15 @@ fn via_node_captures_in_a_restricted_pod_and_leaves_its_spec_alone() {
     );
     // The node's half, read in the node's namespace: its route to the server pod leaves by
     // the pod bridge, which `ip route get` on this machine (the node) agrees with.
-    let node_path = events
-        .iter()
-        .find(|e| e["data"]["kind"] == "node_path")
-        .unwrap_or_else(|| panic!("no node_path evidence: {run:?}"));
+    let node_path = the_evidence(&v, "node_path");
     let server_ip = ns.pod_ip("server");
-    let route = node_path["data"]["routes"]
+    let route = node_path["routes"]
         .as_array()
         .unwrap()
         .iter()
         .find(|r| r["address"] == server_ip.as_str())
         .unwrap_or_else(|| panic!("no node route to {server_ip}: {node_path}"));
-    let oracle = Command::new("ip")
-        .args(["-o", "route", "get", &server_ip])
-        .output()
-        .expect("ip");
-    let oracle = String::from_utf8_lossy(&oracle.stdout);
+    let oracle = ip(&["-o", "route", "get", &server_ip]);
     let dev = route["dev"].as_str().unwrap_or("?");
     assert!(
         oracle.contains(&format!(" dev {dev} ")),

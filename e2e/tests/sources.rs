@@ -1,7 +1,7 @@
 //! Many sources against the real cluster: `-l SELECTOR` runs the probe from every matching pod
 //! and the aggregate verdict explains the split between them. Run by e2e/run.sh.
 
-use netdebug_e2e::{probe_image, TestNamespace, WEB_SERVER_POD, WEB_SERVICE};
+use netdebug_e2e::{TestNamespace, WEB_SERVER_POD, WEB_SERVICE};
 use serde_json::Value;
 
 /// A caller pod labelled role=caller; `DNS` is replaced by its pod-level DNS settings.
@@ -20,7 +20,6 @@ DNS"#;
 
 /// `kubectl netdebug -l role=caller --to svc/web ...` with the suite's image, `-o json`.
 fn run(ns: &TestNamespace, extra: &[&str]) -> (Option<i32>, Value, netdebug_e2e::Run) {
-    let image = probe_image();
     let mut args = vec![
         "-l",
         "role=caller",
@@ -28,15 +27,9 @@ fn run(ns: &TestNamespace, extra: &[&str]) -> (Option<i32>, Value, netdebug_e2e:
         "svc/web",
         "--connect-timeout",
         "1500ms",
-        "--image",
-        image.as_str(),
-        "--image-pull-policy",
-        "IfNotPresent",
-        "-o",
-        "json",
     ];
     args.extend_from_slice(extra);
-    let run = ns.netdebug(&args);
+    let run = ns.netdebug_json(&args);
     let json = run.json();
     (run.code, json, run)
 }

@@ -15,8 +15,9 @@ use crate::profile::Profile;
 pub struct ProbeContainer {
     /// `netdebug-<6 random lowercase alphanumerics>`.
     pub name: String,
-    /// The container whose namespaces (process view; the network one is the pod's) are shared.
-    pub target_container: String,
+    /// The container whose namespaces (process view; the network one is the pod's) are shared;
+    /// None for a probe that is the container of a pod of its own (the node views').
+    pub target_container: Option<String>,
     pub image: String,
     pub pull_policy: Option<String>,
     pub profile: Profile,
@@ -27,7 +28,7 @@ impl ProbeContainer {
     /// The probe is the container of a pod of its own (the node views' probe pod, which has
     /// no target container), not an ephemeral container added to the source pod.
     pub fn in_own_pod(&self) -> bool {
-        self.target_container.is_empty()
+        self.target_container.is_none()
     }
 }
 
@@ -51,7 +52,7 @@ impl ProbeContainer {
                 PROBE_PATH_IN_IMAGE.to_string(),
                 serde_json::to_string(&self.plan).expect("a plan always serialises"),
             ]),
-            target_container_name: Some(self.target_container.clone()),
+            target_container_name: self.target_container.clone(),
             security_context: Some(self.profile.security_context()),
             // No `resources`: the API rejects them on ephemeral containers ("Resources are not
             // allowed for ephemeral containers. Ephemeral containers use spare resources already

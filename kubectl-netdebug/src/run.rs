@@ -319,7 +319,7 @@ async fn run_until(
     };
     let container = ProbeContainer {
         name: random_container_name(),
-        target_container: source.target_container.clone(),
+        target_container: Some(source.target_container.clone()),
         image: args.image.clone(),
         pull_policy: args.image_pull_policy.map(|p| p.as_str().to_string()),
         profile: probe_profile,
@@ -753,9 +753,10 @@ async fn stream_into<S: EventSink>(
         // A probe serving a tunnel lingers after `done` for its peer, and a node probe pod is
         // deleted right after the run: for neither is the exit code worth a wait after `done`
         // (the kubelet reports it only at its next status update, up to a second later).
-        let exit_wait = match container.plan.tunnel.is_some() || container.in_own_pod() {
-            true => std::time::Duration::ZERO,
-            false => EXIT_STATUS_WAIT,
+        let exit_wait = if container.plan.tunnel.is_some() || container.in_own_pod() {
+            std::time::Duration::ZERO
+        } else {
+            EXIT_STATUS_WAIT
         };
         outcome =
             stream_events_then(&source_log, &mut reader, deadline, exit_wait, &mut deliver).await?;

@@ -258,7 +258,7 @@ fn probe_container(profile: Profile) -> ProbeContainer {
     plan.dns.names = vec!["payments.shop.svc.cluster.local".into()];
     ProbeContainer {
         name: "netdebug-a1b2c3".into(),
-        target_container: "app".into(),
+        target_container: Some("app".into()),
         image: "ghcr.io/netdebug/netdebug-probe:v0.1.0".into(),
         pull_policy: Some("IfNotPresent".into()),
         profile,

@@ -237,7 +237,7 @@ async fn checked_container(
     plan.tunnel = Some(tunnel::new_plan());
     Ok(ProbeContainer {
         name: random_container_name(),
-        target_container,
+        target_container: Some(target_container),
         image: args.image.clone(),
         pull_policy: args.image_pull_policy.map(|p| p.as_str().to_string()),
         profile: probe_profile,

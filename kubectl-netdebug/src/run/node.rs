@@ -39,18 +39,9 @@ pub(super) async fn run(
         .node_namespace
         .clone()
         .unwrap_or_else(|| namespace.clone());
-    let labels = preflight::namespace_labels(&client, &target, &pod_namespace).await?;
-    node::check_admits_host_pods(
-        &pod_namespace,
-        labels.as_ref(),
-        args.node_namespace.is_some(),
-    )?;
-    preflight::check_rbac(&client, &target, &pod_namespace, preflight::NODE_POD_ACCESS).await?;
-    preflight::check_rbac(&client, &target, "", preflight::NODE_READ_ACCESS).await?;
-    let node = read_node(&client, &target, &node_name).await?;
-    node::check_node(&node)?;
+    check_probe_pod_allowed(&client, &target, &pod_namespace, args, &node_name).await?;
 
-    let pod_name = random_container_name().replacen("netdebug-", "netdebug-node-", 1);
+    let pod_name = probe_pod_name();
     let source = probe_source(&pod_namespace, &pod_name, &node_name);
     let (mut kube, targets, dns_names) =
         kube_evidence(&client, &namespace, dest_spec.as_ref(), &source, args).await?;
@@ -69,16 +60,7 @@ pub(super) async fn run(
     plan.validate()
         .map_err(|e| Error::InvalidInput(format!("cannot build the probe plan: {e}")))?;
     check_rounds_fit(&plan, args.timeout, Site::Cluster).map_err(Error::InvalidInput)?;
-    let probe_pod = NodeProbePod {
-        name: pod_name.clone(),
-        namespace: pod_namespace.clone(),
-        node: node_name.clone(),
-        image: args.image.clone(),
-        pull_policy: args.image_pull_policy.map(|p| p.as_str().to_string()),
-        plan_json: serde_json::to_string(&plan).expect("a plan always serialises"),
-        active_deadline_secs: args.timeout.as_secs() as i64 + node::ACTIVE_DEADLINE_MARGIN_SECS,
-        enter: None,
-    };
+    let probe_pod = probe_pod(args, &pod_name, &pod_namespace, &node_name, &plan, None);
     let title = verdict::Title {
         source: format!("node/{node_name}"),
         destination: args.to.clone(),
@@ -129,27 +111,13 @@ pub(super) async fn via_node(
         .node_namespace
         .clone()
         .unwrap_or_else(|| pod_ns.clone());
-    let labels = preflight::namespace_labels(client, target, &probe_ns).await?;
-    node::check_admits_host_pods(&probe_ns, labels.as_ref(), args.node_namespace.is_some())?;
-    preflight::check_rbac(client, target, &probe_ns, preflight::NODE_POD_ACCESS).await?;
-    preflight::check_rbac(client, target, "", preflight::NODE_READ_ACCESS).await?;
-    let node = read_node(client, target, &node_name).await?;
-    node::check_node(&node)?;
+    check_probe_pod_allowed(client, target, &probe_ns, args, &node_name).await?;
     with_node_path(&mut plan);
     // The tunnel would listen in the pod's namespace, where no port-forward to the probe
     // pod (in the node's) can reach it: the log carries the events.
     plan.tunnel = None;
-    let probe_name = random_container_name().replacen("netdebug-", "netdebug-node-", 1);
-    let probe_pod = NodeProbePod {
-        name: probe_name.clone(),
-        namespace: probe_ns.clone(),
-        node: node_name.clone(),
-        image: args.image.clone(),
-        pull_policy: args.image_pull_policy.map(|p| p.as_str().to_string()),
-        plan_json: serde_json::to_string(&plan).expect("a plan always serialises"),
-        active_deadline_secs: args.timeout.as_secs() as i64 + node::ACTIVE_DEADLINE_MARGIN_SECS,
-        enter: Some(enter),
-    };
+    let probe_name = probe_pod_name();
+    let probe_pod = probe_pod(args, &probe_name, &probe_ns, &node_name, &plan, Some(enter));
     session.note(format!(
         "--via-node: the probe entered pod {pod_ns}/{pod_name}'s network namespace from node \
          {node_name}, from pod {probe_ns}/{probe_name} (host network and PIDs; {}), deleted \
@@ -158,6 +126,50 @@ pub(super) async fn via_node(
     ));
     let container = probe_container(&args.image, &probe_pod, plan);
     run_probe_pod(session, client, target, &probe_pod, container, deadline).await
+}
+
+/// Whether a node's probe pod may run: `namespace` admits host pods (the error names
+/// `--node-namespace` unless the user chose it), the user may create the pod there and read
+/// nodes, and the node is Ready and runs Linux.
+async fn check_probe_pod_allowed(
+    client: &kube::Client,
+    target: &crate::connect::ApiTarget,
+    namespace: &str,
+    args: &RunArgs,
+    node_name: &str,
+) -> Result<()> {
+    let labels = preflight::namespace_labels(client, target, namespace).await?;
+    node::check_admits_host_pods(namespace, labels.as_ref(), args.node_namespace.is_some())?;
+    preflight::check_rbac(client, target, namespace, preflight::NODE_POD_ACCESS).await?;
+    preflight::check_rbac(client, target, "", preflight::NODE_READ_ACCESS).await?;
+    let node = read_node(client, target, node_name).await?;
+    node::check_node(&node)
+}
+
+/// A fresh name for a node's probe pod.
+fn probe_pod_name() -> String {
+    random_container_name().replacen("netdebug-", "netdebug-node-", 1)
+}
+
+/// The probe pod that runs `plan` on `node`, living at most `--timeout` and a margin.
+fn probe_pod(
+    args: &RunArgs,
+    name: &str,
+    namespace: &str,
+    node: &str,
+    plan: &protocol::Plan,
+    enter: Option<node::EnterPod>,
+) -> NodeProbePod {
+    NodeProbePod {
+        name: name.to_string(),
+        namespace: namespace.to_string(),
+        node: node.to_string(),
+        image: args.image.clone(),
+        pull_policy: args.image_pull_policy.map(|p| p.as_str().to_string()),
+        plan_json: serde_json::to_string(plan).expect("a plan always serialises"),
+        active_deadline_secs: args.timeout.as_secs() as i64 + node::ACTIVE_DEADLINE_MARGIN_SECS,
+        enter,
+    }
 }
 
 /// A node view reads the node's half of the path too (the `node_path` check), beside
@@ -171,8 +183,8 @@ fn with_node_path(plan: &mut protocol::Plan) {
 fn probe_container(image: &str, probe_pod: &NodeProbePod, plan: protocol::Plan) -> ProbeContainer {
     ProbeContainer {
         name: PROBE_CONTAINER.to_string(),
-        // None: the probe is its pod's own container (see ProbeContainer::in_own_pod).
-        target_container: String::new(),
+        // The probe is its pod's own container (see ProbeContainer::in_own_pod).
+        target_container: None,
         image: image.to_string(),
         pull_policy: probe_pod.pull_policy.clone(),
         profile: profile::Profile::NetAdmin,

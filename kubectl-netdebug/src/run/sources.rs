@@ -182,7 +182,7 @@ fn prepare(
             source: source.clone(),
             container: ProbeContainer {
                 name: random_container_name(),
-                target_container: source.target_container.clone(),
+                target_container: Some(source.target_container.clone()),
                 image: args.image.clone(),
                 pull_policy: args.image_pull_policy.map(|p| p.as_str().to_string()),
                 profile: probe_profile,
