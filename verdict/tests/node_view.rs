@@ -245,6 +245,15 @@ fn a_remote_pod_routed_by_the_default_route_is_a_missing_pod_cidr_route() {
         "{}",
         f.cause
     );
+    // Regression: a dotted device's sysctl is spelled with a slash (`flannel.1` is
+    // `net.ipv4.conf.flannel/1.rp_filter`); the dot would name another key.
+    assert!(
+        f.next
+            .iter()
+            .any(|n| n.contains("net.ipv4.conf.all.rp_filter net.ipv4.conf.flannel/1.rp_filter")),
+        "{:?}",
+        f.next
+    );
     let v = evaluate(&inputs_with(
         vec![node_path(
             true,
@@ -351,7 +360,7 @@ fn rp_filter_drops_counted_on_the_node_are_named() {
     assert_eq!(f.severity, netdebug_verdict::Severity::Warning);
     assert!(
         f.cause
-            .starts_with("node node-1's reverse-path filter dropped 4 packet(s) during this run")
+            .starts_with("node node-1's reverse-path filter dropped 4 packets during this run")
             && f.cause.ends_with("with rp_filter strict (1 on flannel.1)"),
         "{}",
         f.cause

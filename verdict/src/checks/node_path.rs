@@ -6,7 +6,8 @@
 //! node's pod CIDR is missing); the node's conntrack table full.
 
 use protocol::{
-    Counter, LinkKind, LinksEvidence, NodePathEvidence, NodeRoute, Open, OverlayDevice,
+    ConfScope, Counter, LinkKind, LinksEvidence, NodePathEvidence, NodeRoute, Open, OverlayDevice,
+    Sysctl,
 };
 
 use super::conntrack::{CONNTRACK_FULL, CONNTRACK_NEAR_MAX};
@@ -15,6 +16,7 @@ use crate::model::{Layer, Mark, Origin, RuleCode, Severity};
 use crate::progress::Progress;
 use crate::report::Report;
 use crate::rules::dataplane::view_node;
+use crate::words;
 
 impl Progress for NodePathEvidence {
     fn progress(&self) -> (Mark, String) {
@@ -64,6 +66,8 @@ pub fn apply(f: &Facts, r: &mut Report) {
         return;
     };
     let node = view_node(f).unwrap_or("the node").to_string();
+    // The node's name for comparisons (None: not known), apart from the words above.
+    let node_name = view_node(f);
     for e in &n.errors {
         r.info(Layer::Network, format!("node {node}: {e}"));
     }
@@ -84,7 +88,7 @@ pub fn apply(f: &Facts, r: &mut Report) {
     counter_lines(n, &node, r);
     overlay_headroom(n, &node, r);
     pod_mtu_over_overlay(f, n, &node, r);
-    route_via_default(f, n, &node, r);
+    route_via_default(f, n, &node, node_name, r);
     rp_filter_drops(n, &node, r);
     conntrack_full(n, &node, r);
 }
@@ -149,7 +153,7 @@ fn counter_lines(n: &NodePathEvidence, node: &str, r: &mut Report) {
                 .map(|d| format!("{k} +{d}"))
         })
         .collect();
-    let over = format!("over {:.0} ms", c.interval_ms);
+    let over = format!("over {}", words::ms(c.interval_ms));
     r.info(
         Layer::Network,
         match moved.is_empty() {
@@ -181,9 +185,10 @@ fn rp_filter_drops(n: &NodePathEvidence, node: &str, r: &mut Report) {
         Severity::Warning,
         "rp_filter drops on the node",
         format!(
-            "node {node}'s reverse-path filter dropped {dropped} packet(s) during this run: a \
-             packet arrived on another device than the node's route back to its source, with \
-             rp_filter strict{}",
+            "node {node}'s reverse-path filter dropped {} during this run: a packet arrived \
+             on another device than the node's route back to its source, with rp_filter \
+             strict{}",
+            words::plural(dropped, "packet", "packets"),
             match strict.is_empty() {
                 true => String::new(),
                 false => format!(" (1 on {})", strict.join(", ")),
@@ -191,7 +196,8 @@ fn rp_filter_drops(n: &NodePathEvidence, node: &str, r: &mut Report) {
         ),
     )
     .line(format!(
-        "node {node}: TcpExt.IPReversePathFilter +{dropped} during the run"
+        "node {node}: {} +{dropped} during the run",
+        Counter::IpReversePathFilter
     ))
     .next(format!(
         "ip route get <source> iif <device>   # on node {node}, for the flow that fails: the \
@@ -325,7 +331,13 @@ fn pod_mtu_over_overlay(f: &Facts, n: &NodePathEvidence, node: &str, r: &mut Rep
 
 /// A pod on another node routed by the node's default route while pod traffic between nodes
 /// goes through an overlay: the node has no route for that node's pod CIDR.
-fn route_via_default(f: &Facts, n: &NodePathEvidence, node: &str, r: &mut Report) {
+fn route_via_default(
+    f: &Facts,
+    n: &NodePathEvidence,
+    node: &str,
+    node_name: Option<&str>,
+    r: &mut Report,
+) {
     if n.overlays.iter().all(|o| !o.up) {
         return;
     }
@@ -339,10 +351,20 @@ fn route_via_default(f: &Facts, n: &NodePathEvidence, node: &str, r: &mut Report
         }) else {
             continue;
         };
-        let Some(ep_node) = ep.node.as_deref().filter(|n| *n != node) else {
+        // Remote only when both nodes are known and differ.
+        let Some(ep_node) = ep
+            .node
+            .as_deref()
+            .filter(|ep_node| node_name.is_some_and(|me| me != *ep_node))
+        else {
             continue;
         };
-        let overlays: Vec<&str> = n.overlays.iter().map(|o| o.name.as_str()).collect();
+        let overlays: Vec<&str> = n
+            .overlays
+            .iter()
+            .filter(|o| o.up)
+            .map(|o| o.name.as_str())
+            .collect();
         r.finding(
             RuleCode::NodeRouteViaDefault,
             Layer::Network,
@@ -364,27 +386,36 @@ fn route_via_default(f: &Facts, n: &NodePathEvidence, node: &str, r: &mut Report
         )
         .line(route_words(node, route))
         .next(format!(
-            "ip route show | grep -e {} -e {}   # on node {node}; and the CNI agent's logs there",
-            overlays.first().copied().unwrap_or("vxlan"),
-            route.address
+            "ip route get {}; ip route show dev {}   # on node {node}; and the CNI agent's logs \
+             there",
+            route.address,
+            overlays.first().copied().unwrap_or("vxlan")
         ))
         .add();
-        if let Some(devs) = strict_overlays(n, &overlays) {
-            rp_filter_asymmetric(node, route, &devs, ep_node, r);
+        let strict = strict_overlays(n, &overlays);
+        if !strict.is_empty() {
+            rp_filter_asymmetric(node, route, &strict, ep_node, r);
         }
     }
 }
 
 /// The remote pod's replies come back through the overlay, but the node's route to it leaves
 /// by another device: a strict reverse-path check on the overlay drops them.
-fn rp_filter_asymmetric(node: &str, route: &NodeRoute, devs: &str, ep_node: &str, r: &mut Report) {
+fn rp_filter_asymmetric(
+    node: &str,
+    route: &NodeRoute,
+    devs: &[&str],
+    ep_node: &str,
+    r: &mut Report,
+) {
+    let names = devs.join(", ");
     r.finding(
         RuleCode::NodeRpFilterAsymmetric,
         Layer::Network,
         Severity::Failure,
         "rp_filter strict on an asymmetric path",
         format!(
-            "replies from {} (on node {ep_node}) reach node {node} through {devs}, where \
+            "replies from {} (on node {ep_node}) reach node {node} through {names}, where \
              rp_filter is strict (1), but the node's route back to {} leaves by {}: the \
              reverse-path check fails and drops them",
             route.address,
@@ -393,26 +424,25 @@ fn rp_filter_asymmetric(node: &str, route: &NodeRoute, devs: &str, ep_node: &str
         ),
     )
     .line(format!(
-        "node {node} rp_filter {devs} = 1; {}",
+        "node {node} rp_filter {names} = 1; {}",
         route_words(node, route)
     ))
     .next(format!(
-        "sysctl net.ipv4.conf.all.rp_filter net.ipv4.conf.{}.rp_filter   # on node {node}; \
-         loose (2) tolerates the asymmetry, the missing route is the cause",
-        devs.split(", ").next().unwrap_or("all")
+        "sysctl {} {}   # on node {node}; loose (2) tolerates the asymmetry, the missing route \
+         is the cause",
+        Sysctl::RpFilter(ConfScope::All).name(),
+        Sysctl::rp_filter_of(devs.first().copied().unwrap_or("all")).name()
     ))
     .add();
 }
 
-/// The overlays among `names` whose effective rp_filter is strict (1), comma-separated.
-fn strict_overlays(n: &NodePathEvidence, names: &[&str]) -> Option<String> {
-    let strict: Vec<&str> = n
-        .rp_filter
+/// The overlays among `names` whose effective rp_filter is strict (1).
+fn strict_overlays<'a>(n: &'a NodePathEvidence, names: &[&str]) -> Vec<&'a str> {
+    n.rp_filter
         .iter()
         .filter(|s| s.value == 1 && names.contains(&s.dev.as_str()))
         .map(|s| s.dev.as_str())
-        .collect();
-    (!strict.is_empty()).then(|| strict.join(", "))
+        .collect()
 }
 
 fn conntrack_full(n: &NodePathEvidence, node: &str, r: &mut Report) {
