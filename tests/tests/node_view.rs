@@ -225,6 +225,9 @@ fn rounds_from_the_pod_are_attributed_by_the_nodes_table() {
 /// route covers. The node_path check sends nothing; its routes are lookups.
 const REMOTE_POD: &str = "10.199.77.5";
 const UNROUTED_POD: &str = "10.199.88.5";
+/// The overlay device, named as flannel names its own: a dotted name, whose sysctl and /proc
+/// paths spell the dot as a slash (regression: the probe once read no rp_filter for it).
+const OVERLAY: &str = "flannel.1";
 
 /// The node with a VXLAN overlay on n1 (its default route's device) carrying 10.199.77.0/24.
 fn overlay_lab(tag: &str, overlay_mtu: Option<&str>) -> NodeLab {
@@ -232,14 +235,14 @@ fn overlay_lab(tag: &str, overlay_mtu: Option<&str>) -> NodeLab {
     match overlay_mtu {
         // Bound to n1, the kernel sizes it (and caps it) to n1's MTU less VXLAN's 50 bytes.
         None => lab.node.ip(&[
-            "link", "add", "vx0", "type", "vxlan", "id", "42", "dev", "n1", "dstport", "4789",
+            "link", "add", OVERLAY, "type", "vxlan", "id", "42", "dev", "n1", "dstport", "4789",
         ]),
         // Unbound (as some CNIs create it), nothing stops a size the underlay cannot carry.
         Some(mtu) => {
             lab.node.ip(&[
                 "link",
                 "add",
-                "vx0",
+                OVERLAY,
                 "type",
                 "vxlan",
                 "id",
@@ -249,11 +252,11 @@ fn overlay_lab(tag: &str, overlay_mtu: Option<&str>) -> NodeLab {
                 "local",
                 "10.199.6.1",
             ]);
-            lab.node.ip(&["link", "set", "vx0", "mtu", mtu])
+            lab.node.ip(&["link", "set", OVERLAY, "mtu", mtu])
         }
     };
-    lab.node.link_up("vx0");
-    lab.node.add_route("10.199.77.0/24 dev vx0");
+    lab.node.link_up(OVERLAY);
+    lab.node.add_route(&format!("10.199.77.0/24 dev {OVERLAY}"));
     lab.node.add_route(&format!("default via {ENDPOINT}"));
     lab
 }
@@ -272,9 +275,9 @@ fn the_nodes_overlay_routes_and_settings_are_read_in_the_nodes_namespace() {
     let run = lab.probe(node_path_plan());
     let n = run.one::<NodePathEvidence>().clone();
     assert_eq!(n.errors, Vec::<String>::new());
-    let link = &lab.node.ip_json(&["-d", "link", "show", "vx0"])[0];
+    let link = &lab.node.ip_json(&["-d", "link", "show", OVERLAY])[0];
     assert_eq!(n.overlays.len(), 1, "{n:?}");
-    assert_eq!(n.overlays[0].name, "vx0");
+    assert_eq!(n.overlays[0].name, OVERLAY);
     assert_eq!(
         n.overlays[0].kind.as_str(),
         link["linkinfo"]["info_kind"].as_str().unwrap()
@@ -303,12 +306,12 @@ fn the_nodes_overlay_routes_and_settings_are_read_in_the_nodes_namespace() {
     let vx0 = n
         .rp_filter
         .iter()
-        .find(|s| s.dev == "vx0")
-        .expect("vx0 rp_filter");
+        .find(|s| s.dev == OVERLAY)
+        .expect("the overlay's rp_filter");
     let sysctl = |k: &str| lab.node.sysctl(k).trim().parse::<u32>().unwrap();
     assert_eq!(
         vx0.value,
-        sysctl("net.ipv4.conf.all.rp_filter").max(sysctl("net.ipv4.conf.vx0.rp_filter"))
+        sysctl("net.ipv4.conf.all.rp_filter").max(sysctl("net.ipv4.conf.flannel/1.rp_filter"))
     );
     let ct = n.conntrack.clone().expect("the node's conntrack");
     assert!(ct.present, "nf_conntrack is loaded (the DNAT rule): {ct:?}");
@@ -333,10 +336,10 @@ fn the_nodes_overlay_routes_and_settings_are_read_in_the_nodes_namespace() {
     };
     // Read after the probe: the node forwarded nothing since (no traffic in this run).
     assert_eq!(forwarded.value, oracle, "{counters:?}");
-    // The pod's own links came from the pod's namespace: p0, not the node's vx0.
+    // The pod's own links came from the pod's namespace: p0, not the node's overlay.
     let links = run.one::<protocol::LinksEvidence>();
     assert!(links.links.iter().any(|l| l.name == "p0"));
-    assert!(!links.links.iter().any(|l| l.name == "vx0"));
+    assert!(!links.links.iter().any(|l| l.name == OVERLAY));
 
     // The pod's MTU (1500) is larger than the overlay's (1450) and the remote pod's route
     // crosses it: the overlay MTU trap, named with both devices.
@@ -348,7 +351,8 @@ fn the_nodes_overlay_routes_and_settings_are_read_in_the_nodes_namespace() {
         .unwrap_or_else(|| panic!("{v:#?}"));
     assert_eq!(f.severity, Severity::Failure, "{f:#?}");
     assert!(
-        f.cause.contains("p0 has MTU 1500") && f.cause.contains("vx0 (vxlan) carries 1450"),
+        f.cause.contains("p0 has MTU 1500")
+            && f.cause.contains(&format!("{OVERLAY} (vxlan) carries 1450")),
         "{}",
         f.cause
     );
@@ -366,9 +370,9 @@ fn an_overlay_as_large_as_its_underlay_is_the_mtu_trap() {
         .find(|f| f.rule == RuleCode::OverlayMtuExceedsUnderlay)
         .unwrap_or_else(|| panic!("{v:#?}"));
     assert!(
-        f.cause.contains(
-            "vx0 (vxlan) has MTU 1500 but its encapsulation adds 50 bytes on n1 (MTU 1500)"
-        ),
+        f.cause.contains(&format!(
+            "{OVERLAY} (vxlan) has MTU 1500 but its encapsulation adds 50 bytes on n1 (MTU 1500)"
+        )),
         "{}",
         f.cause
     );

@@ -141,8 +141,11 @@ pub struct Limits {
 pub struct Captured {
     pub packets: u64,
     pub bytes: u64,
-    pub kernel_received: u64,
+    /// The kernel's count of the packets that passed the filter (None: its statistics could
+    /// not be read, `kernel_error` says why).
+    pub kernel_received: Option<u64>,
     pub kernel_drops: u64,
+    pub kernel_error: Option<String>,
     pub stopped_by: CaptureStop,
     pub summary: Summary,
 }
@@ -250,7 +253,7 @@ pub fn run(
     }
     drop(ring);
     drop(socket);
-    Ok(rec.finish(kernel.received, kernel.drops, stopped_by))
+    Ok(rec.finish(kernel, stopped_by))
 }
 
 /// The kernel's count of the packets that passed the filter, summed over reads: reading
@@ -259,15 +262,15 @@ pub fn run(
 struct KernelCount {
     received: u64,
     drops: u64,
-    /// A read failed: the count is incomplete and cannot say that nothing is pending.
-    failed: bool,
+    /// Why a read failed: the count is incomplete, and cannot say that nothing is pending.
+    failed: Option<String>,
 }
 
 impl KernelCount {
     fn read(&mut self, socket: &PacketSocket) {
         match socket.statistics() {
             Ok((received, drops)) => self.add(received, drops),
-            Err(_) => self.failed = true,
+            Err(e) => self.failed = Some(format!("the kernel's packet statistics: {e}")),
         }
     }
 
@@ -278,7 +281,7 @@ impl KernelCount {
 
     /// Whether every packet the kernel put in the ring has been read (`read` of them).
     fn all_read(&self, read: u64) -> bool {
-        !self.failed && read >= self.received.saturating_sub(self.drops)
+        self.failed.is_none() && read >= self.received.saturating_sub(self.drops)
     }
 }
 
@@ -338,15 +341,17 @@ impl Recorder {
         self.chunk_index += 1;
     }
 
-    fn finish(mut self, received: u64, drops: u64, stopped_by: CaptureStop) -> Captured {
+    fn finish(mut self, kernel: KernelCount, stopped_by: CaptureStop) -> Captured {
         if let Some(chunk) = self.stream.take().and_then(pcap::PcapStream::finish) {
             self.emit_chunk(chunk);
         }
         Captured {
             packets: self.packets,
             bytes: self.bytes,
-            kernel_received: received,
-            kernel_drops: drops,
+            // A partial sum is no count: unknown rather than too small.
+            kernel_received: kernel.failed.is_none().then_some(kernel.received),
+            kernel_drops: kernel.drops,
+            kernel_error: kernel.failed,
             stopped_by,
             summary: self.table.summary(),
         }
@@ -372,7 +377,7 @@ mod stop_tests {
     fn a_failed_read_never_says_nothing_is_pending() {
         let mut k = KernelCount::default();
         k.add(3, 0);
-        k.failed = true;
+        k.failed = Some("EBADF".into());
         assert!(!k.all_read(3));
     }
 

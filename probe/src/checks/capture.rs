@@ -130,6 +130,7 @@ async fn capture(ctx: &Arc<Ctx>) -> Outcome {
             captured.kernel_drops
         ));
     }
+    notes.extend(captured.kernel_error);
     let mut summary_notes = captured.summary.notes;
     notes.append(&mut summary_notes);
     ctx.emit(Evidence::CaptureSummary(CaptureSummary {
@@ -143,7 +144,7 @@ async fn capture(ctx: &Arc<Ctx>) -> Outcome {
         tcp_flows: captured.summary.tcp_flows,
         icmp_errors: captured.summary.icmp_errors,
         dns: captured.summary.dns,
-        kernel_received: Some(captured.kernel_received),
+        kernel_received: captured.kernel_received,
         notes,
     }));
     Outcome::Completed

@@ -8,22 +8,26 @@
 //! netlink sockets and /proc/sys/net reads both answer for the namespace of the thread that
 //! makes them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use nix::sched::{setns, CloneFlags};
 use protocol::{
-    DeviceSetting, Evidence, LinkKind, NodeDevice, NodePathEvidence, NodeRoute, Open, OverlayDevice,
+    ConfScope, DeviceSetting, Evidence, LinkKind, NodeDevice, NodePathEvidence, NodeRoute, Open,
+    OverlayDevice, RouteOutcome, Sysctl,
 };
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAttribute, RouteMessage};
+use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::IpVersion;
 
-use super::Outcome;
+use super::route_refusal::table_route;
+use super::{route, Outcome};
 use crate::context::Ctx;
-use crate::netlink::{route_address, Rtnl};
+use crate::netlink::{NetlinkError, Rtnl};
+use crate::policy_walk::{RouteKind, TableRoute};
 
 /// Kinds that encapsulate pod traffic between nodes.
 const OVERLAY_KINDS: &[LinkKind] = &[
@@ -38,7 +42,7 @@ const OVERLAY_KINDS: &[LinkKind] = &[
 ];
 
 pub async fn run(ctx: Arc<Ctx>) -> Outcome {
-    let Some(node) = ctx.node_netns.as_ref() else {
+    let Some(netns) = ctx.node_netns.as_ref() else {
         if ctx.node_conntrack.is_some() {
             return Outcome::Failed(
                 "the node's network namespace file (/proc/thread-self/ns/net) could not be \
@@ -53,10 +57,14 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
             missing_capability: None,
         };
     };
-    let netns = match node.try_clone() {
-        Ok(f) => f,
-        Err(e) => return Outcome::Failed(format!("the node's namespace file: {e}")),
-    };
+    // The node's counters first, as the traffic checks start beside this observer: the
+    // interval then holds the run's own traffic (the rp_filter drops among it).
+    let start = on_node(&ctx, netns, || {
+        super::counters::sample_at(super::counters::THREAD_NET)
+    })
+    .await;
+    let t0 = std::time::Instant::now();
+    let mut errors = Vec::new();
     // The addresses the pod would use (its resolver), each looked up in the node's table. A
     // ClusterIP is translated before the node routes it (its DNAT is the node_nat evidence),
     // so its own route says nothing about the path.
@@ -67,8 +75,9 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
         .iter()
         .filter(|t| t.role != protocol::TargetRole::ClusterIp)
     {
-        if let Ok(ips) = ctx.resolve_target(t).await {
-            targets.extend(ips.into_iter().map(|ip| (t.label.clone(), ip)));
+        match ctx.resolve_target(t).await {
+            Ok(ips) => targets.extend(ips.into_iter().map(|ip| (t.label.clone(), ip))),
+            Err(why) => errors.push(format!("target `{}`: no node route lookup: {why}", t.label)),
         }
     }
     // The way back: the node's route to the pod itself (its veth or bridge), whose device's
@@ -76,9 +85,11 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
     if let Some(pod) = ctx.node_pod_ip {
         targets.push((protocol::RETURN_PATH_TARGET.to_string(), pod));
     }
-    let t0 = std::time::Instant::now();
-    let first = on_node(&ctx, &netns, move || {
-        let mut evidence = empty();
+    let read = on_node(&ctx, netns, move || {
+        let mut evidence = NodePathEvidence {
+            errors,
+            ..NodePathEvidence::default()
+        };
         match tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
@@ -88,12 +99,11 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
             Err(e) => evidence.errors.push(format!("node-side runtime: {e}")),
         }
         evidence.conntrack = Some(super::conntrack::read(super::conntrack::THREAD_STAT));
-        let counters = super::counters::sample_at(super::counters::THREAD_NET);
-        (evidence, counters)
+        evidence
     })
     .await;
-    let (mut evidence, start) = match first {
-        Ok(read) => read,
+    let mut evidence = match read {
+        Ok(evidence) => evidence,
         Err(e) => return Outcome::Failed(e),
     };
     // The node's counters again once the traffic checks are done (never so late that the
@@ -103,18 +113,18 @@ pub async fn run(ctx: Arc<Ctx>) -> Outcome {
         ctx.wait_traffic_done(),
     )
     .await;
-    let end = on_node(&ctx, &netns, || {
+    let end = on_node(&ctx, netns, || {
         super::counters::sample_at(super::counters::THREAD_NET)
     })
     .await;
     match (start, end) {
-        (Ok(start), Ok(Ok(end))) => {
+        (Ok(Ok(start)), Ok(Ok(end))) => {
             evidence.counters = Some(protocol::CountersEvidence {
-                interval_ms: (t0.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0,
+                interval_ms: super::pacing::ms(t0.elapsed()),
                 counters: super::counters::deltas(&start, &end),
             });
         }
-        (Err(e), _) | (_, Ok(Err(e))) | (_, Err(e)) => {
+        (Err(e) | Ok(Err(e)), _) | (_, Err(e) | Ok(Err(e))) => {
             evidence.errors.push(format!("node counters: {e}"))
         }
     }
@@ -165,18 +175,6 @@ async fn on_node<T: Send + 'static>(
     }
 }
 
-fn empty() -> NodePathEvidence {
-    NodePathEvidence {
-        overlays: Vec::new(),
-        underlay: None,
-        routes: Vec::new(),
-        rp_filter: Vec::new(),
-        conntrack: None,
-        counters: None,
-        errors: Vec::new(),
-    }
-}
-
 /// A link as this check needs it.
 struct Dev {
     name: String,
@@ -193,18 +191,15 @@ async fn collect(evidence: &mut NodePathEvidence, targets: &[(String, IpAddr)]) 
             return;
         }
     };
-    let devs: HashMap<u32, Dev> = match rtnl.links().await {
+    let devs: BTreeMap<u32, Dev> = match rtnl.links().await {
         Ok(links) => links.iter().map(|l| (l.header.index, dev(l))).collect(),
         Err(e) => {
             evidence.errors.push(format!("links: {e}"));
-            HashMap::new()
+            BTreeMap::new()
         }
     };
-    let mut indexes: Vec<&u32> = devs.keys().collect();
-    indexes.sort();
-    evidence.overlays = indexes
-        .iter()
-        .filter_map(|i| devs.get(i))
+    evidence.overlays = devs
+        .values()
         .filter(|d| d.kind.as_ref().is_some_and(|k| k.is_any(OVERLAY_KINDS)))
         .map(|d| OverlayDevice {
             name: d.name.clone(),
@@ -213,24 +208,25 @@ async fn collect(evidence: &mut NodePathEvidence, targets: &[(String, IpAddr)]) 
             up: d.up,
         })
         .collect();
-    let main_routes = match rtnl.routes(IpVersion::V4).await {
-        Ok(mut v4) => {
-            if let Ok(v6) = rtnl.routes(IpVersion::V6).await {
-                v4.extend(v6);
-            }
-            v4.retain(|r| table_of(r) == MAIN_TABLE);
-            v4
-        }
+    let mut dumped = match rtnl.routes(IpVersion::V4).await {
+        Ok(v4) => v4,
         Err(e) => {
             evidence.errors.push(format!("routes: {e}"));
             Vec::new()
         }
     };
-    evidence.underlay = main_routes
+    // A kernel without IPv6 has no v6 routes to show.
+    if let Ok(v6) = rtnl.routes(IpVersion::V6).await {
+        dumped.extend(v6);
+    }
+    let tables: Vec<TableRoute> = dumped.iter().filter_map(table_route).collect();
+    evidence.underlay = dumped
         .iter()
+        .filter(|r| r.header.address_family == AddressFamily::Inet)
         .find(|r| {
-            r.header.destination_prefix_length == 0
-                && r.header.address_family == rtnetlink::packet_route::AddressFamily::Inet
+            table_route(r).is_some_and(|t| {
+                t.table == MAIN_TABLE && t.destination.len == 0 && t.kind == RouteKind::Usable
+            })
         })
         .and_then(oif)
         .and_then(|i| devs.get(&i))
@@ -238,30 +234,40 @@ async fn collect(evidence: &mut NodePathEvidence, targets: &[(String, IpAddr)]) 
             name: d.name.clone(),
             mtu: d.mtu,
         });
+    // The route check's own reading of each answer: IPv6 answers "no route" with a route of
+    // an unreachable type, not an error.
+    let names: HashMap<u32, String> = devs.iter().map(|(i, d)| (*i, d.name.clone())).collect();
     for (label, address) in targets {
-        let route = match rtnl.route_get(*address).await {
-            Ok(answer) => {
-                let dev = oif(&answer).and_then(|i| devs.get(&i));
-                NodeRoute {
-                    target: label.clone(),
-                    address: *address,
-                    dev: dev.map(|d| d.name.clone()),
-                    dev_kind: dev.and_then(|d| d.kind.clone()),
-                    gateway: gateway(&answer),
-                    via_default: longest_prefix(&main_routes, *address) == Some(0),
-                    error: None,
-                }
-            }
-            Err(e) => NodeRoute {
-                target: label.clone(),
-                address: *address,
-                dev: None,
-                dev_kind: None,
-                gateway: None,
-                via_default: false,
-                error: Some(e.to_string()),
+        let outcome = match rtnl.route_get(*address).await {
+            Ok(answer) => route::outcome_of(&answer, *address, &names, &[]),
+            Err(NetlinkError::Kernel { errno, .. }) => route::no_route_for_errno(errno),
+            Err(e) => RouteOutcome::NoRoute {
+                reason: Open::Unknown("lookup failed".into()),
+                message: e.to_string(),
+                matched: None,
             },
         };
+        let mut route = NodeRoute {
+            target: label.clone(),
+            address: *address,
+            dev: None,
+            dev_kind: None,
+            gateway: None,
+            via_default: false,
+            error: None,
+        };
+        match outcome {
+            RouteOutcome::Found(info) => {
+                route.dev_kind = devs
+                    .values()
+                    .find(|d| Some(&d.name) == info.dev.as_ref())
+                    .and_then(|d| d.kind.clone());
+                route.dev = info.dev;
+                route.gateway = info.gateway;
+                route.via_default = covering_prefix_len(&tables, info.table, *address) == Some(0);
+            }
+            RouteOutcome::NoRoute { message, .. } => route.error = Some(message),
+        }
         evidence.routes.push(route);
     }
     // rp_filter where it matters: each device a route leaves by, and each overlay.
@@ -273,32 +279,27 @@ async fn collect(evidence: &mut NodePathEvidence, targets: &[(String, IpAddr)]) 
         .collect();
     names.sort();
     names.dedup();
-    let all = read_rp_filter("all");
-    evidence.rp_filter = names
-        .into_iter()
-        .filter_map(|dev| {
-            let own = read_rp_filter(&dev)?;
-            Some(DeviceSetting {
-                value: own.max(all.unwrap_or(0)),
+    // The effective value is the larger of `all` and the device's own.
+    let all = match read_setting(&Sysctl::RpFilter(ConfScope::All)) {
+        Ok(v) => v,
+        Err(e) => {
+            evidence.errors.push(e);
+            0
+        }
+    };
+    for dev in names {
+        match read_setting(&Sysctl::rp_filter_of(&dev)) {
+            Ok(own) => evidence.rp_filter.push(DeviceSetting {
+                value: own.max(all),
                 dev,
-            })
-        })
-        .collect();
+            }),
+            Err(e) => evidence.errors.push(e),
+        }
+    }
 }
 
 /// `main` (RT_TABLE_MAIN): where the CNI's pod routes and the default route live.
 const MAIN_TABLE: u32 = 254;
-
-/// A route's table: RTA_TABLE when present (ids above 255), else the header's.
-fn table_of(r: &RouteMessage) -> u32 {
-    r.attributes
-        .iter()
-        .find_map(|a| match a {
-            RouteAttribute::Table(t) => Some(*t),
-            _ => None,
-        })
-        .unwrap_or(u32::from(r.header.table))
-}
 
 fn oif(r: &RouteMessage) -> Option<u32> {
     r.attributes.iter().find_map(|a| match a {
@@ -307,56 +308,15 @@ fn oif(r: &RouteMessage) -> Option<u32> {
     })
 }
 
-fn gateway(r: &RouteMessage) -> Option<IpAddr> {
-    r.attributes.iter().find_map(|a| match a {
-        RouteAttribute::Gateway(g) => route_address(g),
-        _ => None,
-    })
-}
-
-/// The prefix length of the main table's most specific route covering `address` (0: only
-/// the default route does).
-fn longest_prefix(routes: &[RouteMessage], address: IpAddr) -> Option<u8> {
+/// The prefix length of the most specific usable route in `table` covering `address` (0:
+/// only the default route does): the table the kernel's answer came from.
+fn covering_prefix_len(routes: &[TableRoute], table: u32, address: IpAddr) -> Option<u8> {
     routes
         .iter()
-        .filter_map(|r| {
-            let len = r.header.destination_prefix_length;
-            let dst = r.attributes.iter().find_map(|a| match a {
-                RouteAttribute::Destination(d) => route_address(d),
-                _ => None,
-            });
-            let covers = match (dst, address) {
-                (None, IpAddr::V4(_)) => {
-                    len == 0
-                        && r.header.address_family == rtnetlink::packet_route::AddressFamily::Inet
-                }
-                (None, IpAddr::V6(_)) => {
-                    len == 0
-                        && r.header.address_family == rtnetlink::packet_route::AddressFamily::Inet6
-                }
-                (Some(net), _) => in_prefix(net, len, address),
-            };
-            covers.then_some(len)
-        })
+        .filter(|r| r.table == table && r.kind == RouteKind::Usable)
+        .filter(|r| r.destination.contains(address))
+        .map(|r| r.destination.len)
         .max()
-}
-
-fn in_prefix(net: IpAddr, len: u8, address: IpAddr) -> bool {
-    match (net, address) {
-        (IpAddr::V4(n), IpAddr::V4(a)) => {
-            let mask = u32::MAX
-                .checked_shl(32 - u32::from(len.min(32)))
-                .unwrap_or(0);
-            u32::from(n) & mask == u32::from(a) & mask
-        }
-        (IpAddr::V6(n), IpAddr::V6(a)) => {
-            let mask = u128::MAX
-                .checked_shl(128 - u32::from(len.min(128)))
-                .unwrap_or(0);
-            u128::from(n) & mask == u128::from(a) & mask
-        }
-        _ => false,
-    }
 }
 
 fn dev(l: &LinkMessage) -> Dev {
@@ -383,26 +343,72 @@ fn dev(l: &LinkMessage) -> Dev {
     d
 }
 
-/// rp_filter of one device (or `all`), read in this thread's namespace.
-fn read_rp_filter(dev: &str) -> Option<u32> {
-    let path = format!(
-        "/proc/sys/net/ipv4/conf/{}/rp_filter",
-        dev.replace('.', "/")
-    );
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+/// One numeric setting, read in this thread's namespace (its /proc path spells a dotted
+/// device name's dot as it must).
+fn read_setting(setting: &Sysctl) -> Result<u32, String> {
+    let path = setting.proc_path();
+    std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {path}: {e}"))?
+        .trim()
+        .parse()
+        .map_err(|e| format!("{path}: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy_walk::Prefix;
+
+    fn route(table: u32, address: &str, len: u8) -> TableRoute {
+        TableRoute {
+            table,
+            destination: Prefix {
+                address: address.parse().unwrap(),
+                len,
+            },
+            kind: RouteKind::Usable,
+            tos: 0,
+            metric: 0,
+            dead: false,
+        }
+    }
 
     #[test]
-    fn prefixes_cover_what_they_should() {
+    fn the_most_specific_route_of_the_answering_table_covers() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert!(in_prefix(ip("10.244.1.0"), 24, ip("10.244.1.7")));
-        assert!(!in_prefix(ip("10.244.1.0"), 24, ip("10.244.2.7")));
-        assert!(in_prefix(ip("0.0.0.0"), 0, ip("10.244.2.7")));
-        assert!(in_prefix(ip("fd00:244::"), 64, ip("fd00:244::7")));
-        assert!(!in_prefix(ip("10.0.0.0"), 8, ip("fd00::1")));
+        let routes = [
+            route(MAIN_TABLE, "10.244.1.0", 24),
+            route(MAIN_TABLE, "0.0.0.0", 0),
+            route(100, "10.244.2.0", 24),
+            route(MAIN_TABLE, "fd00:244::", 64),
+        ];
+        assert_eq!(
+            covering_prefix_len(&routes, MAIN_TABLE, ip("10.244.1.7")),
+            Some(24)
+        );
+        // Only the default route of main covers it; the /24 is another table's.
+        assert_eq!(
+            covering_prefix_len(&routes, MAIN_TABLE, ip("10.244.2.7")),
+            Some(0)
+        );
+        assert_eq!(
+            covering_prefix_len(&routes, 100, ip("10.244.2.7")),
+            Some(24)
+        );
+        assert_eq!(
+            covering_prefix_len(&routes, MAIN_TABLE, ip("fd00:244::7")),
+            Some(64)
+        );
+        // No IPv4 route covers an IPv6 address, and main has no IPv6 default.
+        assert_eq!(
+            covering_prefix_len(&routes, MAIN_TABLE, ip("fd00::1")),
+            None
+        );
+        let mut blackhole = route(MAIN_TABLE, "10.244.9.0", 24);
+        blackhole.kind = RouteKind::Blackhole;
+        assert_eq!(
+            covering_prefix_len(&[blackhole], MAIN_TABLE, ip("10.244.9.1")),
+            None
+        );
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ConntrackEvidence, CountersEvidence, LinkKind, Open};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodePathEvidence {
     /// Devices of an encapsulating kind (vxlan, geneve, ipip, sit, gre, gretap, ip6tnl,
     /// wireguard), in interface order.
