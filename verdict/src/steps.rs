@@ -1,7 +1,7 @@
 //! Next steps that ask for a check needing a privilege: one the user can run. When the run's
 //! profile did not grant the privilege (a namespace enforcing Pod Security `restricted`
 //! forbids NET_RAW), suggesting the same flag again in the same place is a dead end; the step
-//! says why and gives what works instead (the same capture from the node, as root).
+//! says why and gives what works instead (the same capture from the pod's node: --via-node).
 
 use std::net::SocketAddr;
 

@@ -315,6 +315,20 @@ fn the_nodes_conntrack_fill_is_judged_and_named() {
         !v.rules_fired.contains(&RuleCode::NodeConntrackFull),
         "{v:#?}"
     );
+    // From node/NAME the conntrack check judges that same table: not judged twice.
+    let mut own = inputs_with(vec![node_path(true, vec![], Some((1000, 1000)))], kube());
+    own.title.origin = Some(netdebug_verdict::Origin::Node {
+        name: "node-1".into(),
+        namespace: "default".into(),
+        pod_namespace: "default".into(),
+    });
+    let judged_once = evaluate(&own);
+    assert!(
+        !judged_once
+            .rules_fired
+            .contains(&RuleCode::NodeConntrackFull),
+        "{judged_once:#?}"
+    );
     assert!(
         v.evidence.iter().any(|l| l.text
             == "node node-1 conntrack 500/1000 (50%); insert_failed 3, drop 0, early_drop 0 \
@@ -377,4 +391,26 @@ fn rp_filter_drops_counted_on_the_node_are_named() {
                 == "node node-1 counters over 120 ms: no drops, discards or rp_filter drops"),
         "{v:#?}"
     );
+}
+
+/// The node's half is said unchecked only where a node view could add it: from a pod
+/// (`--via-node`). Not from a local namespace, nor when the client did not say where it ran.
+#[test]
+fn the_nodes_half_is_said_unchecked_only_for_a_pod() {
+    let listed = |origin: Option<netdebug_verdict::Origin>| {
+        let mut inputs = inputs_with(vec![], kube());
+        inputs.title.origin = origin;
+        evaluate(&inputs)
+            .unchecked
+            .iter()
+            .any(|u| u.check == "node_path" && u.reason.contains("--via-node"))
+    };
+    assert!(listed(Some(netdebug_verdict::Origin::Pod {
+        namespace: "shop".into(),
+        name: "web-0".into(),
+    })));
+    assert!(!listed(Some(netdebug_verdict::Origin::LocalNetns {
+        name: "blue".into(),
+    })));
+    assert!(!listed(None));
 }

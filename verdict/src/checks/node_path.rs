@@ -85,12 +85,19 @@ pub fn apply(f: &Facts, r: &mut Report) {
             format!("node {node} rp_filter (effective): {}", rp.join(", ")),
         );
     }
-    counter_lines(n, &node, r);
+    // From node/NAME the probe's own counters and conntrack checks already read the node's
+    // namespace: the same table judged twice would be two findings for one cause.
+    let own_namespace = matches!(f.origin, Some(Origin::Node { .. }));
+    if !own_namespace {
+        counter_lines(n, &node, r);
+    }
     overlay_headroom(n, &node, r);
     pod_mtu_over_overlay(f, n, &node, r);
     route_via_default(f, n, &node, node_name, r);
     rp_filter_drops(n, &node, r);
-    conntrack_full(n, &node, r);
+    if !own_namespace {
+        conntrack_full(n, &node, r);
+    }
 }
 
 fn route_words(node: &str, route: &NodeRoute) -> String {

@@ -4,7 +4,7 @@
 use protocol::{CheckFinished, CheckKind, CheckStatus};
 
 use crate::facts::Facts;
-use crate::model::{Inputs, Layer, RuleCode, Severity, StreamEnd, Unchecked};
+use crate::model::{Inputs, Layer, Origin, RuleCode, Severity, StreamEnd, Unchecked};
 use crate::report::Report;
 use crate::words::ms;
 
@@ -89,8 +89,9 @@ pub fn check_failures(f: &Facts, r: &mut Report) -> Vec<Unchecked> {
     }
     // Optional checks (not run unless asked for) that were not part of this run at all.
     for kind in CheckKind::ALL.iter().copied().filter(|k| !k.info().default) {
-        // Without Kubernetes there is no node view to run it from: nothing to point at.
-        if kind == CheckKind::NodePath && f.is_local() {
+        // Only a pod has a node view to run it from (`--via-node`): anywhere else (a node view
+        // runs it always, a local run has no node) there is nothing to point at.
+        if kind == CheckKind::NodePath && !matches!(f.origin, Some(Origin::Pod { .. })) {
             continue;
         }
         // Its evidence says it ran, even without its start and finish events.
