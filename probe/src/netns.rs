@@ -76,8 +76,9 @@ pub enum NetnsError {
 }
 
 /// Move the calling thread into the namespace. Must run before any other thread exists.
-/// Returns, for a pod entered from its node, the root of one of its application containers
-/// (where the pod's resolv.conf is: see [`pod_netns::Found::files_root`]).
+/// Returns, for a pod entered from its node, the root its resolv.conf and hosts file are read
+/// under: one of its application containers (see [`pod_netns::Found::files_root`]), else
+/// the sandbox's, where reading them fails visibly.
 pub fn enter(target: &NetnsTarget) -> Result<Option<PathBuf>, NetnsError> {
     if let NetnsTarget::Pod { uid, ip } = target {
         return enter_pod(Path::new("/proc"), uid, *ip);
@@ -107,7 +108,13 @@ fn enter_pod(proc_root: &Path, uid: &str, ip: IpAddr) -> Result<Option<PathBuf>,
         };
         match file.metadata() {
             Ok(m) if m.ino() == found.inode => {
-                return setns_file(&file, &what).map(|()| found.files_root)
+                // No application container with a resolv.conf: the pod's files are read
+                // where they are not (the sandbox's root), so the DNS evidence says it could
+                // not read them, rather than the probe silently using the node's.
+                let root = found
+                    .files_root
+                    .unwrap_or_else(|| proc_root.join(found.pid.to_string()).join("root"));
+                return setns_file(&file, &what).map(|()| Some(root));
             }
             _ if attempts < 3 => continue,
             _ => {

@@ -45,7 +45,12 @@ impl Pod {
     /// bind-mounts /etc/netns/NAME/resolv.conf over it in the process's own mount namespace,
     /// as the kubelet mounts the pod's into each container.
     fn with_files(if_name: &str, containers: usize, resolv_conf: Option<&str>) -> Pod {
-        require_tools(&["ip", "sleep"]);
+        Pod::running(if_name, containers, resolv_conf, &["sleep", "30"])
+    }
+
+    /// The same with each "container" running `argv`.
+    fn running(if_name: &str, containers: usize, resolv_conf: Option<&str>, argv: &[&str]) -> Pod {
+        require_tools(&["ip", argv[0]]);
         let ns = Netns::new("pod");
         let etc = std::path::PathBuf::from("/etc/netns").join(ns.name());
         if let Some(text) = resolv_conf {
@@ -65,7 +70,7 @@ impl Pod {
         let cgroup = PodCgroup::new(&pod_uid(), "besteffort");
         let mut pids: Vec<u32> = (0..containers)
             .map(|_| {
-                let p = ns.spawn(&["sleep", "30"]);
+                let p = ns.spawn(argv);
                 wait_until_in(p.pid, &ns);
                 cgroup.add(p.pid);
                 p.pid
@@ -260,6 +265,49 @@ fn the_pods_own_resolv_conf_is_read_not_the_nodes() {
         ["shop.svc.cluster.local", "svc.cluster.local"]
     );
     assert_eq!(config.ndots, 5);
+}
+
+/// Regression: a pod none of whose processes has a resolv.conf (only its sandbox left, say)
+/// was resolved with the probe pod's own, the node's, as if it were the pod's. Now the DNS
+/// evidence says the pod's could not be read. The "container" mounts an empty /etc in a
+/// mount namespace of its own.
+#[test]
+fn a_pod_without_a_resolv_conf_is_said_so_not_given_the_nodes() {
+    let pod = Pod::running(
+        "eth0",
+        1,
+        None,
+        &[
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "mount -t tmpfs none /etc && exec sleep 30",
+        ],
+    );
+    let pid = pod.pids[0];
+    let path = format!("/proc/{pid}/root/etc/resolv.conf");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::path::Path::new(&path).exists() {
+        assert!(Instant::now() < deadline, "{path} still there after 5 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let plan = json_plan(json!({"v": 1, "checks": ["dns"], "deadline_ms": 4000}));
+    let run = run_probe_args(&["--pod-uid", pod.uid(), "--pod-ip", POD_IP], &plan);
+    run.assert_ok();
+    let config = run.one::<protocol::DnsConfigEvidence>();
+    assert_eq!(config.path, path);
+    assert!(
+        config
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with(&format!("cannot read {path}"))),
+        "{config:?}"
+    );
+    // No file, so no nameserver of the node's: glibc's default, said as one.
+    assert!(config.nameservers_defaulted, "{config:?}");
 }
 
 #[test]
